@@ -1,0 +1,52 @@
+# The two commands every user needs: `make demo` and `make test`.
+# Everything the project needs is installed by these targets; nothing is written outside
+# the repository except system packages (the pip cache lives under var/ too).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+export PIP_CACHE_DIR ?= $(CURDIR)/var/cache/pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: demo test test-fast lock clean distclean db-stop
+
+demo: $(INSTALLED)
+	$(BIN)/touchpoint demo
+
+test: $(INSTALLED)
+	$(BIN)/pytest
+
+# Unit and integration tests without the slow end-to-end runs.
+test-fast: $(INSTALLED)
+	$(BIN)/pytest -m "not slow"
+
+$(INSTALLED): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
+	  echo "python3 venv support missing: installing Debian's python3-venv"; \
+	  apt-get update -qq && apt-get install -y -qq python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip==25.3" "setuptools==80.9.0"
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+# Re-resolve the pinned set after changing pyproject.toml dependencies.
+lock:
+	rm -rf var/lock-venv && $(PYTHON) -m venv var/lock-venv
+	var/lock-venv/bin/pip install --quiet ".[dev]"
+	{ echo "# Exact versions tested together (pip freeze of a resolved install). Regenerate with \`make lock\`."; \
+	  var/lock-venv/bin/pip freeze --exclude touchpoint; } > requirements.lock
+	rm -rf var/lock-venv
+
+db-stop:
+	-$(BIN)/touchpoint db stop
+	-$(BIN)/touchpoint mail stop
+
+clean: db-stop
+	rm -rf var/airflow var/mail var/landing var/sim var/dbt var/log var/run
+
+distclean: db-stop
+	rm -rf $(VENV) var

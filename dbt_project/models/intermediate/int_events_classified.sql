@@ -1,0 +1,119 @@
+{#- Every source event in one shape, classified through the touchpoint_taxonomy seed.
+    Events no taxonomy row matches keep a null touchpoint and are reported by the
+    `assert_every_event_is_classified` warning test instead of being dropped silently. -#}
+with taxonomy as (
+    select * from {{ ref('touchpoint_taxonomy') }}
+),
+
+identifiers as (
+    select * from {{ ref('int_identifiers_mapped') }}
+),
+
+segment_events as (
+    select * from {{ ref('stg_segment__events') }}
+),
+
+email_events as (
+    select * from {{ ref('stg_sendgrid__events') }}
+),
+
+contacts as (
+    select * from {{ ref('stg_hubspot__contacts') }}
+),
+
+web as (
+    select
+        'web' as source,
+        e.message_id as source_event_id,
+        e.event_type,
+        case
+            when e.utm_medium in ('cpc', 'ppc', 'display', 'paid_social') then 'paid'
+            when coalesce(e.page_path, '/') = '/' then 'home'
+            else split_part(e.page_path, '/', 2)
+        end as event_detail,
+        e.occurred_at,
+        coalesce(by_user.customer_key, by_device.customer_key) as customer_key
+    from segment_events as e
+    left join identifiers as by_user
+        on by_user.identifier_type = 'segment_user' and by_user.identifier = e.user_id
+    left join identifiers as by_device
+        on by_device.identifier_type = 'segment_anonymous' and by_device.identifier = e.anonymous_id
+    where e.event_type = 'page'
+),
+
+email as (
+    select
+        'email' as source,
+        e.email_event_id as source_event_id,
+        e.event_type,
+        coalesce(e.category, 'uncategorised') as event_detail,
+        e.occurred_at,
+        i.customer_key
+    from email_events as e
+    left join identifiers as i
+        on i.identifier_type = 'email' and i.identifier = e.email
+),
+
+crm as (
+    select
+        'crm' as source,
+        c.contact_id as source_event_id,
+        'contact_created' as event_type,
+        coalesce(lower(c.original_source), 'unknown') as event_detail,
+        c.created_at as occurred_at,
+        i.customer_key
+    from contacts as c
+    left join identifiers as i
+        on i.identifier_type = 'hubspot_contact' and i.identifier = c.contact_id
+),
+
+events as (
+    select * from web
+    union all
+    select * from email
+    union all
+    select * from crm
+),
+
+classified as (
+    select
+        events.*,
+        match.touchpoint,
+        match.channel,
+        match.interaction,
+        match.direction,
+        match.journey_stage,
+        coalesce(match.is_touchpoint, false) as is_touchpoint,
+        match.touchpoint is null as is_unmapped
+    from events
+    left join lateral (
+        select t.*
+        from taxonomy as t
+        where t.source = events.source
+          and t.event_type = events.event_type
+          and t.event_detail in (events.event_detail, '*')
+        order by (t.event_detail = '*')
+        limit 1
+    ) as match on true
+),
+
+final as (
+    select
+        md5(source || ':' || source_event_id) as event_key,
+        source,
+        source_event_id,
+        event_type,
+        event_detail,
+        occurred_at,
+        customer_key,
+        touchpoint,
+        channel,
+        interaction,
+        direction,
+        journey_stage,
+        is_touchpoint,
+        is_unmapped
+    from classified
+)
+
+select * from final

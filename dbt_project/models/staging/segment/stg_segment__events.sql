@@ -1,0 +1,24 @@
+with source as (
+    select * from {{ source('segment', 'segment_events') }}
+),
+
+final as (
+    select
+        natural_key as message_id,
+        payload ->> 'type' as event_type,
+        payload ->> 'event' as track_event_name,
+        event_time as occurred_at,
+        payload ->> 'anonymousId' as anonymous_id,
+        payload ->> 'userId' as user_id,
+        nullif(lower(trim(payload -> 'traits' ->> 'email')), '') as traits_email,
+        coalesce(payload -> 'context' -> 'page' ->> 'path', payload -> 'properties' ->> 'path') as page_path,
+        payload -> 'context' -> 'page' ->> 'referrer' as page_referrer,
+        lower(payload -> 'context' -> 'campaign' ->> 'source') as utm_source,
+        lower(payload -> 'context' -> 'campaign' ->> 'medium') as utm_medium,
+        payload -> 'context' -> 'campaign' ->> 'name' as utm_campaign,
+        payload -> 'context' ->> 'userAgent' as user_agent,
+        _loaded_at
+    from source
+)
+
+select * from final

@@ -1,0 +1,223 @@
+"""The ``touchpoint`` command line: one entry point for engineers and for the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from touchpoint.config import Settings, load_settings
+from touchpoint.errors import TouchpointError
+
+
+def _iso_datetime(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date or datetime") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# -- db ------------------------------------------------------------------------------------
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from touchpoint.warehouse.cluster import EmbeddedCluster
+    from touchpoint.warehouse.connection import connect, redact
+
+    if not settings.uses_embedded_warehouse:
+        url = settings.warehouse_url or ""
+        if args.db_command == "url":
+            print(url)
+            return 0
+        if args.db_command in ("start", "stop"):
+            print(f"TOUCHPOINT_WAREHOUSE_URL is set: using the external server {redact(url)}; "
+                  f"nothing to {args.db_command}")
+        with connect(url) as conn:
+            version = conn.execute("show server_version").fetchone()[0]
+        print(f"external: running (PostgreSQL {version}) {redact(url)}")
+        return 0
+    cluster = EmbeddedCluster(settings)
+    if args.db_command == "url":
+        print(settings.embedded_url)
+        return 0
+    if args.db_command == "start":
+        status = cluster.start(log=lambda msg: print(msg, file=sys.stderr))
+    elif args.db_command == "stop":
+        status = cluster.stop()
+    else:
+        status = cluster.status()
+    print(f"embedded: {status.detail} {status.url}")
+    # Like pg_ctl: `status` exits 3 when the cluster is not running.
+    return 3 if args.db_command == "status" and not status.running else 0
+
+
+# -- mail ----------------------------------------------------------------------------------
+def cmd_mail(args: argparse.Namespace, settings: Settings) -> int:
+    from touchpoint import services
+
+    pid_file = settings.run_dir / "mail.pid"
+    if args.mail_command == "serve":
+        import signal
+        import threading
+
+        from touchpoint.mail_sink import MailSink
+        from touchpoint.warehouse.cluster import port_in_use
+
+        if port_in_use(args.port):
+            raise TouchpointError(f"port {args.port} on 127.0.0.1 is already in use; pass --port "
+                                  "or set TOUCHPOINT_SMTP_PORT to a free port")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with MailSink(settings.mail_dir, port=args.port):
+            print(f"SMTP sink on 127.0.0.1:{args.port}, saving to {settings.mail_dir}; Ctrl-C to stop",
+                  flush=True)
+            try:
+                stop.wait()
+            except KeyboardInterrupt:
+                pass
+        return 0
+    if args.mail_command == "start":
+        pid = services.start_background(
+            "SMTP sink", ["mail", "serve", "--port", str(settings.smtp_port)], pid_file,
+            settings.log_dir / "mail.log", settings.smtp_port)
+        print(f"SMTP sink running (pid {pid}) on 127.0.0.1:{settings.smtp_port}, saving to {settings.mail_dir}")
+    elif args.mail_command == "stop":
+        stopped = services.stop_background(pid_file)
+        print("SMTP sink stopped" if stopped else "SMTP sink was not running")
+    else:
+        pid = services.running_pid(pid_file)
+        print(f"SMTP sink running (pid {pid}) on 127.0.0.1:{settings.smtp_port}" if pid
+              else "SMTP sink stopped")
+    return 0
+
+
+# -- simulate ------------------------------------------------------------------------------
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here: the simulator is dev infrastructure, outside the product's import graph.
+    from touchpoint_sim.cli import run
+
+    return run(args)
+
+
+# -- extract / load ------------------------------------------------------------------------
+def _print_summary(stats_list, as_json: bool) -> None:
+    for stats in stats_list:
+        print(f"{stats.stream}: loaded={stats.loaded} duplicates={stats.duplicates} "
+              f"quarantined={stats.quarantined}")
+    if as_json:
+        totals = {"loaded": 0, "duplicates": 0, "quarantined": 0}
+        for stats in stats_list:
+            for key, value in stats.as_dict().items():
+                totals[key] += value
+        print(json.dumps(totals))
+
+
+def cmd_extract(args: argparse.Namespace, settings: Settings) -> int:
+    from touchpoint.extract.run import CrmEndpoint, extract_source
+
+    crm = CrmEndpoint(args.crm_url or f"http://127.0.0.1:{settings.crm_port}", settings.crm_token)
+    stats = extract_source(args.source, settings.resolved_warehouse_url, args.start, args.end,
+                           landing_url=settings.landing_url, crm=crm)
+    _print_summary(stats, args.json)
+    return 0
+
+
+def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    from touchpoint.extract.run import load_file
+    from touchpoint.extract.sources import FILE_STREAMS
+    from touchpoint.warehouse.connection import connect
+
+    stream, _folder = FILE_STREAMS[args.source]
+    with connect(settings.resolved_warehouse_url) as conn:
+        stats = load_file(conn, stream, str(args.path))
+    _print_summary([stats], args.json)
+    return 0
+
+
+# -- demo ----------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from touchpoint.demo import run_demo
+
+    return run_demo(settings, customers=args.customers, weeks=args.weeks, seed=args.seed)
+
+
+def _simulate_arguments(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    from datetime import date
+
+    parser.add_argument("--customers", type=int, default=settings.demo_customers)
+    parser.add_argument("--weeks", type=int, default=settings.demo_weeks)
+    parser.add_argument("--seed", type=int, default=settings.demo_seed)
+    parser.add_argument("--start", type=date.fromisoformat, default=settings.demo_start,
+                        help="first day (a Monday), ISO date")
+    parser.add_argument("--landing", type=Path, default=Path(settings.landing_url),
+                        help="where to write the SendGrid and Segment files (local dir)")
+    parser.add_argument("--out", type=Path, default=settings.sim_dir,
+                        help="where to write the CRM data set and the ground truth")
+    sub = parser.add_subparsers(dest="sim_command")
+    serve = sub.add_parser("serve-crm", help="serve the generated CRM as a HubSpot-compatible API")
+    serve.add_argument("--port", type=int, default=settings.crm_port)
+    serve.add_argument("--fault-rate", type=float, default=0.0)
+    serve.add_argument("--token", default=settings.crm_token)
+    serve.add_argument("--verbose", action="store_true")
+
+
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="touchpoint", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="the warehouse: embedded cluster or TOUCHPOINT_WAREHOUSE_URL")
+    db.add_argument("db_command", choices=("start", "stop", "status", "url"))
+    db.set_defaults(func=cmd_db)
+
+    mail = sub.add_parser("mail", help="the local SMTP sink (saves .eml files under var/mail)")
+    mail.add_argument("mail_command", choices=("serve", "start", "stop", "status"))
+    mail.add_argument("--port", type=int, default=settings.smtp_port)
+    mail.set_defaults(func=cmd_mail)
+
+    sim = sub.add_parser("simulate", help="generate simulated sources (dev infrastructure)")
+    _simulate_arguments(sim, settings)
+    sim.set_defaults(func=cmd_simulate)
+
+    extract = sub.add_parser("extract", help="extract one source for an interval into raw")
+    extract.add_argument("source", choices=("crm", "email", "web"))
+    extract.add_argument("--start", type=_iso_datetime, required=True)
+    extract.add_argument("--end", type=_iso_datetime, required=True)
+    extract.add_argument("--crm-url", help="HubSpot API base URL (default: the local simulator)")
+    extract.add_argument("--json", action="store_true", help="last line: totals as one JSON object")
+    extract.set_defaults(func=cmd_extract)
+
+    load = sub.add_parser("load", help="load one landing file by hand")
+    load.add_argument("source", choices=("email", "web"))
+    load.add_argument("path", type=Path)
+    load.add_argument("--json", action="store_true")
+    load.set_defaults(func=cmd_load)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline end to end on simulated data")
+    demo.add_argument("--customers", type=int, default=settings.demo_customers)
+    demo.add_argument("--weeks", type=int, default=settings.demo_weeks)
+    demo.add_argument("--seed", type=int, default=settings.demo_seed)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = load_settings()
+        args = build_parser(settings).parse_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose or args.command in ("extract", "load") else logging.WARNING,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        return args.func(args, settings)
+    except TouchpointError as exc:
+        print(f"touchpoint: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"touchpoint: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("touchpoint: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,160 @@
+"""Settings: the one place where the environment becomes typed configuration.
+
+Every knob the project reads from the environment is declared here, with its default.
+Nothing else in the package reads ``os.environ`` for settings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from touchpoint.errors import ConfigError
+
+#: The repository root (``src/touchpoint/config.py`` -> three levels up).
+DEFAULT_PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer; set it to a number or unset it") from None
+
+
+def _env_date(name: str, default: date) -> date:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed settings, read once from the environment by :func:`load_settings`."""
+
+    project_dir: Path
+    var_dir: Path
+    #: An external warehouse; when set, no embedded cluster is ever started.
+    warehouse_url: str | None
+    pg_port: int
+    pg_database: str
+    pg_user: str
+    #: Explicit PostgreSQL bin directory (initdb, pg_ctl); None means auto-detect.
+    pg_bin: str | None
+    smtp_host: str
+    smtp_port: int
+    landing_url: str
+    crm_port: int
+    crm_token: str
+    demo_customers: int
+    demo_weeks: int
+    demo_seed: int
+    demo_start: date
+
+    @property
+    def pg_data_dir(self) -> Path:
+        return self.var_dir / "pg" / "data"
+
+    @property
+    def pg_log_file(self) -> Path:
+        return self.var_dir / "pg" / "postgres.log"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.var_dir / "mail"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.var_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.var_dir / "log"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.var_dir / "airflow"
+
+    @property
+    def sim_dir(self) -> Path:
+        return self.var_dir / "sim"
+
+    @property
+    def dbt_project_dir(self) -> Path:
+        return self.project_dir / "dbt_project"
+
+    @property
+    def dags_dir(self) -> Path:
+        return self.project_dir / "dags"
+
+    @property
+    def expectations_dir(self) -> Path:
+        return self.project_dir / "expectations"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.project_dir / "reports"
+
+    @property
+    def uses_embedded_warehouse(self) -> bool:
+        return self.warehouse_url is None
+
+    @property
+    def embedded_url(self) -> str:
+        return f"postgresql://{self.pg_user}@127.0.0.1:{self.pg_port}/{self.pg_database}"
+
+    @property
+    def resolved_warehouse_url(self) -> str:
+        return self.warehouse_url or self.embedded_url
+
+
+def load_settings() -> Settings:
+    """Read the environment into :class:`Settings`.
+
+    Environment variables (all optional):
+    ``TOUCHPOINT_PROJECT_DIR``, ``TOUCHPOINT_VAR_DIR``, ``TOUCHPOINT_WAREHOUSE_URL``,
+    ``TOUCHPOINT_PG_PORT`` (54329), ``TOUCHPOINT_PG_DATABASE`` (touchpoint),
+    ``TOUCHPOINT_PG_BIN``, ``TOUCHPOINT_SMTP_PORT`` (8025), ``TOUCHPOINT_LANDING_URL``
+    (var/landing), ``TOUCHPOINT_CRM_PORT`` (8765), ``TOUCHPOINT_CRM_TOKEN``,
+    ``TOUCHPOINT_DEMO_CUSTOMERS`` (300), ``TOUCHPOINT_DEMO_WEEKS`` (4),
+    ``TOUCHPOINT_DEMO_SEED`` (7), ``TOUCHPOINT_DEMO_START`` (2026-10-05, a Monday).
+    """
+    project_dir = Path(_env("TOUCHPOINT_PROJECT_DIR", str(DEFAULT_PROJECT_DIR))).resolve()
+    var_dir = Path(_env("TOUCHPOINT_VAR_DIR", str(project_dir / "var"))).resolve()
+    demo_start = _env_date("TOUCHPOINT_DEMO_START", date(2026, 10, 5))
+    if demo_start.weekday() != 0:
+        raise ConfigError(
+            f"TOUCHPOINT_DEMO_START={demo_start} is a {demo_start:%A}; weeks start on Monday"
+        )
+    return Settings(
+        project_dir=project_dir,
+        var_dir=var_dir,
+        warehouse_url=_env("TOUCHPOINT_WAREHOUSE_URL"),
+        pg_port=_env_int("TOUCHPOINT_PG_PORT", 54329),
+        pg_database=_env("TOUCHPOINT_PG_DATABASE", "touchpoint") or "touchpoint",
+        pg_user=_env("TOUCHPOINT_PG_USER", "touchpoint") or "touchpoint",
+        pg_bin=_env("TOUCHPOINT_PG_BIN"),
+        smtp_host="127.0.0.1",
+        smtp_port=_env_int("TOUCHPOINT_SMTP_PORT", 8025),
+        landing_url=_env("TOUCHPOINT_LANDING_URL", str(var_dir / "landing")) or "",
+        crm_port=_env_int("TOUCHPOINT_CRM_PORT", 8765),
+        crm_token=_env("TOUCHPOINT_CRM_TOKEN", "sim-token") or "sim-token",
+        demo_customers=_env_int("TOUCHPOINT_DEMO_CUSTOMERS", 300),
+        demo_weeks=_env_int("TOUCHPOINT_DEMO_WEEKS", 4),
+        demo_seed=_env_int("TOUCHPOINT_DEMO_SEED", 7),
+        demo_start=demo_start,
+    )

@@ -1,0 +1,1 @@
+"""Extraction: declarative streams over shared machinery (reading, validating, loading)."""

@@ -1,0 +1,61 @@
+"""What a stream is: a declaration, not a program (the Singer SDK model).
+
+A stream names its raw table and says how to find a record's natural key, object id and
+event time. The shared machinery (``loader``, ``landing``, ``hubspot``) does the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+Record = dict[str, Any]
+
+
+class InvalidRecord(ValueError):
+    """A record that cannot be loaded; its message is the quarantine reason."""
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A declared stream: where it lands and how its records are keyed and timed."""
+
+    name: str
+    #: raw table, schema-qualified
+    table: str
+    source: str
+    natural_key: Callable[[Record], str]
+    event_time: Callable[[Record], datetime]
+    object_id: Callable[[Record], str | None] = lambda record: None
+    #: keep a record only if this returns True (e.g. the event types the slice handles)
+    accept: Callable[[Record], bool] = lambda record: True
+
+
+@dataclass(frozen=True)
+class KeyedRecord:
+    """A validated record, ready for the raw table."""
+
+    natural_key: str
+    object_id: str | None
+    event_time: datetime
+    payload: Record
+    source: str
+
+
+def key_record(stream: Stream, payload: Any, source: str) -> KeyedRecord:
+    """Apply a stream's declarations to one parsed payload, or raise :class:`InvalidRecord`."""
+    if not isinstance(payload, dict):
+        raise InvalidRecord(f"expected a JSON object, got {type(payload).__name__}")
+    try:
+        natural_key = stream.natural_key(payload)
+        event_time = stream.event_time(payload)
+        object_id = stream.object_id(payload)
+    except InvalidRecord:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidRecord(f"{type(exc).__name__}: {exc}") from None
+    if not natural_key:
+        raise InvalidRecord("empty natural key")
+    return KeyedRecord(natural_key, object_id, event_time, payload, source)

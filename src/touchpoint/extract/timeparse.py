@@ -1,0 +1,47 @@
+"""Timestamp parsing shared by all streams: every event time becomes an aware UTC datetime."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from touchpoint.extract.stream import InvalidRecord
+
+#: Events before this or far in the future are impossible for this product.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _checked(value: datetime, raw: object) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise InvalidRecord(f"impossible timestamp {raw!r}")
+    return value
+
+
+def from_unix_seconds(raw: object) -> datetime:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise InvalidRecord(f"timestamp {raw!r} is not unix seconds")
+    try:
+        return _checked(datetime.fromtimestamp(float(raw), tz=UTC), raw)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidRecord(f"timestamp {raw!r} is not unix seconds") from None
+
+
+def from_iso(raw: object) -> datetime:
+    if not isinstance(raw, str):
+        raise InvalidRecord(f"timestamp {raw!r} is not an ISO-8601 string")
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRecord(f"timestamp {raw!r} is not an ISO-8601 string") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return _checked(value.astimezone(UTC), raw)
+
+
+def from_unix_millis_or_iso(raw: object) -> datetime:
+    """HubSpot sends ISO strings in v3 properties, epoch milliseconds in filters and some fields."""
+    if isinstance(raw, str) and raw.isdigit():
+        return from_unix_seconds(int(raw) / 1000)
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return from_unix_seconds(raw / 1000)
+    return from_iso(raw)

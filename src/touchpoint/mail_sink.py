@@ -1,0 +1,69 @@
+"""The local SMTP sink for the demo and tests: aiosmtpd on 127.0.0.1, one ``.eml`` per message.
+
+The product never talks to this module: it speaks SMTP through the ``smtp_default`` connection,
+which the demo and the tests point at this server.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, datetime
+from email import message_from_bytes
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+
+class _SaveToDir:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._counter = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd API
+        data = envelope.original_content or envelope.content
+        if isinstance(data, str):
+            data = data.encode()
+        message_id = message_from_bytes(data).get("Message-ID", "") or ""
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", message_id.strip("<>"))[:80] or "no-message-id"
+        with self._lock:
+            self._counter += 1
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            path = self.directory / f"{stamp}-{self._counter:04d}-{slug}.eml"
+        header = "".join(f"X-Envelope-To: {rcpt}\r\n" for rcpt in envelope.rcpt_tos)
+        header += f"X-Envelope-From: {envelope.mail_from}\r\n"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(header.encode() + data)
+        tmp.rename(path)  # readers never see a half-written file
+        return "250 Message accepted for delivery"
+
+
+class MailSink:
+    """An SMTP server in a background thread that saves every message under ``directory``."""
+
+    def __init__(self, directory: Path, port: int = 0, host: str = "127.0.0.1") -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.controller = Controller(_SaveToDir(directory), hostname=host, port=port)
+
+    def start(self) -> MailSink:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    @property
+    def port(self) -> int:
+        return self.controller.port
+
+    def __enter__(self) -> MailSink:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def saved_messages(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.eml"))

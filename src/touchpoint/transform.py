@@ -1,0 +1,60 @@
+"""Running dbt against the warehouse: the profile's settings come from the warehouse URL."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from touchpoint.errors import TouchpointError
+from touchpoint.warehouse.connection import libpq_url
+
+log = logging.getLogger(__name__)
+
+
+class DbtFailed(TouchpointError):
+    """dbt exited non-zero."""
+
+
+def dbt_env(warehouse_url: str, var_dir: Path) -> dict[str, str]:
+    """Environment for dbt: connection pieces for profiles.yml, and every path kept under var/."""
+    parts = urlsplit(libpq_url(warehouse_url))
+    return {
+        "TOUCHPOINT_DBT_HOST": parts.hostname or "127.0.0.1",
+        "TOUCHPOINT_DBT_PORT": str(parts.port or 5432),
+        "TOUCHPOINT_DBT_USER": unquote(parts.username or ""),
+        "TOUCHPOINT_DBT_PASSWORD": unquote(parts.password or ""),
+        "TOUCHPOINT_DBT_DBNAME": parts.path.lstrip("/") or "postgres",
+        "DBT_TARGET_PATH": str(var_dir / "dbt" / "target"),
+        "DBT_LOG_PATH": str(var_dir / "dbt" / "logs"),
+        "DBT_PACKAGES_INSTALL_PATH": str(var_dir / "dbt" / "packages"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+        "DBT_USE_COLORS": "False",
+        "DBT_PARTIAL_PARSE": "True",
+    }
+
+
+def dbt_executable() -> str:
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def run_dbt(args: list[str], project_dir: Path, warehouse_url: str, var_dir: Path) -> str:
+    """Run ``dbt <args>`` on the project; returns its output, raises :class:`DbtFailed`."""
+    env = {**os.environ, **dbt_env(warehouse_url, var_dir)}
+    cmd = [dbt_executable(), *args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
+    log.info("running %s", " ".join(cmd[:1 + len(args)]))
+    result = subprocess.run(cmd, cwd=project_dir, env=env, capture_output=True, text=True)
+    for line in result.stdout.splitlines():
+        log.info("dbt | %s", line)
+    if result.returncode != 0:
+        errors = [ln for ln in result.stdout.splitlines() if "Error" in ln or "ERROR" in ln or "FAIL" in ln]
+        raise DbtFailed(
+            f"dbt {' '.join(args)} failed (exit {result.returncode}): "
+            f"{(errors or result.stderr.strip().splitlines() or ['no output'])[-1].strip()}; "
+            f"full log in {var_dir / 'dbt' / 'logs'}"
+        )
+    return result.stdout

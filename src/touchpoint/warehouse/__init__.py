@@ -1,0 +1,1 @@
+"""The warehouse: the embedded PostgreSQL cluster, connections, and the raw-layer schema."""

@@ -1,0 +1,108 @@
+"""Write a simulated world in each vendor's real landing format, plus the ground truth."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import shutil
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from touchpoint_sim.population import World
+
+SENDGRID_BATCH = 200
+
+
+def _day_of_unix(ts: int) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).date().isoformat()
+
+
+def _segment_day_folder(iso: str) -> str:
+    """Segment's S3 destination names day folders by the day's start in epoch milliseconds."""
+    day = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC).date()
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return str(int(midnight.timestamp() * 1000))
+
+
+def _gzip_bytes(text: str) -> bytes:
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
+        gz.write(text.encode())
+    return buf.getvalue()
+
+
+def write_sendgrid(world: World, root: Path) -> int:
+    """Webhook batches, one file a batch, in day folders; a mix of array, NDJSON and gzip."""
+    shutil.rmtree(root, ignore_errors=True)
+    by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in world.email_events:
+        by_day[_day_of_unix(event["timestamp"])].append(event)
+    files = 0
+    for day, events in sorted(by_day.items()):
+        folder = root / day
+        folder.mkdir(parents=True, exist_ok=True)
+        for n, offset in enumerate(range(0, len(events), SENDGRID_BATCH)):
+            batch = events[offset:offset + SENDGRID_BATCH]
+            style = (files + n) % 3
+            if style == 0:
+                (folder / f"batch-{n:04d}.json").write_text(json.dumps(batch))
+            elif style == 1:
+                (folder / f"batch-{n:04d}.ndjson").write_text("".join(json.dumps(e) + "\n" for e in batch))
+            else:
+                (folder / f"batch-{n:04d}.json.gz").write_bytes(_gzip_bytes(json.dumps(batch)))
+        files += -(-len(events) // SENDGRID_BATCH)
+    return files
+
+
+def write_segment(world: World, root: Path) -> int:
+    shutil.rmtree(root, ignore_errors=True)
+    by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in world.web_events:
+        by_day[_segment_day_folder(event["receivedAt"])].append(event)
+    for day, events in sorted(by_day.items()):
+        folder = root / day
+        folder.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(e) + "\n" for e in events)
+        (folder / f"{day}.part-0000.json.gz").write_bytes(_gzip_bytes(text))
+    return len(by_day)
+
+
+def write_crm(world: World, root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "contacts.json").write_text(json.dumps(world.contacts, indent=0))
+
+
+def write_truth(world: World, root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "people.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["person", "email", "contact_id", "anonymous_id", "user_id", "signed_up_at", "purchased_at"])
+        for p in world.people:
+            writer.writerow([p.index, p.email, p.contact_id if p.signed_up_at else "", p.anonymous_id,
+                             p.user_id if p.signed_up_at else "",
+                             p.signed_up_at.isoformat() if p.signed_up_at else "",
+                             p.purchased_at.isoformat() if p.purchased_at else ""])
+    with (root / "events.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["source", "natural_id", "person"])
+        writer.writerows(world.truth)
+
+
+def write_world(world: World, landing: Path, sim_dir: Path) -> dict[str, Any]:
+    """Write everything; returns a manifest (also saved as ``sim_dir/manifest.json``)."""
+    manifest = {
+        "start": world.start.isoformat(), "weeks": world.weeks, "seed": world.seed,
+        "customers": len(world.people),
+        "sendgrid_files": write_sendgrid(world, landing / "sendgrid"),
+        "segment_days": write_segment(world, landing / "segment"),
+        "web_events": len(world.web_events), "email_events": len(world.email_events),
+        "contacts": len(world.contacts),
+    }
+    write_crm(world, sim_dir / "crm")
+    write_truth(world, sim_dir / "truth")
+    (sim_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
