@@ -1,0 +1,74 @@
+"""Which interval a run owns.
+
+Scheduled runs own their data interval. A manual run (``airflow dags test DAG DATE``) has
+``data_interval_start == data_interval_end``; it then owns the period its DAG's schedule
+would have given it: the day starting at DATE for the daily ingest, the full week (Monday to
+Monday) that ended on or before DATE for the weekly report. Explicit ``start``/``end``
+params override both, for ranges and backfills by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from touchpoint.errors import ConfigError
+
+
+def _parse(value: Any, name: str) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, datetime.min.time())
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(f"param {name}={value!r} is not an ISO date or datetime") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _explicit(params: dict[str, Any] | None) -> tuple[datetime, datetime] | None:
+    params = params or {}
+    start, end = params.get("start"), params.get("end")
+    if not start and not end:
+        return None
+    if not (start and end):
+        raise ConfigError("give both params start and end (ISO dates), or neither")
+    first, last = _parse(start, "start"), _parse(end, "end")
+    if last <= first:
+        raise ConfigError(f"param end={end} must be after start={start}")
+    return first, last
+
+
+def daily_interval(params: dict[str, Any] | None, data_start: datetime, data_end: datetime) -> tuple[datetime, datetime]:
+    """The ingest run's interval."""
+    explicit = _explicit(params)
+    if explicit:
+        return explicit
+    if data_end > data_start:
+        return data_start, data_end
+    day = datetime.combine(data_start.astimezone(UTC).date(), datetime.min.time(), UTC)
+    return day, day + timedelta(days=1)
+
+
+def week_start_of(moment: datetime) -> date:
+    day = moment.astimezone(UTC).date()
+    return day - timedelta(days=day.weekday())
+
+
+def weekly_interval(params: dict[str, Any] | None, data_start: datetime, data_end: datetime) -> tuple[datetime, datetime]:
+    """The report run's week: Monday 00:00 UTC to the next Monday."""
+    explicit = _explicit(params)
+    if explicit:
+        start, end = explicit
+    elif data_end > data_start:
+        start, end = data_start, data_end
+    else:
+        # the last full week that ended on or before this moment
+        monday = week_start_of(data_start)
+        start = datetime.combine(monday - timedelta(days=7), datetime.min.time(), UTC)
+        end = start + timedelta(days=7)
+    week = week_start_of(start)
+    first = datetime.combine(week, datetime.min.time(), UTC)
+    return first, first + timedelta(days=7)

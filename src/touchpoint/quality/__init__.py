@@ -1,0 +1,1 @@
+"""Data quality: Great Expectations Core suites run against one interval of the warehouse."""

@@ -1,0 +1,1 @@
+"""The weekly touchpoint report: gather numbers from the marts, render, send once per recipient."""
