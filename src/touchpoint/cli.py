@@ -138,7 +138,8 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
 
 # -- demo ----------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from touchpoint.demo import run_demo
+    # The demo is a harness around the simulator (dev infrastructure), imported only here.
+    from touchpoint_sim.demo import run_demo
 
     return run_demo(settings, customers=args.customers, weeks=args.weeks, seed=args.seed)
 

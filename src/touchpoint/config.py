@@ -64,6 +64,10 @@ class Settings:
     demo_weeks: int
     demo_seed: int
     demo_start: date
+    #: Airflow task retries (0 in the demo and tests, so a failure shows at once)
+    task_retries: int
+    #: Time zone of the weekly report's schedule (Mondays 07:00 there)
+    report_timezone: str
 
     @property
     def pg_data_dir(self) -> Path:
@@ -131,7 +135,8 @@ def load_settings() -> Settings:
     ``TOUCHPOINT_PG_BIN``, ``TOUCHPOINT_SMTP_PORT`` (8025), ``TOUCHPOINT_LANDING_URL``
     (var/landing), ``TOUCHPOINT_CRM_PORT`` (8765), ``TOUCHPOINT_CRM_TOKEN``,
     ``TOUCHPOINT_DEMO_CUSTOMERS`` (300), ``TOUCHPOINT_DEMO_WEEKS`` (4),
-    ``TOUCHPOINT_DEMO_SEED`` (7), ``TOUCHPOINT_DEMO_START`` (2026-10-05, a Monday).
+    ``TOUCHPOINT_DEMO_SEED`` (7), ``TOUCHPOINT_DEMO_START`` (2026-10-05, a Monday),
+    ``TOUCHPOINT_TASK_RETRIES`` (2), ``TOUCHPOINT_REPORT_TIMEZONE`` (Europe/Paris).
     """
     project_dir = Path(_env("TOUCHPOINT_PROJECT_DIR", str(DEFAULT_PROJECT_DIR))).resolve()
     var_dir = Path(_env("TOUCHPOINT_VAR_DIR", str(project_dir / "var"))).resolve()
@@ -157,4 +162,6 @@ def load_settings() -> Settings:
         demo_weeks=_env_int("TOUCHPOINT_DEMO_WEEKS", 4),
         demo_seed=_env_int("TOUCHPOINT_DEMO_SEED", 7),
         demo_start=demo_start,
+        task_retries=_env_int("TOUCHPOINT_TASK_RETRIES", 2),
+        report_timezone=_env("TOUCHPOINT_REPORT_TIMEZONE", "Europe/Paris") or "Europe/Paris",
     )

@@ -1,0 +1,86 @@
+"""touchpoint_ingest: extract CRM, email and web for one day, build the warehouse, check it.
+
+Each run owns exactly its data interval (a UTC day). Params ``start``/``end`` (ISO dates)
+override it for a manual range. Thin by design: the work lives in the ``touchpoint`` package.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from touchpoint.config import load_settings
+
+SETTINGS = load_settings()
+DEFAULT_ARGS = {
+    "owner": "data-engineering",
+    "retries": SETTINGS.task_retries,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=15),
+    "execution_timeout": timedelta(minutes=30),
+}
+
+
+@dag(
+    dag_id="touchpoint_ingest",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params={
+        "start": Param(None, type=["null", "string"], description="override: interval start (ISO)"),
+        "end": Param(None, type=["null", "string"], description="override: interval end (ISO)"),
+    },
+    tags=["touchpoint", "ingest"],
+    doc_md=__doc__,
+)
+def touchpoint_ingest():
+    @task
+    def resolve_interval() -> dict[str, str]:
+        from touchpoint.intervals import daily_interval
+
+        context = get_current_context()
+        start, end = daily_interval(dict(context["params"]), context["data_interval_start"],
+                                    context["data_interval_end"])
+        return {"start": start.isoformat(), "end": end.isoformat()}
+
+    @task
+    def extract(source: str, interval: dict[str, str]) -> dict:
+        from datetime import datetime
+
+        from touchpoint import connections, pipeline
+
+        crm = connections.crm_endpoint() if source == "crm" else None
+        return pipeline.extract(source, datetime.fromisoformat(interval["start"]),
+                                datetime.fromisoformat(interval["end"]),
+                                connections.warehouse_url(), load_settings(), crm=crm)
+
+    @task
+    def transform(extracted: list[dict]) -> None:
+        from touchpoint import connections, pipeline
+
+        pipeline.transform(connections.warehouse_url(), load_settings())
+
+    @task
+    def check_quality(interval: dict[str, str]) -> list[str]:
+        from datetime import datetime
+
+        from touchpoint import connections, pipeline
+
+        summaries = pipeline.check_quality(datetime.fromisoformat(interval["start"]),
+                                           datetime.fromisoformat(interval["end"]),
+                                           connections.warehouse_url(), load_settings())
+        return [s.describe() for s in summaries]
+
+    interval = resolve_interval()
+    extracted = [extract.override(task_id=f"extract_{source}")(source, interval)
+                 for source in ("crm", "email", "web")]
+    transform(extracted) >> check_quality(interval)
+
+
+touchpoint_ingest_dag = touchpoint_ingest()

@@ -1,0 +1,78 @@
+"""touchpoint_weekly_report: the week that just ended, checked, rendered and emailed once.
+
+Scheduled Mondays 07:00 in TOUCHPOINT_REPORT_TIMEZONE; the run's interval is the previous
+week (Monday to Monday, UTC). Params ``start``/``end`` pick another week by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from touchpoint.config import load_settings
+
+SETTINGS = load_settings()
+DEFAULT_ARGS = {
+    "owner": "data-engineering",
+    "retries": SETTINGS.task_retries,
+    "retry_delay": timedelta(minutes=5),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(minutes=30),
+}
+
+
+@dag(
+    dag_id="touchpoint_weekly_report",
+    schedule=CronDataIntervalTimetable("0 7 * * 1", timezone=SETTINGS.report_timezone),
+    start_date=pendulum.datetime(2026, 1, 5, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params={
+        "start": Param(None, type=["null", "string"], description="override: a day in the week to report (ISO)"),
+        "end": Param(None, type=["null", "string"], description="override: end of that week (ISO)"),
+    },
+    tags=["touchpoint", "report"],
+    doc_md=__doc__,
+)
+def touchpoint_weekly_report():
+    @task
+    def resolve_week() -> dict[str, str]:
+        from touchpoint.intervals import weekly_interval
+
+        context = get_current_context()
+        start, end = weekly_interval(dict(context["params"]), context["data_interval_start"],
+                                     context["data_interval_end"])
+        return {"start": start.isoformat(), "end": end.isoformat()}
+
+    @task
+    def check_quality(week: dict[str, str]) -> list[str]:
+        from datetime import datetime
+
+        from touchpoint import connections, pipeline
+
+        summaries = pipeline.check_quality(datetime.fromisoformat(week["start"]),
+                                           datetime.fromisoformat(week["end"]),
+                                           connections.warehouse_url(), load_settings())
+        return [s.describe() for s in summaries]
+
+    @task
+    def send_report(week: dict[str, str]) -> list[dict]:
+        from dataclasses import asdict
+        from datetime import datetime
+
+        from touchpoint import connections, pipeline
+
+        deliveries = pipeline.send_weekly_report(datetime.fromisoformat(week["start"]).date(),
+                                                 connections.warehouse_url(), connections.smtp_settings(),
+                                                 load_settings())
+        return [asdict(d) for d in deliveries]
+
+    week = resolve_week()
+    check_quality(week) >> send_report(week)
+
+
+touchpoint_weekly_report_dag = touchpoint_weekly_report()

@@ -1,0 +1,55 @@
+"""Airflow connections -> the plain settings the product code takes.
+
+Called from inside tasks only (never at DAG-parse time). Credentials live in connections
+(``AIRFLOW_CONN_*`` or a secrets backend), never in code.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from touchpoint.extract.run import CrmEndpoint
+from touchpoint.report.send import SmtpSettings
+
+WAREHOUSE_CONN_ID = "touchpoint_warehouse"
+CRM_CONN_ID = "crm_hubspot"
+SMTP_CONN_ID = "smtp_default"
+
+
+def _get(conn_id: str):
+    from airflow.sdk import BaseHook
+
+    return BaseHook.get_connection(conn_id)
+
+
+def warehouse_url(conn_id: str = WAREHOUSE_CONN_ID) -> str:
+    conn = _get(conn_id)
+    auth = quote(conn.login or "", safe="")
+    if conn.password:
+        auth += ":" + quote(conn.password, safe="")
+    return f"postgresql://{auth}@{conn.host or '127.0.0.1'}:{conn.port or 5432}/{conn.schema or 'postgres'}"
+
+
+def crm_endpoint(conn_id: str = CRM_CONN_ID) -> CrmEndpoint:
+    """HubSpot: ``host`` is the base URL (https://api.hubapi.com), ``password`` the private-app token."""
+    conn = _get(conn_id)
+    host = (conn.host or "https://api.hubapi.com").rstrip("/")
+    if "://" not in host:
+        host = f"{conn.schema or 'https'}://{host}"
+    if conn.port and host.count(":") < 2:
+        host = f"{host}:{conn.port}"
+    return CrmEndpoint(base_url=host, token=conn.password or "")
+
+
+def smtp_settings(conn_id: str = SMTP_CONN_ID) -> SmtpSettings:
+    conn = _get(conn_id)
+    extra = conn.extra_dejson
+    return SmtpSettings(
+        host=conn.host or "127.0.0.1",
+        port=int(conn.port or 25),
+        login=conn.login or None,
+        password=conn.password or None,
+        use_ssl=not bool(extra.get("disable_ssl", True)),
+        starttls=not bool(extra.get("disable_tls", True)),
+        timeout=float(extra.get("timeout", 30)),
+    )
