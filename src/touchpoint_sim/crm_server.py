@@ -156,6 +156,7 @@ class CrmServer(ThreadingHTTPServer):
         self.fault_rate = fault_rate
         self.verbose = verbose
         self.requests = 0
+        self.faults = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
 
@@ -167,6 +168,7 @@ class CrmServer(ThreadingHTTPServer):
         with self._lock:
             if self._rng.random() >= self.fault_rate:
                 return None
+            self.faults += 1
             return self._rng.choice(("429", "500", "slow"))
 
     def start_in_thread(self) -> CrmServer:

@@ -88,8 +88,6 @@ class EmbeddedCluster:
         """Start the cluster, initialising it first if needed. Idempotent."""
         bin_dir = self._ensure_binaries(log)
         self._check_data_dir_owner()
-        if not (self.data_dir / "PG_VERSION").exists():
-            self._initdb(bin_dir, log)
         current = self.status()
         if current.running:
             self._ensure_database(bin_dir)
@@ -99,6 +97,8 @@ class EmbeddedCluster:
                 f"port {self.port} on 127.0.0.1 is already in use by another process; "
                 f"set TOUCHPOINT_PG_PORT to a free port (or stop that process)"
             )
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb(bin_dir, log)
         log(f"starting PostgreSQL on 127.0.0.1:{self.port} (data in {self.data_dir})")
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "

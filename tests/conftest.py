@@ -1,0 +1,114 @@
+"""Shared test fixtures: one PostgreSQL cluster per session (under var/test), a fresh database
+per test that needs one, a real SMTP sink and a real CRM simulator on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_VAR = REPO / "var" / "test"
+TEST_PG_PORT = int(os.environ.get("TOUCHPOINT_TEST_PG_PORT", "54339"))
+SIM_START = date(2026, 10, 5)
+
+# Settings for everything the tests start in-process: kept apart from the demo's var/.
+os.environ.update({
+    "TOUCHPOINT_VAR_DIR": str(TEST_VAR),
+    "TOUCHPOINT_PG_PORT": str(TEST_PG_PORT),
+    "TOUCHPOINT_TASK_RETRIES": "0",
+    "MPLCONFIGDIR": str(TEST_VAR / "cache" / "matplotlib"),
+})
+os.environ.pop("TOUCHPOINT_WAREHOUSE_URL", None)
+
+from touchpoint.config import Settings, load_settings  # noqa: E402
+from touchpoint.mail_sink import MailSink  # noqa: E402
+from touchpoint.warehouse.cluster import EmbeddedCluster  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``touchpoint ARGS`` in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "touchpoint", *args], capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def cluster_url(settings: Settings) -> str:
+    """The session's cluster (started once, left running for the next session)."""
+    EmbeddedCluster(settings).start(log=lambda m: None)
+    return f"postgresql://{settings.pg_user}@127.0.0.1:{settings.pg_port}/postgres"
+
+
+def create_db(cluster_url: str) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(cluster_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    return cluster_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_db(cluster_url: str, url: str) -> None:
+    with psycopg.connect(cluster_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{url.rsplit("/", 1)[1]}" with (force)')
+
+
+@pytest.fixture
+def fresh_db(cluster_url: str) -> Iterator[str]:
+    """A new, empty database for one test; dropped afterwards."""
+    url = create_db(cluster_url)
+    yield url
+    drop_db(cluster_url, url)
+
+
+@pytest.fixture
+def mail_sink(tmp_path: Path) -> Iterator[MailSink]:
+    with MailSink(tmp_path / "mail", port=free_port()) as sink:
+        yield sink
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory):
+    """A small simulated world written to landing files (60 customers, 2 weeks)."""
+    from touchpoint_sim.population import generate
+    from touchpoint_sim.writers import write_world
+
+    root = tmp_path_factory.mktemp("world")
+    world = generate(customers=60, weeks=2, seed=11, start=SIM_START)
+    manifest = write_world(world, root / "landing", root / "sim")
+    return {"world": world, "landing": root / "landing", "sim": root / "sim", "manifest": manifest}
+
+
+@pytest.fixture
+def crm_server(small_world):
+    from touchpoint_sim.crm_server import CrmData, CrmServer
+
+    server = CrmServer(CrmData.from_dir(small_world["sim"] / "crm"), port=0).start_in_thread()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def settings_for(settings: Settings, small_world):
+    """Settings whose landing URL points at the small world."""
+    return replace(settings, landing_url=str(small_world["landing"]))

@@ -1,0 +1,91 @@
+"""`touchpoint demo` end to end: real Postgres, real Airflow, real dbt, real GX, real SMTP."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import psycopg
+import pytest
+from babel.numbers import format_decimal
+
+from conftest import TEST_VAR, free_port, run_cli
+from touchpoint.report.recipients import load_recipients
+
+pytestmark = pytest.mark.slow
+
+RAW_TABLES = ("hubspot_contacts", "sendgrid_events", "segment_events", "_quarantine")
+
+
+def raw_counts(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        return {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for t in RAW_TABLES}
+
+
+@pytest.fixture(scope="module")
+def demo(cluster_url, tmp_path_factory):
+    from conftest import create_db, drop_db
+
+    url = create_db(cluster_url)
+    var = TEST_VAR / f"demo-{uuid.uuid4().hex[:8]}"
+    home = tmp_path_factory.mktemp("home")
+    env = {
+        "HOME": str(home), "TOUCHPOINT_VAR_DIR": str(var), "TOUCHPOINT_WAREHOUSE_URL": url,
+        "TOUCHPOINT_SMTP_PORT": str(free_port()), "TOUCHPOINT_CRM_PORT": str(free_port()),
+        "TOUCHPOINT_LANDING_URL": str(var / "landing"),
+    }
+    first = run_cli("demo", "--customers", "80", "--weeks", "2", env=env)
+    counts_after_first = raw_counts(url) if first.returncode == 0 else None
+    mails_after_first = sorted((var / "mail").glob("*.eml"))
+    second = run_cli("demo", "--customers", "80", "--weeks", "2", env=env)
+    yield {"url": url, "var": var, "home": home, "first": first, "second": second,
+           "counts_after_first": counts_after_first, "mails_after_first": mails_after_first}
+    run_cli("mail", "stop", env=env)
+    drop_db(cluster_url, url)
+    shutil.rmtree(var, ignore_errors=True)
+
+
+def test_the_demo_runs_end_to_end_and_prints_what_was_delivered(demo):
+    first = demo["first"]
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    recipients = load_recipients(Path(__file__).resolve().parents[1] / "reports" / "recipients.yml").recipients
+    for recipient in recipients:
+        assert f"to {recipient.address}" in first.stdout
+    saved = re.findall(r"saved:\s+(\S+\.eml)", first.stdout)
+    assert len(saved) == len(recipients) and all(Path(p).exists() for p in saved)
+
+
+def test_the_emailed_report_carries_the_weeks_touchpoint_count_from_the_warehouse(demo):
+    assert demo["first"].returncode == 0
+    week = re.search(r"weekly report for the week of (\d{4}-\d{2}-\d{2})", demo["first"].stdout).group(1)
+    with psycopg.connect(demo["url"]) as conn:
+        count = conn.execute("select count(*) from marts.fct_touchpoints where occurred_at >= %s::date"
+                             " and occurred_at < %s::date + 7", (week, week)).fetchone()[0]
+    assert count > 0
+    recipients = {r.address: r for r in load_recipients(
+        Path(__file__).resolve().parents[1] / "reports" / "recipients.yml").recipients}
+    for path in demo["mails_after_first"]:
+        message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        recipient = recipients[message["X-Envelope-To"]]
+        html = message.get_body(("html",)).get_content()
+        kpi = re.search(r'id="kpi-touchpoints"[^>]*>([^<]+)<', html).group(1)
+        assert kpi == format_decimal(count, locale=recipient.locale)
+        assert message.get_body(("plain",)) is not None
+
+
+def test_a_second_demo_reuses_everything_and_duplicates_nothing(demo):
+    second = demo["second"]
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert raw_counts(demo["url"]) == demo["counts_after_first"]
+    assert sorted((demo["var"] / "mail").glob("*.eml")) == demo["mails_after_first"]
+    with psycopg.connect(demo["url"]) as conn:
+        assert conn.execute("select count(*) from report.send_log").fetchone()[0] == len(demo["mails_after_first"])
+
+
+def test_nothing_is_written_to_the_home_directory(demo):
+    assert demo["first"].returncode == 0
+    assert list(demo["home"].iterdir()) == []

@@ -1,0 +1,96 @@
+"""The thin slice through dbt and Great Expectations on a small simulated world."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from conftest import SIM_START, create_db, drop_db
+from touchpoint import pipeline
+from touchpoint.extract.run import CrmEndpoint
+from touchpoint.quality.gx_runner import GXValidationFailed, validate_interval
+
+START = datetime.combine(SIM_START, datetime.min.time(), UTC)
+WEEK = timedelta(weeks=1)
+
+
+@pytest.fixture(scope="module")
+def built(cluster_url, settings_module, small_world):
+    from touchpoint_sim.crm_server import CrmData, CrmServer
+
+    url = create_db(cluster_url)
+    crm = CrmServer(CrmData.from_dir(small_world["sim"] / "crm"), port=0).start_in_thread()
+    try:
+        for source in ("crm", "email", "web"):
+            pipeline.extract(source, START, START + 2 * WEEK, url, settings_module,
+                             crm=CrmEndpoint(crm.url, "sim-token"))
+        pipeline.transform(url, settings_module)
+        yield url
+    finally:
+        crm.shutdown()
+        drop_db(cluster_url, url)
+
+
+@pytest.fixture(scope="module")
+def settings_module(settings, small_world):
+    from dataclasses import replace
+
+    return replace(settings, landing_url=str(small_world["landing"]))
+
+
+def scalar(url: str, sql: str, *params):
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchone()[0]
+
+
+def test_every_source_reaches_the_touchpoint_fact(built):
+    with psycopg.connect(built) as conn:
+        sources = dict(conn.execute("select source, count(*) from marts.fct_touchpoints group by 1").fetchall())
+    assert set(sources) == {"web", "email", "crm"}
+    assert all(n > 0 for n in sources.values())
+
+
+def test_every_hubspot_contact_is_one_initial_contact_touchpoint(built, small_world):
+    assert scalar(built, "select count(*) from marts.fct_touchpoints where source = 'crm'") == len(
+        small_world["world"].contacts)
+
+
+def test_the_weekly_aggregate_matches_the_fact(built):
+    for week in (START, START + WEEK):
+        in_fact = scalar(built, "select count(*) from marts.fct_touchpoints where occurred_at >= %s and occurred_at < %s",
+                         week, week + WEEK)
+        in_agg = scalar(built, "select touchpoints from marts.agg_touchpoints_weekly where grain = 'week' and week_start = %s",
+                        week.date())
+        assert in_fact == in_agg > 0
+
+
+def test_email_health_events_are_not_counted_as_touchpoints(built):
+    assert scalar(built, "select count(*) from marts.fct_touchpoints where source_event_type in ('processed', 'bounce', 'dropped')") == 0
+    assert scalar(built, "select count(*) from intermediate.int_events_classified where event_type = 'processed'") > 0
+
+
+def test_the_quality_gate_passes_on_clean_data(built, settings):
+    summary = validate_interval(built, settings.expectations_dir / "fct_touchpoints.json", START, START + WEEK)
+    assert summary.passed, summary.describe()
+
+
+def test_the_quality_gate_closes_on_an_empty_interval(built, settings):
+    empty = START + 10 * WEEK
+    with pytest.raises(GXValidationFailed, match="volume_nonzero"):
+        pipeline.check_quality(empty, empty + WEEK, built, settings)
+
+
+def test_the_quality_gate_closes_on_a_duplicate_key(built, settings):
+    with psycopg.connect(built, autocommit=True) as conn:
+        conn.execute("insert into marts.fct_touchpoints select * from marts.fct_touchpoints"
+                     " where occurred_at >= %s order by occurred_at limit 1", (START,))
+    try:
+        summary = validate_interval(built, settings.expectations_dir / "fct_touchpoints.json", START, START + WEEK)
+        failed = {o.rule_id for o in summary.critical_failures}
+        assert failed == {"fct_touchpoints.key_unique"}
+    finally:
+        with psycopg.connect(built, autocommit=True) as conn:
+            conn.execute("delete from marts.fct_touchpoints a using marts.fct_touchpoints b"
+                         " where a.ctid > b.ctid and a.touchpoint_id = b.touchpoint_id")
