@@ -9,20 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from touchpoint.config import load_settings
-
-SETTINGS = load_settings()
-DEFAULT_ARGS = {
-    "owner": "data-engineering",
-    "retries": SETTINGS.task_retries,
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=15),
-    "execution_timeout": timedelta(minutes=30),
-}
+from touchpoint.dag_defaults import default_args, interval_params
 
 
 @dag(
@@ -31,11 +22,8 @@ DEFAULT_ARGS = {
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    params={
-        "start": Param(None, type=["null", "string"], description="override: interval start (ISO)"),
-        "end": Param(None, type=["null", "string"], description="override: interval end (ISO)"),
-    },
+    default_args=default_args(retry_delay=timedelta(minutes=1)),
+    params=interval_params("interval"),
     tags=["touchpoint", "ingest"],
     doc_md=__doc__,
 )

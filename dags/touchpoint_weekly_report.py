@@ -9,32 +9,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from touchpoint.config import load_settings
-
-SETTINGS = load_settings()
-DEFAULT_ARGS = {
-    "owner": "data-engineering",
-    "retries": SETTINGS.task_retries,
-    "retry_delay": timedelta(minutes=5),
-    "retry_exponential_backoff": True,
-    "execution_timeout": timedelta(minutes=30),
-}
+from touchpoint.dag_defaults import default_args, interval_params
 
 
 @dag(
     dag_id="touchpoint_weekly_report",
-    schedule=CronDataIntervalTimetable("0 7 * * 1", timezone=SETTINGS.report_timezone),
+    schedule=CronDataIntervalTimetable("0 7 * * 1", timezone=load_settings().report_timezone),
     start_date=pendulum.datetime(2026, 1, 5, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    params={
-        "start": Param(None, type=["null", "string"], description="override: a day in the week to report (ISO)"),
-        "end": Param(None, type=["null", "string"], description="override: end of that week (ISO)"),
-    },
+    default_args=default_args(retry_delay=timedelta(minutes=5)),
+    params=interval_params("week"),
     tags=["touchpoint", "report"],
     doc_md=__doc__,
 )

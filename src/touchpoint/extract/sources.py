@@ -125,3 +125,6 @@ HUBSPOT_OBJECTS = (HUBSPOT_CONTACTS,)
 
 #: Landing sub-folder of each file-based stream.
 FILE_STREAMS = {"email": (SENDGRID_EVENTS, "sendgrid"), "web": (SEGMENT_EVENTS, "segment")}
+
+#: Every declared stream: each gets a raw table of the common shape.
+ALL_STREAMS = (SENDGRID_EVENTS, SEGMENT_EVENTS, *(obj.stream for obj in HUBSPOT_OBJECTS))

@@ -18,9 +18,16 @@ def ddl_files() -> list[tuple[str, str]]:
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
-    """Create every pre-dbt schema object that is missing. Safe to run at any time."""
+    """Create every pre-dbt schema object that is missing, including a raw table per declared
+    stream. Safe to run at any time."""
+    from touchpoint.extract.sources import ALL_STREAMS
+
     with conn.transaction():
         # Serialise concurrent first runs (parallel extract tasks) on the same DDL.
         conn.execute("select pg_advisory_xact_lock(hashtext('touchpoint.ensure_schema'))")
         for _name, sql in ddl_files():
             conn.execute(sql)
+        for stream in ALL_STREAMS:
+            schema, table = stream.table.split(".")
+            assert schema == "raw", f"stream {stream.name} must land in schema raw"
+            conn.execute("select raw._create_stream_table(%s)", (table,))

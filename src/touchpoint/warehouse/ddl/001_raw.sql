@@ -29,32 +29,20 @@ create table if not exists raw._quarantine (
     _loaded_at   timestamptz not null default now()
 );
 
-create table if not exists raw.hubspot_contacts (
-    natural_key  text primary key,
-    object_id    text not null,
-    event_time   timestamptz not null,
-    payload      jsonb not null,
-    _batch_id    text not null,
-    _source      text not null,
-    _loaded_at   timestamptz not null default now()
-);
-
-create table if not exists raw.sendgrid_events (
-    natural_key  text primary key,
-    object_id    text,
-    event_time   timestamptz not null,
-    payload      jsonb not null,
-    _batch_id    text not null,
-    _source      text not null,
-    _loaded_at   timestamptz not null default now()
-);
-
-create table if not exists raw.segment_events (
-    natural_key  text primary key,
-    object_id    text,
-    event_time   timestamptz not null,
-    payload      jsonb not null,
-    _batch_id    text not null,
-    _source      text not null,
-    _loaded_at   timestamptz not null default now()
-);
+-- Every stream table has the same shape; a stream declares only its name
+-- (touchpoint.extract.sources), and the loader creates its table through this function.
+create or replace function raw._create_stream_table(stream_table text) returns void
+language plpgsql as $$
+begin
+    execute format($ddl$
+        create table if not exists raw.%I (
+            natural_key  text primary key,
+            object_id    text,
+            event_time   timestamptz not null,
+            payload      jsonb not null,
+            _batch_id    text not null,
+            _source      text not null,
+            _loaded_at   timestamptz not null default now()
+        )$ddl$, stream_table);
+end
+$$;
