@@ -102,15 +102,18 @@ def run_demo(settings: Settings, customers: int, weeks: int, seed: int) -> int:
     week_start = (report_monday - timedelta(weeks=1)).date()
     with connect(warehouse_url) as conn:
         rows = conn.execute(
-            "select recipient, subject, message_id from report.send_log"
+            "select recipient, subject, message_id, sent_at from report.send_log"
             " where report_name = %s and week_start = %s order by recipient",
             (WEEKLY_REPORT, week_start)).fetchall()
         total = conn.execute(
             "select touchpoints from marts.agg_touchpoints_weekly where week_start = %s and grain = 'week'",
             (week_start,)).fetchone()
     print(f"  weekly report for the week of {week_start}: {total[0] if total else 0} touchpoints")
-    for recipient, subject, message_id in rows:
+    demo_started = datetime.now(UTC) - timedelta(seconds=time.monotonic() - began)
+    for recipient, subject, message_id, sent_at in rows:
         eml = find_eml(settings.mail_dir, message_id)
-        print(f"  to {recipient}\n    subject: {subject}\n    saved:   {eml or '(not found in ' + str(settings.mail_dir) + ')'}")
+        when = "sent now" if sent_at >= demo_started else f"already sent {sent_at:%Y-%m-%d %H:%M} UTC, not sent again"
+        print(f"  to {recipient} ({when})\n    subject: {subject}\n"
+              f"    saved:   {eml or '(not found in ' + str(settings.mail_dir) + ')'}")
     print(f"demo finished in {time.monotonic() - began:.0f} s")
     return 0 if rows else 1
