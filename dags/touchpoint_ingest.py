@@ -14,6 +14,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from touchpoint.config import load_settings
 from touchpoint.dag_defaults import default_args, interval_params
+from touchpoint.extract.sources import CRM_GROUPS
 
 
 @dag(
@@ -38,7 +39,7 @@ def touchpoint_ingest():
         return {"start": start.isoformat(), "end": end.isoformat()}
 
     @task
-    def extract(source: str, interval: dict[str, str]) -> dict:
+    def extract(source: str, interval: dict[str, str], crm_group: str | None = None) -> dict:
         from datetime import datetime
 
         from touchpoint import connections, pipeline
@@ -46,7 +47,7 @@ def touchpoint_ingest():
         crm = connections.crm_endpoint() if source == "crm" else None
         return pipeline.extract(source, datetime.fromisoformat(interval["start"]),
                                 datetime.fromisoformat(interval["end"]),
-                                connections.warehouse_url(), load_settings(), crm=crm)
+                                connections.warehouse_url(), load_settings(), crm=crm, crm_group=crm_group)
 
     @task
     def transform(extracted: list[dict]) -> None:
@@ -66,8 +67,9 @@ def touchpoint_ingest():
         return [s.describe() for s in summaries]
 
     interval = resolve_interval()
-    extracted = [extract.override(task_id=f"extract_{source}")(source, interval)
-                 for source in ("crm", "email", "web")]
+    # One task per CRM object group (people, sales, service) and per file source, in parallel.
+    extracted = [extract.override(task_id=f"extract_crm_{group}")("crm", interval, group) for group in CRM_GROUPS]
+    extracted += [extract.override(task_id=f"extract_{source}")(source, interval) for source in ("email", "web")]
     transform(extracted) >> check_quality(interval)
 
 

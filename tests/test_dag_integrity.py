@@ -54,4 +54,5 @@ def test_every_dag_imports_quickly_and_every_task_has_an_owner_retries_and_a_tim
 
 def test_the_ingest_dag_extracts_every_source_before_building_the_warehouse(tmp_path):
     tasks = load_dags(tmp_path)["touchpoint_ingest"]["tasks"]
-    assert {"extract_crm", "extract_email", "extract_web", "transform", "check_quality"} <= set(tasks)
+    assert {"extract_crm_people", "extract_crm_sales", "extract_crm_service", "extract_email", "extract_web",
+            "transform", "check_quality"} <= set(tasks)

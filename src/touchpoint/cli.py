@@ -119,7 +119,7 @@ def cmd_extract(args: argparse.Namespace, settings: Settings) -> int:
 
     crm = CrmEndpoint(args.crm_url or f"http://127.0.0.1:{settings.crm_port}", settings.crm_token)
     stats = extract_source(args.source, settings.resolved_warehouse_url, args.start, args.end,
-                           landing_url=settings.landing_url, crm=crm)
+                           landing_url=settings.landing_url, crm=crm, crm_group=args.crm_group)
     _print_summary(stats, args.json)
     return 0
 
@@ -187,6 +187,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     extract.add_argument("--start", type=_iso_datetime, required=True)
     extract.add_argument("--end", type=_iso_datetime, required=True)
     extract.add_argument("--crm-url", help="HubSpot API base URL (default: the local simulator)")
+    extract.add_argument("--crm-group", choices=("people", "sales", "service"),
+                         help="only this group of CRM objects (default: all)")
     extract.add_argument("--json", action="store_true", help="last line: totals as one JSON object")
     extract.set_defaults(func=cmd_extract)
 

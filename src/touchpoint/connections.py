@@ -31,14 +31,16 @@ def warehouse_url(conn_id: str = WAREHOUSE_CONN_ID) -> str:
 
 
 def crm_endpoint(conn_id: str = CRM_CONN_ID) -> CrmEndpoint:
-    """HubSpot: ``host`` is the base URL (https://api.hubapi.com), ``password`` the private-app token."""
+    """HubSpot: ``host`` is the base URL (https://api.hubapi.com), ``password`` the private-app
+    token; extra ``max_requests_per_second`` (default 8) bounds each task's request rate."""
     conn = _get(conn_id)
     host = (conn.host or "https://api.hubapi.com").rstrip("/")
     if "://" not in host:
         host = f"{conn.schema or 'https'}://{host}"
     if conn.port and host.count(":") < 2:
         host = f"{host}:{conn.port}"
-    return CrmEndpoint(base_url=host, token=conn.password or "")
+    rate = float(conn.extra_dejson.get("max_requests_per_second", 8.0))
+    return CrmEndpoint(base_url=host, token=conn.password or "", max_requests_per_second=rate)
 
 
 def smtp_settings(conn_id: str = SMTP_CONN_ID) -> SmtpSettings:

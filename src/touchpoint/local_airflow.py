@@ -56,7 +56,7 @@ def local_env(settings: Settings, warehouse_url: str, smtp_port: int, crm_url: s
         }),
         "AIRFLOW_CONN_CRM_HUBSPOT": json.dumps({
             "conn_type": "http", "host": f"{crm.scheme}://{crm.hostname}", "port": crm.port,
-            "password": crm_token,
+            "password": crm_token, "extra": {"max_requests_per_second": 50},
         }),
         "TOUCHPOINT_VAR_DIR": str(settings.var_dir),
         "TOUCHPOINT_PROJECT_DIR": str(settings.project_dir),

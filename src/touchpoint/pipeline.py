@@ -29,8 +29,9 @@ CORE_SUITES = ("fct_touchpoints.json",)
 
 
 def extract(source: str, start: datetime, end: datetime, warehouse_url: str, settings: Settings,
-            crm: CrmEndpoint | None = None) -> dict[str, Any]:
-    stats = extract_source(source, warehouse_url, start, end, landing_url=settings.landing_url, crm=crm)
+            crm: CrmEndpoint | None = None, crm_group: str | None = None) -> dict[str, Any]:
+    stats = extract_source(source, warehouse_url, start, end, landing_url=settings.landing_url, crm=crm,
+                           crm_group=crm_group)
     return {s.stream: s.as_dict() for s in stats}
 
 

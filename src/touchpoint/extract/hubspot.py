@@ -20,6 +20,7 @@ from touchpoint.errors import TouchpointError
 log = logging.getLogger(__name__)
 
 SEARCH_CAP = 10_000
+ASSOCIATION_BATCH = 1000
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
@@ -91,7 +92,7 @@ class HubSpotClient:
             "the service may be down: re-run the interval later"
         )
 
-    def search_modified(
+    def search_pages(
         self,
         object_type: str,
         modified_property: str,
@@ -99,8 +100,8 @@ class HubSpotClient:
         start: datetime,
         end: datetime,
         page_size: int = 100,
-    ) -> Iterator[tuple[dict[str, Any], str]]:
-        """Every object modified in ``[start, end)``, with a location string for each page."""
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """Every object modified in ``[start, end)``, a page at a time, with the page's location."""
         path = f"/crm/v3/objects/{object_type}/search"
         after: str | None = None
         seen_cursors: set[str] = set()
@@ -118,14 +119,13 @@ class HubSpotClient:
                 body["after"] = after
             page = self.request("POST", path, body)
             if after is None and int(page.get("total", 0)) > SEARCH_CAP and end - start > timedelta(seconds=1):
+                # The search API stops at 10,000 results: split the window until each half fits.
                 middle = start + (end - start) / 2
                 log.info("%s: %s results in window, splitting at %s", object_type, page["total"], middle)
-                yield from self.search_modified(object_type, modified_property, properties, start, middle, page_size)
-                yield from self.search_modified(object_type, modified_property, properties, middle, end, page_size)
+                yield from self.search_pages(object_type, modified_property, properties, start, middle, page_size)
+                yield from self.search_pages(object_type, modified_property, properties, middle, end, page_size)
                 return
-            location = f"{path}?after={after or ''}"
-            for record in page.get("results", []):
-                yield record, location
+            yield page.get("results", []), f"{path}?after={after or ''}"
             next_after = ((page.get("paging") or {}).get("next") or {}).get("after")
             if not next_after:
                 return
@@ -136,3 +136,20 @@ class HubSpotClient:
                 )
             seen_cursors.add(next_after)
             after = str(next_after)
+
+    def search_modified(self, *args: Any, **kwargs: Any) -> Iterator[tuple[dict[str, Any], str]]:
+        """Like :meth:`search_pages`, one object at a time."""
+        for records, location in self.search_pages(*args, **kwargs):
+            for record in records:
+                yield record, location
+
+    def read_associations(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
+        """v4 batch read: the ids of ``to_type`` objects associated with each of ``ids``."""
+        found: dict[str, list[str]] = {}
+        for offset in range(0, len(ids), ASSOCIATION_BATCH):
+            batch = ids[offset:offset + ASSOCIATION_BATCH]
+            answer = self.request("POST", f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
+                                  {"inputs": [{"id": i} for i in batch]})
+            for result in answer.get("results", []):
+                found[str(result["from"]["id"])] = [str(t["toObjectId"]) for t in result.get("to", [])]
+        return found

@@ -13,7 +13,7 @@ import psycopg
 from touchpoint.extract.hubspot import HubSpotClient
 from touchpoint.extract.landing import RawItem, files_for_interval, read_items
 from touchpoint.extract.loader import LoadStats, RawLoader, advance_watermark
-from touchpoint.extract.sources import FILE_STREAMS, HUBSPOT_OBJECTS, HubSpotObject
+from touchpoint.extract.sources import FILE_STREAMS, HubSpotObject, hubspot_objects
 from touchpoint.extract.stream import InvalidRecord, Stream, key_record
 from touchpoint.warehouse.connection import connect
 from touchpoint.warehouse.schema import ensure_schema
@@ -27,6 +27,8 @@ SOURCES = ("crm", "email", "web")
 class CrmEndpoint:
     base_url: str
     token: str
+    #: HubSpot private apps get about 10-19 requests/s: stay under it per task
+    max_requests_per_second: float = 8.0
 
 
 def load_items(loader: RawLoader, stream: Stream, items: Iterable[RawItem]) -> None:
@@ -67,19 +69,36 @@ def extract_files(
     return loader.stats
 
 
+def with_associations(client: HubSpotClient, obj: HubSpotObject, records: list[dict]) -> list[dict]:
+    """Attach associations to a page of records, in the v3 single-object shape
+    (``associations: {to_type: {results: [{id, type}]}}``)."""
+    ids = [str(r["id"]) for r in records if r.get("id")]
+    if not ids:
+        return records
+    for to_type in obj.associations:
+        links = client.read_associations(obj.object_type, to_type, ids)
+        for record in records:
+            linked = links.get(str(record.get("id")), [])
+            if linked:
+                record.setdefault("associations", {})[to_type] = {
+                    "results": [{"id": i, "type": f"{obj.object_type}_to_{to_type}"} for i in linked]}
+    return records
+
+
 def extract_hubspot(
     conn: psycopg.Connection, client: HubSpotClient, obj: HubSpotObject, start: datetime, end: datetime
 ) -> LoadStats:
     stream = obj.stream
     with RawLoader(conn, stream, f"{client.base_url} {obj.object_type} {start.isoformat()}..{end.isoformat()}") as loader:
-        pages = client.search_modified(obj.object_type, obj.modified_property, obj.properties, start, end)
-        for record, location in pages:
-            try:
-                loader.add(key_record(stream, record, location))
-            except InvalidRecord as exc:
-                loader.quarantine(location, str(exc), json.dumps(record))
+        pages = client.search_pages(obj.object_type, obj.modified_property, obj.properties, start, end)
+        for records, location in pages:
+            for record in with_associations(client, obj, records):
+                try:
+                    loader.add(key_record(stream, record, location))
+                except InvalidRecord as exc:
+                    loader.quarantine(location, str(exc), json.dumps(record))
     advance_watermark(conn, stream.name, end)
-    _log_stats(loader.stats, f"{client.base_url} ({client.requests_made} requests)")
+    _log_stats(loader.stats, f"{client.base_url} ({client.requests_made} requests so far)")
     return loader.stats
 
 
@@ -90,8 +109,10 @@ def extract_source(
     end: datetime,
     landing_url: str | None = None,
     crm: CrmEndpoint | None = None,
+    crm_group: str | None = None,
 ) -> list[LoadStats]:
-    """Extract every stream of ``source`` for ``[start, end)`` into the raw layer."""
+    """Extract every stream of ``source`` for ``[start, end)`` into the raw layer
+    (for the CRM, only the objects of ``crm_group`` when given)."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     if end <= start:
@@ -101,8 +122,8 @@ def extract_source(
         if source == "crm":
             if crm is None:
                 raise ValueError("CRM extraction needs the API endpoint (connection crm_hubspot)")
-            client = HubSpotClient(crm.base_url, crm.token)
-            return [extract_hubspot(conn, client, obj, start, end) for obj in HUBSPOT_OBJECTS]
+            client = HubSpotClient(crm.base_url, crm.token, max_requests_per_second=crm.max_requests_per_second)
+            return [extract_hubspot(conn, client, obj, start, end) for obj in hubspot_objects(crm_group)]
         if landing_url is None:
             raise ValueError(f"{source} extraction needs a landing URL (TOUCHPOINT_LANDING_URL)")
         stream, folder = FILE_STREAMS[source]

@@ -81,11 +81,14 @@ SEGMENT_EVENTS = Stream(
 # -- CRM: HubSpot CRM v3 objects -------------------------------------------------------------
 @dataclass(frozen=True)
 class HubSpotObject:
-    """A HubSpot object type: its API name, modified-date property and the properties to fetch."""
+    """A HubSpot object type: what to fetch, which associations, and the stream it lands in."""
 
     object_type: str
-    modified_property: str
+    #: extraction group: the ingest DAG runs one task per group
+    group: str
     properties: tuple[str, ...]
+    associations: tuple[str, ...]
+    modified_property: str
     stream: Stream
 
 
@@ -99,6 +102,7 @@ def _hubspot_stream(object_type: str, modified_property: str) -> Stream:
     def key(record: Record) -> str:
         if not record.get("id"):
             raise InvalidRecord("missing id")
+        # One row per version: the same object modified again is a new row.
         return f"{record['id']}@{modified(record).isoformat()}"
 
     return Stream(
@@ -111,17 +115,54 @@ def _hubspot_stream(object_type: str, modified_property: str) -> Stream:
     )
 
 
-HUBSPOT_CONTACTS = HubSpotObject(
-    object_type="contacts",
-    modified_property="lastmodifieddate",
-    properties=(
-        "email", "firstname", "lastname", "createdate", "lastmodifieddate", "lifecyclestage",
-        "hs_analytics_source", "country", "hs_object_id",
-    ),
-    stream=_hubspot_stream("contacts", "lastmodifieddate"),
-)
+def hubspot_object(
+    object_type: str, group: str, properties: tuple[str, ...], associations: tuple[str, ...] = (),
+    modified_property: str = "hs_lastmodifieddate",
+) -> HubSpotObject:
+    return HubSpotObject(object_type, group, (*properties, modified_property), associations, modified_property,
+                         _hubspot_stream(object_type, modified_property))
 
-HUBSPOT_OBJECTS = (HUBSPOT_CONTACTS,)
+
+_ENGAGEMENT = ("hs_timestamp", "hubspot_owner_id", "hs_createdate")
+_ENGAGEMENT_LINKS = ("contacts", "companies", "deals")
+
+HUBSPOT_OBJECTS = (
+    hubspot_object("contacts", "people", (
+        "email", "firstname", "lastname", "createdate", "lifecyclestage", "hs_analytics_source", "country",
+        "hs_object_id", "hs_additional_emails", "hs_merged_object_ids", "hs_email_optout", "hs_legal_basis",
+    ), ("companies",), modified_property="lastmodifieddate"),
+    hubspot_object("companies", "people", ("name", "domain", "industry", "createdate")),
+    hubspot_object("deals", "sales", (
+        "dealname", "amount", "dealstage", "pipeline", "closedate", "dealtype", "createdate",
+    ), ("contacts", "companies")),
+    hubspot_object("calls", "sales", (*_ENGAGEMENT, "hs_call_title", "hs_call_direction", "hs_call_duration",
+                                      "hs_call_status", "hs_call_disposition"), _ENGAGEMENT_LINKS),
+    hubspot_object("meetings", "sales", (*_ENGAGEMENT, "hs_meeting_title", "hs_meeting_outcome",
+                                         "hs_meeting_location", "hs_activity_type", "hs_meeting_start_time",
+                                         "hs_meeting_end_time"), _ENGAGEMENT_LINKS),
+    hubspot_object("emails", "sales", (*_ENGAGEMENT, "hs_email_direction", "hs_email_subject", "hs_email_status"),
+                   _ENGAGEMENT_LINKS),
+    hubspot_object("notes", "sales", (*_ENGAGEMENT, "hs_note_body"), _ENGAGEMENT_LINKS),
+    hubspot_object("tasks", "sales", (*_ENGAGEMENT, "hs_task_subject", "hs_task_status", "hs_task_type"),
+                   _ENGAGEMENT_LINKS),
+    hubspot_object("tickets", "service", (
+        "subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_category", "hs_ticket_priority",
+        "createdate", "closed_date",
+    ), ("contacts", "companies")),
+    hubspot_object("feedback_submissions", "service", (
+        "hs_survey_type", "hs_survey_name", "hs_survey_channel", "hs_value", "hs_response_group", "hs_content",
+        "hs_submission_timestamp", "hs_createdate",
+    ), ("contacts",)),
+)
+HUBSPOT_CONTACTS = HUBSPOT_OBJECTS[0]
+CRM_GROUPS = tuple(dict.fromkeys(obj.group for obj in HUBSPOT_OBJECTS))
+
+
+def hubspot_objects(group: str | None = None) -> tuple[HubSpotObject, ...]:
+    if group is not None and group not in CRM_GROUPS:
+        raise ValueError(f"unknown CRM group {group!r}; expected one of {', '.join(CRM_GROUPS)}")
+    return tuple(obj for obj in HUBSPOT_OBJECTS if group is None or obj.group == group)
+
 
 #: Landing sub-folder of each file-based stream.
 FILE_STREAMS = {"email": (SENDGRID_EVENTS, "sendgrid"), "web": (SEGMENT_EVENTS, "segment")}
