@@ -145,3 +145,13 @@ def test_a_loader_killed_in_the_middle_of_a_copy_loses_and_duplicates_nothing_on
         stored, distinct = conn.execute("select count(*), count(distinct natural_key) from raw.segment_events").fetchone()
     assert stored == distinct == total
     assert summary["loaded"] + summary["duplicates"] == total and summary["duplicates"] >= committed
+
+
+def test_any_fsspec_url_works_as_the_landing_path(fresh_db):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/landing-test/sendgrid/2025-10-05/batch-0001.json", (FIXTURES / "sendgrid_batch.json").read_bytes())
+    day = datetime(2025, 10, 5, tzinfo=UTC)
+    stats = extract_source("email", fresh_db, day, day + timedelta(days=1), landing_url="memory://landing-test")
+    assert stats[0].loaded == 11
