@@ -25,7 +25,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def rows(url: str, table: str) -> list[dict]:
     with psycopg.connect(url) as conn:
         cur = conn.execute(f"select natural_key, event_time, payload, _source from raw.{table} order by event_time")
-        return [dict(zip([c.name for c in cur.description], r)) for r in cur.fetchall()]
+        return [dict(zip([c.name for c in cur.description], r, strict=True)) for r in cur.fetchall()]
 
 
 # -- SendGrid ---------------------------------------------------------------------------------

@@ -61,14 +61,12 @@ def weekly_interval(params: dict[str, Any] | None, data_start: datetime, data_en
     """The report run's week: Monday 00:00 UTC to the next Monday."""
     explicit = _explicit(params)
     if explicit:
-        start, end = explicit
+        start = explicit[0]
     elif data_end > data_start:
-        start, end = data_start, data_end
+        start = data_start
     else:
         # the last full week that ended on or before this moment
-        monday = week_start_of(data_start)
-        start = datetime.combine(monday - timedelta(days=7), datetime.min.time(), UTC)
-        end = start + timedelta(days=7)
+        start = datetime.combine(week_start_of(data_start) - timedelta(days=7), datetime.min.time(), UTC)
     week = week_start_of(start)
     first = datetime.combine(week, datetime.min.time(), UTC)
     return first, first + timedelta(days=7)

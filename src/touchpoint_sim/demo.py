@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import socket
 import time
-from datetime import datetime, time as dtime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 from touchpoint import services
