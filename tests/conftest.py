@@ -17,7 +17,8 @@ import psycopg
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_VAR = REPO / "var" / "test"
+# Parallel test sessions (several engineers on one machine) pass their own var dir and port.
+TEST_VAR = Path(os.environ.get("TOUCHPOINT_TEST_VAR", str(REPO / "var" / "test")))
 TEST_PG_PORT = int(os.environ.get("TOUCHPOINT_TEST_PG_PORT", "54339"))
 SIM_START = date(2026, 10, 5)
 
