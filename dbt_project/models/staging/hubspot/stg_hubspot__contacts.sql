@@ -1,30 +1,25 @@
-with source as (
-    select * from {{ source('hubspot', 'hubspot_contacts') }}
-),
-
-versions as (
-    select
-        object_id as contact_id,
-        nullif(lower(trim(payload -> 'properties' ->> 'email')), '') as email,
-        payload -> 'properties' ->> 'firstname' as first_name,
-        payload -> 'properties' ->> 'lastname' as last_name,
-        payload -> 'properties' ->> 'lifecyclestage' as lifecycle_stage,
-        payload -> 'properties' ->> 'hs_analytics_source' as original_source,
-        payload -> 'properties' ->> 'country' as country,
-        (payload -> 'properties' ->> 'createdate')::timestamptz as created_at,
-        event_time as modified_at,
-        _loaded_at,
-        row_number() over (partition by object_id order by event_time desc, _loaded_at desc) as version_rank
-    from source
+with latest as (
+    {{ hubspot_latest_versions('hubspot_contacts') }}
 ),
 
 final as (
-    -- one row per contact: its latest known version
     select
-        contact_id, email, first_name, last_name, lifecycle_stage, original_source, country,
-        created_at, modified_at, _loaded_at
-    from versions
-    where version_rank = 1
+        object_id as contact_id,
+        lower(trim({{ hubspot_prop('email') }})) as email,
+        {{ hubspot_prop('firstname') }} as first_name,
+        {{ hubspot_prop('lastname') }} as last_name,
+        {{ hubspot_prop('lifecyclestage') }} as lifecycle_stage,
+        {{ hubspot_prop('hs_analytics_source') }} as original_source,
+        {{ hubspot_prop('country') }} as country,
+        {{ hubspot_prop('hs_additional_emails') }} as additional_emails,
+        {{ hubspot_prop('hs_merged_object_ids') }} as merged_object_ids,
+        coalesce({{ hubspot_prop('hs_email_optout') }} = 'true', false) as is_email_opted_out,
+        {{ hubspot_prop('hs_legal_basis') }} as legal_basis,
+        {{ hubspot_first_association('companies') }} as company_id,
+        {{ hubspot_time('createdate') }} as created_at,
+        event_time as modified_at,
+        _loaded_at
+    from latest
 )
 
 select * from final

@@ -1,0 +1,16 @@
+with latest as (
+    {{ hubspot_latest_versions('hubspot_notes') }}
+),
+
+final as (
+    select
+        object_id as note_id,
+        {{ hubspot_first_association('contacts') }} as contact_id,
+        {{ hubspot_time('hs_timestamp') }} as occurred_at,
+        {{ hubspot_prop('hubspot_owner_id') }} as owner_id,
+        event_time as modified_at,
+        _loaded_at
+    from latest
+)
+
+select * from final
