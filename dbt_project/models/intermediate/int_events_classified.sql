@@ -1,3 +1,4 @@
+{{ config(materialized='table') }}
 {#- Every source event in one shape, classified through the touchpoint_taxonomy seed.
     Events no taxonomy row matches keep a null touchpoint and are reported by the
     `assert_every_event_is_classified` warning test instead of being dropped silently. -#}

@@ -1,49 +1,52 @@
-{#- Thin identity resolution: every identifier a source gives us, mapped to a normalised email
-    and a customer_key (a hash of that email). The full identity graph (merged contacts,
-    exclusion of shared addresses, stable keys across merges) replaces this later. -#}
-with contacts as (
-    select * from {{ ref('stg_hubspot__contacts') }}
+{{ config(materialized='table', indexes=[{'columns': ['identifier_type', 'identifier'], 'unique': True}]) }}
+{#- Every identifier, the customer it resolves to, and why. customer_key is a hash of the
+    component's anchor: its earliest-seen person identifier (email, HubSpot contact or Segment
+    user). A later identifier joining the group therefore keeps the existing key. Groups of
+    only anonymous devices, and shared addresses, resolve to no customer. -#}
+with nodes as (
+    select * from {{ ref('int_identity_nodes') }}
 ),
 
-segment_events as (
-    select * from {{ ref('stg_segment__events') }}
+components as (
+    select * from {{ ref('int_identity_components') }}
 ),
 
-email_events as (
-    select * from {{ ref('stg_sendgrid__events') }}
+members as (
+    select nodes.*, components.component, components.component_size, components.is_over_cap
+    from nodes
+    join components using (node)
 ),
 
-observed as (
-    select 'hubspot_contact' as identifier_type, contact_id as identifier, email, created_at as seen_at
-    from contacts where email is not null
-    union all
-    select 'email', email, email, created_at from contacts where email is not null
-    union all
-    select 'segment_user', user_id, traits_email, occurred_at
-    from segment_events where event_type = 'identify' and user_id is not null and traits_email is not null
-    union all
-    select 'segment_anonymous', anonymous_id, traits_email, occurred_at
-    from segment_events where event_type = 'identify' and anonymous_id is not null and traits_email is not null
-    union all
-    select 'email', email, email, min(occurred_at) from email_events where email is not null group by email
+anchors as (
+    select distinct on (component)
+        component,
+        node as anchor_node
+    from members
+    where identifier_type in ('email', 'hubspot_contact', 'segment_user') and not is_excluded
+    order by component, first_seen_at, node
 ),
 
-first_seen as (
-    -- an identifier seen with several emails keeps the first one
-    select distinct on (identifier_type, identifier)
-        identifier_type, identifier, email, seen_at
-    from observed
-    order by identifier_type, identifier, seen_at, email
+emails as (
+    select distinct on (component) component, identifier as email
+    from members
+    where identifier_type = 'email' and not is_excluded
+    order by component, first_seen_at, identifier
 ),
 
 final as (
     select
-        identifier_type,
-        identifier,
-        email,
-        md5('email:' || email) as customer_key,
-        seen_at as first_seen_at
-    from first_seen
+        members.identifier_type,
+        members.identifier,
+        emails.email,
+        case when anchors.anchor_node is not null and not members.is_excluded
+             then md5('customer:' || anchors.anchor_node) end as customer_key,
+        anchors.anchor_node,
+        members.component_size,
+        members.is_over_cap,
+        members.first_seen_at
+    from members
+    left join anchors using (component)
+    left join emails using (component)
 )
 
 select * from final

@@ -10,6 +10,8 @@ final as (
         event_time as occurred_at,
         payload ->> 'anonymousId' as anonymous_id,
         payload ->> 'userId' as user_id,
+        payload ->> 'previousId' as previous_id,
+        payload ->> 'groupId' as group_id,
         nullif(lower(trim(payload -> 'traits' ->> 'email')), '') as traits_email,
         coalesce(payload -> 'context' -> 'page' ->> 'path', payload -> 'properties' ->> 'path') as page_path,
         payload -> 'context' -> 'page' ->> 'referrer' as page_referrer,
@@ -17,6 +19,11 @@ final as (
         lower(payload -> 'context' -> 'campaign' ->> 'medium') as utm_medium,
         payload -> 'context' -> 'campaign' ->> 'name' as utm_campaign,
         payload -> 'context' ->> 'userAgent' as user_agent,
+        (payload -> 'context' -> 'consent' -> 'categoryPreferences' ->> 'analytics')::boolean as consent_analytics,
+        (payload -> 'context' -> 'consent' -> 'categoryPreferences' ->> 'marketing')::boolean as consent_marketing,
+        (payload -> 'properties' ->> 'revenue')::numeric as revenue,
+        payload -> 'properties' ->> 'order_id' as order_id,
+        payload -> 'properties' ->> 'list_id' as list_id,
         _loaded_at
     from source
 )
