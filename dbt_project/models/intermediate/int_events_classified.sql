@@ -22,12 +22,54 @@ contacts as (
     select * from {{ ref('stg_hubspot__contacts') }}
 ),
 
+crm_activity as (
+    -- every CRM object that can be an interaction, in one shape, keyed to its contact
+    select 'call:' || call_id as source_event_id, 'call' as event_type,
+           coalesce(direction, 'outbound') as event_detail, occurred_at, contact_id
+    from {{ ref('stg_hubspot__calls') }}
+    union all
+    select 'meeting:' || meeting_id, 'meeting',
+           case when is_in_store then 'in_store'
+                when activity_type ilike '%onboarding%' or title ilike '%onboarding%' then 'onboarding'
+                else 'sales' end,
+           occurred_at, contact_id
+    from {{ ref('stg_hubspot__meetings') }}
+    where coalesce(outcome, 'COMPLETED') not in ('CANCELED', 'NO_SHOW')
+    union all
+    select 'crm_email:' || crm_email_id, 'crm_email', direction, occurred_at, contact_id
+    from {{ ref('stg_hubspot__emails') }}
+    union all
+    select 'deal_created:' || deal_id, 'deal_created', coalesce(deal_type, 'newbusiness'), created_at, contact_id
+    from {{ ref('stg_hubspot__deals') }}
+    union all
+    select 'deal_closed_won:' || deal_id, 'deal_closed_won',
+           case when deal_name ilike any (array['%upgrade%', '%upsell%']) then 'upgrade'
+                when deal_type = 'existingbusiness' then 'renewal'
+                else 'newbusiness' end,
+           coalesce(closed_at, modified_at), contact_id
+    from {{ ref('stg_hubspot__deals') }}
+    where is_closed_won
+    union all
+    select 'ticket:' || ticket_id, 'ticket', category, created_at, contact_id
+    from {{ ref('stg_hubspot__tickets') }}
+    union all
+    select 'feedback:' || feedback_id, 'feedback', survey_type, submitted_at, contact_id
+    from {{ ref('stg_hubspot__feedback_submissions') }}
+    union all
+    select 'note:' || note_id, 'note', '*', occurred_at, contact_id from {{ ref('stg_hubspot__notes') }}
+    union all
+    select 'task:' || task_id, 'task', '*', occurred_at, contact_id from {{ ref('stg_hubspot__tasks') }}
+),
+
 web as (
     select
         'web' as source,
         e.message_id as source_event_id,
         e.event_type,
         case
+            when e.event_type = 'track' then
+                regexp_replace(lower(trim(e.track_event_name)), '[^a-z0-9]+', '_', 'g')
+                || case when e.list_id ilike '%recommend%' then '_recommended' else '' end
             when e.utm_medium in ('cpc', 'ppc', 'display', 'paid_social') then 'paid'
             when coalesce(e.page_path, '/') = '/' then 'home'
             else split_part(e.page_path, '/', 2)
@@ -39,7 +81,7 @@ web as (
         on by_user.identifier_type = 'segment_user' and by_user.identifier = e.user_id
     left join identifiers as by_device
         on by_device.identifier_type = 'segment_anonymous' and by_device.identifier = e.anonymous_id
-    where e.event_type = 'page'
+    where e.event_type in ('page', 'track', 'screen')
 ),
 
 email as (
@@ -58,7 +100,7 @@ email as (
 crm as (
     select
         'crm' as source,
-        c.contact_id as source_event_id,
+        'contact:' || c.contact_id as source_event_id,
         'contact_created' as event_type,
         coalesce(lower(c.original_source), 'unknown') as event_detail,
         c.created_at as occurred_at,
@@ -66,6 +108,13 @@ crm as (
     from contacts as c
     left join identifiers as i
         on i.identifier_type = 'hubspot_contact' and i.identifier = c.contact_id
+    union all
+    select
+        'crm', a.source_event_id, a.event_type, a.event_detail, a.occurred_at, i.customer_key
+    from crm_activity as a
+    left join identifiers as i
+        on i.identifier_type = 'hubspot_contact' and i.identifier = a.contact_id
+    where a.occurred_at is not null
 ),
 
 events as (
