@@ -1,0 +1,57 @@
+{#- NPS and CSAT answers, each with a summary of the customer's touchpoints in the
+    feedback_lookback_days before it (the detail is in fct_feedback_touchpoints). -#}
+with feedback as (
+    select * from {{ ref('stg_hubspot__feedback_submissions') }}
+),
+
+identifiers as (
+    select * from {{ ref('int_identifiers_mapped') }} where identifier_type = 'hubspot_contact'
+),
+
+before as (
+    select * from {{ ref('fct_feedback_touchpoints') }}
+),
+
+scored as (
+    select
+        f.feedback_id,
+        i.customer_key,
+        f.survey_type,
+        f.survey_name,
+        f.score,
+        f.submitted_at,
+        f.comment,
+        case
+            when f.survey_type = 'NPS' and f.score >= 9 then 'promoter'
+            when f.survey_type = 'NPS' and f.score >= 7 then 'passive'
+            when f.survey_type = 'NPS' then 'detractor'
+        end as nps_group,
+        case when f.survey_type = 'CSAT' then f.score >= 4 end as is_satisfied,
+        (f.survey_type = 'NPS' and f.score <= 6) or (f.survey_type = 'CSAT' and f.score <= 2) as is_dissatisfied
+    from feedback as f
+    left join identifiers as i on i.identifier = f.contact_id
+),
+
+summary as (
+    select
+        feedback_id,
+        count(*) as touchpoints_before,
+        string_agg(distinct touchpoint, ', ' order by touchpoint) as touchpoint_types_before,
+        (array_agg(touchpoint order by occurred_at desc))[1] as last_touchpoint_before,
+        (array_agg(channel order by occurred_at desc))[1] as last_channel_before
+    from before
+    group by feedback_id
+),
+
+final as (
+    select
+        scored.*,
+        coalesce(summary.touchpoints_before, 0) as touchpoints_before,
+        summary.touchpoint_types_before,
+        summary.last_touchpoint_before,
+        summary.last_channel_before
+    from scored
+    left join summary using (feedback_id)
+)
+
+select * from final
