@@ -1,3 +1,17 @@
+{{ config(
+    materialized='incremental',
+    unique_key='touchpoint_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    indexes=[
+        {'columns': ['touchpoint_id'], 'unique': True},
+        {'columns': ['occurred_at']},
+        {'columns': ['customer_key', 'occurred_at']},
+    ],
+) }}
+{#- Incremental: a run re-writes the touchpoints of the last var('incremental_lookback_days')
+    before the newest row it holds (late arrivals), plus any older touchpoint whose customer or
+    stage changed since (an identity merge re-keys the past). The result equals a full refresh. -#}
 with events as (
     select * from {{ ref('int_events_classified') }}
 ),
@@ -35,3 +49,16 @@ final as (
 )
 
 select * from final
+{% if is_incremental() %}
+where final.occurred_at >= (
+        select coalesce(max(occurred_at), '-infinity'::timestamptz)
+               - interval '1 day' * {{ var('incremental_lookback_days') }}
+        from {{ this }}
+    )
+    or not exists (
+        select 1 from {{ this }} as existing
+        where existing.touchpoint_id = final.touchpoint_id
+          and existing.customer_key is not distinct from final.customer_key
+          and existing.journey_stage = final.journey_stage
+    )
+{% endif %}
