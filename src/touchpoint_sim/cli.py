@@ -24,9 +24,11 @@ def run(args: argparse.Namespace) -> int:
         if not crm_dir.exists():
             print(f"touchpoint: error: no simulated CRM data in {crm_dir}; run `touchpoint simulate` first")
             return 2
+        page_size = getattr(args, "page_size", None)  # `--page-size N`: smaller pages than HubSpot's
         server = CrmServer(CrmData.from_dir(crm_dir), port=args.port, token=args.token,
-                           fault_rate=args.fault_rate, verbose=args.verbose)
-        print(f"CRM simulator on {server.url} (fault rate {args.fault_rate}); Ctrl-C to stop", flush=True)
+                           fault_rate=args.fault_rate, verbose=args.verbose, page_size=page_size)
+        pages = f", pages of at most {page_size}" if page_size else ""
+        print(f"CRM simulator on {server.url} (fault rate {args.fault_rate}{pages}); Ctrl-C to stop", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
         try:
             server.serve_forever()
@@ -40,4 +42,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"simulated {manifest['customers']} customers over {manifest['weeks']} weeks from {manifest['start']}: "
           f"{manifest['web_events']} web events, {manifest['email_events']} email events, "
           f"{manifest['contacts']} CRM contacts -> {args.landing}, {args.out}")
+    print("CRM objects: " + ", ".join(f"{n} {t}" for t, n in manifest["crm"].items()))
     return 0

@@ -1,9 +1,16 @@
-"""A HubSpot-compatible CRM v3 API on loopback, serving a simulated data set.
+"""A HubSpot-compatible CRM API on loopback, serving a simulated data set.
 
-Implements what the extractor uses: ``GET /crm/v3/objects/{type}`` (list) and
-``POST /crm/v3/objects/{type}/search`` (filters GTE/LT/GT/LTE/EQ, one sort, ``limit`` up to
-200, ``after`` cursor, the 10,000-result cap), bearer-token auth, and optional injected faults
-(429 with Retry-After, 500, slow answers) at a given rate.
+Implements what an extractor needs, for every object type in the data set (contacts, companies,
+deals, tickets, calls, meetings, notes, emails, tasks, feedback_submissions):
+
+* ``GET /crm/v3/objects/{type}`` (list, ``limit`` up to 100, ``after`` cursor, ``properties``)
+  and ``GET /crm/v3/objects/{type}/{id}``;
+* ``POST /crm/v3/objects/{type}/search`` (filters EQ/NEQ/GT/GTE/LT/LTE, sorts, ``limit`` up to
+  200, ``after`` cursor, the 10,000-result cap: 400 when ``after`` reaches it);
+* ``POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read`` (at most 1,000
+  inputs; ids without associations are absent from the results);
+* bearer-token auth, and optional injected faults (429 with Retry-After, 500, slow answers) at a
+  given rate; ``page_size`` lowers the largest page to exercise an extractor's paging.
 """
 
 from __future__ import annotations
@@ -20,6 +27,30 @@ from urllib.parse import parse_qs, urlsplit
 
 SEARCH_CAP = 10_000
 MAX_SEARCH_LIMIT = 200
+MAX_LIST_LIMIT = 100
+MAX_ASSOCIATION_INPUTS = 1000
+
+#: HubSpot-defined association type ids, by (from type, to type); a pair's reverse has its own id.
+ASSOCIATION_TYPE_IDS = {
+    ("contacts", "companies"): 279, ("companies", "contacts"): 280,
+    ("deals", "contacts"): 3, ("contacts", "deals"): 4,
+    ("deals", "companies"): 341, ("companies", "deals"): 342,
+    ("tickets", "contacts"): 16, ("contacts", "tickets"): 15,
+    ("tickets", "companies"): 339, ("companies", "tickets"): 340,
+    ("calls", "contacts"): 194, ("calls", "companies"): 182, ("calls", "deals"): 206,
+    ("emails", "contacts"): 198, ("emails", "companies"): 186, ("emails", "deals"): 210,
+    ("meetings", "contacts"): 200, ("meetings", "companies"): 188, ("meetings", "deals"): 212,
+    ("notes", "contacts"): 202, ("notes", "companies"): 190, ("notes", "deals"): 214,
+    ("tasks", "contacts"): 204, ("tasks", "companies"): 192, ("tasks", "deals"): 216,
+    ("contacts", "calls"): 193, ("contacts", "emails"): 197, ("contacts", "meetings"): 199,
+    ("contacts", "notes"): 201, ("contacts", "tasks"): 203,
+}
+#: Pairs whose first association is also labelled "Primary" (HubSpot's primary company).
+PRIMARY_TYPE_IDS = {("contacts", "companies"): 1, ("deals", "companies"): 5, ("tickets", "companies"): 26}
+
+_DATE_PROPERTIES = {"createdate", "lastmodifieddate", "hs_lastmodifieddate", "hs_createdate", "hs_timestamp",
+                    "closedate", "closed_date", "hs_meeting_start_time", "hs_meeting_end_time",
+                    "hs_submission_timestamp"}
 
 
 def _as_ms(value: Any) -> float:
@@ -28,15 +59,19 @@ def _as_ms(value: Any) -> float:
     text = str(value)
     if text.lstrip("-").isdigit():
         return float(text)
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000
+    return datetime.fromisoformat(text).timestamp() * 1000
 
 
 def _matches(record: dict[str, Any], flt: dict[str, Any]) -> bool:
     name, op, value = flt["propertyName"], flt["operator"], flt.get("value")
     raw = record["properties"].get(name)
+    if op == "HAS_PROPERTY":
+        return raw is not None
+    if op == "NOT_HAS_PROPERTY":
+        return raw is None
     if raw is None:
         return False
-    if name.endswith("date") or name.startswith("hs_lastmodified") or name == "createdate":
+    if name in _DATE_PROPERTIES or name.endswith("date"):
         left, right = _as_ms(raw), _as_ms(value)
     else:
         left, right = str(raw), str(value)
@@ -47,19 +82,65 @@ def _matches(record: dict[str, Any], flt: dict[str, Any]) -> bool:
 
 
 class CrmData:
-    def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
+    """Objects by type, and associations by (from type, to type): {from id: [to ids]}."""
+
+    def __init__(self, objects: dict[str, list[dict[str, Any]]],
+                 associations: dict[tuple[str, str], dict[str, list[str]]] | None = None) -> None:
         self.objects = objects
+        self.associations = dict(associations or {})
+        # HubSpot associations go both ways: serve the reverse of every stored direction.
+        for (from_type, to_type), links in list(self.associations.items()):
+            if (to_type, from_type) not in self.associations:
+                reverse: dict[str, list[str]] = {}
+                for from_id in sorted(links, key=_id_order):
+                    for to_id in links[from_id]:
+                        reverse.setdefault(to_id, []).append(from_id)
+                self.associations[(to_type, from_type)] = reverse
+        self._by_id = {t: {r["id"]: r for r in records} for t, records in objects.items()}
+        self._sorted = {t: sorted(records, key=lambda r: int(r["id"])) for t, records in objects.items()}
 
     @classmethod
     def from_dir(cls, crm_dir: Path) -> CrmData:
-        return cls({p.stem: json.loads(p.read_text()) for p in sorted(crm_dir.glob("*.json"))})
+        """``crm_dir/<type>.json`` (a JSON list of objects each) and
+        ``crm_dir/associations/<from>__<to>.json`` (``{from id: [to ids]}``)."""
+        objects = {p.stem: json.loads(p.read_text()) for p in sorted(crm_dir.glob("*.json"))}
+        associations = {}
+        for path in sorted((crm_dir / "associations").glob("*__*.json")):
+            from_type, to_type = path.stem.split("__", 1)
+            associations[(from_type, to_type)] = json.loads(path.read_text())
+        return cls(objects, associations)
+
+    def get(self, object_type: str, object_id: str) -> dict[str, Any] | None:
+        return self._by_id.get(object_type, {}).get(object_id)
+
+    def listing(self, object_type: str) -> list[dict[str, Any]]:
+        return self._sorted.get(object_type, [])
+
+
+def _id_order(value: str) -> tuple[int, str]:
+    return (int(value), value) if value.isdigit() else (0, value)
+
+
+def _modified_property(object_type: str) -> str:
+    return "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
+
+
+def _created_property(object_type: str) -> str:
+    return "createdate" if object_type in ("contacts", "companies", "deals", "tickets") else "hs_createdate"
+
+
+def _select(record: dict[str, Any], object_type: str, wanted: list[str]) -> dict[str, Any]:
+    """The record with only the requested properties (null when unset), plus HubSpot's defaults."""
+    props = record["properties"]
+    names = [*wanted, "hs_object_id", _created_property(object_type), _modified_property(object_type)]
+    return {**record, "properties": {name: props.get(name) for name in dict.fromkeys(names)}}
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: CrmServer  # type: ignore[assignment]
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
+    def log_message(self, format: str, *args: Any) -> None:  # quiet unless verbose
         if self.server.verbose:
             super().log_message(format, *args)
 
@@ -73,15 +154,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _error(self, status: int, message: str, category: str = "VALIDATION_ERROR") -> None:
+        self._send(status, {"status": "error", "message": message, "category": category,
+                            "correlationId": "00000000-0000-4000-8000-000000000000"})
+
     def _guard(self) -> bool:
-        self.server.requests += 1
+        self.server.count_request()
         if self.headers.get("Authorization") != f"Bearer {self.server.token}":
             self._send(401, {"status": "error", "category": "INVALID_AUTHENTICATION",
                              "message": "Authentication credentials not found."})
             return False
         fault = self.server.next_fault()
         if fault == "429":
-            self._send(429, {"status": "error", "category": "RATE_LIMITS",
+            self._send(429, {"status": "error", "category": "RATE_LIMITS", "policyName": "SECONDLY",
                              "message": "You have reached your secondly limit."}, {"Retry-After": "0.2"})
             return False
         if fault == "500":
@@ -91,70 +176,140 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(0.3)
         return True
 
-    def _collection(self, path: str) -> tuple[list[dict[str, Any]] | None, bool]:
+    def _route(self, path: str) -> tuple[str, list[str]]:
         parts = path.strip("/").split("/")
         if len(parts) >= 4 and parts[:3] == ["crm", "v3", "objects"]:
-            return self.server.data.objects.get(parts[3], []), len(parts) == 5 and parts[4] == "search"
-        return None, False
+            return "v3", parts[3:]
+        if len(parts) == 7 and parts[:3] == ["crm", "v4", "associations"] and parts[5:] == ["batch", "read"]:
+            return "v4", parts[3:5]
+        return "", parts
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def _known(self, object_type: str) -> bool:
+        if object_type in self.server.data.objects:
+            return True
+        self._error(400, f"Unable to infer object type from: {object_type}")
+        return False
+
+    def do_GET(self) -> None:  # http.server's naming
         if not self._guard():
             return
         url = urlsplit(self.path)
-        records, is_search = self._collection(url.path)
-        if records is None or is_search:
-            self._send(404, {"status": "error", "message": "not found"})
+        api, parts = self._route(url.path)
+        if api != "v3" or len(parts) > 2 or parts[-1] == "search":
+            self._error(404, "not found", "OBJECT_NOT_FOUND")
+            return
+        object_type = parts[0]
+        if not self._known(object_type):
             return
         query = parse_qs(url.query)
-        limit = min(int(query.get("limit", ["10"])[0]), 100)
+        wanted = [n for value in query.get("properties", []) for n in value.split(",") if n]
+        if len(parts) == 2:
+            record = self.server.data.get(object_type, parts[1])
+            if record is None:
+                self._error(404, "Object not found.", "OBJECT_NOT_FOUND")
+                return
+            self._send(200, _select(record, object_type, wanted) if wanted else record)
+            return
+        limit = self.server.limit(int(query.get("limit", ["10"])[0]), MAX_LIST_LIMIT)
         offset = int(query.get("after", ["0"])[0] or 0)
-        self._page(sorted(records, key=lambda r: int(r["id"])), offset, limit)
+        records = self.server.data.listing(object_type)
+        page = records[offset:offset + limit]
+        if wanted:
+            page = [_select(r, object_type, wanted) for r in page]
+        body: dict[str, Any] = {"results": page}
+        if offset + limit < len(records):
+            after = str(offset + limit)
+            body["paging"] = {"next": {"after": after, "link": f"{url.path}?after={after}"}}
+        self._send(200, body)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
-        body = json.loads(self.rfile.read(length) or b"{}")
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except json.JSONDecodeError:
+            body = None
         if not self._guard():
             return
-        records, is_search = self._collection(urlsplit(self.path).path)
-        if records is None or not is_search:
-            self._send(404, {"status": "error", "message": "not found"})
+        if not isinstance(body, dict):
+            self._error(400, "Invalid input JSON on line 1")
             return
+        api, parts = self._route(urlsplit(self.path).path)
+        if api == "v4":
+            self._associations(parts[0], parts[1], body)
+        elif api == "v3" and len(parts) == 2 and parts[1] == "search":
+            self._search(parts[0], body)
+        else:
+            self._error(404, "not found", "OBJECT_NOT_FOUND")
+
+    def _search(self, object_type: str, body: dict[str, Any]) -> None:
+        if not self._known(object_type):
+            return
+        records = self.server.data.listing(object_type)
         groups = body.get("filterGroups") or []
         if groups:
             records = [r for r in records if any(all(_matches(r, f) for f in g.get("filters", [])) for g in groups)]
         for sort in reversed(body.get("sorts") or []):
             name = sort["propertyName"] if isinstance(sort, dict) else str(sort)
             reverse = isinstance(sort, dict) and sort.get("direction") == "DESCENDING"
-            records = sorted(records, key=lambda r: (str(r["properties"].get(name) or ""), int(r["id"])), reverse=reverse)
-        limit = min(int(body.get("limit", 10)), MAX_SEARCH_LIMIT)
+            records = sorted(records, key=lambda r: (str(r["properties"].get(name) or ""), int(r["id"])),
+                             reverse=reverse)
+        limit = self.server.limit(int(body.get("limit", 10)), MAX_SEARCH_LIMIT)
         offset = int(body.get("after") or 0)
         if offset >= SEARCH_CAP:
-            self._send(400, {"status": "error", "message": "The search API cannot page past 10,000 results."})
+            self._error(400, "The search API cannot page past 10,000 results.")
             return
-        wanted = set(body.get("properties") or [])
-        if wanted:
-            records = [{**r, "properties": {k: v for k, v in r["properties"].items() if k in wanted or k == "hs_object_id"}}
-                       for r in records]
-        self._page(records, offset, limit)
-
-    def _page(self, records: list[dict[str, Any]], offset: int, limit: int) -> None:
         page = records[offset:offset + limit]
-        body: dict[str, Any] = {"total": len(records), "results": page}
+        wanted = list(body.get("properties") or [])
+        if wanted:
+            page = [_select(r, object_type, wanted) for r in page]
+        answer: dict[str, Any] = {"total": len(records), "results": page}
         if offset + limit < len(records) and offset + limit < SEARCH_CAP:
-            body["paging"] = {"next": {"after": str(offset + limit), "link": "?after=" + str(offset + limit)}}
-        self._send(200, body)
+            answer["paging"] = {"next": {"after": str(offset + limit), "link": "?after=" + str(offset + limit)}}
+        self._send(200, answer)
+
+    def _associations(self, from_type: str, to_type: str, body: dict[str, Any]) -> None:
+        if not (self._known(from_type) and self._known(to_type)):
+            return
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list):
+            self._error(400, "Invalid input: inputs is required")
+            return
+        if len(inputs) > MAX_ASSOCIATION_INPUTS:
+            self._error(400, f"Batch input size of {len(inputs)} exceeds the limit of {MAX_ASSOCIATION_INPUTS}.")
+            return
+        links = self.server.data.associations.get((from_type, to_type), {})
+        type_id = ASSOCIATION_TYPE_IDS.get((from_type, to_type), 1)
+        primary = PRIMARY_TYPE_IDS.get((from_type, to_type))
+        results = []
+        for item in inputs:
+            from_id = str(item.get("id") if isinstance(item, dict) else item)
+            targets = links.get(from_id)
+            if not targets:
+                continue
+            to = []
+            for n, to_id in enumerate(targets):
+                types = [{"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}]
+                if primary is not None and n == 0:
+                    types.insert(0, {"category": "HUBSPOT_DEFINED", "typeId": primary, "label": "Primary"})
+                to.append({"toObjectId": int(to_id), "associationTypes": types})
+            results.append({"from": {"id": from_id}, "to": to})
+        self._send(200, {"status": "COMPLETE", "results": results,
+                         "startedAt": "2026-01-01T00:00:00.000Z", "completedAt": "2026-01-01T00:00:00.010Z"})
 
 
 class CrmServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, data: CrmData, port: int = 0, token: str = "sim-token",
-                 fault_rate: float = 0.0, seed: int = 0, verbose: bool = False) -> None:
+    def __init__(self, data: CrmData, port: int = 0, token: str = "sim-token", fault_rate: float = 0.0,
+                 seed: int = 0, verbose: bool = False, page_size: int | None = None) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
+        if page_size is not None and page_size < 1:
+            raise ValueError("page_size must be at least 1")
         self.data = data
         self.token = token
         self.fault_rate = fault_rate
         self.verbose = verbose
+        self.page_size = page_size
         self.requests = 0
         self.faults = 0
         self._rng = random.Random(seed)
@@ -163,6 +318,15 @@ class CrmServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def limit(self, requested: int, maximum: int) -> int:
+        """The page size actually served: HubSpot's maximum, or ``page_size`` when set."""
+        cap = maximum if self.page_size is None else self.page_size
+        return max(1, min(requested, cap))
+
+    def count_request(self) -> None:
+        with self._lock:
+            self.requests += 1
 
     def next_fault(self) -> str | None:
         with self._lock:

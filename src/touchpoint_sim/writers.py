@@ -23,7 +23,7 @@ def _day_of_unix(ts: int) -> str:
 
 def _segment_day_folder(iso: str) -> str:
     """Segment's S3 destination names day folders by the day's start in epoch milliseconds."""
-    day = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC).date()
+    day = datetime.fromisoformat(iso).astimezone(UTC).date()
     midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return str(int(midnight.timestamp() * 1000))
 
@@ -71,25 +71,48 @@ def write_segment(world: World, root: Path) -> int:
     return len(by_day)
 
 
-def write_crm(world: World, root: Path) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "contacts.json").write_text(json.dumps(world.contacts, indent=0))
+def _json_list(items: list[Any]) -> str:
+    return "[\n" + ",\n".join(json.dumps(item) for item in items) + "\n]\n"
+
+
+def write_crm(world: World, root: Path) -> dict[str, int]:
+    """One JSON list per HubSpot object type, and one file per association direction
+    (``associations/<from>__<to>.json``: ``{from id: [to ids]}``). Returns the count per type."""
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "associations").mkdir(parents=True)
+    for object_type, objects in world.crm.items():
+        (root / f"{object_type}.json").write_text(_json_list(objects))
+    for (from_type, to_type), links in world.associations.items():
+        (root / "associations" / f"{from_type}__{to_type}.json").write_text(json.dumps(links, indent=0) + "\n")
+    return {object_type: len(objects) for object_type, objects in world.crm.items()}
 
 
 def write_truth(world: World, root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     with (root / "people.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["person", "email", "contact_id", "anonymous_id", "user_id", "signed_up_at", "purchased_at"])
+        writer.writerow(["person", "email", "second_email", "contact_id", "anonymous_id", "user_id", "signed_up_at",
+                         "purchased_at", "merged_contact_ids", "company_id", "consent_analytics",
+                         "consent_marketing", "email_optout_at", "problem_category", "tickets", "survey_type",
+                         "satisfaction", "churned_at"])
         for p in world.people:
-            writer.writerow([p.index, p.email, p.contact_id if p.signed_up_at else "", p.anonymous_id,
-                             p.user_id if p.signed_up_at else "",
-                             p.signed_up_at.isoformat() if p.signed_up_at else "",
-                             p.purchased_at.isoformat() if p.purchased_at else ""])
+            writer.writerow([
+                p.index, p.email, p.second_email or "", p.contact.id if p.contact else "", p.anonymous_id,
+                p.user_id if p.signed_up_at else "", _when(p.signed_up_at), _when(p.purchased_at),
+                ";".join(p.merged_contact_ids), p.company.record.id if p.company and p.contact else "",
+                "" if p.consent is None else str(p.consent["analytics"]).lower(),
+                "" if p.consent is None else str(p.consent["marketing"]).lower(),
+                _when(p.email_optout_at), p.problem or "", p.tickets, p.survey_type or "",
+                "" if p.satisfaction is None else p.satisfaction, _when(p.churned_at),
+            ])
     with (root / "events.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["source", "natural_id", "person"])
         writer.writerows(world.truth)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat() if moment else ""
 
 
 def write_world(world: World, landing: Path, sim_dir: Path) -> dict[str, Any]:
@@ -102,7 +125,8 @@ def write_world(world: World, landing: Path, sim_dir: Path) -> dict[str, Any]:
         "web_events": len(world.web_events), "email_events": len(world.email_events),
         "contacts": len(world.contacts),
     }
-    write_crm(world, sim_dir / "crm")
+    manifest["crm"] = write_crm(world, sim_dir / "crm")
+    manifest["associations"] = {f"{a}__{b}": len(links) for (a, b), links in world.associations.items()}
     write_truth(world, sim_dir / "truth")
     (sim_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
