@@ -159,7 +159,10 @@ def _simulate_arguments(parser: argparse.ArgumentParser, settings: Settings) -> 
     sub = parser.add_subparsers(dest="sim_command")
     serve = sub.add_parser("serve-crm", help="serve the generated CRM as a HubSpot-compatible API")
     serve.add_argument("--port", type=int, default=settings.crm_port)
-    serve.add_argument("--fault-rate", type=float, default=0.0)
+    serve.add_argument("--fault-rate", type=float, default=0.0,
+                       help="share of requests answered 429, 500 or slowly (0..1)")
+    serve.add_argument("--page-size", type=int, default=None,
+                       help="cap every page at N results (HubSpot: 100 for lists, 200 for search)")
     serve.add_argument("--token", default=settings.crm_token)
     serve.add_argument("--verbose", action="store_true")
 
