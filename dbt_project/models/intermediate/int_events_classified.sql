@@ -34,7 +34,8 @@ crm_activity as (
                 else 'sales' end,
            occurred_at, contact_id
     from {{ ref('stg_hubspot__meetings') }}
-    where coalesce(outcome, 'COMPLETED') not in ('CANCELED', 'NO_SHOW')
+    -- only meetings that took place: scheduled ones may lie in the future
+    where coalesce(outcome, 'COMPLETED') = 'COMPLETED'
     union all
     select 'crm_email:' || crm_email_id, 'crm_email', direction, occurred_at, contact_id
     from {{ ref('stg_hubspot__emails') }}

@@ -1,3 +1,4 @@
+{{ config(indexes=[{'columns': ['week_start', 'grain']}]) }}
 {#- The weekly report's numbers, per ISO week (Monday, UTC) at three grains: the whole week
     (channel and touchpoint '(all)'), per channel, per channel and touchpoint. Conversions are
     credited to the week they happened in; satisfaction is that of the survey answers that
