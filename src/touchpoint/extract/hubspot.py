@@ -99,7 +99,7 @@ class HubSpotClient:
         properties: tuple[str, ...],
         start: datetime,
         end: datetime,
-        page_size: int = 100,
+        page_size: int = 200,
     ) -> Iterator[tuple[list[dict[str, Any]], str]]:
         """Every object modified in ``[start, end)``, a page at a time, with the page's location."""
         path = f"/crm/v3/objects/{object_type}/search"
