@@ -35,6 +35,7 @@ emails as (
 
 final as (
     select
+        members.identifier_type || ':' || members.identifier as identifier_node,
         members.identifier_type,
         members.identifier,
         emails.email,

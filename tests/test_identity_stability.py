@@ -1,0 +1,65 @@
+"""customer_key stays put when identifiers join, and merges across runs are logged."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+from touchpoint import pipeline
+from touchpoint.extract.run import load_file
+from touchpoint.extract.sources import SEGMENT_EVENTS
+from touchpoint.warehouse.connection import connect
+
+
+def identify(message_id: str, at: str, user_id: str, email: str | None = None, anonymous_id: str = "dev-1",
+             kind: str = "identify", previous_id: str | None = None) -> dict:
+    event = {"type": kind, "messageId": message_id, "userId": user_id, "anonymousId": anonymous_id,
+             "timestamp": at, "receivedAt": at}
+    if email:
+        event["traits"] = {"email": email}
+    if previous_id:
+        event["previousId"] = previous_id
+    return event
+
+
+def load(url: str, tmp_path, name: str, events: list[dict]) -> None:
+    path = tmp_path / f"{name}.ndjson"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    with connect(url) as conn:
+        load_file(conn, SEGMENT_EVENTS, str(path))
+
+
+def keys(url: str) -> dict[str, str]:
+    with psycopg.connect(url) as conn:
+        return dict(conn.execute("select identifier_node, customer_key from intermediate.int_identifiers_mapped"))
+
+
+def test_keys_survive_new_identifiers_and_merges_are_logged(fresh_db, tmp_path, settings):
+    load(fresh_db, tmp_path, "first", [
+        identify("m1", "2026-10-05T10:00:00Z", "user-a", "a@example.com", anonymous_id="dev-a"),
+        identify("m2", "2026-10-06T10:00:00Z", "user-b", "b@example.com", anonymous_id="dev-b"),
+    ])
+    pipeline.transform(fresh_db, settings)
+    first = keys(fresh_db)
+    key_a, key_b = first["email:a@example.com"], first["email:b@example.com"]
+    assert key_a and key_b and key_a != key_b
+
+    # A new device for user-a, then an alias that says user-b is user-a.
+    load(fresh_db, tmp_path, "second", [
+        identify("m3", "2026-10-07T10:00:00Z", "user-a", anonymous_id="dev-a2"),
+        identify("m4", "2026-10-08T10:00:00Z", "user-a", kind="alias", previous_id="user-b", anonymous_id="dev-b"),
+    ])
+    pipeline.transform(fresh_db, settings)
+    second = keys(fresh_db)
+    assert second["segment_anonymous:dev-a2"] == key_a          # the new identifier joined A
+    assert second["email:a@example.com"] == key_a               # A kept its key
+    assert second["email:b@example.com"] == key_a               # B merged into the earlier customer
+
+    with psycopg.connect(fresh_db) as conn:
+        changes = conn.execute("select identifier_node, old_customer_key, new_customer_key"
+                               " from intermediate.int_identity_key_changes order by 1").fetchall()
+        merges = {r[0] for r in conn.execute("select merged_node from intermediate.int_identity_merges")}
+    assert ("email:b@example.com", key_b, key_a) in changes
+    assert all(old == key_b and new == key_a for _, old, new in changes)
+    assert "email:b@example.com" in merges
