@@ -56,15 +56,17 @@ def touchpoint_ingest():
         pipeline.transform(connections.warehouse_url(), load_settings())
 
     @task
-    def check_quality(interval: dict[str, str]) -> list[str]:
+    def check_quality(interval: dict[str, str]) -> dict:
+        """The interval's suites on raw and marts; fails the run on a critical failure."""
         from datetime import datetime
 
         from touchpoint import connections, pipeline
 
-        summaries = pipeline.check_quality(datetime.fromisoformat(interval["start"]),
-                                           datetime.fromisoformat(interval["end"]),
-                                           connections.warehouse_url(), load_settings())
-        return [s.describe() for s in summaries]
+        report = pipeline.check_quality(datetime.fromisoformat(interval["start"]),
+                                        datetime.fromisoformat(interval["end"]),
+                                        connections.warehouse_url(), load_settings(),
+                                        run_id=get_current_context()["run_id"])
+        return report.as_dict()
 
     interval = resolve_interval()
     # One task per CRM object group (people, sales, service) and per file source, in parallel.

@@ -38,30 +38,38 @@ def touchpoint_weekly_report():
         return {"start": start.isoformat(), "end": end.isoformat()}
 
     @task
-    def check_quality(week: dict[str, str]) -> list[str]:
+    def check_quality(week: dict[str, str]) -> dict:
+        """Validate the week; the result decides what send_report does (it never raises here)."""
         from datetime import datetime
 
         from touchpoint import connections, pipeline
 
-        summaries = pipeline.check_quality(datetime.fromisoformat(week["start"]),
-                                           datetime.fromisoformat(week["end"]),
-                                           connections.warehouse_url(), load_settings())
-        return [s.describe() for s in summaries]
+        report = pipeline.check_quality(datetime.fromisoformat(week["start"]), datetime.fromisoformat(week["end"]),
+                                        connections.warehouse_url(), load_settings(),
+                                        run_id=get_current_context()["run_id"], raise_on_critical=False)
+        return report.as_dict()
 
     @task
-    def send_report(week: dict[str, str]) -> list[dict]:
+    def send_report(week: dict[str, str], quality: dict) -> list[dict]:
+        """The gate: the report to stakeholders, or, on a critical failure, an alert to engineers."""
         from dataclasses import asdict
         from datetime import datetime
 
         from touchpoint import connections, pipeline
+        from touchpoint.errors import TouchpointError
 
         deliveries = pipeline.send_weekly_report(datetime.fromisoformat(week["start"]).date(),
                                                  connections.warehouse_url(), connections.smtp_settings(),
-                                                 load_settings())
+                                                 load_settings(), quality=quality)
+        if quality["status"] == "fail":
+            raise TouchpointError(
+                f"data-quality gate closed for {week['start'][:10]}: report held, alert sent to "
+                f"{', '.join(d.recipient for d in deliveries)}; failures: "
+                + "; ".join(f"{f['rule_id']} observed {f['observed']}" for f in quality["failures"]))
         return [asdict(d) for d in deliveries]
 
     week = resolve_week()
-    check_quality(week) >> send_report(week)
+    send_report(week, check_quality(week))
 
 
 touchpoint_weekly_report_dag = touchpoint_weekly_report()

@@ -10,7 +10,7 @@ import pytest
 from conftest import SIM_START, create_db, drop_db
 from touchpoint import pipeline
 from touchpoint.extract.run import CrmEndpoint
-from touchpoint.quality.gx_runner import GXValidationFailed, validate_interval
+from touchpoint.quality.gx_runner import GXValidationFailed, run_quality
 
 START = datetime.combine(SIM_START, datetime.min.time(), UTC)
 WEEK = timedelta(weeks=1)
@@ -72,8 +72,9 @@ def test_email_health_events_are_not_counted_as_touchpoints(built):
 
 
 def test_the_quality_gate_passes_on_clean_data(built, settings):
-    summary = validate_interval(built, settings.expectations_dir / "fct_touchpoints.json", START, START + WEEK)
-    assert summary.passed, summary.describe()
+    report = run_quality(built, settings.expectations_dir, settings.var_dir / "gx", START, START + WEEK,
+                         only=["fct_touchpoints"])
+    assert report.status == "pass", report.table()
 
 
 def test_the_quality_gate_closes_on_an_empty_interval(built, settings):
@@ -91,8 +92,9 @@ def test_the_quality_gate_closes_on_a_duplicate_key(built, settings):
         conn.execute("insert into marts.fct_touchpoints select * from marts.fct_touchpoints"
                      " where occurred_at >= %s order by occurred_at limit 1", (START,))
     try:
-        summary = validate_interval(built, settings.expectations_dir / "fct_touchpoints.json", START, START + WEEK)
-        failed = {o.rule_id for o in summary.critical_failures}
+        report = run_quality(built, settings.expectations_dir, settings.var_dir / "gx", START, START + WEEK,
+                             only=["fct_touchpoints"])
+        failed = {o.rule_id for o in report.critical_failures}
         assert failed == {"fct_touchpoints.key_unique"}
     finally:
         with psycopg.connect(built, autocommit=True) as conn:

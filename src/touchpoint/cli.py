@@ -136,6 +136,19 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- dq ------------------------------------------------------------------------------------
+def cmd_dq(args: argparse.Namespace, settings: Settings) -> int:
+    from touchpoint.quality.gx_runner import run_quality
+
+    report = run_quality(settings.resolved_warehouse_url, settings.expectations_dir, settings.var_dir / "gx",
+                         args.start, args.end, only=args.suite or None)
+    print(report.table())
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    # Like the gate: a critical failure is a failure of the command.
+    return 1 if report.critical_failures else 0
+
+
 # -- demo ----------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     # The demo is a harness around the simulator (dev infrastructure), imported only here.
@@ -200,6 +213,14 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     load.add_argument("path", type=Path)
     load.add_argument("--json", action="store_true")
     load.set_defaults(func=cmd_load)
+
+    dq = sub.add_parser("dq", help="data quality: run the expectation suites by hand")
+    dq.add_argument("dq_command", choices=("run",))
+    dq.add_argument("--start", type=_iso_datetime, required=True)
+    dq.add_argument("--end", type=_iso_datetime, required=True)
+    dq.add_argument("--suite", action="append", help="only this suite (repeatable)")
+    dq.add_argument("--json", action="store_true", help="last line: the result as one JSON object")
+    dq.set_defaults(func=cmd_dq)
 
     demo = sub.add_parser("demo", help="run the whole pipeline end to end on simulated data")
     demo.add_argument("--customers", type=int, default=settings.demo_customers)

@@ -13,10 +13,10 @@ from typing import Any
 
 from touchpoint.config import Settings
 from touchpoint.extract.run import CrmEndpoint, extract_source
-from touchpoint.quality.gx_runner import ValidationSummary, run_checkpoint
+from touchpoint.quality.gx_runner import GXValidationFailed, QualityReport, run_quality
 from touchpoint.report.content import load_weekly_content
 from touchpoint.report.recipients import load_recipients
-from touchpoint.report.render import render_weekly_report
+from touchpoint.report.render import DataQualityAlert, render_alert, render_weekly_report
 from touchpoint.report.send import Delivery, SmtpSettings, send_once
 from touchpoint.transform import run_dbt
 from touchpoint.warehouse.connection import connect
@@ -25,7 +25,7 @@ from touchpoint.warehouse.schema import ensure_schema
 log = logging.getLogger(__name__)
 
 WEEKLY_REPORT = "weekly_touchpoints"
-CORE_SUITES = ("fct_touchpoints.json",)
+DQ_ALERT = "dq_alert"
 
 
 def extract(source: str, start: datetime, end: datetime, warehouse_url: str, settings: Settings,
@@ -42,19 +42,31 @@ def transform(warehouse_url: str, settings: Settings) -> None:
     run_dbt(["build"], settings.dbt_project_dir, warehouse_url, settings.var_dir)
 
 
-def check_quality(start: datetime, end: datetime, warehouse_url: str, settings: Settings) -> list[ValidationSummary]:
-    """Run the core suites on the interval; raises GXValidationFailed on a critical failure."""
-    return [run_checkpoint(warehouse_url, settings.expectations_dir / name, start, end) for name in CORE_SUITES]
+def check_quality(start: datetime, end: datetime, warehouse_url: str, settings: Settings,
+                  run_id: str | None = None, raise_on_critical: bool = True) -> QualityReport:
+    """Run every suite on the interval and store the results; by default raise
+    :class:`GXValidationFailed` when a critical expectation fails (the gate)."""
+    report = run_quality(warehouse_url, settings.expectations_dir, settings.var_dir / "gx", start, end, run_id=run_id)
+    if raise_on_critical and report.critical_failures:
+        raise GXValidationFailed(report)
+    return report
 
 
 def send_weekly_report(week_start: date, warehouse_url: str, smtp: SmtpSettings, settings: Settings,
-                       recipients_file: Path | None = None) -> list[Delivery]:
-    """Render the week's report per recipient and send it to those who have not had it."""
+                       quality: dict[str, Any] | None = None, recipients_file: Path | None = None) -> list[Delivery]:
+    """The gate and the send. With a critical data-quality failure (``quality["status"] ==
+    "fail"``) stakeholders get nothing and the alerts list gets the failures; otherwise the
+    week's report goes to every recipient who has not had it, with any warnings as a note."""
     recipients = load_recipients(recipients_file or settings.reports_dir / "recipients.yml")
     templates = settings.reports_dir / "templates"
     with connect(warehouse_url) as conn:
         ensure_schema(conn)
+        if quality and quality.get("status") == "fail":
+            alert = DataQualityAlert.from_dict(quality)
+            return send_once(conn, smtp, DQ_ALERT, week_start, recipients.sender, recipients.alerts,
+                             render=lambda recipient: render_alert(alert, recipient, templates))
         content = load_weekly_content(conn, week_start)
+        content.quality_warnings = [f"{f['rule_id']}: observed {f['observed']}" for f in (quality or {}).get("failures", [])]
         return send_once(
             conn, smtp, WEEKLY_REPORT, week_start, recipients.sender, recipients.recipients,
             render=lambda recipient: render_weekly_report(content, recipient, templates),

@@ -1,29 +1,36 @@
-"""Run a versioned expectation suite (``expectations/*.json``) on one interval of one table.
+"""Run the expectation suites on one interval with Great Expectations Core, store the results.
 
-This is the one module that talks to Great Expectations Core: suite file and interval in,
-:class:`ValidationSummary` out, :class:`GXValidationFailed` when a critical expectation fails.
-It is shaped so that moving to the provider's ``GXValidateCheckpointOperator`` stays local.
+The one module that talks to GX: suites and interval in, :class:`QualityReport` out. A GX
+file context under ``var/gx`` keeps the validation results and builds the Data Docs site for
+engineers; the warehouse connection string reaches GX through an environment variable, so it
+is never written into GX's configuration files.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from touchpoint.errors import TouchpointError
+from touchpoint.quality.suites import Suite, load_suites
 from touchpoint.warehouse.connection import libpq_url
+from touchpoint.warehouse.schema import ensure_schema
 
 log = logging.getLogger(__name__)
 
-SEVERITIES = ("critical", "warning", "info")
+_URL_VARIABLE = "TOUCHPOINT_GX_WAREHOUSE_URL"
 
 
 @dataclass(frozen=True)
 class ExpectationOutcome:
+    suite: str
     rule_id: str
     expectation: str
     column: str | None
@@ -33,14 +40,21 @@ class ExpectationOutcome:
     unexpected_count: int | None
     error: str | None
 
+    def observed_text(self) -> str:
+        if self.error:
+            return f"error: {self.error}"
+        if self.unexpected_count is not None:
+            return f"{self.unexpected_count} unexpected"
+        return str(self.observed)
+
 
 @dataclass
-class ValidationSummary:
-    suite: str
-    table: str
+class QualityReport:
+    run_id: str
     start: datetime
     end: datetime
     outcomes: list[ExpectationOutcome] = field(default_factory=list)
+    data_docs: str | None = None
 
     @property
     def critical_failures(self) -> list[ExpectationOutcome]:
@@ -51,47 +65,42 @@ class ValidationSummary:
         return [o for o in self.outcomes if not o.success and o.severity != "critical"]
 
     @property
-    def passed(self) -> bool:
-        return not self.critical_failures
+    def status(self) -> str:
+        return "fail" if self.critical_failures else ("warn" if self.warnings else "pass")
 
-    def describe(self) -> str:
-        lines = [f"{self.suite} on {self.table} for {self.start.isoformat()} .. {self.end.isoformat()}:"]
-        for o in sorted(self.outcomes, key=lambda o: o.rule_id):
-            state = "ok  " if o.success else ("FAIL" if o.severity == "critical" else "warn")
-            observed = o.observed if o.unexpected_count is None else f"{o.unexpected_count} unexpected"
-            lines.append(f"  {state} {o.rule_id} {o.expectation}({o.column or ''}) observed={observed}"
-                         + (f" error={o.error}" if o.error else ""))
+    def table(self) -> str:
+        """A summary table for people: one line per expectation, failures first."""
+        rows = sorted(self.outcomes, key=lambda o: (o.success, o.severity != "critical", o.rule_id))
+        width = max([len(o.rule_id) for o in rows] + [10])
+        lines = [f"{'status':<6} {'severity':<8} {'rule':<{width}} observed",
+                 f"{'-' * 6} {'-' * 8} {'-' * width} {'-' * 20}"]
+        for o in rows:
+            state = "ok" if o.success else "FAIL"
+            lines.append(f"{state:<6} {o.severity:<8} {o.rule_id:<{width}} {o.observed_text()}")
+        lines.append(f"{len(self.outcomes)} expectations: {len(self.critical_failures)} critical failure(s), "
+                     f"{len(self.warnings)} warning(s) for {self.start.isoformat()} .. {self.end.isoformat()}")
+        if self.data_docs:
+            lines.append(f"data docs: {self.data_docs}")
         return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "status": self.status, "start": self.start.isoformat(), "end": self.end.isoformat(),
+            "data_docs": self.data_docs,
+            "failures": [{"rule_id": o.rule_id, "severity": o.severity, "expectation": o.expectation,
+                          "column": o.column, "observed": o.observed_text()}
+                         for o in self.critical_failures + self.warnings],
+        }
 
 
 class GXValidationFailed(TouchpointError):
     """A critical expectation failed; the message names each one with its observed value."""
 
-    def __init__(self, summary: ValidationSummary) -> None:
-        self.summary = summary
-        failed = "; ".join(
-            f"{o.rule_id} {o.expectation}({o.column or ''}) observed "
-            f"{o.observed if o.unexpected_count is None else str(o.unexpected_count) + ' unexpected'}"
-            for o in summary.critical_failures
-        )
-        super().__init__(f"data quality gate closed for {summary.table} "
-                         f"{summary.start.date()}..{summary.end.date()}: {failed}")
-
-
-@dataclass(frozen=True)
-class SuiteSpec:
-    name: str
-    table: str
-    time_column: str
-    expectations: list[dict[str, Any]]
-
-
-def load_suite_spec(path: Path) -> SuiteSpec:
-    try:
-        spec = json.loads(path.read_text())
-        return SuiteSpec(spec["suite"], spec["table"], spec["time_column"], spec["expectations"])
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
-        raise TouchpointError(f"expectation suite {path} is unreadable or incomplete: {exc}") from None
+    def __init__(self, report: QualityReport) -> None:
+        self.report = report
+        failed = "; ".join(f"{o.rule_id} observed {o.observed_text()}" for o in report.critical_failures)
+        super().__init__(f"data quality gate closed for {report.start.date()}..{report.end.date()}: {failed}"
+                         + (f" (data docs: {report.data_docs})" if report.data_docs else ""))
 
 
 def _error(info: dict[str, Any]) -> str | None:
@@ -99,58 +108,99 @@ def _error(info: dict[str, Any]) -> str | None:
     return "; ".join(str(i.get("exception_message")) for i in infos if i.get("raised_exception")) or None
 
 
-def validate_interval(warehouse_url: str, suite_path: Path, start: datetime, end: datetime) -> ValidationSummary:
-    """Validate the rows of the suite's table whose time column falls in ``[start, end)``."""
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ValueError("interval bounds must be timezone-aware")
+def _context(gx_dir: Path, warehouse_url: str):
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    spec = load_suite_spec(suite_path)
-    context = gx.get_context(mode="ephemeral")
+    os.environ[_URL_VARIABLE] = libpq_url(warehouse_url).replace("postgresql://", "postgresql+psycopg://", 1)
+    gx_dir.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", project_root_dir=str(gx_dir))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_postgres(
-        "warehouse", connection_string=libpq_url(warehouse_url).replace("postgresql://", "postgresql+psycopg://", 1)
-    )
-    # A query asset, because a row_condition binds timestamps as text (GX 1.24) and fails.
-    query = (f"SELECT * FROM {spec.table} WHERE {spec.time_column} >= '{start.isoformat()}'::timestamptz"
-             f" AND {spec.time_column} < '{end.isoformat()}'::timestamptz")
-    batch = source.add_query_asset("interval", query=query).add_batch_definition_whole_table("interval")
-    suite = gx.ExpectationSuite(name=spec.name)
-    for number, item in enumerate(spec.expectations):
-        meta = dict(item.get("meta") or {})
-        meta.setdefault("rule_id", f"{spec.name}.{number:02d}")
-        severity = meta.get("severity", "critical")
-        if severity not in SEVERITIES:
-            raise TouchpointError(f"{suite_path}: expectation {meta['rule_id']} has severity {severity!r}; "
-                                  f"use one of {', '.join(SEVERITIES)}")
-        config = ExpectationConfiguration(type=item["type"], kwargs=item.get("kwargs", {}), meta=meta, severity=severity)
-        suite.add_expectation(config.to_domain_obj())
-    suite = context.suites.add(suite)
-    definition = context.validation_definitions.add(gx.ValidationDefinition(name=spec.name, data=batch, suite=suite))
-    result = definition.run(result_format="SUMMARY")
-    summary = ValidationSummary(spec.name, spec.table, start, end)
-    for r in result.results:
-        config = r.expectation_config
-        summary.outcomes.append(ExpectationOutcome(
-            rule_id=str(config.meta.get("rule_id")),
-            expectation=config.type,
-            column=config.kwargs.get("column"),
-            severity=config.severity.value,
-            success=bool(r.success),
-            observed=r.result.get("observed_value"),
-            unexpected_count=r.result.get("unexpected_count"),
-            error=_error(r.exception_info or {}),
-        ))
-    log.info("%s", summary.describe())
-    return summary
+    try:
+        source = context.data_sources.get("warehouse")
+    except (KeyError, ValueError, LookupError):
+        source = context.data_sources.add_postgres("warehouse", connection_string="${" + _URL_VARIABLE + "}")
+    return context, source
 
 
-def run_checkpoint(warehouse_url: str, suite_path: Path, start: datetime, end: datetime) -> ValidationSummary:
-    """Validate and raise :class:`GXValidationFailed` if any critical expectation failed."""
-    summary = validate_interval(warehouse_url, suite_path, start, end)
-    if not summary.passed:
-        raise GXValidationFailed(summary)
-    return summary
+def _run_suite(context, source, suite: Suite, start: datetime, end: datetime) -> list[ExpectationOutcome]:
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    definitions = []
+    for batch in suite.batches:
+        asset_name = f"{suite.name}.{batch.name}"
+        try:
+            asset = source.get_asset(asset_name)
+            asset.query = batch.sql(start, end)
+        except LookupError:
+            asset = source.add_query_asset(asset_name, query=batch.sql(start, end))
+        try:
+            batch_definition = asset.get_batch_definition("interval")
+        except (KeyError, LookupError):
+            batch_definition = asset.add_batch_definition_whole_table("interval")
+        gx_suite = gx.ExpectationSuite(name=asset_name, meta={"description": suite.description})
+        for item in batch.expectations:
+            meta = dict(item["meta"])
+            config = ExpectationConfiguration(type=item["type"], kwargs=item.get("kwargs", {}), meta=meta,
+                                              severity=meta["severity"])
+            gx_suite.add_expectation(config.to_domain_obj())
+        gx_suite = context.suites.add_or_update(gx_suite)
+        definitions.append(context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=asset_name, data=batch_definition, suite=gx_suite)))
+    checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
+        name=suite.name, validation_definitions=definitions, actions=[UpdateDataDocsAction(name="data_docs")]))
+    result = checkpoint.run()
+    outcomes = []
+    for validation in result.run_results.values():
+        for r in validation.results:
+            config = r.expectation_config
+            outcomes.append(ExpectationOutcome(
+                suite=suite.name, rule_id=str(config.meta.get("rule_id")), expectation=config.type,
+                column=config.kwargs.get("column"), severity=config.severity.value, success=bool(r.success),
+                observed=r.result.get("observed_value"), unexpected_count=r.result.get("unexpected_count"),
+                error=_error(r.exception_info or {}),
+            ))
+    return outcomes
+
+
+def store(conn: psycopg.Connection, report: QualityReport) -> None:
+    with conn.transaction():
+        for suite in sorted({o.suite for o in report.outcomes}):
+            mine = [o for o in report.outcomes if o.suite == suite]
+            conn.execute(
+                "insert into dq.validation_runs (run_id, suite, interval_start, interval_end, success,"
+                " critical_failures, warnings, data_docs) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (report.run_id, suite, report.start, report.end,
+                 not any(not o.success and o.severity == "critical" for o in mine),
+                 sum(1 for o in mine if not o.success and o.severity == "critical"),
+                 sum(1 for o in mine if not o.success and o.severity != "critical"), report.data_docs))
+            with conn.cursor().copy(
+                "copy dq.expectation_results (run_id, suite, rule_id, expectation, column_name, severity, success,"
+                " observed_value, unexpected_count, error, interval_start, interval_end) from stdin"
+            ) as copy:
+                for o in mine:
+                    copy.write_row((report.run_id, suite, o.rule_id, o.expectation, o.column, o.severity, o.success,
+                                    None if o.observed is None else str(o.observed), o.unexpected_count, o.error,
+                                    report.start, report.end))
+
+
+def run_quality(warehouse_url: str, suites_dir: Path, gx_dir: Path, start: datetime, end: datetime,
+                run_id: str | None = None, only: list[str] | None = None) -> QualityReport:
+    """Validate every suite (or those named in ``only``) on ``[start, end)``; store the results."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("interval bounds must be timezone-aware")
+    suites = [s for s in load_suites(suites_dir) if only is None or s.name in only]
+    report = QualityReport(run_id or uuid.uuid4().hex, start, end)
+    context, source = _context(gx_dir, warehouse_url)
+    for suite in suites:
+        report.outcomes.extend(_run_suite(context, source, suite, start, end))
+    sites = context.get_docs_sites_urls()
+    report.data_docs = sites[0]["site_url"] if sites else None
+    with psycopg.connect(libpq_url(warehouse_url)) as conn:
+        ensure_schema(conn)
+        store(conn, report)
+    log.info("data quality %s:\n%s", report.status, report.table())
+    return report

@@ -38,6 +38,8 @@ class WeeklyContent:
     channels: list[tuple[str, Change, float]] = field(default_factory=list)  # name, change, share %
     top_touchpoints: list[tuple[str, str, Change]] = field(default_factory=list)
     data_as_of: datetime | None = None
+    #: data-quality warnings of the week (the report goes out with them as a note)
+    quality_warnings: list[str] = field(default_factory=list)
 
     @property
     def week_end(self) -> date:

@@ -46,6 +46,30 @@ def _environment(templates_dir: Path, recipient: Recipient) -> Environment:
     return env
 
 
+@dataclass(frozen=True)
+class DataQualityAlert:
+    """What the data engineers are told when the gate closes."""
+
+    start: str
+    end: str
+    failures: list[dict]
+    data_docs: str | None
+
+    @classmethod
+    def from_dict(cls, quality: dict) -> DataQualityAlert:
+        return cls(quality["start"], quality["end"], quality.get("failures", []), quality.get("data_docs"))
+
+
+def render_alert(alert: DataQualityAlert, recipient: Recipient, templates_dir: Path) -> RenderedReport:
+    env = _environment(templates_dir, recipient)
+    context = {"alert": alert, "recipient": recipient}
+    critical = sum(1 for f in alert.failures if f["severity"] == "critical")
+    subject = f"[touchpoint] data-quality gate closed for {alert.start[:10]} .. {alert.end[:10]}: {critical} critical failure(s); report held"
+    html = css_inline.inline(env.get_template("dq_alert.html").render(context))
+    text = env.get_template("dq_alert.txt").render(context)
+    return RenderedReport(subject=subject, html=html, text=text)
+
+
 def render_weekly_report(content: WeeklyContent, recipient: Recipient, templates_dir: Path) -> RenderedReport:
     env = _environment(templates_dir, recipient)
     context = {"report": content, "recipient": recipient}

@@ -1,0 +1,72 @@
+"""Expectation suites as versioned JSON under ``expectations/``.
+
+A suite names the table it guards and holds one or more *batches*: a SQL query over the
+run's interval (placeholders ``{start}``, ``{end}`` and ``{epoch}`` become timestamptz
+literals) and the expectations to run on its rows. Checks that need a number computed over
+the interval (a volume ratio, a quarantine rate, hours behind) are queries whose columns the
+expectations bound, so every threshold is written once, in the suite file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from touchpoint.errors import TouchpointError
+
+SEVERITIES = ("critical", "warning")
+#: Events before this are impossible for this product (a configured epoch).
+EPOCH = "2015-01-01T00:00:00+00:00"
+
+
+@dataclass(frozen=True)
+class Batch:
+    name: str
+    query: str
+    expectations: list[dict[str, Any]]
+
+    def sql(self, start: datetime, end: datetime) -> str:
+        def literal(moment: str) -> str:
+            return f"'{moment}'::timestamptz"
+
+        return (self.query.replace("{start}", literal(start.isoformat()))
+                .replace("{end}", literal(end.isoformat()))
+                .replace("{epoch}", literal(EPOCH)))
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    table: str
+    description: str
+    batches: list[Batch]
+    path: Path
+
+
+def load_suite(path: Path) -> Suite:
+    try:
+        spec = json.loads(path.read_text())
+        batches = [Batch(b["name"], b["query"], b["expectations"]) for b in spec["batches"]]
+        suite = Suite(spec["suite"], spec["table"], spec.get("description", ""), batches, path)
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise TouchpointError(f"expectation suite {path} is unreadable or incomplete: {exc!r}") from None
+    for batch in suite.batches:
+        if not batch.query.lstrip().upper().startswith("SELECT "):
+            raise TouchpointError(f"{path}: batch {batch.name!r}: the query must start with SELECT (a GX rule)")
+        for item in batch.expectations:
+            severity = (item.get("meta") or {}).get("severity")
+            rule = (item.get("meta") or {}).get("rule_id")
+            if severity not in SEVERITIES or not rule:
+                raise TouchpointError(f"{path}: every expectation needs meta.rule_id and meta.severity in "
+                                      f"{SEVERITIES}; got rule_id={rule!r} severity={severity!r}")
+    return suite
+
+
+def load_suites(directory: Path) -> list[Suite]:
+    suites = [load_suite(p) for p in sorted(directory.glob("*.json"))]
+    if not suites:
+        raise TouchpointError(f"no expectation suites in {directory}")
+    return suites
