@@ -73,6 +73,7 @@ def local_env(settings: Settings, warehouse_url: str, smtp_port: int, crm_url: s
 def run_dags(requests: list[DagRunRequest], env: dict[str, str], log_file: Path, echo=print) -> list[dict]:
     """Run the requests in one child process; echo progress; return one result per run."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     spec = log_file.with_suffix(".runs.json")
     spec.write_text(json.dumps([r.as_dict() for r in requests]))
     results: list[dict] = []

@@ -1,0 +1,203 @@
+"""The data-quality gate: each class of defect is caught with the right severity, results are
+stored, and end to end a critical defect holds the report while a warning annotates it."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.parser import BytesParser
+
+import psycopg
+import pytest
+
+from conftest import SIM_START, create_db, drop_db, free_port, run_cli
+from touchpoint import pipeline
+from touchpoint.extract.run import CrmEndpoint
+from touchpoint.mail_sink import MailSink, saved_messages
+from touchpoint.quality.gx_runner import run_quality
+
+START = datetime.combine(SIM_START, datetime.min.time(), UTC)
+WEEK = (START + timedelta(weeks=1), START + timedelta(weeks=2))  # the second simulated week
+
+
+@pytest.fixture(scope="module")
+def clean_template(cluster_url, settings, small_world):
+    """A built warehouse used as a template: every test gets its own copy to damage."""
+    from touchpoint_sim.crm_server import CrmData, CrmServer
+
+    url = create_db(cluster_url)
+    crm = CrmServer(CrmData.from_dir(small_world["sim"] / "crm"), port=0).start_in_thread()
+    local = replace(settings, landing_url=str(small_world["landing"]))
+    try:
+        for source in ("crm", "email", "web"):
+            pipeline.extract(source, START, START + timedelta(weeks=2), url, local,
+                             crm=CrmEndpoint(crm.url, "sim-token", max_requests_per_second=0))
+        pipeline.transform(url, local)
+    finally:
+        crm.shutdown()
+    yield url
+    drop_db(cluster_url, url)
+
+
+@pytest.fixture
+def copy(cluster_url, clean_template):
+    name = "c_" + clean_template.rsplit("/", 1)[1][2:] + "_" + str(free_port())
+    with psycopg.connect(cluster_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}" template "{clean_template.rsplit("/", 1)[1]}"')
+    url = cluster_url.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    drop_db(cluster_url, url)
+
+
+def check(url: str, settings) -> dict[str, tuple[bool, str]]:
+    report = run_quality(url, settings.expectations_dir, settings.var_dir / "gx", *WEEK)
+    return {o.rule_id: (o.success, o.severity) for o in report.outcomes}
+
+
+def execute(url: str, *statements: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def drop_unique_indexes(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for (index,) in conn.execute("select indexname from pg_indexes where schemaname = 'marts'"
+                                     " and tablename = 'fct_touchpoints' and indexdef like 'CREATE UNIQUE%'").fetchall():
+            conn.execute(f'drop index marts."{index}"')
+
+
+IN_WEEK = f"occurred_at >= '{WEEK[0].isoformat()}' and occurred_at < '{WEEK[1].isoformat()}'"
+RAW_IN_WEEK = f"event_time >= '{WEEK[0].isoformat()}' and event_time < '{WEEK[1].isoformat()}'"
+
+
+def test_a_clean_dataset_passes_every_expectation(copy, settings):
+    results = check(copy, settings)
+    assert len(results) > 30
+    assert [rule for rule, (ok, _) in results.items() if not ok] == []
+
+
+def test_a_duplicate_key_fails_critically(copy, settings):
+    drop_unique_indexes(copy)
+    execute(copy, f"insert into marts.fct_touchpoints select * from marts.fct_touchpoints where {IN_WEEK} limit 1")
+    assert check(copy, settings)["fct_touchpoints.key_unique"] == (False, "critical")
+
+
+def test_a_null_key_fails_critically(copy, settings):
+    drop_unique_indexes(copy)
+    execute(copy, "update marts.fct_touchpoints set touchpoint_id = null where touchpoint_id = "
+                  f"(select touchpoint_id from marts.fct_touchpoints where {IN_WEEK} limit 1)")
+    assert check(copy, settings)["fct_touchpoints.key_not_null"] == (False, "critical")
+
+
+def test_a_future_timestamp_fails_critically(copy, settings):
+    execute(copy, "insert into raw.segment_events (natural_key, object_id, event_time, payload, _batch_id, _source)"
+                  " select 'future-1', object_id, now() + interval '30 days', payload, _batch_id, 'test'"
+                  f" from raw.segment_events where {RAW_IN_WEEK} limit 1")
+    assert check(copy, settings)["raw_segment_events.no_future_timestamps"] == (False, "critical")
+
+
+def test_a_day_without_web_events_fails_critically(copy, settings):
+    day = WEEK[0] + timedelta(days=3)
+    execute(copy, f"delete from raw.segment_events where event_time >= '{day.isoformat()}'"
+                  f" and event_time < '{(day + timedelta(days=1)).isoformat()}'")
+    assert check(copy, settings)["raw_segment_events.no_day_without_events"] == (False, "critical")
+
+
+def test_a_broken_attribution_weight_fails_critically(copy, settings):
+    execute(copy, "update marts.fct_attribution set weight = 1.5 where attribution_key = (select attribution_key"
+                  f" from marts.fct_attribution where converted_at >= '{WEEK[0].isoformat()}'"
+                  f" and converted_at < '{WEEK[1].isoformat()}' limit 1)")
+    results = check(copy, settings)
+    assert results["fct_attribution.weights_sum_to_one"] == (False, "critical")
+    assert results["fct_attribution.weight_in_unit_interval"] == (False, "critical")
+
+
+def test_a_quarantine_spike_fails_critically(copy, settings):
+    execute(copy, "insert into raw._quarantine (stream, source, reason, raw_text, _batch_id)"
+                  " select 'segment_events', 'test', 'broken JSON', '{', b._batch_id"
+                  f" from (select distinct _batch_id from raw.segment_events where {RAW_IN_WEEK}) as b,"
+                  " generate_series(1, 200)")
+    assert check(copy, settings)["raw_segment_events.quarantine_rate_low"] == (False, "critical")
+
+
+def test_invalid_recipient_addresses_only_warn(copy, settings):
+    execute(copy, "update raw.sendgrid_events set payload = jsonb_set(payload, '{email}', '\"not an address\"')"
+                  f" where {RAW_IN_WEEK}")
+    assert check(copy, settings)["raw_sendgrid_events.email_syntax"] == (False, "warning")
+
+
+def test_every_validation_is_stored_with_its_interval_and_run_id(copy, settings):
+    report = run_quality(copy, settings.expectations_dir, settings.var_dir / "gx", *WEEK, run_id="run-42")
+    with psycopg.connect(copy) as conn:
+        suites = conn.execute("select count(*) from dq.validation_runs where run_id = 'run-42'").fetchone()[0]
+        stored = conn.execute("select count(*), min(interval_start), max(interval_end) from dq.expectation_results"
+                              " where run_id = 'run-42'").fetchone()
+    assert suites == 6 and stored == (len(report.outcomes), WEEK[0], WEEK[1])
+    assert report.data_docs and (settings.var_dir / "gx").exists()
+
+
+def test_dq_run_prints_a_table_and_exits_non_zero_on_a_critical_failure(copy):
+    env = {"TOUCHPOINT_WAREHOUSE_URL": copy}
+    ok = run_cli("dq", "run", "--start", WEEK[0].isoformat(), "--end", WEEK[1].isoformat(), "--json", env=env)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "0 critical failure(s)" in ok.stdout and json.loads(ok.stdout.splitlines()[-1])["status"] == "pass"
+    drop_unique_indexes(copy)
+    execute(copy, f"insert into marts.fct_touchpoints select * from marts.fct_touchpoints where {IN_WEEK} limit 1")
+    bad = run_cli("dq", "run", "--start", WEEK[0].isoformat(), "--end", WEEK[1].isoformat(), env=env)
+    assert bad.returncode == 1
+    assert re.search(r"FAIL\s+critical\s+fct_touchpoints.key_unique", bad.stdout)
+
+
+# -- end to end through Airflow and SMTP -------------------------------------------------------
+def run_weekly_report(url: str, settings, sink: MailSink, tmp_path):
+    from touchpoint.local_airflow import DagRunRequest, local_env, run_dags
+
+    # the session's project-local Airflow home (var/test/airflow): migrated once, reused
+    env = local_env(settings, url, sink.port, "http://127.0.0.1:9", "unused")
+    request = DagRunRequest("touchpoint_weekly_report", (WEEK[1] + timedelta(hours=12)).isoformat(), {})
+    return run_dags([request], env, tmp_path / "airflow.log", echo=lambda m: None)
+
+
+def recipients_of(sink: MailSink) -> dict[str, object]:
+    messages = {}
+    for path in saved_messages(sink.directory):
+        message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        messages[message["X-Envelope-To"]] = message
+    return messages
+
+
+@pytest.mark.slow
+def test_a_critical_defect_holds_the_report_and_alerts_the_engineers(copy, settings, tmp_path):
+    drop_unique_indexes(copy)
+    execute(copy, f"insert into marts.fct_touchpoints select * from marts.fct_touchpoints where {IN_WEEK} limit 1")
+    with MailSink(tmp_path / "mail", port=free_port()) as sink:
+        results = run_weekly_report(copy, settings, sink, tmp_path)
+        received = recipients_of(sink)
+    assert results[-1]["state"] == "failed"
+    assert set(received) == {"data.engineers@touchpoint.example"}
+    alert = received["data.engineers@touchpoint.example"]
+    body = alert.get_body(("plain",)).get_content()
+    assert "gate closed" in alert["Subject"]
+    assert re.search(r"\[critical\] fct_touchpoints.key_unique .*observed [12] unexpected", body), body
+    assert "Data Docs:" in body
+
+
+@pytest.mark.slow
+def test_a_warning_only_sends_the_report_with_a_data_quality_note(copy, settings, tmp_path):
+    execute(copy, "update raw.sendgrid_events set payload = jsonb_set(payload, '{email}', '\"not an address\"')"
+                  f" where {RAW_IN_WEEK}")
+    with MailSink(tmp_path / "mail", port=free_port()) as sink:
+        results = run_weekly_report(copy, settings, sink, tmp_path)
+        received = recipients_of(sink)
+    assert results[-1]["state"] == "success"
+    assert "data.engineers@touchpoint.example" not in received
+    assert {"marketing.lead@touchpoint.example", "sales.lead@touchpoint.example",
+            "service.lead@touchpoint.example"} <= set(received)
+    for message in received.values():
+        html = message.get_body(("html",)).get_content()
+        assert "Data-quality note" in html and "raw_sendgrid_events.email_syntax" in html
+        assert "data as of" in html
