@@ -63,3 +63,27 @@ def test_keys_survive_new_identifiers_and_merges_are_logged(fresh_db, tmp_path, 
     assert ("email:b@example.com", key_b, key_a) in changes
     assert all(old == key_b and new == key_a for _, old, new in changes)
     assert "email:b@example.com" in merges
+
+
+def test_a_shared_role_address_never_merges_two_people(fresh_db, tmp_path, settings):
+    load(fresh_db, tmp_path, "shared", [
+        identify("s1", "2026-10-05T10:00:00Z", "user-x", "info@acme.example", anonymous_id="dev-x"),
+        identify("s2", "2026-10-05T11:00:00Z", "user-y", "info@acme.example", anonymous_id="dev-y"),
+    ])
+    pipeline.transform(fresh_db, settings)
+    mapped = keys(fresh_db)
+    assert mapped["segment_user:user-x"] != mapped["segment_user:user-y"]
+    assert mapped.get("email:info@acme.example") is None  # a role address identifies nobody
+
+
+def test_a_group_over_the_identifier_cap_is_not_merged_and_is_reported(fresh_db, tmp_path, settings):
+    # 30 devices claiming one user: a shared kiosk or a tracking bug, not one person
+    load(fresh_db, tmp_path, "kiosk", [identify(f"k{i}", "2026-10-05T10:00:00Z", "user-kiosk",
+                                                anonymous_id=f"kiosk-{i}") for i in range(30)])
+    pipeline.transform(fresh_db, settings)
+    mapped = keys(fresh_db)
+    devices = {node: key for node, key in mapped.items() if node.startswith("segment_anonymous:kiosk-")}
+    assert len(devices) == 30 and all(key is None for key in devices.values())
+    with psycopg.connect(fresh_db) as conn:
+        over = conn.execute("select count(*) from intermediate.int_identity_components where is_over_cap").fetchone()[0]
+    assert over == 31
