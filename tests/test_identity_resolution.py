@@ -88,7 +88,7 @@ def identifiable(truth_dir, pairs):
 
 def b_cubed(pairs, assigned):
     cluster_of = {}
-    for key, person in pairs:
+    for key, _person in pairs:
         cluster_of[key] = assigned[key] or f"unassigned:{key}"  # an unassigned event is alone
     members = defaultdict(list)
     for key, person in pairs:
