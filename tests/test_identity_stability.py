@@ -6,7 +6,6 @@ import json
 
 import psycopg
 
-from touchpoint import pipeline
 from touchpoint.extract.run import load_file
 from touchpoint.extract.sources import SEGMENT_EVENTS
 from touchpoint.warehouse.connection import connect
@@ -30,6 +29,17 @@ def load(url: str, tmp_path, name: str, events: list[dict]) -> None:
         load_file(conn, SEGMENT_EVENTS, str(path))
 
 
+def build_identity(url: str, settings) -> None:
+    """Only the identity models and what they need (faster than the whole project)."""
+    from touchpoint.transform import run_dbt
+    from touchpoint.warehouse.schema import ensure_schema
+
+    with connect(url) as conn:
+        ensure_schema(conn)
+    run_dbt(["build", "--select", "+int_identity_key_changes", "+int_identity_merges", "+int_identity_components"],
+            settings.dbt_project_dir, url, settings.var_dir)
+
+
 def keys(url: str) -> dict[str, str]:
     with psycopg.connect(url) as conn:
         return dict(conn.execute("select identifier_node, customer_key from intermediate.int_identifiers_mapped"))
@@ -40,7 +50,7 @@ def test_keys_survive_new_identifiers_and_merges_are_logged(fresh_db, tmp_path, 
         identify("m1", "2026-10-05T10:00:00Z", "user-a", "a@example.com", anonymous_id="dev-a"),
         identify("m2", "2026-10-06T10:00:00Z", "user-b", "b@example.com", anonymous_id="dev-b"),
     ])
-    pipeline.transform(fresh_db, settings)
+    build_identity(fresh_db, settings)
     first = keys(fresh_db)
     key_a, key_b = first["email:a@example.com"], first["email:b@example.com"]
     assert key_a and key_b and key_a != key_b
@@ -50,7 +60,7 @@ def test_keys_survive_new_identifiers_and_merges_are_logged(fresh_db, tmp_path, 
         identify("m3", "2026-10-07T10:00:00Z", "user-a", anonymous_id="dev-a2"),
         identify("m4", "2026-10-08T10:00:00Z", "user-a", kind="alias", previous_id="user-b", anonymous_id="dev-b"),
     ])
-    pipeline.transform(fresh_db, settings)
+    build_identity(fresh_db, settings)
     second = keys(fresh_db)
     assert second["segment_anonymous:dev-a2"] == key_a          # the new identifier joined A
     assert second["email:a@example.com"] == key_a               # A kept its key
@@ -70,7 +80,7 @@ def test_a_shared_role_address_never_merges_two_people(fresh_db, tmp_path, setti
         identify("s1", "2026-10-05T10:00:00Z", "user-x", "info@acme.example", anonymous_id="dev-x"),
         identify("s2", "2026-10-05T11:00:00Z", "user-y", "info@acme.example", anonymous_id="dev-y"),
     ])
-    pipeline.transform(fresh_db, settings)
+    build_identity(fresh_db, settings)
     mapped = keys(fresh_db)
     assert mapped["segment_user:user-x"] != mapped["segment_user:user-y"]
     assert mapped.get("email:info@acme.example") is None  # a role address identifies nobody
@@ -80,7 +90,7 @@ def test_a_group_over_the_identifier_cap_is_not_merged_and_is_reported(fresh_db,
     # 30 devices claiming one user: a shared kiosk or a tracking bug, not one person
     load(fresh_db, tmp_path, "kiosk", [identify(f"k{i}", "2026-10-05T10:00:00Z", "user-kiosk",
                                                 anonymous_id=f"kiosk-{i}") for i in range(30)])
-    pipeline.transform(fresh_db, settings)
+    build_identity(fresh_db, settings)
     mapped = keys(fresh_db)
     devices = {node: key for node, key in mapped.items() if node.startswith("segment_anonymous:kiosk-")}
     assert len(devices) == 30 and all(key is None for key in devices.values())
