@@ -16,7 +16,7 @@ from touchpoint.transform import run_dbt
 pytestmark = pytest.mark.slow
 
 START = datetime.combine(SIM_START, datetime.min.time(), UTC)
-CUTS = [START + timedelta(days=d) for d in (0, 5, 9, 14)]  # three consecutive, uneven intervals
+CUTS = [START + timedelta(days=d) for d in (0, 6, 14)]  # two consecutive, uneven intervals (6 and 8 days)
 
 
 def mart_checksums(url: str) -> dict[str, tuple[int, str]]:
