@@ -14,6 +14,10 @@ segment_events as (
     select * from {{ ref('stg_segment__events') }}
 ),
 
+identified_web as (
+    select * from {{ ref('int_segment_events_identified') }}
+),
+
 email_events as (
     select * from {{ ref('stg_sendgrid__events') }}
 ),
@@ -76,12 +80,9 @@ web as (
             else split_part(e.page_path, '/', 2)
         end as event_detail,
         e.occurred_at,
-        coalesce(by_user.customer_key, by_device.customer_key) as customer_key
+        w.customer_key
     from segment_events as e
-    left join identifiers as by_user
-        on by_user.identifier_type = 'segment_user' and by_user.identifier = e.user_id
-    left join identifiers as by_device
-        on by_device.identifier_type = 'segment_anonymous' and by_device.identifier = e.anonymous_id
+    left join identified_web as w on w.message_id = e.message_id
     where e.event_type in ('page', 'track', 'screen')
 ),
 

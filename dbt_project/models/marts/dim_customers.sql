@@ -20,6 +20,10 @@ segment_events as (
     select * from {{ ref('stg_segment__events') }}
 ),
 
+identified_web as (
+    select * from {{ ref('int_segment_events_identified') }}
+),
+
 feedback as (
     select * from {{ ref('fct_feedback') }} where customer_key is not null
 ),
@@ -130,10 +134,9 @@ web_consent as (
            (array_agg(consent_analytics order by occurred_at desc) filter (where consent_analytics is not null))[1] as consent_analytics,
            (array_agg(consent_marketing order by occurred_at desc) filter (where consent_marketing is not null))[1] as consent_marketing
     from (
-        select coalesce(u.customer_key, a.customer_key) as customer_key, e.occurred_at, e.consent_analytics, e.consent_marketing
+        select w.customer_key, e.occurred_at, e.consent_analytics, e.consent_marketing
         from segment_events as e
-        left join identifiers as u on u.identifier_type = 'segment_user' and u.identifier = e.user_id
-        left join identifiers as a on a.identifier_type = 'segment_anonymous' and a.identifier = e.anonymous_id
+        join identified_web as w on w.message_id = e.message_id
         where e.consent_analytics is not null or e.consent_marketing is not null
     ) as consented
     where customer_key is not null

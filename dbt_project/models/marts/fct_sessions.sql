@@ -13,8 +13,8 @@ with segment_events as (
     select * from {{ ref('stg_segment__events') }}
 ),
 
-identifiers as (
-    select * from {{ ref('int_identifiers_mapped') }}
+identified as (
+    select * from {{ ref('int_segment_events_identified') }}
 ),
 
 touchpoints as (
@@ -44,14 +44,11 @@ activity as (
         e.utm_source,
         e.utm_medium,
         e.utm_campaign,
-        by_user.customer_key as user_customer_key,
-        by_device.customer_key as device_customer_key,
+        i.user_customer_key,
+        i.device_customer_key,
         p.message_id is not null as is_conversion
     from segment_events as e
-    left join identifiers as by_user
-        on by_user.identifier_type = 'segment_user' and by_user.identifier = e.user_id
-    left join identifiers as by_device
-        on by_device.identifier_type = 'segment_anonymous' and by_device.identifier = e.anonymous_id
+    left join identified as i on i.message_id = e.message_id
     left join purchase_events as p on p.message_id = e.message_id
     where e.event_type in ('page', 'track')
 ),
