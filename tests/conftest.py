@@ -74,6 +74,15 @@ def drop_db(cluster_url: str, url: str) -> None:
         conn.execute(f'drop database if exists "{url.rsplit("/", 1)[1]}" with (force)')
 
 
+def drop_fact_unique_indexes(url: str) -> None:
+    """Drop marts.fct_touchpoints' unique index, as a broken build might have, so a test can
+    inject the duplicate or null keys the data-quality suites must catch."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for (index,) in conn.execute("select indexname from pg_indexes where schemaname = 'marts'"
+                                     " and tablename = 'fct_touchpoints' and indexdef like 'CREATE UNIQUE%'").fetchall():
+            conn.execute(f'drop index marts."{index}"')
+
+
 @pytest.fixture
 def fresh_db(cluster_url: str) -> Iterator[str]:
     """A new, empty database for one test; dropped afterwards."""

@@ -13,7 +13,7 @@ from email.parser import BytesParser
 import psycopg
 import pytest
 
-from conftest import SIM_START, create_db, drop_db, free_port, run_cli
+from conftest import SIM_START, create_db, drop_db, drop_fact_unique_indexes, free_port, run_cli
 from touchpoint import pipeline
 from touchpoint.extract.run import CrmEndpoint
 from touchpoint.mail_sink import MailSink, saved_messages
@@ -65,13 +65,6 @@ def execute(url: str, *statements: str) -> None:
             conn.execute(statement)
 
 
-def drop_unique_indexes(url: str) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        for (index,) in conn.execute("select indexname from pg_indexes where schemaname = 'marts'"
-                                     " and tablename = 'fct_touchpoints' and indexdef like 'CREATE UNIQUE%'").fetchall():
-            conn.execute(f'drop index marts."{index}"')
-
-
 IN_WEEK = f"occurred_at >= '{WEEK[0].isoformat()}' and occurred_at < '{WEEK[1].isoformat()}'"
 RAW_IN_WEEK = f"event_time >= '{WEEK[0].isoformat()}' and event_time < '{WEEK[1].isoformat()}'"
 
@@ -83,13 +76,13 @@ def test_a_clean_dataset_passes_every_expectation(copy, settings):
 
 
 def test_a_duplicate_key_fails_critically(copy, settings):
-    drop_unique_indexes(copy)
+    drop_fact_unique_indexes(copy)
     execute(copy, f"insert into marts.fct_touchpoints select * from marts.fct_touchpoints where {IN_WEEK} limit 1")
     assert check(copy, settings, "fct_touchpoints")["fct_touchpoints.key_unique"] == (False, "critical")
 
 
 def test_a_null_key_fails_critically(copy, settings):
-    drop_unique_indexes(copy)
+    drop_fact_unique_indexes(copy)
     execute(copy, "update marts.fct_touchpoints set touchpoint_id = null where touchpoint_id = "
                   f"(select touchpoint_id from marts.fct_touchpoints where {IN_WEEK} limit 1)")
     assert check(copy, settings, "fct_touchpoints")["fct_touchpoints.key_not_null"] == (False, "critical")
@@ -147,7 +140,7 @@ def test_dq_run_prints_a_table_and_exits_non_zero_on_a_critical_failure(copy):
     ok = run_cli("dq", "run", "--start", WEEK[0].isoformat(), "--end", WEEK[1].isoformat(), "--json", env=env)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "0 critical failure(s)" in ok.stdout and json.loads(ok.stdout.splitlines()[-1])["status"] == "pass"
-    drop_unique_indexes(copy)
+    drop_fact_unique_indexes(copy)
     execute(copy, f"insert into marts.fct_touchpoints select * from marts.fct_touchpoints where {IN_WEEK} limit 1")
     bad = run_cli("dq", "run", "--start", WEEK[0].isoformat(), "--end", WEEK[1].isoformat(), env=env)
     assert bad.returncode == 1
@@ -174,7 +167,7 @@ def recipients_of(sink: MailSink) -> dict[str, object]:
 
 @pytest.mark.slow
 def test_a_critical_defect_holds_the_report_and_alerts_the_engineers(copy, settings, tmp_path):
-    drop_unique_indexes(copy)
+    drop_fact_unique_indexes(copy)
     execute(copy, f"insert into marts.fct_touchpoints select * from marts.fct_touchpoints where {IN_WEEK} limit 1")
     with MailSink(tmp_path / "mail", port=free_port()) as sink:
         results = run_weekly_report(copy, settings, sink, tmp_path)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from conftest import SIM_START, create_db, drop_db
+from conftest import SIM_START, create_db, drop_db, drop_fact_unique_indexes
 from touchpoint import pipeline
 from touchpoint.extract.run import CrmEndpoint
 from touchpoint.quality.gx_runner import GXValidationFailed, run_quality
@@ -84,11 +84,8 @@ def test_the_quality_gate_closes_on_an_empty_interval(built, settings):
 
 
 def test_the_quality_gate_closes_on_a_duplicate_key(built, settings):
+    drop_fact_unique_indexes(built)
     with psycopg.connect(built, autocommit=True) as conn:
-        # The mart's unique index would refuse the defect: drop it, as a broken build might have.
-        for (index,) in conn.execute("select indexname from pg_indexes where schemaname = 'marts'"
-                                     " and tablename = 'fct_touchpoints' and indexdef like 'CREATE UNIQUE%'").fetchall():
-            conn.execute(f'drop index marts."{index}"')
         conn.execute("insert into marts.fct_touchpoints select * from marts.fct_touchpoints"
                      " where occurred_at >= %s order by occurred_at limit 1", (START,))
     try:

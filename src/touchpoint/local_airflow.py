@@ -16,10 +16,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from touchpoint.config import Settings
-from touchpoint.warehouse.connection import libpq_url
+from touchpoint.warehouse.connection import url_parts
 
 PROGRESS_PREFIX = "@@touchpoint "
 
@@ -36,11 +36,10 @@ class DagRunRequest:
 
 def local_env(settings: Settings, warehouse_url: str, smtp_port: int, crm_url: str, crm_token: str) -> dict[str, str]:
     """Environment for a project-local Airflow; nothing is written outside ``var/``."""
-    parts = urlsplit(libpq_url(warehouse_url))
+    parts = url_parts(warehouse_url)
     warehouse = {
-        "conn_type": "postgres", "host": parts.hostname or "127.0.0.1", "port": parts.port or 5432,
-        "login": unquote(parts.username or ""), "password": unquote(parts.password or ""),
-        "schema": parts.path.lstrip("/"),
+        "conn_type": "postgres", "host": parts.host, "port": parts.port,
+        "login": parts.user, "password": parts.password, "schema": parts.dbname,
     }
     crm = urlsplit(crm_url)
     return {

@@ -7,10 +7,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from touchpoint.errors import TouchpointError
-from touchpoint.warehouse.connection import libpq_url
+from touchpoint.warehouse.connection import url_parts
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +20,13 @@ class DbtFailed(TouchpointError):
 
 def dbt_env(warehouse_url: str, var_dir: Path) -> dict[str, str]:
     """Environment for dbt: connection pieces for profiles.yml, and every path kept under var/."""
-    parts = urlsplit(libpq_url(warehouse_url))
+    parts = url_parts(warehouse_url)
     return {
-        "TOUCHPOINT_DBT_HOST": parts.hostname or "127.0.0.1",
-        "TOUCHPOINT_DBT_PORT": str(parts.port or 5432),
-        "TOUCHPOINT_DBT_USER": unquote(parts.username or ""),
-        "TOUCHPOINT_DBT_PASSWORD": unquote(parts.password or ""),
-        "TOUCHPOINT_DBT_DBNAME": parts.path.lstrip("/") or "postgres",
+        "TOUCHPOINT_DBT_HOST": parts.host,
+        "TOUCHPOINT_DBT_PORT": str(parts.port),
+        "TOUCHPOINT_DBT_USER": parts.user,
+        "TOUCHPOINT_DBT_PASSWORD": parts.password,
+        "TOUCHPOINT_DBT_DBNAME": parts.dbname,
         "DBT_TARGET_PATH": str(var_dir / "dbt" / "target"),
         "DBT_LOG_PATH": str(var_dir / "dbt" / "logs"),
         "DBT_PACKAGES_INSTALL_PATH": str(var_dir / "dbt" / "packages"),

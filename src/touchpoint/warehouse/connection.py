@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg
 
@@ -26,6 +27,24 @@ def libpq_url(url: str) -> str:
     if scheme.split("+")[0] not in ("postgresql", "postgres"):
         raise WarehouseError(f"warehouse URL {redact(url)!r} is not a postgresql:// URL")
     return f"postgresql://{rest}"
+
+
+@dataclass(frozen=True)
+class UrlParts:
+    """A warehouse URL split into what dbt profiles and Airflow connections want."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+
+def url_parts(url: str) -> UrlParts:
+    parts = urlsplit(libpq_url(url))
+    return UrlParts(host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
+                    user=unquote(parts.username or ""), password=unquote(parts.password or ""),
+                    dbname=parts.path.lstrip("/") or "postgres")
 
 
 def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
