@@ -12,14 +12,8 @@ from babel.numbers import format_decimal, format_percent
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from touchpoint.report.content import WeeklyContent
+from touchpoint.report.message import RenderedReport
 from touchpoint.report.recipients import Recipient
-
-
-@dataclass(frozen=True)
-class RenderedReport:
-    subject: str
-    html: str
-    text: str
 
 
 def _environment(templates_dir: Path, recipient: Recipient) -> Environment:
