@@ -32,6 +32,14 @@ cases as (
     select * from {{ ref('fct_support_cases') }} where customer_key is not null
 ),
 
+regions as (
+    select * from {{ ref('regions') }}
+),
+
+companies as (
+    select * from {{ ref('stg_hubspot__companies') }}
+),
+
 as_of as (
     select coalesce(max(occurred_at), now()) as as_of_at from {{ ref('fct_touchpoints') }}
 ),
@@ -164,6 +172,9 @@ final as (
         end as lifecycle_stage,
         contact_of_customer.lifecycle_stage as hubspot_lifecycle_stage,
         contact_of_customer.country,
+        coalesce(regions.region, 'Unknown') as region,
+        nullif(trim(concat_ws(' ', contact_of_customer.first_name, contact_of_customer.last_name)), '') as display_name,
+        companies.company_name,
         coalesce(consent.email_opted_out, false) as email_opted_out,
         consent.email_consent_source,
         web_consent.consent_analytics,
@@ -182,6 +193,8 @@ final as (
         satisfaction.latest_csat,
         coalesce(service.cases, 0) as support_cases,
         coalesce(service.repeat_cases, 0) as repeat_support_cases,
+        coalesce(service.recent_cases, 0) as recent_support_cases,
+        coalesce(satisfaction.has_recent_detractor, false) as has_recent_detractor,
         coalesce(engagement.recent_engagement, 0) as recent_engagement,
         coalesce(engagement.earlier_engagement, 0) as earlier_engagement,
         (coalesce(satisfaction.has_recent_detractor, false) or coalesce(service.recent_cases, 0) >= 2)
@@ -202,6 +215,8 @@ final as (
     left join engagement using (customer_key)
     left join consent using (customer_key)
     left join web_consent using (customer_key)
+    left join regions on regions.country = upper(contact_of_customer.country)
+    left join companies on companies.company_id = contact_of_customer.company_id
 )
 
 select * from final
