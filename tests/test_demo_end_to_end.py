@@ -83,7 +83,7 @@ def test_a_second_demo_reuses_everything_and_duplicates_nothing(demo):
     assert raw_counts(demo["url"]) == demo["counts_after_first"]
     assert sorted((demo["var"] / "mail").glob("*.eml")) == demo["mails_after_first"]
     with psycopg.connect(demo["url"]) as conn:
-        assert conn.execute("select count(*) from report.send_log").fetchone()[0] == len(demo["mails_after_first"])
+        assert conn.execute("select count(*) from reporting.deliveries where status = 'sent'").fetchone()[0] == len(demo["mails_after_first"])
 
 
 def test_nothing_is_written_to_the_home_directory(demo):

@@ -1,4 +1,4 @@
-"""The SMTP sink, recipients validation, rendering, and sending each report exactly once."""
+"""The SMTP sink, recipients validation and rendering (delivery: test_report_delivery.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
-import psycopg
 import pytest
 from babel.numbers import format_decimal
 
@@ -19,8 +18,6 @@ from touchpoint.mail_sink import saved_messages
 from touchpoint.report.content import Change, WeeklyContent
 from touchpoint.report.recipients import Recipient, load_recipients
 from touchpoint.report.render import render_weekly_report
-from touchpoint.report.send import SmtpSettings, send_once
-from touchpoint.warehouse.schema import ensure_schema
 
 TEMPLATES = REPO / "reports" / "templates"
 
@@ -91,29 +88,3 @@ def test_html_is_autoescaped_and_styles_are_inlined():
     assert "<b>A</b>" not in rendered.html
     assert 'style="' in rendered.html
     assert len(rendered.html.encode()) < 100_000
-
-
-def test_each_recipient_gets_the_report_once_however_often_it_is_sent(fresh_db, mail_sink):
-    recipients = (Recipient("a@example.com", "A"), Recipient("b@example.com", "B", "America/New_York", "en_US"))
-    smtp = SmtpSettings(host="127.0.0.1", port=mail_sink.port)
-    with psycopg.connect(fresh_db) as conn:
-        ensure_schema(conn)
-        render = lambda r: render_weekly_report(content(), r, TEMPLATES)  # noqa: E731
-        first = send_once(conn, smtp, "weekly", date(2026, 10, 26), "r@example.com", recipients, render)
-        second = send_once(conn, smtp, "weekly", date(2026, 10, 26), "r@example.com", recipients, render)
-    assert [d.newly_sent for d in first] == [True, True]
-    assert [d.newly_sent for d in second] == [False, False]
-    saved = saved_messages(mail_sink.directory)
-    assert len(saved) == 2
-    message = parse(saved[0])
-    assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
-
-
-def test_an_unreachable_smtp_server_is_named(fresh_db):
-    smtp = SmtpSettings(host="127.0.0.1", port=free_port(), timeout=3)
-    with psycopg.connect(fresh_db) as conn:
-        ensure_schema(conn)
-        with pytest.raises(Exception, match="smtp_default"):
-            send_once(conn, smtp, "weekly", date(2026, 10, 26), "r@example.com", (Recipient("a@example.com", "A"),),
-                      lambda r: render_weekly_report(content(), r, TEMPLATES))
-        assert conn.execute("select count(*) from report.send_log").fetchone()[0] == 0

@@ -17,7 +17,7 @@ from touchpoint.quality.gx_runner import GXValidationFailed, QualityReport, run_
 from touchpoint.report.content import load_weekly_content
 from touchpoint.report.recipients import load_recipients
 from touchpoint.report.render import DataQualityAlert, render_alert, render_weekly_report
-from touchpoint.report.send import Delivery, SmtpSettings, send_once
+from touchpoint.report.send import Delivery, SmtpSettings, deliver, iso_week
 from touchpoint.transform import run_dbt
 from touchpoint.warehouse.connection import connect
 from touchpoint.warehouse.schema import ensure_schema
@@ -63,11 +63,12 @@ def send_weekly_report(week_start: date, warehouse_url: str, smtp: SmtpSettings,
         ensure_schema(conn)
         if quality and quality.get("status") == "fail":
             alert = DataQualityAlert.from_dict(quality)
-            return send_once(conn, smtp, DQ_ALERT, week_start, recipients.sender, recipients.alerts,
-                             render=lambda recipient: render_alert(alert, recipient, templates))
+            return deliver(conn, smtp, DQ_ALERT, iso_week(week_start), recipients.sender, recipients.alerts,
+                           render=lambda recipient: render_alert(alert, recipient, templates))
         content = load_weekly_content(conn, week_start)
         content.quality_warnings = [f"{f['rule_id']}: observed {f['observed']}" for f in (quality or {}).get("failures", [])]
-        return send_once(
-            conn, smtp, WEEKLY_REPORT, week_start, recipients.sender, recipients.recipients,
+        return deliver(
+            conn, smtp, WEEKLY_REPORT, iso_week(week_start), recipients.sender, recipients.recipients,
             render=lambda recipient: render_weekly_report(content, recipient, templates),
+            alerts=recipients.alerts,
         )

@@ -19,6 +19,7 @@ from touchpoint.config import Settings
 from touchpoint.errors import TouchpointError
 from touchpoint.local_airflow import DagRunRequest, local_env, run_dags
 from touchpoint.pipeline import WEEKLY_REPORT
+from touchpoint.report.send import iso_week
 from touchpoint.warehouse.cluster import EmbeddedCluster, port_in_use
 from touchpoint.warehouse.connection import connect, redact
 from touchpoint.warehouse.schema import ensure_schema
@@ -103,9 +104,9 @@ def run_demo(settings: Settings, customers: int, weeks: int, seed: int) -> int:
     week_start = (report_monday - timedelta(weeks=1)).date()
     with connect(warehouse_url) as conn:
         rows = conn.execute(
-            "select recipient, subject, message_id, sent_at from report.send_log"
-            " where report_name = %s and week_start = %s order by recipient",
-            (WEEKLY_REPORT, week_start)).fetchall()
+            "select recipient, subject, message_id, sent_at from reporting.deliveries"
+            " where report = %s and period = %s and status = 'sent' order by recipient",
+            (WEEKLY_REPORT, iso_week(week_start))).fetchall()
         total = conn.execute(
             "select touchpoints from marts.agg_touchpoints_weekly where week_start = %s and grain = 'week'",
             (week_start,)).fetchone()

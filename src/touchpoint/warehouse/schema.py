@@ -1,4 +1,4 @@
-"""The warehouse schemas that exist before dbt runs: raw tables, state, quarantine, send log.
+"""The warehouse schemas that exist before dbt runs: raw tables, state, quarantine, report deliveries.
 
 The DDL lives in ``ddl/*.sql`` (applied in file-name order, each file idempotent), so the
 Python here only decides *when* to apply it.
