@@ -10,7 +10,7 @@ export PIP_CACHE_DIR ?= $(CURDIR)/var/cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test test-fast lock clean distclean db-stop
+.PHONY: demo test test-fast report-screenshots lock clean distclean db-stop
 
 demo: $(INSTALLED)
 	$(BIN)/touchpoint demo
@@ -32,6 +32,14 @@ $(INSTALLED): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# Screenshots of the weekly report in headless Chromium (Debian's chromium, installed if
+# missing) at phone and desktop widths, for review: var/report-preview/<recipient>/.
+# Renders WEEK (default: the demo's last week) from the warehouse `make demo` built.
+REPORT_WEEK ?= 2026-W44
+report-screenshots: $(INSTALLED)
+	$(BIN)/touchpoint db start
+	$(BIN)/touchpoint report render --week $(REPORT_WEEK) --out var/report-preview --check-quality --screenshots
 
 # Re-resolve the pinned set after changing pyproject.toml dependencies.
 lock:

@@ -31,9 +31,9 @@ os.environ.update({
 })
 os.environ.pop("TOUCHPOINT_WAREHOUSE_URL", None)
 
-from touchpoint.config import Settings, load_settings  # noqa: E402
-from touchpoint.mail_sink import MailSink  # noqa: E402
-from touchpoint.warehouse.cluster import EmbeddedCluster  # noqa: E402
+from touchpoint.config import Settings, load_settings
+from touchpoint.mail_sink import MailSink
+from touchpoint.warehouse.cluster import EmbeddedCluster
 
 
 def free_port() -> int:
@@ -122,3 +122,42 @@ def crm_server(small_world):
 def settings_for(settings: Settings, small_world):
     """Settings whose landing URL points at the small world."""
     return replace(settings, landing_url=str(small_world["landing"]))
+
+
+@pytest.fixture(scope="session")
+def built_world(cluster_url: str, settings: Settings, small_world) -> Iterator[str]:
+    """The small world's two weeks extracted and built by dbt, once per session. Read it, or
+    damage a copy of it (``built_copy``): it is the template those copies are made from."""
+    from datetime import UTC, datetime, timedelta
+
+    from touchpoint import pipeline
+    from touchpoint.extract.run import CrmEndpoint
+    from touchpoint_sim.crm_server import CrmData, CrmServer
+
+    start = datetime.combine(SIM_START, datetime.min.time(), UTC)
+    url = create_db(cluster_url)
+    local = replace(settings, landing_url=str(small_world["landing"]))
+    crm = CrmServer(CrmData.from_dir(small_world["sim"] / "crm"), port=0).start_in_thread()
+    try:
+        for source in ("crm", "email", "web"):
+            pipeline.extract(source, start, start + timedelta(weeks=2), url, local,
+                             crm=CrmEndpoint(crm.url, "sim-token", max_requests_per_second=0))
+        pipeline.transform(url, local)
+    finally:
+        crm.shutdown()
+    yield url
+    drop_db(cluster_url, url)
+
+
+@pytest.fixture
+def built_copy(cluster_url: str, built_world: str) -> Iterator[str]:
+    """A private copy of the built small world (``create database ... template``), for a test
+    that writes to it."""
+    name, template = f"c_{uuid.uuid4().hex[:12]}", built_world.rsplit("/", 1)[1]
+    with psycopg.connect(cluster_url, autocommit=True) as conn:
+        # a template must have no other session (a pooled GX engine may still hold one)
+        conn.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (template,))
+        conn.execute(f'create database "{name}" template "{template}"')
+    url = cluster_url.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    drop_db(cluster_url, url)

@@ -77,7 +77,7 @@ class _RepeatingCursor(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
         body = json.dumps({"total": 3, "results": [{"id": "1", "properties": {"lastmodifieddate": "2026-10-05T10:00:00Z"}}],
                            "paging": {"next": {"after": "1"}}}).encode()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
@@ -13,9 +12,7 @@ from email.parser import BytesParser
 import psycopg
 import pytest
 
-from conftest import SIM_START, create_db, drop_db, drop_fact_unique_indexes, free_port, run_cli
-from touchpoint import pipeline
-from touchpoint.extract.run import CrmEndpoint
+from conftest import SIM_START, drop_fact_unique_indexes, free_port, run_cli
 from touchpoint.mail_sink import MailSink, saved_messages
 from touchpoint.quality.gx_runner import run_quality
 
@@ -23,33 +20,10 @@ START = datetime.combine(SIM_START, datetime.min.time(), UTC)
 WEEK = (START + timedelta(weeks=1), START + timedelta(weeks=2))  # the second simulated week
 
 
-@pytest.fixture(scope="module")
-def clean_template(cluster_url, settings, small_world):
-    """A built warehouse used as a template: every test gets its own copy to damage."""
-    from touchpoint_sim.crm_server import CrmData, CrmServer
-
-    url = create_db(cluster_url)
-    crm = CrmServer(CrmData.from_dir(small_world["sim"] / "crm"), port=0).start_in_thread()
-    local = replace(settings, landing_url=str(small_world["landing"]))
-    try:
-        for source in ("crm", "email", "web"):
-            pipeline.extract(source, START, START + timedelta(weeks=2), url, local,
-                             crm=CrmEndpoint(crm.url, "sim-token", max_requests_per_second=0))
-        pipeline.transform(url, local)
-    finally:
-        crm.shutdown()
-    yield url
-    drop_db(cluster_url, url)
-
-
 @pytest.fixture
-def copy(cluster_url, clean_template):
-    name = "c_" + clean_template.rsplit("/", 1)[1][2:] + "_" + str(free_port())
-    with psycopg.connect(cluster_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}" template "{clean_template.rsplit("/", 1)[1]}"')
-    url = cluster_url.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    drop_db(cluster_url, url)
+def copy(built_copy):
+    """A copy of the built small world for each test to damage."""
+    return built_copy
 
 
 def check(url: str, settings, suite: str | None = None) -> dict[str, tuple[bool, str]]:

@@ -21,10 +21,11 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from conftest import free_port
+from touchpoint.intervals import iso_week
 from touchpoint.mail_sink import saved_messages
 from touchpoint.report.message import Attachment, InlineImage, RenderedReport
 from touchpoint.report.recipients import Recipient
-from touchpoint.report.send import Delivery, DeliveryIncomplete, RetryPolicy, SmtpSettings, deliver, iso_week
+from touchpoint.report.send import Delivery, DeliveryIncomplete, RetryPolicy, SmtpSettings, deliver
 from touchpoint.warehouse.schema import ensure_schema
 
 PERIOD = "2026-W44"
@@ -89,7 +90,7 @@ class FlakyHandler:
         self.data_delay = 0.0
         self.received: list[tuple[list[str], bytes]] = []
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd API
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
             return f"550 5.1.1 <{address}>: mailbox unavailable"
         with self.lock:
@@ -99,7 +100,7 @@ class FlakyHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+    async def handle_DATA(self, server, session, envelope):
         await asyncio.sleep(self.data_delay)
         with self.lock:
             self.data_commands += 1

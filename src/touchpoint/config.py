@@ -32,6 +32,17 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name}={raw!r} is not an integer; set it to a number or unset it") from None
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={value!r} is not a boolean (use true or false)")
+
+
 def _env_date(name: str, default: date) -> date:
     raw = _env(name)
     if raw is None:
@@ -68,6 +79,8 @@ class Settings:
     task_retries: int
     #: Time zone of the weekly report's schedule (Mondays 07:00 there)
     report_timezone: str
+    #: Send nothing for a week without a single touchpoint (an outage, not a quiet week)
+    report_skip_empty_weeks: bool = True
 
     @property
     def pg_data_dir(self) -> Path:
@@ -136,7 +149,8 @@ def load_settings() -> Settings:
     (var/landing), ``TOUCHPOINT_CRM_PORT`` (8765), ``TOUCHPOINT_CRM_TOKEN``,
     ``TOUCHPOINT_DEMO_CUSTOMERS`` (300), ``TOUCHPOINT_DEMO_WEEKS`` (4),
     ``TOUCHPOINT_DEMO_SEED`` (7), ``TOUCHPOINT_DEMO_START`` (2026-10-05, a Monday),
-    ``TOUCHPOINT_TASK_RETRIES`` (2), ``TOUCHPOINT_REPORT_TIMEZONE`` (Europe/Paris).
+    ``TOUCHPOINT_TASK_RETRIES`` (2), ``TOUCHPOINT_REPORT_TIMEZONE`` (Europe/Paris),
+    ``TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS`` (true).
     """
     project_dir = Path(_env("TOUCHPOINT_PROJECT_DIR", str(DEFAULT_PROJECT_DIR))).resolve()
     var_dir = Path(_env("TOUCHPOINT_VAR_DIR", str(project_dir / "var"))).resolve()
@@ -164,4 +178,5 @@ def load_settings() -> Settings:
         demo_start=demo_start,
         task_retries=_env_int("TOUCHPOINT_TASK_RETRIES", 2),
         report_timezone=_env("TOUCHPOINT_REPORT_TIMEZONE", "Europe/Paris") or "Europe/Paris",
+        report_skip_empty_weeks=_env_bool("TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS", True),
     )

@@ -44,7 +44,25 @@ def crm_endpoint(conn_id: str = CRM_CONN_ID) -> CrmEndpoint:
 
 
 def smtp_settings(conn_id: str = SMTP_CONN_ID) -> SmtpSettings:
-    conn = _get(conn_id)
+    return _smtp_from(_get(conn_id))
+
+
+def smtp_settings_outside_airflow(settings) -> SmtpSettings:
+    """For the CLI: the ``smtp_default`` connection when ``AIRFLOW_CONN_SMTP_DEFAULT`` is set
+    (JSON or URI, as Airflow reads it), else the local SMTP sink of the settings."""
+    import os
+
+    value = os.environ.get("AIRFLOW_CONN_" + SMTP_CONN_ID.upper())
+    if not value:
+        return SmtpSettings(host=settings.smtp_host, port=settings.smtp_port)
+    from airflow.models.connection import Connection
+
+    if value.lstrip().startswith("{"):
+        return _smtp_from(Connection.from_json(value, conn_id=SMTP_CONN_ID))
+    return _smtp_from(Connection(conn_id=SMTP_CONN_ID, uri=value))
+
+
+def _smtp_from(conn) -> SmtpSettings:
     extra = conn.extra_dejson
     return SmtpSettings(
         host=conn.host or "127.0.0.1",

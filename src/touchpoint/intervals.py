@@ -9,6 +9,7 @@ params override both, for ranges and backfills by hand.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -70,3 +71,24 @@ def weekly_interval(params: dict[str, Any] | None, data_start: datetime, data_en
     week = week_start_of(start)
     first = datetime.combine(week, datetime.min.time(), UTC)
     return first, first + timedelta(days=7)
+
+
+_ISO_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+
+
+def parse_iso_week(text: str) -> date:
+    """'2026-W47' -> the Monday of that ISO week."""
+    match = _ISO_WEEK.match(text.strip())
+    if not match:
+        raise ConfigError(f"week {text!r} is not an ISO week like 2026-W47")
+    year, week = int(match[1]), int(match[2])
+    try:
+        return date.fromisocalendar(year, week, 1)
+    except ValueError:
+        raise ConfigError(f"week {text!r} does not exist: {year} has no week {week}") from None
+
+
+def iso_week(week_start: date) -> str:
+    """The Monday of an ISO week -> '2026-W47' (the report's period)."""
+    year, week, _ = week_start.isocalendar()
+    return f"{year}-W{week:02d}"

@@ -21,7 +21,7 @@ class _SaveToDir:
         self._lock = threading.Lock()
         self._counter = 0
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd API
+    async def handle_DATA(self, server, session, envelope) -> str:
         data = envelope.original_content or envelope.content
         if isinstance(data, str):
             data = data.encode()

@@ -7,17 +7,20 @@ call them directly. Nothing here imports Airflow.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from touchpoint.config import Settings
 from touchpoint.extract.run import CrmEndpoint, extract_source
+from touchpoint.intervals import iso_week
 from touchpoint.quality.gx_runner import GXValidationFailed, QualityReport, run_quality
-from touchpoint.report.content import load_weekly_content
-from touchpoint.report.recipients import load_recipients
-from touchpoint.report.render import DataQualityAlert, render_alert, render_weekly_report
-from touchpoint.report.send import Delivery, SmtpSettings, deliver, iso_week
+from touchpoint.report.message import RenderedReport
+from touchpoint.report.recipients import Recipient, SliceValues, load_recipients
+from touchpoint.report.render import DataQualityAlert, render_alert
+from touchpoint.report.send import PERMANENT, Delivery, SmtpSettings, deliver, delivery_states
+from touchpoint.report.weekly import WeeklyReport
 from touchpoint.transform import run_dbt
 from touchpoint.warehouse.connection import connect
 from touchpoint.warehouse.schema import ensure_schema
@@ -53,22 +56,43 @@ def check_quality(start: datetime, end: datetime, warehouse_url: str, settings: 
 
 
 def send_weekly_report(week_start: date, warehouse_url: str, smtp: SmtpSettings, settings: Settings,
-                       quality: dict[str, Any] | None = None, recipients_file: Path | None = None) -> list[Delivery]:
+                       quality: dict[str, Any] | None = None, recipients_file: Path | None = None,
+                       dry_run: bool = False) -> list[Delivery]:
     """The gate and the send. With a critical data-quality failure (``quality["status"] ==
-    "fail"``) stakeholders get nothing and the alerts list gets the failures; otherwise the
-    week's report goes to every recipient who has not had it, with any warnings as a note."""
-    recipients = load_recipients(recipients_file or settings.reports_dir / "recipients.yml")
+    "fail"``) stakeholders get nothing and the alerts list gets the failures; otherwise each
+    recipient who has not had this week's report gets their slice of it, with any warnings as
+    a note. A week without a single touchpoint sends nothing (unless
+    TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS=false). ``dry_run`` renders every message that would go
+    out and returns the plan, sending and recording nothing."""
+    recipients = load_recipients(recipients_file or settings.reports_dir / "recipients.yml",
+                                 SliceValues.from_seeds(settings.dbt_project_dir))
     templates = settings.reports_dir / "templates"
+    period = iso_week(week_start)
     with connect(warehouse_url) as conn:
         ensure_schema(conn)
         if quality and quality.get("status") == "fail":
             alert = DataQualityAlert.from_dict(quality)
-            return deliver(conn, smtp, DQ_ALERT, iso_week(week_start), recipients.sender, recipients.alerts,
-                           render=lambda recipient: render_alert(alert, recipient, templates))
-        content = load_weekly_content(conn, week_start)
-        content.quality_warnings = [f"{f['rule_id']}: observed {f['observed']}" for f in (quality or {}).get("failures", [])]
-        return deliver(
-            conn, smtp, WEEKLY_REPORT, iso_week(week_start), recipients.sender, recipients.recipients,
-            render=lambda recipient: render_weekly_report(content, recipient, templates),
-            alerts=recipients.alerts,
-        )
+            send = _plan if dry_run else deliver
+            return send(conn, smtp, DQ_ALERT, period, recipients.sender, recipients.alerts,
+                        render=lambda recipient: render_alert(alert, recipient, templates))
+        report = WeeklyReport(conn, week_start, templates, quality)
+        if settings.report_skip_empty_weeks and not report.has_data:
+            log.warning("week %s has no touchpoints in the warehouse: the report is not sent "
+                        "(set TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS=false to send it anyway)", period)
+            return []
+        send = _plan if dry_run else deliver
+        return send(conn, smtp, WEEKLY_REPORT, period, recipients.sender, recipients.recipients,
+                    render=report.render, alerts=recipients.alerts)
+
+
+def _plan(conn, smtp: SmtpSettings, report: str, period: str, sender: str, recipients: tuple[Recipient, ...],
+          render: Callable[[Recipient], RenderedReport], alerts: tuple[Recipient, ...] = ()) -> list[Delivery]:
+    """What :func:`deliver` would do, rendering each message but sending and recording nothing."""
+    states = delivery_states(conn, report, period)
+    plan = []
+    for recipient in recipients:
+        status, error = states.get(recipient.address, ("pending", None))
+        due = status != "sent" and not (error or "").startswith(PERMANENT)
+        subject = render(recipient).subject
+        plan.append(Delivery(recipient.address, subject, "(dry run)", newly_sent=due, status=status, last_error=error))
+    return plan

@@ -17,9 +17,9 @@ from pathlib import Path
 from touchpoint import services
 from touchpoint.config import Settings
 from touchpoint.errors import TouchpointError
+from touchpoint.intervals import iso_week
 from touchpoint.local_airflow import DagRunRequest, local_env, run_dags
 from touchpoint.pipeline import WEEKLY_REPORT
-from touchpoint.report.send import iso_week
 from touchpoint.warehouse.cluster import EmbeddedCluster, port_in_use
 from touchpoint.warehouse.connection import connect, redact
 from touchpoint.warehouse.schema import ensure_schema

@@ -1,18 +1,26 @@
-"""``reports/recipients.yml``: who gets the report, validated with errors that name the line."""
+"""``reports/recipients.yml``: who gets the report and which slice of it, validated with errors
+that name the entry.
+
+A slice is a region and/or a business unit; the allowed values are those of the dbt seeds
+``regions`` and ``business_units`` (the marts are built for exactly those)."""
 
 from __future__ import annotations
 
+import csv
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from babel import Locale, UnknownLocaleError
 
 from touchpoint.errors import ConfigError
+from touchpoint.report.content import ALL, Slice
 
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-_RECIPIENT_KEYS = {"address", "name", "timezone", "locale"}
+_RECIPIENT_KEYS = {"address", "name", "timezone", "locale", "filters"}
+_FILTER_KEYS = {"region", "business_unit"}
 _TOP_KEYS = {"recipients", "alerts", "sender"}
 
 
@@ -22,6 +30,23 @@ class Recipient:
     name: str
     timezone: str = "UTC"
     locale: str = "en_GB"
+    slice: Slice = field(default_factory=Slice)
+
+
+@dataclass(frozen=True)
+class SliceValues:
+    """The regions and business units a recipient may filter on."""
+
+    regions: frozenset[str]
+    business_units: frozenset[str]
+
+    @classmethod
+    def from_seeds(cls, dbt_project_dir: Path) -> SliceValues:
+        def column(seed: str, name: str) -> frozenset[str]:
+            with (dbt_project_dir / "seeds" / f"{seed}.csv").open(newline="") as f:
+                return frozenset(row[name] for row in csv.DictReader(f))
+
+        return cls(column("regions", "region") | {"Unknown"}, column("business_units", "business_unit"))
 
 
 @dataclass(frozen=True)
@@ -31,7 +56,27 @@ class RecipientList:
     alerts: tuple[Recipient, ...]
 
 
-def _recipient(entry: object, where: str) -> Recipient:
+def _slice(filters: object, where: str, known: SliceValues | None) -> Slice:
+    if filters is None:
+        return Slice()
+    if not isinstance(filters, dict):
+        raise ConfigError(f"{where}: filters must be a mapping like {{region: EMEA}}, got {filters!r}")
+    unknown = set(filters) - _FILTER_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown filter(s) {', '.join(sorted(unknown))}; "
+                          f"allowed: {', '.join(sorted(_FILTER_KEYS))}")
+    region, unit = str(filters.get("region", ALL)), str(filters.get("business_unit", ALL))
+    if known is not None:
+        if region != ALL and region not in known.regions:
+            raise ConfigError(f"{where}: unknown region {region!r}; known: {', '.join(sorted(known.regions))} "
+                              "(dbt_project/seeds/regions.csv)")
+        if unit != ALL and unit not in known.business_units:
+            raise ConfigError(f"{where}: unknown business unit {unit!r}; known: "
+                              f"{', '.join(sorted(known.business_units))} (dbt_project/seeds/business_units.csv)")
+    return Slice(region=region, business_unit=unit)
+
+
+def _recipient(entry: object, where: str, known: SliceValues | None = None) -> Recipient:
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a mapping with address and name, got {entry!r}")
     unknown = set(entry) - _RECIPIENT_KEYS
@@ -46,11 +91,16 @@ def _recipient(entry: object, where: str) -> Recipient:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{where}: unknown time zone {timezone!r} (use an IANA name like Europe/Paris)") from None
-    return Recipient(address=address, name=str(entry.get("name") or address),
-                     timezone=timezone, locale=str(entry.get("locale", "en_GB")))
+    locale = str(entry.get("locale", "en_GB"))
+    try:
+        Locale.parse(locale)
+    except (ValueError, UnknownLocaleError):
+        raise ConfigError(f"{where}: unknown locale {locale!r} (use a name like en_GB or fr_FR)") from None
+    return Recipient(address=address, name=str(entry.get("name") or address), timezone=timezone, locale=locale,
+                     slice=_slice(entry.get("filters"), where, known))
 
 
-def load_recipients(path: Path) -> RecipientList:
+def load_recipients(path: Path, known: SliceValues | None = None) -> RecipientList:
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -65,8 +115,14 @@ def load_recipients(path: Path) -> RecipientList:
     sender = str(data.get("sender", "")).strip()
     if not _ADDRESS.match(sender.split("<")[-1].rstrip(">").strip()):
         raise ConfigError(f"{path}: sender {sender!r} is not an email address")
-    recipients = tuple(_recipient(e, f"{path}: recipients[{i}]") for i, e in enumerate(data.get("recipients") or []))
+    recipients = tuple(_recipient(e, f"{path}: recipients[{i}]", known)
+                       for i, e in enumerate(data.get("recipients") or []))
     alerts = tuple(_recipient(e, f"{path}: alerts[{i}]") for i, e in enumerate(data.get("alerts") or []))
     if not recipients:
         raise ConfigError(f"{path}: no recipients listed")
+    seen: set[str] = set()
+    for i, r in enumerate(recipients):
+        if r.address.lower() in seen:
+            raise ConfigError(f"{path}: recipients[{i}]: {r.address} is listed twice (one report per address)")
+        seen.add(r.address.lower())
     return RecipientList(sender=sender, recipients=recipients, alerts=alerts)

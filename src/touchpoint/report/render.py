@@ -1,7 +1,9 @@
-"""Render the weekly report to HTML (CSS inlined for mail clients) and plain text."""
+"""Render the weekly report for one recipient: HTML (CSS inlined for mail clients), a plain-text
+alternative from the same context, PNG charts referenced by Content-ID, and the KPI table as CSV."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,7 +13,9 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal, format_percent
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from touchpoint.report.content import WeeklyContent
+from touchpoint.report import charts
+from touchpoint.report.attachments import kpi_csv
+from touchpoint.report.content import Kpi, WeeklyContent
 from touchpoint.report.message import RenderedReport
 from touchpoint.report.recipients import Recipient
 
@@ -33,11 +37,44 @@ def _environment(templates_dir: Path, recipient: Recipient) -> Environment:
         lambda x: "new" if x is None else ("+" if x > 0 else "") + format_percent(x / 100, format="#,##0.0%", locale=locale)
     )
     env.filters["day"] = lambda d: format_date(d, format="medium", locale=locale)
+    env.filters["short_day"] = lambda d: format_date(d, format="d MMM", locale=locale)
+    env.filters["kpi_value"] = lambda k: _kpi_value(k, locale)
+    env.filters["kpi_change"] = lambda k: _kpi_change(k, locale)
+    env.filters["metric_value"] = lambda v, metric: _metric_value(v, metric, locale)
+    env.filters["decimal"] = lambda n, digits=1: format_decimal(n, format="#,##0." + "0" * digits, locale=locale)
     env.filters["moment"] = (
         lambda m: "no data" if m is None else format_datetime(m.astimezone(tz), format="medium", tzinfo=tz, locale=locale)
         + f" ({recipient.timezone})"
     )
     return env
+
+
+def _metric_value(value: float | None, kind: str, locale: str) -> str:
+    if value is None:
+        return "n/a"
+    if kind in ("rate", "conversion_rate"):
+        return format_percent(value, format="#,##0.0%", locale=locale)
+    if kind == "csat":
+        return format_decimal(value, format="0.0", locale=locale) + " / 5"
+    if kind == "nps":
+        return ("+" if value > 0 else "") + format_decimal(value, format="0", locale=locale)
+    return format_decimal(round(value, 1), format="#,##0.#", locale=locale)
+
+
+def _kpi_value(kpi: Kpi, locale: str) -> str:
+    return _metric_value(kpi.current, kpi.kind, locale)
+
+
+def _kpi_change(kpi: Kpi, locale: str) -> str:
+    """Counts and rates: relative change; scores: the change in points."""
+    if kpi.delta is None:
+        return "n/a"
+    if kpi.kind in ("csat", "nps"):
+        points = format_decimal(kpi.delta, format="0.0" if kpi.kind == "csat" else "0", locale=locale)
+        return ("+" if kpi.delta > 0 else "") + points + " pt"
+    if kpi.percent is None:
+        return "new"
+    return ("+" if kpi.percent > 0 else "") + format_percent(kpi.percent / 100, format="#,##0.0%", locale=locale)
 
 
 @dataclass(frozen=True)
@@ -66,9 +103,19 @@ def render_alert(alert: DataQualityAlert, recipient: Recipient, templates_dir: P
 
 def render_weekly_report(content: WeeklyContent, recipient: Recipient, templates_dir: Path) -> RenderedReport:
     env = _environment(templates_dir, recipient)
-    context = {"report": content, "recipient": recipient}
+    number, short_day = env.filters["number"], env.filters["short_day"]
+    # stable across renders, so the same content always hashes the same (reporting.deliveries)
+    who = hashlib.sha256(f"{recipient.address}|{content.slice}".encode()).hexdigest()[:12]
+    tag = f"{content.iso_week}.{who}@touchpoint.report"
+    images = {
+        "trend": charts.trend_chart(content, f"trend.{tag}", number, short_day),
+        "channels": charts.channel_chart(content, f"channels.{tag}", number),
+        "funnel": charts.funnel_chart(content, f"funnel.{tag}", number),
+    }
+    csv_file = kpi_csv(content)
+    context = {"report": content, "recipient": recipient, "charts": images, "csv_name": csv_file.filename}
     subject = env.get_template("weekly_report.subject.txt").render(context).strip()
-    html = env.get_template("weekly_report.html").render(context)
-    html = css_inline.inline(html)
+    html = css_inline.inline(env.get_template("weekly_report.html").render(context))
     text = env.get_template("weekly_report.txt").render(context)
-    return RenderedReport(subject=subject, html=html, text=text)
+    return RenderedReport(subject=subject, html=html, text=text, images=tuple(images.values()),
+                          attachments=(csv_file,))

@@ -26,7 +26,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 
@@ -101,12 +101,6 @@ class DeliveryIncomplete(TouchpointError):
         super().__init__(message)
         self.undelivered = undelivered
         self.deliveries = deliveries
-
-
-def iso_week(day: date) -> str:
-    """The ISO week a day falls in, as the period of a weekly report: ``2026-W47``."""
-    year, week, _ = day.isocalendar()
-    return f"{year}-W{week:02d}"
 
 
 def content_hash(rendered: RenderedReport) -> str:
@@ -466,3 +460,10 @@ def _alert_refusals(conn: psycopg.Connection, run: _Run, report: str, period: st
     alert = RenderedReport(subject=subject, html=body, text=text)
     deliveries, _ = _deliver_all(conn, run, f"{report}:delivery_failure", period, sender, alerts, lambda _r: alert)
     return deliveries
+
+
+def delivery_states(conn: psycopg.Connection, report: str, period: str) -> dict[str, tuple[str, str | None]]:
+    """recipient -> (status, last_error) of the deliveries recorded so far (read only)."""
+    rows = conn.execute("select recipient, status, last_error from reporting.deliveries"
+                        " where report = %s and period = %s", (report, period)).fetchall()
+    return {recipient: (status, error) for recipient, status, error in rows}

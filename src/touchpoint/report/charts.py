@@ -1,0 +1,104 @@
+"""The report's charts as PNG images for mail clients (matplotlib, Agg backend).
+
+Each chart is drawn at twice its display size (sharp on high-density screens) and carries its
+display width and height, which the template writes on the ``<img>`` tag.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from touchpoint.report.content import WeeklyContent
+from touchpoint.report.message import InlineImage
+
+WIDTH = 552  # px, the content width of the 600 px card minus its padding
+SCALE = 2
+CURRENT = "#2563eb"
+PREVIOUS = "#cbd5e1"
+TEXT = "#374151"
+
+plt.rcParams.update({
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.edgecolor": "#e5e7eb",
+    "axes.labelcolor": TEXT,
+    "xtick.color": TEXT,
+    "ytick.color": TEXT,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+})
+
+
+def _png(fig, cid: str, height: int) -> InlineImage:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100 * SCALE, metadata={"Software": None})
+    plt.close(fig)
+    return InlineImage(cid=cid, filename=f"{cid.split('@')[0]}.png", data=buffer.getvalue(), width=WIDTH, height=height)
+
+
+def _figure(height: int):
+    return plt.subplots(figsize=(WIDTH / 100, height / 100), dpi=100, layout="constrained")
+
+
+def trend_chart(content: WeeklyContent, cid: str, number: Callable[[float], str],
+                day: Callable[[object], str]) -> InlineImage:
+    """Touchpoints per week over the last weeks, the report's week highlighted."""
+    height = 190
+    fig, ax = _figure(height)
+    weeks = [w for w, *_ in content.history]
+    values = [t for _, t, *_ in content.history]
+    colors = [CURRENT if w == content.week_start else PREVIOUS for w in weeks]
+    ax.bar(range(len(weeks)), values, color=colors, width=0.65)
+    ax.set_xticks(range(len(weeks)), [day(w) for w in weeks])
+    ax.yaxis.set_major_locator(MaxNLocator(4, integer=True))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: number(v)))
+    ax.set_title("Touchpoints per week", loc="left", fontsize=10, color=TEXT)
+    for x, v in enumerate(values):
+        ax.annotate(number(v), (x, v), ha="center", va="bottom", fontsize=8, color=TEXT,
+                    xytext=(0, 2), textcoords="offset points")
+    return _png(fig, cid, height)
+
+
+def channel_chart(content: WeeklyContent, cid: str, number: Callable[[float], str], top: int = 8) -> InlineImage:
+    """Touchpoints per channel, this week against the week before."""
+    rows = content.channels[:top]
+    height = 60 + 26 * max(len(rows), 1)
+    fig, ax = _figure(height)
+    names = [r.channel.replace("_", " ") for r in rows][::-1]
+    current = [r.touchpoints for r in rows][::-1]
+    previous = [r.previous_touchpoints or 0 for r in rows][::-1]
+    positions = range(len(rows))
+    ax.barh([p - 0.2 for p in positions], previous, height=0.38, color=PREVIOUS, label="week before")
+    ax.barh([p + 0.2 for p in positions], current, height=0.38, color=CURRENT, label="this week")
+    ax.set_yticks(list(positions), names)
+    ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: number(v)))
+    ax.legend(loc="lower right", frameon=False, fontsize=8)
+    ax.set_title("Touchpoints by channel", loc="left", fontsize=10, color=TEXT)
+    return _png(fig, cid, height)
+
+
+def funnel_chart(content: WeeklyContent, cid: str, number: Callable[[float], str]) -> InlineImage:
+    """Customers entering each journey stage this week."""
+    stages = content.funnel
+    height = 60 + 24 * max(len(stages), 1)
+    fig, ax = _figure(height)
+    names = [s.stage for s in stages][::-1]
+    values = [s.entered for s in stages][::-1]
+    ax.barh(range(len(stages)), values, color=CURRENT, height=0.6)
+    ax.set_yticks(range(len(stages)), names)
+    ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: number(v)))
+    for y, v in enumerate(values):
+        ax.annotate(number(v), (v, y), ha="left", va="center", fontsize=8, color=TEXT,
+                    xytext=(3, 0), textcoords="offset points")
+    ax.set_title("Customers entering each journey stage", loc="left", fontsize=10, color=TEXT)
+    return _png(fig, cid, height)

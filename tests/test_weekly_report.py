@@ -1,0 +1,243 @@
+"""The weekly report end to end on a built warehouse: each recipient's slice, the numbers against
+the marts, the message a real SMTP server receives, the preview CLI, and the recipients file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import timedelta
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import psycopg
+import pytest
+from babel.numbers import format_decimal
+
+from conftest import REPO, SIM_START, run_cli
+from touchpoint import pipeline
+from touchpoint.errors import ConfigError
+from touchpoint.intervals import iso_week, parse_iso_week
+from touchpoint.mail_sink import saved_messages
+from touchpoint.report.content import Slice, load_weekly_content
+from touchpoint.report.recipients import SliceValues, load_recipients
+from touchpoint.report.send import SmtpSettings
+
+WEEK = SIM_START + timedelta(days=7)  # the small world's second week: it has a week before
+SLICES = [Slice(), Slice(region="EMEA"), Slice(business_unit="sales"), Slice(region="Americas", business_unit="marketing")]
+
+RECIPIENTS = """
+sender: "Reports <reports@example.com>"
+recipients:
+  - {address: all@example.com, name: Everyone, timezone: Europe/London, locale: en_GB}
+  - {address: emea@example.com, name: EMEA, timezone: Europe/Paris, locale: fr_FR, filters: {region: EMEA}}
+  - {address: sales@example.com, name: Sales, timezone: America/New_York, locale: en_US, filters: {business_unit: sales}}
+alerts:
+  - {address: oncall@example.com, name: On call}
+"""
+
+
+def mart_row(url: str, slice_: Slice, week=WEEK) -> dict:
+    grain = "week" if slice_.business_unit == "(all)" else "business_unit"
+    with psycopg.connect(url) as conn:
+        cur = conn.execute("select * from marts.agg_touchpoints_weekly where week_start = %s and grain = %s"
+                           " and region = %s and business_unit = %s",
+                           (week, grain, slice_.region, slice_.business_unit))
+        names = [d.name for d in cur.description]
+        return dict(zip(names, cur.fetchone(), strict=True))
+
+
+def parse(path: Path):
+    return BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+
+
+@pytest.mark.parametrize("slice_", SLICES, ids=lambda s: s.label)
+def test_the_content_of_a_slice_is_the_marts_row_of_that_slice(built_world, slice_):
+    with psycopg.connect(built_world) as conn:
+        content = load_weekly_content(conn, WEEK, slice_)
+    row = mart_row(built_world, slice_)
+    assert content.kpi("touchpoints").current == row["touchpoints"] > 0
+    assert content.kpi("touchpoints").previous == row["previous_touchpoints"]
+    assert content.kpi("customers").current == row["customers"]
+    assert content.kpi("new_customers").current == row["new_customers"]
+    assert content.kpi("conversions").current == pytest.approx(float(row["conversions"]))
+    assert content.kpi("csat").current == (None if row["csat"] is None else pytest.approx(float(row["csat"])))
+    assert content.kpi("nps").current == (None if row["nps"] is None else pytest.approx(float(row["nps"])))
+    # the channel table holds exactly the slice's channels, and they add up to its headline
+    assert sum(c.touchpoints for c in content.channels) == row["touchpoints"]
+    if slice_.business_unit != "(all)":
+        assert {c.business_unit for c in content.channels} == {slice_.business_unit}
+    assert [s.stage for s in content.funnel] == ["awareness", "consideration", "purchase", "onboarding",
+                                                 "service", "loyalty"]
+
+
+def test_slices_partition_the_whole(built_world):
+    with psycopg.connect(built_world) as conn:
+        whole = load_weekly_content(conn, WEEK).kpi("touchpoints").current
+        by_unit = sum(load_weekly_content(conn, WEEK, Slice(business_unit=u)).kpi("touchpoints").current
+                      for u in ("marketing", "sales", "service"))
+        by_region = sum(load_weekly_content(conn, WEEK, Slice(region=r)).kpi("touchpoints").current
+                        for r in ("EMEA", "Americas", "APAC", "Unknown"))
+    assert whole == by_unit == by_region > 0
+
+
+@pytest.fixture
+def recipients_file(tmp_path) -> Path:
+    path = tmp_path / "recipients.yml"
+    path.write_text(RECIPIENTS)
+    return path
+
+
+def kpi_cell(html: str, key: str) -> str:
+    match = re.search(rf'data-kpi="{key}".*?class="kpi-value"[^>]*>(.*?)</td>', html, re.DOTALL)
+    assert match, f"no KPI row {key} in the HTML"
+    return match[1].strip()
+
+
+def test_each_recipient_receives_their_slice_as_html_text_charts_and_csv(built_copy, settings, mail_sink,
+                                                                          recipients_file):
+    deliveries = pipeline.send_weekly_report(WEEK, built_copy, SmtpSettings("127.0.0.1", mail_sink.port), settings,
+                                             quality={"status": "pass", "failures": []},
+                                             recipients_file=recipients_file)
+    assert [d.recipient for d in deliveries] == ["all@example.com", "emea@example.com", "sales@example.com"]
+    recipients = load_recipients(recipients_file)
+    messages = {parse(p)["To"].addresses[0].addr_spec: parse(p) for p in saved_messages(mail_sink.directory)}
+    assert set(messages) == {r.address for r in recipients.recipients}
+    for recipient in recipients.recipients:
+        message = messages[recipient.address]
+        assert iso_week(WEEK) in message["Subject"]
+        alternative = next(p for p in message.walk() if p.get_content_type() == "multipart/alternative")
+        assert [p.get_content_type() for p in alternative.iter_parts()] == ["text/plain", "text/html"]
+        html = message.get_body(("html",)).get_content()
+        text = message.get_body(("plain",)).get_content()
+        assert len(html.encode()) < 100_000
+        assert "data:image" not in html
+        # every cid: in the HTML is an inline PNG part with that Content-ID, with its size on the tag
+        cids = re.findall(r'src="cid:([^"]+)"', html)
+        parts = {p["Content-ID"].strip("<>"): p for p in message.walk() if p["Content-ID"]}
+        assert len(cids) == 3 and set(cids) <= set(parts)
+        for cid in cids:
+            assert parts[cid].get_content_type() == "image/png"
+            assert parts[cid].get_content().startswith(b"\x89PNG")
+            assert re.search(rf'src="cid:{re.escape(cid)}" width="\d+" height="\d+"', html)
+        # the numbers are the marts' for this recipient's slice, formatted for their locale
+        row = mart_row(built_copy, recipient.slice)
+        touchpoints = format_decimal(row["touchpoints"], locale=recipient.locale)
+        assert kpi_cell(html, "touchpoints") == touchpoints
+        assert f"Touchpoints: {touchpoints}" in text
+        assert kpi_cell(html, "customers") == format_decimal(row["customers"], locale=recipient.locale)
+        [attachment] = [p for p in message.iter_attachments() if p.get_content_disposition() == "attachment"]
+        assert attachment.get_filename() == f"touchpoint-kpis-{iso_week(WEEK)}.csv"
+        rows = {r["kpi"]: r for r in csv.DictReader(io.StringIO(attachment.get_content()))}
+        assert int(rows["touchpoints"]["this_week"]) == row["touchpoints"]
+        assert int(rows["touchpoints"]["previous_week"]) == row["previous_touchpoints"]
+        assert float(rows["conversions"]["this_week"]) == pytest.approx(float(row["conversions"]), abs=1e-4)
+        assert rows["touchpoints"]["region"] == recipient.slice.region
+        assert "every check passed" in text
+    # the slices differ: the sales lead's headline is not the whole company's
+    assert kpi_cell(messages["sales@example.com"].get_body(("html",)).get_content(), "touchpoints") != \
+        kpi_cell(messages["all@example.com"].get_body(("html",)).get_content(), "touchpoints")
+
+
+def test_at_risk_customers_are_counted_but_named_only_with_consent(built_copy, settings, mail_sink, recipients_file):
+    with psycopg.connect(built_copy, autocommit=True) as conn:
+        at_risk = conn.execute("select count(*) from marts.dim_customers where is_at_risk").fetchone()[0]
+        if at_risk < 2:
+            pytest.fail("the small world has fewer than 2 customers at risk: the test cannot show consent at work")
+        # one at-risk customer withdraws consent (as the mart would show after an unsubscribe)
+        hidden, named = conn.execute(
+            "select display_name, (select display_name from marts.dim_customers where is_at_risk and may_be_named"
+            " and display_name is not null order by purchases desc, touchpoints desc, customer_key limit 1 offset 1)"
+            " from marts.dim_customers where is_at_risk and display_name is not null"
+            " order by purchases desc, touchpoints desc, customer_key limit 1").fetchone()
+        conn.execute("update marts.dim_customers set may_be_named = false where display_name = %s", (hidden,))
+        conn.execute("update marts.agg_customer_health set may_be_named = may_be_named - 1"
+                     " where health = 'at_risk' and region in ('(all)', (select region from marts.dim_customers"
+                     " where display_name = %s))", (hidden,))
+    with psycopg.connect(built_copy) as conn:
+        content = load_weekly_content(conn, WEEK)
+    assert content.at_risk.count == at_risk
+    assert hidden not in [c.name for c in content.at_risk.named]
+    assert content.at_risk.withheld_by_consent >= 1
+    pipeline.send_weekly_report(WEEK, built_copy, SmtpSettings("127.0.0.1", mail_sink.port), settings,
+                                recipients_file=recipients_file)
+    for path in saved_messages(mail_sink.directory):
+        message = parse(path)
+        html, text = message.get_body(("html",)).get_content(), message.get_body(("plain",)).get_content()
+        assert hidden not in html and hidden not in text
+        assert "consent does not allow" in text
+        if named and message["To"].addresses[0].addr_spec == "all@example.com":
+            assert named in html
+
+
+def test_a_week_without_data_sends_nothing(built_copy, settings, mail_sink, recipients_file):
+    empty_week = WEEK + timedelta(weeks=20)
+    deliveries = pipeline.send_weekly_report(empty_week, built_copy, SmtpSettings("127.0.0.1", mail_sink.port),
+                                             settings, recipients_file=recipients_file)
+    assert deliveries == [] and saved_messages(mail_sink.directory) == []
+
+
+def test_report_render_writes_a_preview_per_recipient(built_world, tmp_path, recipients_file):
+    out = tmp_path / "preview"
+    result = run_cli("report", "render", "--week", iso_week(WEEK), "--out", str(out),
+                     "--recipients", str(recipients_file), env={"TOUCHPOINT_WAREHOUSE_URL": built_world})
+    assert result.returncode == 0, result.stderr
+    for address in ("all@example.com", "emea@example.com", "sales@example.com"):
+        folder = out / address
+        html = (folder / "report.html").read_text()
+        pngs = re.findall(r'src="([^"]+\.png)"', html)
+        assert len(pngs) == 3 and all((folder / p).read_bytes().startswith(b"\x89PNG") for p in pngs)
+        assert (folder / "report.txt").read_text().startswith("CUSTOMER TOUCHPOINTS")
+        assert (folder / f"touchpoint-kpis-{iso_week(WEEK)}.csv").exists()
+
+
+def test_report_send_dry_run_sends_and_records_nothing(built_copy, mail_sink, recipients_file):
+    result = run_cli("report", "send", "--week", iso_week(WEEK), "--dry-run", "--skip-quality-gate",
+                     "--recipients", str(recipients_file),
+                     env={"TOUCHPOINT_WAREHOUSE_URL": built_copy, "TOUCHPOINT_SMTP_PORT": str(mail_sink.port)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("would send") == 3
+    assert saved_messages(mail_sink.directory) == []
+    with psycopg.connect(built_copy) as conn:
+        assert conn.execute("select count(*) from reporting.deliveries").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("2026-W47", None),
+    ("2026-W53", "does not exist"),
+    ("2026-47", "not an ISO week"),
+])
+def test_iso_weeks_are_parsed_or_refused_clearly(text, message):
+    if message is None:
+        assert parse_iso_week(text).isoformat() == "2026-11-16"
+    else:
+        with pytest.raises(ConfigError, match=message):
+            parse_iso_week(text)
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("{address: a@example.com, filters: {country: FR}}", "unknown filter"),
+    ("{address: a@example.com, filters: {region: Mars}}", "unknown region 'Mars'"),
+    ("{address: a@example.com, filters: {business_unit: finance}}", "unknown business unit 'finance'"),
+    ("{address: a@example.com, locale: xx_YY}", "unknown locale"),
+    ("{address: a@example.com, timezone: Mars/Olympus}", "unknown time zone"),
+    ("{address: not-an-address}", "not an email address"),
+])
+def test_a_bad_recipient_is_refused_with_a_clear_error(tmp_path, entry, message):
+    path = tmp_path / "recipients.yml"
+    path.write_text(f'sender: "r@example.com"\nrecipients:\n  - {entry}\n')
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_recipients(path, SliceValues.from_seeds(REPO / "dbt_project"))
+
+
+def test_an_address_listed_twice_is_refused(tmp_path):
+    path = tmp_path / "recipients.yml"
+    path.write_text('sender: "r@example.com"\nrecipients:\n  - {address: a@example.com}\n  - {address: A@example.com}\n')
+    with pytest.raises(ConfigError, match="listed twice"):
+        load_recipients(path)
+
+
+def test_the_shipped_recipients_use_known_slices():
+    recipients = load_recipients(REPO / "reports" / "recipients.yml", SliceValues.from_seeds(REPO / "dbt_project"))
+    assert {r.slice.business_unit for r in recipients.recipients} >= {"(all)", "marketing", "sales", "service"}
