@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import smtplib
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, format_percent
 
 from conftest import REPO, free_port, run_cli
 from touchpoint.errors import ConfigError
 from touchpoint.mail_sink import saved_messages
-from touchpoint.report.content import Change, WeeklyContent
+from touchpoint.report.content import (
+    ATTRIBUTION_MODELS,
+    AtRisk,
+    AtRiskCustomer,
+    ChannelRow,
+    FunnelStage,
+    Kpi,
+    Move,
+    Problem,
+    Slice,
+    WeeklyContent,
+)
 from touchpoint.report.recipients import Recipient, load_recipients
 from touchpoint.report.render import render_weekly_report
 
@@ -68,9 +79,26 @@ def test_a_bad_recipients_file_is_refused_with_the_entry_named(tmp_path, entry, 
 
 
 def content(total: int = 1234) -> WeeklyContent:
-    return WeeklyContent(week_start=date(2026, 10, 26), touchpoints=Change(total, 1000), customers=Change(80, 90),
-                         channels=[("web", Change(total, 1000), 100.0)],
-                         top_touchpoints=[("product_research", "web", Change(total, 1000))])
+    """A week's content built by hand (the mart-backed loading is tested in test_weekly_report)."""
+    week = date(2026, 10, 26)
+    kpis = [Kpi("touchpoints", "Touchpoints", total, 1000, "count"), Kpi("customers", "Active customers", 80, 90, "count"),
+            Kpi("new_customers", "New customers", 12, 10, "count"), Kpi("conversions", "Conversions", 7.5, 5.0, "count"),
+            Kpi("conversion_rate", "Conversion rate", 0.094, 0.056, "rate", 80), Kpi("nps", "NPS", 12.5, 20.0, "nps", 16),
+            Kpi("csat", "CSAT", 4.1, 4.4, "csat", 20)]
+    models = dict.fromkeys(ATTRIBUTION_MODELS, 1.5)
+    return WeeklyContent(
+        week_start=week, slice=Slice(), kpis=kpis,
+        channels=[ChannelRow("web", "marketing", total, 1000, 1.0, models)],
+        attention=[Move("support", "delivery_packaging", "csat", 3.1, 4.2, 25, "needs_attention", 2.7)],
+        improved=[Move("paid_ads", "(all)", "conversion_rate", 0.12, 0.06, 40, "improved", 3.3)],
+        funnel=[FunnelStage(stage, 10, 9) for stage in ("awareness", "consideration", "purchase")],
+        problems=[Problem("delivery issue", 9, 3, 4, 10, 4, True, True)],
+        at_risk=AtRisk(count=3, may_be_named=2, customers_total=80,
+                       named=[AtRiskCustomer("Ada Lovelace", "Analytical Engines", "EMEA",
+                                             datetime(2026, 10, 30, tzinfo=UTC), 3.0, None, 2, True)]),
+        history=[(week - timedelta(weeks=n), 1000 + n, 80, 5.0) for n in range(3, -1, -1)],
+        data_as_of=datetime(2026, 11, 1, 22, 0, tzinfo=UTC),
+    )
 
 
 @pytest.mark.parametrize("locale", ["en_GB", "fr_FR", "de_DE"])
@@ -78,13 +106,26 @@ def test_numbers_are_formatted_for_the_recipients_locale(locale):
     rendered = render_weekly_report(content(), Recipient("a@example.com", "A", "Europe/Paris", locale), TEMPLATES)
     expected = format_decimal(1234, locale=locale)
     assert expected in rendered.html and expected in rendered.text and expected in rendered.subject
+    assert format_percent(0.094, format="#,##0.0%", locale=locale) in rendered.text  # the conversion rate
+
+
+def test_every_section_is_rendered_in_html_and_text():
+    rendered = render_weekly_report(content(), Recipient("a@example.com", "A", "UTC", "en_GB"), TEMPLATES)
+    for needle in ("delivery packaging (support)", "CSAT 3.1 / 5 against 4.2 / 5", "paid_ads", "delivery issue",
+                   "Ada Lovelace", "counted but not named", "consideration"):
+        assert needle in rendered.text, needle
+        assert needle in rendered.html or needle.replace("_", " ") in rendered.html, needle
+    assert len(rendered.images) == 3 and all(i.data.startswith(b"\x89PNG") for i in rendered.images)
+    assert [a.filename for a in rendered.attachments] == ["touchpoint-kpis-2026-W44.csv"]
 
 
 def test_html_is_autoescaped_and_styles_are_inlined():
     report = content()
-    report.top_touchpoints = [("<script>alert(1)</script>", "web", Change(1, 1))]
+    report.at_risk.named[0] = AtRiskCustomer("<script>alert(1)</script> {{ 7*7 }}", None, "EMEA", None, None, None, 2,
+                                             False)
     rendered = render_weekly_report(report, Recipient("a@example.com", "<b>A</b>", "UTC", "en_GB"), TEMPLATES)
     assert "<script>" not in rendered.html and "&lt;script&gt;" in rendered.html
+    assert "{{ 7*7 }}" in rendered.html and "{{ 7*7 }}" in rendered.text  # template syntax stays text
     assert "<b>A</b>" not in rendered.html
     assert 'style="' in rendered.html
     assert len(rendered.html.encode()) < 100_000
