@@ -169,4 +169,4 @@ def test_a_warning_only_sends_the_report_with_a_data_quality_note(copy, settings
     for message in received.values():
         html = message.get_body(("html",)).get_content()
         assert "Data-quality note" in html and "raw_sendgrid_events.email_syntax" in html
-        assert "data as of" in html
+        assert "data as of" in html.lower()

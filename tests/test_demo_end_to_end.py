@@ -68,13 +68,23 @@ def test_the_emailed_report_carries_the_weeks_touchpoint_count_from_the_warehous
     assert count > 0
     recipients = {r.address: r for r in load_recipients(
         Path(__file__).resolve().parents[1] / "reports" / "recipients.yml").recipients}
+    whole_company = 0
     for path in demo["mails_after_first"]:
         message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
         recipient = recipients[message["X-Envelope-To"]]
         html = message.get_body(("html",)).get_content()
-        kpi = re.search(r'id="kpi-touchpoints"[^>]*>([^<]+)<', html).group(1)
-        assert kpi == format_decimal(count, locale=recipient.locale)
+        kpi = re.search(r'data-kpi="touchpoints".*?class="kpi-value"[^>]*>([^<]+)<', html, re.DOTALL).group(1).strip()
+        grain = "week" if recipient.slice.business_unit == "(all)" else "business_unit"
+        with psycopg.connect(demo["url"]) as conn:
+            in_slice = conn.execute("select touchpoints from marts.agg_touchpoints_weekly where week_start = %s"
+                                    " and grain = %s and region = %s and business_unit = %s",
+                                    (week, grain, recipient.slice.region, recipient.slice.business_unit)).fetchone()[0]
+        assert kpi == format_decimal(in_slice, locale=recipient.locale)
+        if recipient.slice.is_everything:
+            assert in_slice == count
+            whole_company += 1
         assert message.get_body(("plain",)) is not None
+    assert whole_company == 1
 
 
 def test_a_second_demo_reuses_everything_and_duplicates_nothing(demo):

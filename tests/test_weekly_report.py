@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from babel.numbers import format_decimal
 
-from conftest import REPO, SIM_START, run_cli
+from conftest import REPO, SIM_START, free_port, run_cli
 from touchpoint import pipeline
 from touchpoint.errors import ConfigError
 from touchpoint.intervals import iso_week, parse_iso_week
@@ -241,3 +241,39 @@ def test_an_address_listed_twice_is_refused(tmp_path):
 def test_the_shipped_recipients_use_known_slices():
     recipients = load_recipients(REPO / "reports" / "recipients.yml", SliceValues.from_seeds(REPO / "dbt_project"))
     assert {r.slice.business_unit for r in recipients.recipients} >= {"(all)", "marketing", "sales", "service"}
+
+
+@pytest.mark.slow
+def test_a_disconnect_mid_send_then_the_task_retry_leaves_each_recipient_one_message(built_copy, settings, tmp_path):
+    """Through real Airflow: the SMTP server cuts every connection from the 2nd message on, the
+    send task fails; the server recovers and the re-run sends the missing messages only."""
+    from aiosmtpd.controller import Controller
+    from test_report_delivery import FlakyHandler
+
+    from touchpoint.local_airflow import DagRunRequest, local_env, run_dags
+
+    handler = FlakyHandler()
+    handler.outage_from = 2
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        env = local_env(settings, built_copy, controller.port, "http://127.0.0.1:9", "unused")
+        monday_after = datetime.combine(WEEK + timedelta(days=7), datetime.min.time(), UTC)
+        request = DagRunRequest("touchpoint_weekly_report", (monday_after + timedelta(hours=12)).isoformat(), {})
+        first = run_dags([request], env, tmp_path / "first.log", echo=lambda m: None)
+        recipients = load_recipients(REPO / "reports" / "recipients.yml").recipients
+        got_first = [r.address for r in recipients if handler.messages_to(r.address)]
+        handler.outage_from = None
+        second = run_dags([request], env, tmp_path / "second.log", echo=lambda m: None)
+    finally:
+        controller.stop()
+    assert first[-1]["state"] == "failed"
+    assert got_first == [recipients[0].address]
+    assert second[-1]["state"] == "success", (tmp_path / "second.log").read_text()[-3000:]
+    for recipient in recipients:
+        assert len(handler.messages_to(recipient.address)) == 1, recipient.address
+    with psycopg.connect(built_copy) as conn:
+        rows = conn.execute("select recipient, status, attempts from reporting.deliveries"
+                            " where report = 'weekly_touchpoints' order by recipient").fetchall()
+    assert {r[1] for r in rows} == {"sent"} and len(rows) == len(recipients)
+    assert max(r[2] for r in rows) > 1  # the cut-off recipients were tried again

@@ -108,7 +108,8 @@ def run_demo(settings: Settings, customers: int, weeks: int, seed: int) -> int:
             " where report = %s and period = %s and status = 'sent' order by recipient",
             (WEEKLY_REPORT, iso_week(week_start))).fetchall()
         total = conn.execute(
-            "select touchpoints from marts.agg_touchpoints_weekly where week_start = %s and grain = 'week'",
+            "select touchpoints from marts.agg_touchpoints_weekly"
+            " where week_start = %s and grain = 'week' and region = '(all)'",
             (week_start,)).fetchone()
     print(f"  weekly report for the week of {week_start}: {total[0] if total else 0} touchpoints")
     demo_started = datetime.now(UTC) - timedelta(seconds=time.monotonic() - began)
