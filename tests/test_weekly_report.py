@@ -248,8 +248,8 @@ def test_a_disconnect_mid_send_then_the_task_retry_leaves_each_recipient_one_mes
     """Through real Airflow: the SMTP server cuts every connection from the 2nd message on, the
     send task fails; the server recovers and the re-run sends the missing messages only."""
     from aiosmtpd.controller import Controller
-    from test_report_delivery import FlakyHandler
 
+    from test_report_delivery import FlakyHandler
     from touchpoint.local_airflow import DagRunRequest, local_env, run_dags
 
     handler = FlakyHandler()
