@@ -119,3 +119,42 @@ def render_weekly_report(content: WeeklyContent, recipient: Recipient, templates
     text = env.get_template("weekly_report.txt").render(context)
     return RenderedReport(subject=subject, html=html, text=text, images=tuple(images.values()),
                           attachments=(csv_file,))
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """What the data engineers are told when an Airflow task has failed for good (no retry left).
+
+    Times are ISO strings (or None when Airflow had none); ``error`` is one redacted line."""
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    interval_start: str | None
+    interval_end: str | None
+    try_number: int
+    #: the first try and its retries (Airflow's ``max_tries`` + 1)
+    tries_allowed: int
+    error: str
+    log_url: str | None
+    log_file: str | None
+    hostname: str | None = None
+    map_index: int = -1
+    params_start: str | None = None
+    params_end: str | None = None
+
+    @property
+    def task_label(self) -> str:
+        """``task_id``, with ``[map_index]`` for one instance of a mapped task."""
+        return f"{self.task_id}[{self.map_index}]" if self.map_index >= 0 else self.task_id
+
+
+def render_task_failure(failure: TaskFailure, recipient: Recipient, templates_dir: Path) -> RenderedReport:
+    env = _environment(templates_dir, recipient)
+    context = {"failure": failure, "recipient": recipient}
+    interval = f"{(failure.interval_start or 'n/a')[:10]} .. {(failure.interval_end or 'n/a')[:10]}"
+    subject = (f"[touchpoint] task failed: {failure.dag_id}.{failure.task_label} ({interval}), "
+               f"try {failure.try_number} of {failure.tries_allowed}")
+    html = css_inline.inline(env.get_template("task_failure.html").render(context))
+    text = env.get_template("task_failure.txt").render(context)
+    return RenderedReport(subject=subject, html=html, text=text)
