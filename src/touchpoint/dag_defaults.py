@@ -10,12 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 from touchpoint.config import load_settings
+from touchpoint.failure_alerts import task_failure_alert
 
 OWNER = "data-engineering"
 
 
 def default_args(retry_delay: timedelta, execution_timeout: timedelta = timedelta(minutes=30)) -> dict[str, Any]:
-    """Retries with exponential backoff (count from TOUCHPOINT_TASK_RETRIES) and a timeout."""
+    """Retries with exponential backoff (count from TOUCHPOINT_TASK_RETRIES), a timeout, and an
+    email to the alerts list when a task fails for good (not on the tries that are retried)."""
     return {
         "owner": OWNER,
         "retries": load_settings().task_retries,
@@ -23,6 +25,7 @@ def default_args(retry_delay: timedelta, execution_timeout: timedelta = timedelt
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
         "execution_timeout": execution_timeout,
+        "on_failure_callback": task_failure_alert,
     }
 
 
