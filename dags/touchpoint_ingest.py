@@ -1,7 +1,11 @@
 """touchpoint_ingest: extract CRM, email and web for one day, build the warehouse, check it.
 
 Each run owns exactly its data interval (a UTC day). Params ``start``/``end`` (ISO dates)
-override it for a manual range. Thin by design: the work lives in the ``touchpoint`` package.
+override it for a manual range. Extracts run in parallel (CRM per object group, through the
+``crm_api`` pool); dbt runs as one Airflow task per seed, snapshot and model, each model's
+tests right after it (Cosmos); then the data-quality suites; then the interval is recorded as
+ingested and the ``touchpoint_marts`` Asset is updated. Thin by design: the work lives in the
+``touchpoint`` package.
 """
 
 from __future__ import annotations
@@ -13,8 +17,12 @@ from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from touchpoint.config import load_settings
+from touchpoint.airflow_resources import CRM_POOL, MARTS_ASSET
 from touchpoint.dag_defaults import default_args, interval_params
+from touchpoint.dbt_airflow import dbt_task_group
 from touchpoint.extract.sources import CRM_GROUPS
+
+settings = load_settings()
 
 
 @dag(
@@ -50,12 +58,6 @@ def touchpoint_ingest():
                                 connections.warehouse_url(), load_settings(), crm=crm, crm_group=crm_group)
 
     @task
-    def transform(extracted: list[dict]) -> None:
-        from touchpoint import connections, pipeline
-
-        pipeline.transform(connections.warehouse_url(), load_settings())
-
-    @task
     def check_quality(interval: dict[str, str]) -> dict:
         """The interval's suites on raw and marts; fails the run on a critical failure."""
         from datetime import datetime
@@ -68,11 +70,26 @@ def touchpoint_ingest():
                                         run_id=get_current_context()["run_id"])
         return report.as_dict()
 
+    @task(outlets=[MARTS_ASSET])
+    def record_ingested(interval: dict[str, str], quality: dict) -> None:
+        """The interval is in the marts and checked: the weekly report may count on it."""
+        from datetime import datetime
+
+        from touchpoint import connections, pipeline
+
+        pipeline.record_ingested(datetime.fromisoformat(interval["start"]), datetime.fromisoformat(interval["end"]),
+                                 connections.warehouse_url(), get_current_context()["run_id"])
+
     interval = resolve_interval()
-    # One task per CRM object group (people, sales, service) and per file source, in parallel.
-    extracted = [extract.override(task_id=f"extract_crm_{group}")("crm", interval, group) for group in CRM_GROUPS]
+    # One task per CRM object group (people, sales, service) and per file source, in parallel;
+    # the CRM tasks share the crm_api pool, which bounds concurrent calls to the HubSpot API.
+    extracted = [extract.override(task_id=f"extract_crm_{group}", pool=CRM_POOL)("crm", interval, group)
+                 for group in CRM_GROUPS]
     extracted += [extract.override(task_id=f"extract_{source}")(source, interval) for source in ("email", "web")]
-    transform(extracted) >> check_quality(interval)
+    dbt = dbt_task_group(settings, default_args=default_args(retry_delay=timedelta(minutes=1)))
+    quality = check_quality(interval)
+    extracted >> dbt >> quality
+    record_ingested(interval, quality)
 
 
 touchpoint_ingest_dag = touchpoint_ingest()

@@ -2,6 +2,11 @@
 
 Scheduled Mondays 07:00 in TOUCHPOINT_REPORT_TIMEZONE; the run's interval is the previous
 week (Monday to Monday, UTC). Params ``start``/``end`` pick another week by hand.
+
+It runs only once the ingest has completed every day of that week: ``wait_for_ingest`` pokes
+``ops.ingest_intervals`` until every UTC day is covered, and fails naming the missing days
+once TOUCHPOINT_REPORT_INGEST_WAIT_HOURS have passed since the week ended. Then the week's
+data-quality gate, then the report (or, on a critical failure, an alert to engineers).
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from touchpoint.config import load_settings
 from touchpoint.dag_defaults import default_args, interval_params
 
+settings = load_settings()
+
 
 @dag(
     dag_id="touchpoint_weekly_report",
-    schedule=CronDataIntervalTimetable("0 7 * * 1", timezone=load_settings().report_timezone),
+    schedule=CronDataIntervalTimetable("0 7 * * 1", timezone=settings.report_timezone),
     start_date=pendulum.datetime(2026, 1, 5, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -36,6 +43,31 @@ def touchpoint_weekly_report():
         start, end = weekly_interval(dict(context["params"]), context["data_interval_start"],
                                      context["data_interval_end"])
         return {"start": start.isoformat(), "end": end.isoformat()}
+
+    @task.sensor(poke_interval=15 * 60, timeout=(settings.report_ingest_wait_hours + 1) * 3600,
+                 mode="reschedule")
+    def wait_for_ingest(week: dict[str, str]) -> bool:
+        """True once every day of the week is ingested; fails naming the missing days when
+        the wait is over (a backfill of those days, then a re-run, sends the report)."""
+        from datetime import UTC, datetime, timedelta
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from touchpoint import connections, pipeline
+
+        start, end = datetime.fromisoformat(week["start"]), datetime.fromisoformat(week["end"])
+        missing = pipeline.days_not_ingested(start, end, connections.warehouse_url())
+        if not missing:
+            return True
+        waited = datetime.now(UTC) - end
+        limit = timedelta(hours=load_settings().report_ingest_wait_hours)
+        days = ", ".join(day.isoformat() for day in missing)
+        if waited >= limit:
+            raise AirflowFailException(
+                f"the week {week['start'][:10]} .. {week['end'][:10]} is not fully ingested {waited} after it "
+                f"ended: missing day(s) {days}; backfill touchpoint_ingest for them, then clear this run")
+        print(f"waiting for the ingest of {days} (up to {limit - waited} more)")
+        return False
 
     @task
     def check_quality(week: dict[str, str]) -> dict:
@@ -56,20 +88,23 @@ def touchpoint_weekly_report():
         from datetime import datetime
 
         from touchpoint import connections, pipeline
-        from touchpoint.errors import TouchpointError
+        from touchpoint.failure_alerts import AlreadyAlerted
 
         deliveries = pipeline.send_weekly_report(datetime.fromisoformat(week["start"]).date(),
                                                  connections.warehouse_url(), connections.smtp_settings(),
                                                  load_settings(), quality=quality)
         if quality["status"] == "fail":
-            raise TouchpointError(
+            # the engineers have the gate's alert; the failure callback sends no second one
+            raise AlreadyAlerted(
                 f"data-quality gate closed for {week['start'][:10]}: report held, alert sent to "
                 f"{', '.join(d.recipient for d in deliveries)}; failures: "
                 + "; ".join(f"{f['rule_id']} observed {f['observed']}" for f in quality["failures"]))
         return [asdict(d) for d in deliveries]
 
     week = resolve_week()
-    send_report(week, check_quality(week))
+    quality = check_quality(week)
+    wait_for_ingest(week) >> quality
+    send_report(week, quality)
 
 
 touchpoint_weekly_report_dag = touchpoint_weekly_report()

@@ -4,6 +4,7 @@ DAGs without cycles whose tasks all have an owner, retries, a timeout and the fa
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -107,6 +108,8 @@ FAILURE_ALERT = "touchpoint.failure_alerts.task_failure_alert"
 def parse_dag_folder(tmp_path: Path, dags_dir: Path = REPO / "dags") -> dict:
     env = {"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_dir), "HOME": str(tmp_path / "home"),
+           # the session's var dir: its dbt manifest (written by the conftest fixture dbt_manifest)
+           "TOUCHPOINT_VAR_DIR": os.environ["TOUCHPOINT_VAR_DIR"],
            "PATH": str(REPO / ".venv" / "bin") + ":/usr/bin:/bin"}
     result = subprocess.run([sys.executable, "-c", PROBE, str(dags_dir), str(REPO / "src")], capture_output=True,
                             text=True, env=env, timeout=300, check=False)

@@ -277,3 +277,27 @@ def test_a_disconnect_mid_send_then_the_task_retry_leaves_each_recipient_one_mes
                             " where report = 'weekly_touchpoints' order by recipient").fetchall()
     assert {r[1] for r in rows} == {"sent"} and len(rows) == len(recipients)
     assert max(r[2] for r in rows) > 1  # the cut-off recipients were tried again
+
+
+@pytest.mark.slow
+def test_the_report_refuses_a_week_with_a_day_not_ingested_and_names_it(built_copy, settings, tmp_path):
+    """Through real Airflow: a day of the week has no completed ingest run; the report DAG
+    sends nothing and fails saying which day is missing."""
+    from touchpoint.local_airflow import DagRunRequest, local_env, run_dags
+    from touchpoint.mail_sink import MailSink
+
+    missing = WEEK + timedelta(days=3)
+    with psycopg.connect(built_copy, autocommit=True) as conn:
+        conn.execute("delete from ops.ingest_intervals where interval_start = %s::date", (missing,))
+    monday_after = datetime.combine(WEEK + timedelta(days=7), datetime.min.time(), UTC)
+    with MailSink(tmp_path / "mail", port=free_port()) as sink:
+        env = local_env(settings, built_copy, sink.port, "http://127.0.0.1:9", "unused")
+        request = DagRunRequest("touchpoint_weekly_report", (monday_after + timedelta(hours=12)).isoformat(), {})
+        results = run_dags([request], env, tmp_path / "airflow.log", echo=lambda m: None)
+        received = saved_messages(sink.directory)
+    assert results[-1]["state"] == "failed"
+    assert results[-1]["tasks"]["wait_for_ingest"] == "failed"
+    assert results[-1]["tasks"]["send_report"] != "success"
+    log = (tmp_path / "airflow.log").read_text()
+    assert f"missing day(s) {missing.isoformat()}" in log
+    assert [p for p in received if "data.engineers" not in p.read_text()] == []  # no stakeholder got a report

@@ -216,12 +216,28 @@ def cmd_report_send(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- dbt -----------------------------------------------------------------------------------
+def cmd_dbt_manifest(args: argparse.Namespace, settings: Settings) -> int:
+    from touchpoint.transform import ensure_manifest
+
+    path, rebuilt = ensure_manifest(settings.dbt_project_dir, settings.var_dir, force=args.force)
+    print(f"{path} ({'written' if rebuilt else 'up to date'})")
+    return 0
+
+
 # -- demo ----------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     # The demo is a harness around the simulator (dev infrastructure), imported only here.
     from touchpoint_sim.demo import run_demo
 
     return run_demo(settings, customers=args.customers, weeks=args.weeks, seed=args.seed)
+
+
+# -- airflow -------------------------------------------------------------------------------
+def cmd_airflow(args: argparse.Namespace, settings: Settings) -> int:
+    from touchpoint.airflow_services import airflow_command
+
+    return airflow_command(settings, args.port, args.airflow_args, log=lambda msg: print(msg, file=sys.stderr))
 
 
 def _simulate_arguments(parser: argparse.ArgumentParser, settings: Settings) -> None:
@@ -289,6 +305,13 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     dq.add_argument("--json", action="store_true", help="last line: the result as one JSON object")
     dq.set_defaults(func=cmd_dq)
 
+    dbt = sub.add_parser("dbt", help="the dbt project")
+    dbt_sub = dbt.add_subparsers(dest="dbt_command", required=True)
+    manifest = dbt_sub.add_parser("manifest", help="write the manifest the Airflow DAGs render dbt from"
+                                  " (when missing or older than the project)")
+    manifest.add_argument("--force", action="store_true", help="write it even when it is up to date")
+    manifest.set_defaults(func=cmd_dbt_manifest)
+
     report = sub.add_parser("report", help="the weekly report: preview it, or send it by hand")
     report_sub = report.add_subparsers(dest="report_command", required=True)
     render = report_sub.add_parser("render", help="write each recipient's HTML, text, PNGs and CSV; send nothing")
@@ -312,6 +335,12 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     demo.add_argument("--weeks", type=int, default=settings.demo_weeks)
     demo.add_argument("--seed", type=int, default=settings.demo_seed)
     demo.set_defaults(func=cmd_demo)
+
+    airflow = sub.add_parser("airflow", help="Airflow's UI on the project's DAGs (airflow standalone, metadata DB "
+                             "'airflow' on the warehouse's server, home var/airflow-ui); with ARGS: airflow ARGS there")
+    airflow.add_argument("--port", type=int, default=8080, help="the UI and API port on 127.0.0.1")
+    airflow.add_argument("airflow_args", nargs=argparse.REMAINDER, help="e.g. dags list-import-errors")
+    airflow.set_defaults(func=cmd_airflow)
     return parser
 
 

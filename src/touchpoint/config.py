@@ -81,6 +81,8 @@ class Settings:
     report_timezone: str
     #: Send nothing for a week without a single touchpoint (an outage, not a quiet week)
     report_skip_empty_weeks: bool = True
+    #: How long after a week ends the report waits for its ingest before failing
+    report_ingest_wait_hours: int = 12
 
     @property
     def pg_data_dir(self) -> Path:
@@ -150,7 +152,7 @@ def load_settings() -> Settings:
     ``TOUCHPOINT_DEMO_CUSTOMERS`` (300), ``TOUCHPOINT_DEMO_WEEKS`` (4),
     ``TOUCHPOINT_DEMO_SEED`` (7), ``TOUCHPOINT_DEMO_START`` (2026-10-05, a Monday),
     ``TOUCHPOINT_TASK_RETRIES`` (2), ``TOUCHPOINT_REPORT_TIMEZONE`` (Europe/Paris),
-    ``TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS`` (true).
+    ``TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS`` (true), ``TOUCHPOINT_REPORT_INGEST_WAIT_HOURS`` (12).
     """
     project_dir = Path(_env("TOUCHPOINT_PROJECT_DIR", str(DEFAULT_PROJECT_DIR))).resolve()
     var_dir = Path(_env("TOUCHPOINT_VAR_DIR", str(project_dir / "var"))).resolve()
@@ -179,4 +181,5 @@ def load_settings() -> Settings:
         task_retries=_env_int("TOUCHPOINT_TASK_RETRIES", 2),
         report_timezone=_env("TOUCHPOINT_REPORT_TIMEZONE", "Europe/Paris") or "Europe/Paris",
         report_skip_empty_weeks=_env_bool("TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS", True),
+        report_ingest_wait_hours=_env_int("TOUCHPOINT_REPORT_INGEST_WAIT_HOURS", 12),
     )

@@ -47,6 +47,8 @@ def local_env(settings: Settings, warehouse_url: str, smtp_port: int, crm_url: s
         "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(settings.var_dir / "cosmos"),
+        "AIRFLOW__COSMOS__UPLOAD_SQL_TO_XCOM": "False",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.airflow_home / "logs"),
         "AIRFLOW_CONN_TOUCHPOINT_WAREHOUSE": json.dumps(warehouse),
         "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
@@ -71,6 +73,10 @@ def local_env(settings: Settings, warehouse_url: str, smtp_port: int, crm_url: s
 
 def run_dags(requests: list[DagRunRequest], env: dict[str, str], log_file: Path, echo=print) -> list[dict]:
     """Run the requests in one child process; echo progress; return one result per run."""
+    from touchpoint.transform import ensure_manifest
+
+    # the DAGs render dbt from the manifest: (re)write it when the dbt project changed
+    ensure_manifest(Path(env["TOUCHPOINT_PROJECT_DIR"]) / "dbt_project", Path(env["TOUCHPOINT_VAR_DIR"]))
     log_file.parent.mkdir(parents=True, exist_ok=True)
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     spec = log_file.with_suffix(".runs.json")
@@ -117,6 +123,16 @@ def _load_dag(dag_id: str):
     return DagBag(dag_folder=str(Path(dags_dir) / f"{dag_id}.py")).get_dag(dag_id)
 
 
+def ensure_pools() -> None:
+    """Create the pools the DAGs use (in the metadata DB this process is configured for)."""
+    from airflow.models.pool import Pool
+
+    from touchpoint.airflow_resources import CRM_POOL, CRM_POOL_DESCRIPTION, CRM_POOL_SLOTS
+
+    Pool.create_or_update_pool(CRM_POOL, slots=CRM_POOL_SLOTS, description=CRM_POOL_DESCRIPTION,
+                               include_deferred=False)
+
+
 def main(argv: list[str]) -> int:
     import pendulum
     from airflow.utils import db
@@ -124,6 +140,7 @@ def main(argv: list[str]) -> int:
     requests = [DagRunRequest(**r) for r in json.loads(Path(argv[0]).read_text())]
     started = time.monotonic()
     db.upgradedb()
+    ensure_pools()
     _emit("info", f"  Airflow metadata DB ready in {os.environ['AIRFLOW_HOME']} ({time.monotonic() - started:.0f} s)")
     failed = 0
     for number, request in enumerate(requests, 1):

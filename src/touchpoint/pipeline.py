@@ -55,6 +55,29 @@ def check_quality(start: datetime, end: datetime, warehouse_url: str, settings: 
     return report
 
 
+def record_ingested(start: datetime, end: datetime, warehouse_url: str, run_id: str) -> None:
+    """Note that the ingest completed [start, end): extracted, built and checked."""
+    with connect(warehouse_url) as conn:
+        ensure_schema(conn)
+        conn.execute("insert into ops.ingest_intervals (interval_start, interval_end, run_id) values (%s, %s, %s)"
+                     " on conflict (interval_start, interval_end, run_id) do update set finished_at = now()",
+                     (start, end, run_id))
+
+
+def days_not_ingested(start: datetime, end: datetime, warehouse_url: str) -> list[date]:
+    """The UTC days of [start, end) that no completed ingest run covers entirely."""
+    with connect(warehouse_url) as conn:
+        ensure_schema(conn)
+        conn.execute("set time zone 'UTC'")  # days are UTC days, whatever the server's zone
+        rows = conn.execute(
+            "select day::date from generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 day',"
+            " interval '1 day') as day"
+            " where not exists (select 1 from ops.ingest_intervals as i"
+            "                   where i.interval_start <= day and i.interval_end >= day + interval '1 day')"
+            " order by 1", {"start": start, "end": end}).fetchall()
+    return [row[0] for row in rows]
+
+
 def send_weekly_report(week_start: date, warehouse_url: str, smtp: SmtpSettings, settings: Settings,
                        quality: dict[str, Any] | None = None, recipients_file: Path | None = None,
                        dry_run: bool = False) -> list[Delivery]:

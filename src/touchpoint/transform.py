@@ -57,3 +57,32 @@ def run_dbt(args: list[str], project_dir: Path, warehouse_url: str, var_dir: Pat
             f"full log in {var_dir / 'dbt' / 'logs'}"
         )
     return result.stdout
+
+
+def manifest_path(var_dir: Path) -> Path:
+    """Where the dbt manifest the Airflow DAGs render from lives (``touchpoint dbt manifest``)."""
+    return var_dir / "dbt" / "manifest" / "manifest.json"
+
+
+def _newest_source(project_dir: Path) -> float:
+    newest = 0.0
+    for path in project_dir.rglob("*"):
+        if path.is_file() and not {"target", "logs", "dbt_packages"} & set(path.relative_to(project_dir).parts):
+            newest = max(newest, path.stat().st_mtime)
+    return newest
+
+
+def ensure_manifest(project_dir: Path, var_dir: Path, force: bool = False) -> tuple[Path, bool]:
+    """Write the manifest with ``dbt parse`` when it is missing or older than any file of the
+    dbt project. Returns (path, whether it was rebuilt). Parsing connects to no database."""
+    path = manifest_path(var_dir)
+    if not force and path.exists() and path.stat().st_mtime >= _newest_source(project_dir):
+        return path, False
+    env = {**os.environ, **dbt_env("postgresql://parse-only@127.0.0.1:5432/none", var_dir),
+           "DBT_TARGET_PATH": str(path.parent)}
+    cmd = [dbt_executable(), "parse", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
+    result = subprocess.run(cmd, cwd=project_dir, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not path.exists():
+        raise DbtFailed(f"dbt parse failed (exit {result.returncode}): "
+                        f"{(result.stdout.strip().splitlines() or ['no output'])[-1]}")
+    return path, True
