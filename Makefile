@@ -10,7 +10,7 @@ export PIP_CACHE_DIR ?= $(CURDIR)/var/cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test test-fast report-screenshots lock clean distclean db-stop
+.PHONY: demo test test-fast report-screenshots lock clean distclean db-stop airflow
 
 demo: $(INSTALLED)
 	$(BIN)/touchpoint demo
@@ -40,6 +40,12 @@ REPORT_WEEK ?= 2026-W44
 report-screenshots: $(INSTALLED)
 	$(BIN)/touchpoint db start
 	$(BIN)/touchpoint report render --week $(REPORT_WEEK) --out var/report-preview --check-quality --screenshots
+
+# Airflow's UI on the project's DAGs: `airflow standalone` with the embedded cluster's database
+# `airflow` as metadata DB and its home in var/airflow-ui, on http://127.0.0.1:$(AIRFLOW_PORT).
+AIRFLOW_PORT ?= 8080
+airflow: $(INSTALLED)
+	$(BIN)/touchpoint airflow --port $(AIRFLOW_PORT)
 
 # Re-resolve the pinned set after changing pyproject.toml dependencies.
 lock:
