@@ -240,13 +240,6 @@ def cmd_airflow(args: argparse.Namespace, settings: Settings) -> int:
     return airflow_command(settings, args.port, args.airflow_args, log=lambda msg: print(msg, file=sys.stderr))
 
 
-# -- airflow -------------------------------------------------------------------------------
-def cmd_airflow(args: argparse.Namespace, settings: Settings) -> int:
-    from touchpoint.airflow_services import airflow_command
-
-    return airflow_command(settings, args.port, args.airflow_args, log=lambda msg: print(msg, file=sys.stderr))
-
-
 def _simulate_arguments(parser: argparse.ArgumentParser, settings: Settings) -> None:
     from datetime import date
 
@@ -342,12 +335,6 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     demo.add_argument("--weeks", type=int, default=settings.demo_weeks)
     demo.add_argument("--seed", type=int, default=settings.demo_seed)
     demo.set_defaults(func=cmd_demo)
-
-    airflow = sub.add_parser("airflow", help="Airflow's UI on the project's DAGs (airflow standalone, metadata DB "
-                             "'airflow' on the warehouse's server, home var/airflow-ui); with ARGS: airflow ARGS there")
-    airflow.add_argument("--port", type=int, default=8080, help="the UI and API port on 127.0.0.1")
-    airflow.add_argument("airflow_args", nargs=argparse.REMAINDER, help="e.g. dags list-import-errors")
-    airflow.set_defaults(func=cmd_airflow)
 
     airflow = sub.add_parser("airflow", help="Airflow's UI on the project's DAGs (airflow standalone, metadata DB "
                              "'airflow' on the warehouse's server, home var/airflow-ui); with ARGS: airflow ARGS there")
