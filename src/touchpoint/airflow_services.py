@@ -14,6 +14,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Self
@@ -88,12 +89,10 @@ def tool_path(extra: Iterable[str] = ()) -> str:
 
 # -- what a deployment prepares before the DAGs parse and run ------------------------------
 def ensure_dbt_manifest(settings: Settings) -> None:
-    """The dbt manifest the DAG files render dbt tasks from (Cosmos), when the project has one."""
-    from touchpoint import transform
+    """The dbt manifest the DAG files render dbt tasks from (Cosmos): parsing needs it."""
+    from touchpoint.transform import ensure_manifest
 
-    ensure = getattr(transform, "ensure_manifest", None)  # absent before the Cosmos task group
-    if ensure is not None:
-        ensure(settings.dbt_project_dir, settings.var_dir)
+    ensure_manifest(settings.dbt_project_dir, settings.var_dir)
 
 
 def migrate_metadata_db(env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -106,12 +105,10 @@ def migrate_metadata_db(env: dict[str, str], timeout: float = 300) -> subprocess
 def _migrate() -> None:
     from airflow.utils import db
 
-    from touchpoint import local_airflow
+    from touchpoint.local_airflow import ensure_pools
 
     db.upgradedb()
-    ensure_pools = getattr(local_airflow, "ensure_pools", None)  # absent before the DAGs had pools
-    if ensure_pools is not None:
-        ensure_pools()
+    ensure_pools()
 
 
 # -- `touchpoint airflow`: the UI ----------------------------------------------------------
@@ -159,9 +156,13 @@ def prepare_ui(settings: Settings, port: int, log=print) -> dict[str, str]:
     return env
 
 
-def airflow_command(settings: Settings, port: int, args: list[str], log=print) -> int:
-    """``airflow standalone`` (no args) or ``airflow ARGS`` in the UI's environment. Standalone
-    replaces this process, so Ctrl-C stops it and every component it started."""
+def airflow_command(settings: Settings, port: int, args: list[str], log=print, grace: float = 60.0) -> int:
+    """``airflow standalone`` (no args) or ``airflow ARGS`` in the UI's environment.
+
+    Standalone runs in a session of its own and this process forwards Ctrl-C (SIGINT) or
+    SIGTERM to it alone: it then stops its components one by one. A Ctrl-C that reaches every
+    component at once can leave the scheduler waiting for its LocalExecutor workers forever.
+    """
     from touchpoint.warehouse.cluster import port_in_use
 
     if not args and port_in_use(port):
@@ -171,10 +172,42 @@ def airflow_command(settings: Settings, port: int, args: list[str], log=print) -
     airflow = str(Path(sys.executable).parent / "airflow")
     if args:
         return subprocess.run([airflow, *args], env=env, check=False).returncode
-    log(f"Airflow UI: http://127.0.0.1:{port} (home {env['AIRFLOW_HOME']}); Ctrl-C stops it")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(airflow, [airflow, "standalone"], env)
+    stop_requested: list[float] = []
+    started: list[subprocess.Popen[bytes]] = []
+
+    def request_stop(signum, frame) -> None:
+        if not stop_requested:
+            stop_requested.append(time.monotonic())
+            log("stopping Airflow ...")
+        for running in started:
+            _signal_quietly(running.pid, signal.SIGINT, group=False)
+
+    # Handlers, unlike an inherited "ignore", are reset by exec: standalone gets SIGINT's default.
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    proc = subprocess.Popen([airflow, "standalone"], env=env, start_new_session=True)
+    started.append(proc)
+    if stop_requested:  # Ctrl-C while it was starting
+        request_stop(signal.SIGINT, None)
+    log(f"Airflow UI: http://127.0.0.1:{port} (standalone pid {proc.pid}, home {env['AIRFLOW_HOME']}); "
+        "Ctrl-C stops it")
+    while proc.poll() is None:
+        if stop_requested and time.monotonic() - stop_requested[0] > grace:
+            log(f"Airflow did not stop within {grace:.0f} s: killing its processes")
+            _signal_quietly(proc.pid, signal.SIGKILL, group=True)
+        time.sleep(0.2)
+    _signal_quietly(proc.pid, signal.SIGKILL, group=True)  # any component that outlived standalone
+    return 0 if stop_requested else proc.returncode
+
+
+def _signal_quietly(pid: int, sig: int, group: bool) -> None:
+    try:
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 # -- process supervision -------------------------------------------------------------------
@@ -228,10 +261,7 @@ class ServiceGroup:
 
     @staticmethod
     def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        _signal_quietly(proc.pid, sig, group=True)
 
     def __enter__(self) -> Self:
         return self
