@@ -1,0 +1,142 @@
+"""Scale-out: the same DAGs run under the CeleryExecutor, with a Redis broker, a PostgreSQL
+metadata database, and the scheduler, dag-processor, api-server and a Celery worker as
+separate processes (and a triggerer), as a deployment runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import psycopg
+import pytest
+
+from conftest import REPO, create_db, drop_db, free_port
+
+DAG_ID = "touchpoint_ingest"
+QUEUE = "touchpoint_scale_out"
+DAY = {"start": "2026-10-05", "end": "2026-10-06"}
+DEADLINE_SECONDS = 480
+
+
+def _query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def _wait(what: str, check, services, deadline: float, interval: float = 1.0):
+    """Poll ``check`` until it returns something truthy; fail with every service's log tail if
+    the deadline passes or a service dies."""
+    while True:
+        result = check()
+        if result:
+            return result
+        died = services.exited()
+        if died or time.monotonic() > deadline:
+            reason = f"services exited: {died}" if died else "deadline passed"
+            pytest.fail(f"waiting for {what}: {reason}\n{services.report()}", pytrace=False)
+        time.sleep(interval)
+
+
+@pytest.mark.slow
+def test_the_ingest_dag_runs_on_celery_workers_with_redis_and_a_postgres_metadata_db(
+        cluster_url, settings_for, small_world, crm_server, dbt_manifest, tmp_path):
+    from touchpoint.airflow_services import (
+        ServiceGroup,
+        api_env,
+        celery_env,
+        metadata_env,
+        migrate_metadata_db,
+        shared_secrets_env,
+        tool_path,
+    )
+    from touchpoint.local_airflow import local_env
+    from touchpoint.redis_broker import RedisServer
+
+    started = time.monotonic()
+    deadline = started + DEADLINE_SECONDS
+    warehouse = create_db(cluster_url)
+    metadata = create_db(cluster_url)
+    home = tmp_path / "airflow"
+    redis = RedisServer(free_port(), tmp_path / "redis", log=lambda m: None)
+    env = {
+        **os.environ,
+        **local_env(settings_for, warehouse, free_port(), crm_server.url, "sim-token"),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        **metadata_env(metadata),
+        **api_env(free_port()),
+        **shared_secrets_env(),
+        **celery_env(metadata, redis.url, worker_log_port=free_port()),
+        # Only the run this test triggers: no scheduled run of "yesterday" when unpaused.
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": QUEUE,
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "HOME": str(tmp_path / "home"),
+        "PATH": tool_path(),
+    }
+    airflow = [str(REPO / ".venv" / "bin" / "airflow")]
+    services = ServiceGroup(env, tmp_path / "logs")
+    try:
+        redis.start()
+        migrate = migrate_metadata_db(env)
+        assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
+
+        services.start("api-server", [*airflow, "api-server"])
+        services.start("dag-processor", [*airflow, "dag-processor"])
+        services.start("scheduler", [*airflow, "scheduler"])
+        services.start("triggerer", [*airflow, "triggerer"])  # deferred tasks resume through it
+        services.start("worker", [*airflow, "celery", "worker", "--queues", QUEUE, "--concurrency", "4",
+                                  "--celery-hostname", "scale-out-test@%h", "--without-gossip", "--without-mingle"])
+
+        def parsed():
+            errors = _query(metadata, "select filename, stacktrace from import_error")
+            if errors:
+                pytest.fail(f"the dag-processor reports import errors: {errors}", pytrace=False)
+            return _query(metadata, "select 1 from serialized_dag where dag_id = %s", (DAG_ID,))
+
+        _wait(f"the dag-processor to store {DAG_ID}", parsed, services, deadline)
+        for command in (["dags", "unpause", DAG_ID], ["dags", "trigger", DAG_ID, "--conf", json.dumps(DAY),
+                                                      # a manual run without one has no data interval
+                                                      "--logical-date", f"{DAY['start']}T00:00:00+00:00"]):
+            done = subprocess.run([*airflow, *command], check=False, env=env, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, f"airflow {' '.join(command)}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+
+        def finished():
+            rows = _query(metadata, "select run_id, state from dag_run where dag_id = %s", (DAG_ID,))
+            return rows if rows and all(state in ("success", "failed") for _, state in rows) else None
+
+        runs = _wait(f"the {DAG_ID} run to finish", finished, services, deadline, interval=2.0)
+        tasks = _query(metadata, "select task_id, map_index, state, queue, hostname from task_instance"
+                                 " where dag_id = %s", (DAG_ID,))
+        assert [state for _, state in runs] == ["success"], f"runs {runs}, tasks {tasks}\n{services.report()}"
+
+        # Every task ran on the Celery worker: queued on its queue, executed by it, result stored.
+        # (An EmptyOperator, such as Cosmos' marker tasks, is marked done by the scheduler without
+        # running anywhere: it has no hostname.)
+        assert tasks and all(state == "success" and queue == QUEUE for _, _, state, queue, _ in tasks), tasks
+        ran = {task_id for task_id, _, _, _, hostname in tasks if hostname}
+        worker_log = services.log_file("worker").read_text(errors="replace")
+        executed = [line for line in worker_log.splitlines() if "Executing workload in Celery" in line]
+        missing = {task_id for task_id in ran if not any(f"task_id='{task_id}'" in line for line in executed)}
+        assert ran and not missing, f"the worker log does not show these tasks: {missing}\n{services.tail('worker')}"
+        # Celery records its own result once the task returns, a moment after the task's state.
+        def stored():
+            done = dict(_query(metadata, "select status, count(*) from celery_taskmeta group by status"))
+            return done.get("SUCCESS", 0) >= len(ran)
+
+        _wait("Celery's results in the result backend", stored, services, min(deadline, time.monotonic() + 30))
+
+        touchpoints = _query(warehouse, "select count(*) from marts.fct_touchpoints"
+                                        " where occurred_at >= %s and occurred_at < %s", (DAY["start"], DAY["end"]))
+        assert touchpoints[0][0] > 0, "no touchpoints for the day in marts.fct_touchpoints"
+        print(f"\nCelery run: {len(ran)} tasks on the worker, {touchpoints[0][0]} touchpoints,"
+              f" {time.monotonic() - started:.0f} s in all")
+    finally:
+        services.stop()
+        redis.stop()
+        drop_db(cluster_url, warehouse)
+        drop_db(cluster_url, metadata)
