@@ -16,8 +16,8 @@ import pendulum
 from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from touchpoint.config import load_settings
 from touchpoint.airflow_resources import CRM_POOL, MARTS_ASSET
+from touchpoint.config import load_settings
 from touchpoint.dag_defaults import default_args, interval_params
 from touchpoint.dbt_airflow import dbt_task_group
 from touchpoint.extract.sources import CRM_GROUPS
@@ -42,8 +42,10 @@ def touchpoint_ingest():
         from touchpoint.intervals import daily_interval
 
         context = get_current_context()
-        start, end = daily_interval(dict(context["params"]), context["data_interval_start"],
-                                    context["data_interval_end"])
+        # a run triggered without a logical date (the UI button, `airflow dags trigger`) has no
+        # data interval: it owns the last complete period before now
+        start, end = daily_interval(dict(context["params"]), context.get("data_interval_start"),
+                                    context.get("data_interval_end"))
         return {"start": start.isoformat(), "end": end.isoformat()}
 
     @task

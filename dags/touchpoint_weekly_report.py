@@ -40,8 +40,10 @@ def touchpoint_weekly_report():
         from touchpoint.intervals import weekly_interval
 
         context = get_current_context()
-        start, end = weekly_interval(dict(context["params"]), context["data_interval_start"],
-                                     context["data_interval_end"])
+        # a run triggered without a logical date (the UI button, `airflow dags trigger`) has no
+        # data interval: it owns the last complete period before now
+        start, end = weekly_interval(dict(context["params"]), context.get("data_interval_start"),
+                                     context.get("data_interval_end"))
         return {"start": start.isoformat(), "end": end.isoformat()}
 
     @task.sensor(poke_interval=15 * 60, timeout=(settings.report_ingest_wait_hours + 1) * 3600,

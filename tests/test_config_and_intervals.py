@@ -62,3 +62,14 @@ def test_the_weekly_report_covers_the_full_week_before_the_run():
     wednesday = datetime(2026, 11, 4, 9, tzinfo=UTC)
     assert weekly_interval({}, wednesday, wednesday)[0] == datetime(2026, 10, 26, tzinfo=UTC)
     assert week_start_of(wednesday) == date(2026, 11, 2)
+
+
+def test_a_run_triggered_without_a_logical_date_owns_the_last_complete_period():
+    from datetime import UTC, datetime
+
+    from touchpoint.intervals import daily_interval, weekly_interval
+
+    now = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # a Wednesday
+    assert daily_interval({}, None, None, now=now) == (datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC))
+    assert weekly_interval({}, None, None, now=now) == (datetime(2026, 11, 16, tzinfo=UTC),
+                                                        datetime(2026, 11, 23, tzinfo=UTC))

@@ -42,11 +42,16 @@ def _explicit(params: dict[str, Any] | None) -> tuple[datetime, datetime] | None
     return first, last
 
 
-def daily_interval(params: dict[str, Any] | None, data_start: datetime, data_end: datetime) -> tuple[datetime, datetime]:
-    """The ingest run's interval."""
+def daily_interval(params: dict[str, Any] | None, data_start: datetime | None,
+                   data_end: datetime | None, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The ingest run's interval. Without a data interval (a run triggered with no logical
+    date): the last complete UTC day before ``now``."""
     explicit = _explicit(params)
     if explicit:
         return explicit
+    if data_start is None or data_end is None:
+        today = datetime.combine((now or datetime.now(UTC)).astimezone(UTC).date(), datetime.min.time(), UTC)
+        return today - timedelta(days=1), today
     if data_end > data_start:
         return data_start, data_end
     day = datetime.combine(data_start.astimezone(UTC).date(), datetime.min.time(), UTC)
@@ -58,11 +63,15 @@ def week_start_of(moment: datetime) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def weekly_interval(params: dict[str, Any] | None, data_start: datetime, data_end: datetime) -> tuple[datetime, datetime]:
-    """The report run's week: Monday 00:00 UTC to the next Monday."""
+def weekly_interval(params: dict[str, Any] | None, data_start: datetime | None,
+                    data_end: datetime | None, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The report run's week: Monday 00:00 UTC to the next Monday. Without a data interval (a
+    run triggered with no logical date): the last full week before ``now``."""
     explicit = _explicit(params)
     if explicit:
         start = explicit[0]
+    elif data_start is None or data_end is None:
+        start = datetime.combine(week_start_of(now or datetime.now(UTC)) - timedelta(days=7), datetime.min.time(), UTC)
     elif data_end > data_start:
         start = data_start
     else:
