@@ -258,6 +258,7 @@ def test_a_disconnect_mid_send_then_the_task_retry_leaves_each_recipient_one_mes
     controller.start()
     try:
         env = local_env(settings, built_copy, controller.port, "http://127.0.0.1:9", "unused")
+        env["TOUCHPOINT_SMTP_FIRST_DELAY_SECONDS"] = "0.05"  # the backoff itself is tested in test_report_delivery
         monday_after = datetime.combine(WEEK + timedelta(days=7), datetime.min.time(), UTC)
         request = DagRunRequest("touchpoint_weekly_report", (monday_after + timedelta(hours=12)).isoformat(), {})
         first = run_dags([request], env, tmp_path / "first.log", echo=lambda m: None)

@@ -32,6 +32,16 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name}={raw!r} is not an integer; set it to a number or unset it") from None
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number; set it to a number or unset it") from None
+
+
 def _env_bool(name: str, default: bool) -> bool:
     value = _env(name)
     if value is None:
@@ -83,6 +93,9 @@ class Settings:
     report_skip_empty_weeks: bool = True
     #: How long after a week ends the report waits for its ingest before failing
     report_ingest_wait_hours: int = 12
+    #: SMTP: attempts per recipient within one task try, and the first backoff delay (doubling)
+    smtp_attempts: int = 4
+    smtp_first_delay_seconds: float = 1.0
 
     @property
     def pg_data_dir(self) -> Path:
@@ -152,7 +165,8 @@ def load_settings() -> Settings:
     ``TOUCHPOINT_DEMO_CUSTOMERS`` (300), ``TOUCHPOINT_DEMO_WEEKS`` (4),
     ``TOUCHPOINT_DEMO_SEED`` (7), ``TOUCHPOINT_DEMO_START`` (2026-10-05, a Monday),
     ``TOUCHPOINT_TASK_RETRIES`` (2), ``TOUCHPOINT_REPORT_TIMEZONE`` (Europe/Paris),
-    ``TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS`` (true), ``TOUCHPOINT_REPORT_INGEST_WAIT_HOURS`` (12).
+    ``TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS`` (true), ``TOUCHPOINT_REPORT_INGEST_WAIT_HOURS`` (12),
+    ``TOUCHPOINT_SMTP_ATTEMPTS`` (4), ``TOUCHPOINT_SMTP_FIRST_DELAY_SECONDS`` (1.0).
     """
     project_dir = Path(_env("TOUCHPOINT_PROJECT_DIR", str(DEFAULT_PROJECT_DIR))).resolve()
     var_dir = Path(_env("TOUCHPOINT_VAR_DIR", str(project_dir / "var"))).resolve()
@@ -182,4 +196,6 @@ def load_settings() -> Settings:
         report_timezone=_env("TOUCHPOINT_REPORT_TIMEZONE", "Europe/Paris") or "Europe/Paris",
         report_skip_empty_weeks=_env_bool("TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS", True),
         report_ingest_wait_hours=_env_int("TOUCHPOINT_REPORT_INGEST_WAIT_HOURS", 12),
+        smtp_attempts=_env_int("TOUCHPOINT_SMTP_ATTEMPTS", 4),
+        smtp_first_delay_seconds=_env_float("TOUCHPOINT_SMTP_FIRST_DELAY_SECONDS", 1.0),
     )

@@ -19,7 +19,7 @@ from touchpoint.quality.gx_runner import GXValidationFailed, QualityReport, run_
 from touchpoint.report.message import RenderedReport
 from touchpoint.report.recipients import Recipient, SliceValues, load_recipients
 from touchpoint.report.render import DataQualityAlert, render_alert
-from touchpoint.report.send import PERMANENT, Delivery, SmtpSettings, deliver, delivery_states
+from touchpoint.report.send import PERMANENT, Delivery, RetryPolicy, SmtpSettings, deliver, delivery_states
 from touchpoint.report.weekly import WeeklyReport
 from touchpoint.transform import run_dbt
 from touchpoint.warehouse.connection import connect
@@ -103,9 +103,15 @@ def send_weekly_report(week_start: date, warehouse_url: str, smtp: SmtpSettings,
             log.warning("week %s has no touchpoints in the warehouse: the report is not sent "
                         "(set TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS=false to send it anyway)", period)
             return []
-        send = _plan if dry_run else deliver
-        return send(conn, smtp, WEEKLY_REPORT, period, recipients.sender, recipients.recipients,
-                    render=report.render, alerts=recipients.alerts)
+        if dry_run:
+            return _plan(conn, smtp, WEEKLY_REPORT, period, recipients.sender, recipients.recipients,
+                         render=report.render)
+        return deliver(conn, smtp, WEEKLY_REPORT, period, recipients.sender, recipients.recipients,
+                       render=report.render, alerts=recipients.alerts, policy=retry_policy(settings))
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(attempts=settings.smtp_attempts, first_delay=settings.smtp_first_delay_seconds)
 
 
 def _plan(conn, smtp: SmtpSettings, report: str, period: str, sender: str, recipients: tuple[Recipient, ...],
