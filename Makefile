@@ -15,12 +15,13 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 demo: $(INSTALLED)
 	$(BIN)/touchpoint demo
 
+# Two workers (pytest-xdist), one file per worker at a time: each has its own cluster and var dir.
 test: $(INSTALLED)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # Unit and integration tests without the slow end-to-end runs.
 test-fast: $(INSTALLED)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"
 
 $(INSTALLED): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'

@@ -20,6 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 # Parallel test sessions (several engineers on one machine) pass their own var dir and port.
 TEST_VAR = Path(os.environ.get("TOUCHPOINT_TEST_VAR", str(REPO / "var" / "test")))
 TEST_PG_PORT = int(os.environ.get("TOUCHPOINT_TEST_PG_PORT", "54339"))
+# `make test` runs the suite in parallel (pytest-xdist): each worker gets its own cluster, var
+# dir and Airflow home, so no two workers share a port, a sqlite metadata DB or a manifest.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER:
+    TEST_VAR = TEST_VAR / _WORKER
+    TEST_PG_PORT += 100 + int(_WORKER.removeprefix("gw") or 0)
 SIM_START = date(2026, 10, 5)
 
 # Settings for everything the tests start in-process: kept apart from the demo's var/.
@@ -72,6 +78,16 @@ def create_db(cluster_url: str) -> str:
 def drop_db(cluster_url: str, url: str) -> None:
     with psycopg.connect(cluster_url, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{url.rsplit("/", 1)[1]}" with (force)')
+
+
+def mart_checksums(url: str) -> dict[str, tuple[int, str]]:
+    """Row count and an order-independent md5 of every mart: equal iff the marts are equal."""
+    with psycopg.connect(url) as conn:
+        tables = [r[0] for r in conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts' order by 1")]
+        return {t: tuple(conn.execute(
+            f"select count(*), coalesce(md5(string_agg(md5(m::text), '' order by md5(m::text))), '')"
+            f" from marts.{t} as m").fetchone()) for t in tables}
 
 
 def drop_fact_unique_indexes(url: str) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from conftest import SIM_START, create_db, drop_db
+from conftest import SIM_START, create_db, drop_db, mart_checksums
 from touchpoint import pipeline
 from touchpoint.extract.run import CrmEndpoint
 from touchpoint.transform import run_dbt
@@ -17,15 +17,6 @@ pytestmark = pytest.mark.slow
 
 START = datetime.combine(SIM_START, datetime.min.time(), UTC)
 CUTS = [START + timedelta(days=d) for d in (0, 6, 14)]  # two consecutive, uneven intervals (6 and 8 days)
-
-
-def mart_checksums(url: str) -> dict[str, tuple[int, str]]:
-    with psycopg.connect(url) as conn:
-        tables = [r[0] for r in conn.execute(
-            "select table_name from information_schema.tables where table_schema = 'marts' order by 1")]
-        return {t: tuple(conn.execute(
-            f"select count(*), coalesce(md5(string_agg(md5(m::text), '' order by md5(m::text))), '')"
-            f" from marts.{t} as m").fetchone()) for t in tables}
 
 
 @pytest.fixture(scope="module")
