@@ -1,23 +1,27 @@
-"""Scale-out: the same DAGs run under the CeleryExecutor, with a Redis broker, a PostgreSQL
-metadata database, and the scheduler, dag-processor, api-server and a Celery worker as
-separate processes (and a triggerer), as a deployment runs them."""
+"""Scale-out and backfill: the same DAGs run under the CeleryExecutor, with a Redis broker, a
+PostgreSQL metadata database, and the scheduler, dag-processor, api-server and a Celery worker
+as separate processes (and a triggerer), as a deployment runs them; a 3-day backfill there
+builds exactly the marts of one run over the same three days."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 
-from conftest import REPO, create_db, drop_db, free_port
+from conftest import REPO, create_db, drop_db, free_port, mart_checksums
+from touchpoint import pipeline
+from touchpoint.extract.run import CrmEndpoint
 
 DAG_ID = "touchpoint_ingest"
 QUEUE = "touchpoint_scale_out"
-DAY = {"start": "2026-10-05", "end": "2026-10-06"}
-DEADLINE_SECONDS = 480
+BACKFILL = {"from": "2026-10-05", "to": "2026-10-07"}  # logical dates, inclusive: three daily runs
+DAYS = {"start": "2026-10-05", "end": "2026-10-08"}
+DEADLINE_SECONDS = 720
 
 
 def _query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
@@ -40,7 +44,7 @@ def _wait(what: str, check, services, deadline: float, interval: float = 1.0):
 
 
 @pytest.mark.slow
-def test_the_ingest_dag_runs_on_celery_workers_with_redis_and_a_postgres_metadata_db(
+def test_a_three_day_backfill_on_celery_workers_builds_the_marts_of_one_run_over_those_days(
         cluster_url, settings_for, small_world, crm_server, dbt_manifest, tmp_path):
     from touchpoint.airflow_services import (
         ServiceGroup,
@@ -99,20 +103,25 @@ def test_the_ingest_dag_runs_on_celery_workers_with_redis_and_a_postgres_metadat
             return _query(metadata, "select 1 from serialized_dag where dag_id = %s", (DAG_ID,))
 
         _wait(f"the dag-processor to store {DAG_ID}", parsed, services, deadline)
-        for command in (["dags", "unpause", DAG_ID], ["dags", "trigger", DAG_ID, "--conf", json.dumps(DAY),
-                                                      # a manual run without one has no data interval
-                                                      "--logical-date", f"{DAY['start']}T00:00:00+00:00"]):
+        for command in (["dags", "unpause", DAG_ID],
+                        ["backfill", "create", "--dag-id", DAG_ID, "--from-date", BACKFILL["from"],
+                         "--to-date", BACKFILL["to"]]):
             done = subprocess.run([*airflow, *command], check=False, env=env, capture_output=True, text=True, timeout=120)
             assert done.returncode == 0, f"airflow {' '.join(command)}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
 
         def finished():
-            rows = _query(metadata, "select run_id, state from dag_run where dag_id = %s", (DAG_ID,))
-            return rows if rows and all(state in ("success", "failed") for _, state in rows) else None
+            rows = _query(metadata, "select run_id, state, data_interval_start, data_interval_end from dag_run"
+                                    " where dag_id = %s order by data_interval_start", (DAG_ID,))
+            done = len(rows) == 3 and all(state in ("success", "failed") for _, state, _, _ in rows)
+            return rows if done or any(state == "failed" for _, state, _, _ in rows) else None
 
-        runs = _wait(f"the {DAG_ID} run to finish", finished, services, deadline, interval=2.0)
+        runs = _wait(f"the three backfill runs of {DAG_ID} to finish", finished, services, deadline, interval=2.0)
         tasks = _query(metadata, "select task_id, map_index, state, queue, hostname from task_instance"
                                  " where dag_id = %s", (DAG_ID,))
-        assert [state for _, state in runs] == ["success"], f"runs {runs}, tasks {tasks}\n{services.report()}"
+        assert [state for _, state, _, _ in runs] == ["success"] * 3, f"runs {runs}\n{services.report()}"
+        # one run per day, consecutive, each owning its own data interval
+        assert [(s.date().isoformat(), e.date().isoformat()) for _, _, s, e in runs] == [
+            ("2026-10-05", "2026-10-06"), ("2026-10-06", "2026-10-07"), ("2026-10-07", "2026-10-08")]
 
         # Every task ran on the Celery worker: queued on its queue, executed by it, result stored.
         # (An EmptyOperator, such as Cosmos' marker tasks, is marked done by the scheduler without
@@ -131,10 +140,23 @@ def test_the_ingest_dag_runs_on_celery_workers_with_redis_and_a_postgres_metadat
         _wait("Celery's results in the result backend", stored, services, min(deadline, time.monotonic() + 30))
 
         touchpoints = _query(warehouse, "select count(*) from marts.fct_touchpoints"
-                                        " where occurred_at >= %s and occurred_at < %s", (DAY["start"], DAY["end"]))
-        assert touchpoints[0][0] > 0, "no touchpoints for the day in marts.fct_touchpoints"
-        print(f"\nCelery run: {len(ran)} tasks on the worker, {touchpoints[0][0]} touchpoints,"
-              f" {time.monotonic() - started:.0f} s in all")
+                                        " where occurred_at >= %s and occurred_at < %s", (DAYS["start"], DAYS["end"]))
+        assert touchpoints[0][0] > 0, "no touchpoints for those days in marts.fct_touchpoints"
+        backfilled = time.monotonic() - started
+
+        # The same three days in one interval, outside Airflow: the marts must be identical.
+        one_run = create_db(cluster_url)
+        try:
+            start, end = (datetime.fromisoformat(DAYS[k]).replace(tzinfo=UTC) for k in ("start", "end"))
+            for source in ("crm", "email", "web"):
+                pipeline.extract(source, start, end, one_run, settings_for,
+                                 crm=CrmEndpoint(crm_server.url, "sim-token", max_requests_per_second=0))
+            pipeline.transform(one_run, settings_for)
+            assert mart_checksums(warehouse) == mart_checksums(one_run)
+        finally:
+            drop_db(cluster_url, one_run)
+        print(f"\nCelery backfill: 3 runs, {len(ran)} tasks on the worker, {touchpoints[0][0]} touchpoints,"
+              f" {backfilled:.0f} s; marts equal to one run over the same days")
     finally:
         services.stop()
         redis.stop()
