@@ -421,3 +421,28 @@ def test_the_product_package_never_imports_the_simulator():
                 offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     # The CLI dispatches `simulate` and `demo` to the simulator lazily, and nothing else may.
     assert all(o.startswith("src/touchpoint/cli.py") for o in offenders), offenders
+
+
+def test_return_visits_bring_signed_up_customers_back_and_change_nothing_else():
+    plain = generate(200, 4, 3, SIM_START)
+    busy = generate(200, 4, 3, SIM_START, return_visits_per_week=2.0)
+    plain_ids = {e["messageId"] for e in plain.web_events}
+    assert plain_ids <= {e["messageId"] for e in busy.web_events}
+    extra = [e for e in busy.web_events if e["messageId"] not in plain_ids]
+    assert len(extra) > len(plain.web_events) * 0.3
+    signed_up = {p.anonymous_id: p for p in busy.people if p.signed_up_at}
+    assert all(e["anonymousId"] in signed_up and e["userId"] for e in extra)
+    churned = {p.anonymous_id: p.churned_at for p in busy.people if p.churned_at}
+    assert not [e for e in extra if e["anonymousId"] in churned
+                and datetime.fromisoformat(e["timestamp"]) >= churned[e["anonymousId"]]]
+    assert busy.email_events == plain.email_events and busy.crm == plain.crm
+
+
+def test_slices_of_a_large_population_never_share_people_or_ids():
+    first, second = generate(300, 3, 5, SIM_START), generate(300, 3, 5, SIM_START, first_index=300)
+    assert not {p.email for p in first.people} & {p.email for p in second.people}
+    for object_type in CRM_TYPES:
+        ids = [o["id"] for o in first.crm[object_type]], [o["id"] for o in second.crm[object_type]]
+        assert not set(ids[0]) & set(ids[1]), object_type
+    assert not {e["messageId"] for e in first.web_events} & {e["messageId"] for e in second.web_events}
+    assert generate(300, 3, 5, SIM_START).web_events == first.web_events  # slice 0 is the plain world

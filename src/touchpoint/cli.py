@@ -117,7 +117,8 @@ def _print_summary(stats_list, as_json: bool) -> None:
 def cmd_extract(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint.extract.run import CrmEndpoint, extract_source
 
-    crm = CrmEndpoint(args.crm_url or f"http://127.0.0.1:{settings.crm_port}", settings.crm_token)
+    crm = CrmEndpoint(args.crm_url or f"http://127.0.0.1:{settings.crm_port}", settings.crm_token,
+                      max_requests_per_second=settings.crm_max_requests_per_second)
     stats = extract_source(args.source, settings.resolved_warehouse_url, args.start, args.end,
                            landing_url=settings.landing_url, crm=crm, crm_group=args.crm_group)
     _print_summary(stats, args.json)
@@ -252,6 +253,9 @@ def _simulate_arguments(parser: argparse.ArgumentParser, settings: Settings) -> 
                         help="where to write the SendGrid and Segment files (local dir)")
     parser.add_argument("--out", type=Path, default=settings.sim_dir,
                         help="where to write the CRM data set and the ground truth")
+    parser.add_argument("--return-visits-per-week", type=float, default=0.0,
+                        help="how often a signed-up customer comes back to the site, on average (default 0:"
+                             " only the visits of their journey)")
     sub = parser.add_subparsers(dest="sim_command")
     serve = sub.add_parser("serve-crm", help="serve the generated CRM as a HubSpot-compatible API")
     serve.add_argument("--port", type=int, default=settings.crm_port)

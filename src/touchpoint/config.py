@@ -96,6 +96,8 @@ class Settings:
     #: SMTP: attempts per recipient within one task try, and the first backoff delay (doubling)
     smtp_attempts: int = 4
     smtp_first_delay_seconds: float = 1.0
+    #: CLI CRM extraction: requests per second at most (HubSpot private apps allow about 10-19); 0: no limit
+    crm_max_requests_per_second: float = 8.0
 
     @property
     def pg_data_dir(self) -> Path:
@@ -166,7 +168,9 @@ def load_settings() -> Settings:
     ``TOUCHPOINT_DEMO_SEED`` (7), ``TOUCHPOINT_DEMO_START`` (2026-10-05, a Monday),
     ``TOUCHPOINT_TASK_RETRIES`` (2), ``TOUCHPOINT_REPORT_TIMEZONE`` (Europe/Paris),
     ``TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS`` (true), ``TOUCHPOINT_REPORT_INGEST_WAIT_HOURS`` (12),
-    ``TOUCHPOINT_SMTP_ATTEMPTS`` (4), ``TOUCHPOINT_SMTP_FIRST_DELAY_SECONDS`` (1.0).
+    ``TOUCHPOINT_SMTP_ATTEMPTS`` (4), ``TOUCHPOINT_SMTP_FIRST_DELAY_SECONDS`` (1.0),
+    ``TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND`` (8; the CLI's HubSpot request rate, 0 = unbounded;
+    the DAGs take it from the connection's extra ``max_requests_per_second``).
     """
     project_dir = Path(_env("TOUCHPOINT_PROJECT_DIR", str(DEFAULT_PROJECT_DIR))).resolve()
     var_dir = Path(_env("TOUCHPOINT_VAR_DIR", str(project_dir / "var"))).resolve()
@@ -198,4 +202,5 @@ def load_settings() -> Settings:
         report_ingest_wait_hours=_env_int("TOUCHPOINT_REPORT_INGEST_WAIT_HOURS", 12),
         smtp_attempts=_env_int("TOUCHPOINT_SMTP_ATTEMPTS", 4),
         smtp_first_delay_seconds=_env_float("TOUCHPOINT_SMTP_FIRST_DELAY_SECONDS", 1.0),
+        crm_max_requests_per_second=_env_float("TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND", 8.0),
     )

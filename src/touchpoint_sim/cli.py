@@ -13,8 +13,9 @@ from touchpoint_sim.population import generate
 from touchpoint_sim.writers import write_world
 
 
-def generate_world(customers: int, weeks: int, seed: int, start: date, landing: Path, out: Path) -> dict:
-    world = generate(customers, weeks, seed, start)
+def generate_world(customers: int, weeks: int, seed: int, start: date, landing: Path, out: Path,
+                   return_visits_per_week: float = 0.0) -> dict:
+    world = generate(customers, weeks, seed, start, return_visits_per_week)
     return write_world(world, landing, out)
 
 
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if args.start.weekday() != 0:
         print(f"touchpoint: error: --start {args.start} is not a Monday")
         return 2
-    manifest = generate_world(args.customers, args.weeks, args.seed, args.start, args.landing, args.out)
+    manifest = generate_world(args.customers, args.weeks, args.seed, args.start, args.landing, args.out,
+                              args.return_visits_per_week)
     print(f"simulated {manifest['customers']} customers over {manifest['weeks']} weeks from {manifest['start']}: "
           f"{manifest['web_events']} web events, {manifest['email_events']} email events, "
           f"{manifest['contacts']} CRM contacts -> {args.landing}, {args.out}")

@@ -225,6 +225,7 @@ class World:
     start: date
     weeks: int
     seed: int
+    return_visits_per_week: float = 0.0
     people: list[Person] = field(default_factory=list)
     web_events: list[dict[str, Any]] = field(default_factory=list)
     email_events: list[dict[str, Any]] = field(default_factory=list)
@@ -254,15 +255,21 @@ class _Sent:
 
 
 class _Builder:
-    def __init__(self, customers: int, weeks: int, seed: int, start: date) -> None:
-        self.rng = random.Random(seed)
-        self.world = World(start=start, weeks=weeks, seed=seed)
+    def __init__(self, customers: int, weeks: int, seed: int, start: date,
+                 return_visits_per_week: float = 0.0, first_index: int = 0) -> None:
+        # A slice of a larger population (first_index > 0) draws from its own stream.
+        self.rng = random.Random(seed if first_index == 0 else f"{seed}:{first_index}")
+        self.first_index = first_index
+        self.return_visits_per_week = return_visits_per_week
+        self.world = World(start=start, weeks=weeks, seed=seed, return_visits_per_week=return_visits_per_week)
         self.customers = customers
         self.t0 = datetime.combine(start, datetime.min.time(), UTC)
         self.end = self.world.end
         self.records: dict[str, list[CrmRecord]] = {t: [] for t in CRM_TYPES}
         self.companies: list[Company] = []
-        self._ids = dict(_ID_BASE)
+        # Room for every object a slice's people create, so that slices never share an id.
+        self._ids = {key: base + first_index * (100 if key == "engagements" else 20)
+                     for key, base in _ID_BASE.items()}
         self._names: set[str] = set()
 
     # -- primitives ----------------------------------------------------------------------
@@ -589,10 +596,11 @@ class _Builder:
 
     # -- the population ----------------------------------------------------------------------
     def build(self) -> World:
-        people = [self.person(index) for index in range(self.customers)]
+        people = [self.person(index) for index in range(self.first_index, self.first_index + self.customers)]
         self.world.people.extend(people)
         for person in people:
             self.journey(person)
+        self.return_visits()
         self.after_churn()
         self.finish()
         self.world.web_events.sort(key=lambda e: e["timestamp"])
@@ -625,10 +633,12 @@ class _Builder:
     def company_for(self, p: Person) -> Company:
         if self.companies and self.rng.random() < 0.45:
             return self.rng.choice(self.companies)
-        while True:
+        for attempt in range(50):
             name = " ".join(self.rng.choice(words) for words in COMPANY_WORDS)
             if name not in self._names:
                 break
+        else:  # a large population has used up the word combinations: number the name
+            name = f"{name} {len(self._names) + 1}"
         self._names.add(name)
         domain = name.lower().replace(" ", "-") + ".example"
         industry = self.rng.choice(INDUSTRIES)
@@ -1049,6 +1059,29 @@ class _Builder:
                 self.unsubscribe(p, when, sent, globally=fate == "unsubscribe")
                 fate = "read"
 
+    def return_visits(self) -> None:
+        """Signed-up customers who have not churned come back to the site, on average
+        ``return_visits_per_week`` visits a week (fewer at weekends): product pages, reviews,
+        help pages. Drawn from an RNG of their own, so that with none (the default) the world is
+        byte-for-byte what it was without this step."""
+        if self.return_visits_per_week <= 0:
+            return
+        main, self.rng = self.rng, random.Random(f"{self.world.seed}:return-visits")
+        mean_gap_hours = 7 * 24 / self.return_visits_per_week
+        pages = (*RESEARCH_PAGES, "/", "/help", *HELP_PAGES.values())
+        try:
+            for p in self.world.people:
+                at = p.signed_up_at
+                while at is not None:
+                    at = at + timedelta(hours=self.rng.expovariate(1 / mean_gap_hours))
+                    if not self.live(at) or (p.churned_at is not None and at >= p.churned_at):
+                        break
+                    if at.weekday() >= 5 and self.rng.random() < 0.4:  # quieter weekends
+                        continue
+                    self.session(p, at, [self.rng.choice(pages) for _ in range(self.rng.randint(1, 4))])
+        finally:
+            self.rng = main
+
     # -- the end ----------------------------------------------------------------------------
     def after_churn(self) -> None:
         """Churned customers are gone: drop the visits, opens and clicks generated for them past the
@@ -1098,8 +1131,15 @@ def _title(path: str) -> str:
     return path.strip("/").replace("/", " - ").replace("-", " ").title() or "Home"
 
 
-def generate(customers: int, weeks: int, seed: int, start: date) -> World:
-    """Build the world for these arguments (deterministic)."""
+def generate(customers: int, weeks: int, seed: int, start: date, return_visits_per_week: float = 0.0,
+             first_index: int = 0) -> World:
+    """Build the world for these arguments (deterministic). ``return_visits_per_week``: how often
+    a signed-up customer comes back to the site, on average (0: only the visits of their journey).
+    ``first_index``: build people ``first_index ..`` only, one slice of a larger population
+    (indices, addresses and CRM ids never collide with another slice's; companies are not
+    shared across slices), so a large world can be built in parallel slices."""
     if customers <= 0 or weeks <= 0:
         raise ValueError("customers and weeks must be positive")
-    return _Builder(customers, weeks, seed, start).build()
+    if return_visits_per_week < 0 or first_index < 0:
+        raise ValueError("return_visits_per_week and first_index must not be negative")
+    return _Builder(customers, weeks, seed, start, return_visits_per_week, first_index).build()

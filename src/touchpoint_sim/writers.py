@@ -35,9 +35,13 @@ def _gzip_bytes(text: str) -> bytes:
     return buf.getvalue()
 
 
-def write_sendgrid(world: World, root: Path) -> int:
-    """Webhook batches, one file a batch, in day folders; a mix of array, NDJSON and gzip."""
-    shutil.rmtree(root, ignore_errors=True)
+def write_sendgrid(world: World, root: Path, part: int | None = None) -> int:
+    """Webhook batches, one file a batch, in day folders; a mix of array, NDJSON and gzip.
+    ``part``: this world is one slice of a larger one, written beside the others' files
+    (names carry the part; nothing is removed first)."""
+    if part is None:
+        shutil.rmtree(root, ignore_errors=True)
+    prefix = "batch-" if part is None else f"batch-p{part:03d}-"
     by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in world.email_events:
         by_day[_day_of_unix(event["timestamp"])].append(event)
@@ -49,17 +53,19 @@ def write_sendgrid(world: World, root: Path) -> int:
             batch = events[offset:offset + SENDGRID_BATCH]
             style = (files + n) % 3
             if style == 0:
-                (folder / f"batch-{n:04d}.json").write_text(json.dumps(batch))
+                (folder / f"{prefix}{n:04d}.json").write_text(json.dumps(batch))
             elif style == 1:
-                (folder / f"batch-{n:04d}.ndjson").write_text("".join(json.dumps(e) + "\n" for e in batch))
+                (folder / f"{prefix}{n:04d}.ndjson").write_text("".join(json.dumps(e) + "\n" for e in batch))
             else:
-                (folder / f"batch-{n:04d}.json.gz").write_bytes(_gzip_bytes(json.dumps(batch)))
+                (folder / f"{prefix}{n:04d}.json.gz").write_bytes(_gzip_bytes(json.dumps(batch)))
         files += -(-len(events) // SENDGRID_BATCH)
     return files
 
 
-def write_segment(world: World, root: Path) -> int:
-    shutil.rmtree(root, ignore_errors=True)
+def write_segment(world: World, root: Path, part: int | None = None) -> int:
+    """One gzipped NDJSON file a day (``part``: as for :func:`write_sendgrid`)."""
+    if part is None:
+        shutil.rmtree(root, ignore_errors=True)
     by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in world.web_events:
         by_day[_segment_day_folder(event["receivedAt"])].append(event)
@@ -67,7 +73,7 @@ def write_segment(world: World, root: Path) -> int:
         folder = root / day
         folder.mkdir(parents=True, exist_ok=True)
         text = "".join(json.dumps(e) + "\n" for e in events)
-        (folder / f"{day}.part-0000.json.gz").write_bytes(_gzip_bytes(text))
+        (folder / f"{day}.part-{part or 0:04d}.json.gz").write_bytes(_gzip_bytes(text))
     return len(by_day)
 
 
@@ -125,6 +131,8 @@ def write_world(world: World, landing: Path, sim_dir: Path) -> dict[str, Any]:
         "web_events": len(world.web_events), "email_events": len(world.email_events),
         "contacts": len(world.contacts),
     }
+    if world.return_visits_per_week:
+        manifest["return_visits_per_week"] = world.return_visits_per_week
     manifest["crm"] = write_crm(world, sim_dir / "crm")
     manifest["associations"] = {f"{a}__{b}": len(links) for (a, b), links in world.associations.items()}
     write_truth(world, sim_dir / "truth")
