@@ -10,7 +10,7 @@ export PIP_CACHE_DIR ?= $(CURDIR)/var/cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test test-fast report-screenshots lock clean distclean db-stop airflow
+.PHONY: demo test test-fast bench bench-quick report-screenshots lock clean distclean db-stop airflow
 
 demo: $(INSTALLED)
 	$(BIN)/touchpoint demo
@@ -22,6 +22,15 @@ test: $(INSTALLED)
 # Unit and integration tests without the slow end-to-end runs.
 test-fast: $(INSTALLED)
 	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"
+
+# Benchmarks (never part of `make test`): scales S, M, L of simulated data, every stage against
+# the limit and a peer, results in bench/results.json and bench/results.md. `bench-quick`: S only.
+BENCH_ARGS ?=
+bench: $(INSTALLED)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: $(INSTALLED)
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
 
 $(INSTALLED): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'

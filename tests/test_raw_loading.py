@@ -87,3 +87,37 @@ def test_a_file_with_broken_lines_loads_the_good_ones_and_quarantines_the_rest(f
 
     second = run_cli("load", "web", str(path), "--json", env={"TOUCHPOINT_WAREHOUSE_URL": fresh_db})
     assert json.loads(second.stdout.strip().splitlines()[-1])["loaded"] == 0
+
+
+def _segment_file(path, events) -> str:
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return str(path)
+
+
+def test_a_file_overlapping_what_is_loaded_adds_only_the_new_events_keeping_the_earliest_copy(fresh_db, tmp_path):
+    def event(n: int, second: int) -> dict:
+        return {"type": "page", "messageId": f"m-{n}", "anonymousId": "a1",
+                "timestamp": f"2026-10-05T10:00:{second:02d}.000Z", "properties": {"copy": second}}
+
+    first = _segment_file(tmp_path / "first.ndjson", [event(n, 1) for n in range(4)])
+    # overlaps m-2, m-3; m-4 comes twice in the same chunk (the earlier copy must win)
+    second = _segment_file(tmp_path / "second.ndjson", [event(2, 5), event(3, 5), event(4, 9), event(4, 7)])
+    assert json.loads(run_cli("load", "web", first, "--json", env={"TOUCHPOINT_WAREHOUSE_URL": fresh_db})
+                      .stdout.strip().splitlines()[-1]) == {"loaded": 4, "duplicates": 0, "quarantined": 0}
+    assert json.loads(run_cli("load", "web", second, "--json", env={"TOUCHPOINT_WAREHOUSE_URL": fresh_db})
+                      .stdout.strip().splitlines()[-1]) == {"loaded": 1, "duplicates": 3, "quarantined": 0}
+    with psycopg.connect(fresh_db) as conn:
+        kept = dict(conn.execute("select natural_key, (payload->'properties'->>'copy')::int"
+                                 " from raw.segment_events").fetchall())
+    assert kept == {"m-0": 1, "m-1": 1, "m-2": 1, "m-3": 1, "m-4": 7}
+
+
+def test_payloads_are_stored_as_the_json_that_was_read(fresh_db, tmp_path):
+    text = '{"type":"page","messageId":"m-1","anonymousId":"a\\tb\\\\c","timestamp":"2026-10-05T10:00:00Z",' \
+           '"properties":{"price":1.50,"title":"caf\\u00e9 \\"quoted\\"\\nline"}}'
+    path = tmp_path / "one.ndjson"
+    path.write_text(text + "\n")
+    assert run_cli("load", "web", str(path), env={"TOUCHPOINT_WAREHOUSE_URL": fresh_db}).returncode == 0
+    with psycopg.connect(fresh_db) as conn:
+        payload, = conn.execute("select payload from raw.segment_events").fetchone()
+    assert payload == json.loads(text)

@@ -19,6 +19,7 @@ import json
 import random
 import threading
 import time
+from collections import OrderedDict
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -244,15 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _search(self, object_type: str, body: dict[str, Any]) -> None:
         if not self._known(object_type):
             return
-        records = self.server.data.listing(object_type)
-        groups = body.get("filterGroups") or []
-        if groups:
-            records = [r for r in records if any(all(_matches(r, f) for f in g.get("filters", [])) for g in groups)]
-        for sort in reversed(body.get("sorts") or []):
-            name = sort["propertyName"] if isinstance(sort, dict) else str(sort)
-            reverse = isinstance(sort, dict) and sort.get("direction") == "DESCENDING"
-            records = sorted(records, key=lambda r: (str(r["properties"].get(name) or ""), int(r["id"])),
-                             reverse=reverse)
+        records = self.server.query(object_type, body.get("filterGroups") or [], body.get("sorts") or [])
         limit = self.server.limit(int(body.get("limit", 10)), MAX_SEARCH_LIMIT)
         offset = int(body.get("after") or 0)
         if offset >= SEARCH_CAP:
@@ -314,6 +307,7 @@ class CrmServer(ThreadingHTTPServer):
         self.faults = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self._queries: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
     @property
     def url(self) -> str:
@@ -323,6 +317,29 @@ class CrmServer(ThreadingHTTPServer):
         """The page size actually served: HubSpot's maximum, or ``page_size`` when set."""
         cap = maximum if self.page_size is None else self.page_size
         return max(1, min(requested, cap))
+
+    def query(self, object_type: str, groups: list[dict[str, Any]], sorts: list[Any]) -> list[dict[str, Any]]:
+        """The records matching a search's filters, in its order. The data never changes while it
+        is served, so a query's answer is kept for the pages that follow (a client pages through
+        one query at a time): a large CRM is not filtered and sorted again for every page."""
+        key = json.dumps([object_type, groups, sorts], sort_keys=True)
+        with self._lock:
+            if key in self._queries:
+                self._queries.move_to_end(key)
+                return self._queries[key]
+        records = self.data.listing(object_type)
+        if groups:
+            records = [r for r in records if any(all(_matches(r, f) for f in g.get("filters", [])) for g in groups)]
+        for sort in reversed(sorts):
+            name = sort["propertyName"] if isinstance(sort, dict) else str(sort)
+            reverse = isinstance(sort, dict) and sort.get("direction") == "DESCENDING"
+            records = sorted(records, key=lambda r: (str(r["properties"].get(name) or ""), int(r["id"])),
+                             reverse=reverse)
+        with self._lock:
+            self._queries[key] = records
+            while len(self._queries) > 16:
+                self._queries.popitem(last=False)
+        return records
 
     def count_request(self) -> None:
         with self._lock:

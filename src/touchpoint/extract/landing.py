@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import fsspec
+import msgspec
 
 _DAY_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DAY_MS = re.compile(r"^\d{13}$")
 _READ_SIZE = 1 << 16
+_json_decode = msgspec.json.Decoder().decode
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RawItem:
     """One record as read from a file: its location, the parsed value or the parse error."""
 
@@ -96,9 +98,11 @@ def _decode(text: str, location: str) -> RawItem:
     if "\\u0000" in text:
         return RawItem(location, text, error="payload contains a NUL character, which jsonb cannot store")
     try:
-        return RawItem(location, text, value=json.loads(text))
-    except json.JSONDecodeError as exc:
-        return RawItem(location, text, error=f"broken JSON: {exc.msg} at column {exc.colno}")
+        # msgspec's decoder: the same values as the stdlib's, about twice as fast (the profile of
+        # the load path has JSON decoding on top); NaN and Infinity, which jsonb refuses, fail here.
+        return RawItem(location, text, value=_json_decode(text))
+    except msgspec.MsgspecError as exc:
+        return RawItem(location, text, error=f"broken JSON: {exc}")
 
 
 def _iter_array(rest_of_line: str, text: io.TextIOWrapper, url: str) -> Iterator[RawItem]:

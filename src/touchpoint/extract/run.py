@@ -40,7 +40,7 @@ def load_items(loader: RawLoader, stream: Stream, items: Iterable[RawItem]) -> N
         try:
             if not stream.accept(item.value):  # type: ignore[arg-type]
                 continue
-            loader.add(key_record(stream, item.value, item.location))
+            loader.add(key_record(stream, item.value, item.location, item.text))
         except InvalidRecord as exc:
             loader.quarantine(item.location, str(exc), item.text)
 

@@ -6,6 +6,7 @@ event time. The shared machinery (``loader``, ``landing``, ``hubspot``) does the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,19 +34,22 @@ class Stream:
     accept: Callable[[Record], bool] = lambda record: True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KeyedRecord:
-    """A validated record, ready for the raw table."""
+    """A validated record, ready for the raw table (the payload as JSON text: a parsed payload
+    is not kept, so the chunks waiting to be written stay small)."""
 
     natural_key: str
     object_id: str | None
     event_time: datetime
-    payload: Record
+    payload_json: str
     source: str
 
 
-def key_record(stream: Stream, payload: Any, source: str) -> KeyedRecord:
-    """Apply a stream's declarations to one parsed payload, or raise :class:`InvalidRecord`."""
+def key_record(stream: Stream, payload: Any, source: str, payload_json: str | None = None) -> KeyedRecord:
+    """Apply a stream's declarations to one parsed payload, or raise :class:`InvalidRecord`.
+    ``payload_json``: the text ``payload`` was decoded from, stored as it is (saves encoding it
+    again); without it the payload is encoded."""
     if not isinstance(payload, dict):
         raise InvalidRecord(f"expected a JSON object, got {type(payload).__name__}")
     try:
@@ -58,4 +62,5 @@ def key_record(stream: Stream, payload: Any, source: str) -> KeyedRecord:
         raise InvalidRecord(f"{type(exc).__name__}: {exc}") from None
     if not natural_key:
         raise InvalidRecord("empty natural key")
-    return KeyedRecord(natural_key, object_id, event_time, payload, source)
+    return KeyedRecord(natural_key, object_id, event_time,
+                       payload_json if payload_json is not None else json.dumps(payload), source)

@@ -1,0 +1,155 @@
+"""`python -m bench [--scales S,M,L] [--repetitions 3] [--quick]`: measure every stage.
+
+Writes bench/results.json after every stage (a run cut short keeps what it measured) and
+prints the Markdown tables at the end (also saved as bench/results.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH_VAR = REPO / "var" / "bench"
+# The bench's own cluster and var dir, apart from the demo's and the tests'.
+os.environ.setdefault("TOUCHPOINT_VAR_DIR", str(BENCH_VAR))
+os.environ.setdefault("TOUCHPOINT_PG_PORT", "54359")
+os.environ.setdefault("MPLCONFIGDIR", str(BENCH_VAR / "cache" / "matplotlib"))
+os.environ.pop("TOUCHPOINT_WAREHOUSE_URL", None)
+
+from bench import stages  # noqa: E402
+from bench.dataset import ensure_dataset  # noqa: E402
+from bench.measure import repeated, run_measured  # noqa: E402
+from bench.scales import SCALES  # noqa: E402
+from bench.table import render  # noqa: E402
+from bench.targets import judge  # noqa: E402
+
+#: at L only our loader and the limit are measured (the peers' hour-long runs prove nothing more)
+PEERS_UP_TO = ("S", "M")
+
+
+def progress(message: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S}] {message}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--scales", default="S,M,L", help="comma-separated, from S, M, L")
+    parser.add_argument("--repetitions", type=int, default=3, help="runs per load and report measurement")
+    parser.add_argument("--quick", action="store_true", help="S only, one repetition (a couple of minutes)")
+    parser.add_argument("--no-peers", action="store_true", help="skip dlt and pandas (ours and psql \\copy only)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
+    args = parser.parse_args(argv)
+    names = ["S"] if args.quick else [s.strip().upper() for s in args.scales.split(",") if s.strip()]
+    unknown = [n for n in names if n not in SCALES]
+    if unknown or args.repetitions < 1:
+        parser.error(f"unknown scale(s) {unknown}; choose from {', '.join(SCALES)}" if unknown
+                     else "--repetitions must be at least 1")
+    reps = 1 if args.quick else args.repetitions
+
+    from touchpoint.config import load_settings
+    from touchpoint.warehouse.cluster import EmbeddedCluster
+
+    settings = load_settings()
+    EmbeddedCluster(settings).start(log=progress)
+    wh = stages.Warehouse(f"postgresql://{settings.pg_user}@127.0.0.1:{settings.pg_port}/postgres", settings.var_dir)
+    results: dict[str, Any] = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "postgres": "embedded cluster (fsync=off, synchronous_commit=off), one for every contender",
+        "repetitions": reps, "scales": {}, "targets": [],
+    }
+
+    def save() -> None:
+        results["targets"] = judge(results)
+        args.out.write_text(json.dumps(results, indent=2, default=str))
+
+    dlt_python = None
+    for name in names:
+        scale = SCALES[name]
+        ds = ensure_dataset(scale, progress)
+        missing = [what for what, have, need in zip(("web", "email", "CRM"), (
+            ds.manifest["web_events"], ds.manifest["email_events"], ds.manifest["crm_objects"]), scale.minimum)
+            if have < need]
+        if missing:
+            progress(f"  WARNING: data set {name} holds fewer {', '.join(missing)} records than the scale asks for")
+        here: dict[str, Any] = {"dataset": ds.manifest, "load": {}}
+        results["scales"][name] = here
+        scale_reps = reps if name != "L" else 1
+        # The first run of each of our loads fills this warehouse, which the later stages build on.
+        warehouse = wh.fresh(f"warehouse_{name}")
+        for source in ("web", "email"):
+            load: dict[str, Any] = {}
+            here["load"][source] = load
+            progress(f"{name} {source} load of the history ({ds.manifest[f'{source}_csv_rows']:,} rows)")
+            load["ours"] = repeated(scale_reps, first_into(warehouse, lambda into: stages.load_ours(
+                wh, ds, source, into=into)), progress, "ours")
+            load["copy"] = repeated(scale_reps, lambda: stages.load_copy(wh, ds, source), progress, "psql \\copy")
+            save()
+            if name in PEERS_UP_TO and not args.no_peers:
+                if dlt_python is None:
+                    from bench.peers import ensure_dlt_python
+                    dlt_python = ensure_dlt_python(settings.var_dir)
+                load["dlt"] = repeated(scale_reps, lambda: stages.load_peer(wh, ds, source, "dlt", dlt_python),
+                                       progress, "dlt")
+                load["pandas"] = repeated(scale_reps, lambda: stages.load_peer(wh, ds, source, "pandas"),
+                                          progress, "pandas to_sql")
+                save()
+        progress(f"{name} CRM extraction of the history ({ds.manifest['crm_objects']:,} objects in all)")
+        here["crm"] = repeated(scale_reps, first_into(warehouse, lambda into: stages.crm_extract(wh, ds, into=into)),
+                               progress, "crm")
+        save()
+        progress(f"{name} dbt: full build of the history, then one new day")
+        here["dbt"] = stages.transform(wh, ds, warehouse, progress)
+        save()
+        progress(f"{name} report to 50 recipients")
+        here["report"] = repeated(reps, lambda: stages.report(wh, ds, warehouse), progress, "report")
+        wh.drop(warehouse)
+        save()
+        if name == "M":
+            here["profile"] = profile_load(wh, ds)
+            save()
+    save()
+    table = render(results)
+    args.out.with_suffix(".md").write_text(table)
+    print(table)
+    return 0
+
+
+def first_into(warehouse: str, run: Callable[[str | None], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """A measurement whose first run loads into ``warehouse`` and the others into fresh databases."""
+    runs = iter([warehouse])
+    return lambda: run(next(runs, None))
+
+
+def profile_load(wh: stages.Warehouse, ds) -> dict[str, Any]:
+    """A pyinstrument CPU profile of ``touchpoint extract web`` (the load path) at this scale,
+    saved beside the results: the session, and its text and HTML renderings."""
+    out = REPO / "bench" / f"profile-load-{ds.scale.name}"
+    dsn = wh.fresh("profile")
+    progress(f"profiling the web load at {ds.scale.name} -> {out}.txt / .html")
+    pyinstrument = [sys.executable, "-m", "pyinstrument"]
+    try:
+        run = run_measured([*pyinstrument, "-r", "pyisession", "-o", f"{out}.pyisession", "-m", "touchpoint",
+                            "extract", "web", "--start", ds.start.isoformat(), "--end", ds.end.isoformat()],
+                           env=wh.env(dsn, ds))
+    finally:
+        wh.drop(dsn)
+    for renderer in ("text", "html"):
+        run_measured([*pyinstrument, "--load", f"{out}.pyisession", "-r", renderer, "--no-color",
+                      "-o", f"{out}.{'txt' if renderer == 'text' else 'html'}"] if renderer == "text" else
+                     [*pyinstrument, "--load", f"{out}.pyisession", "-r", renderer, "-o", f"{out}.html"])
+    Path(f"{out}.pyisession").unlink()
+    return {"text": f"bench/{out.name}.txt", "html": f"bench/{out.name}.html", "seconds": run.seconds}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""The bench data sets: simulated at each scale once, cached under bench/data/.
+
+A data set is rebuilt when its scale or the simulator's code changes (both are in its
+fingerprint). Large worlds are built in slices of :data:`~bench.scales.SLICE` people, two
+processes at a time, each slice writing its own landing files beside the others'.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.scales import RETURN_VISITS_PER_WEEK, SEED, SLICE, START, WEEKS, Scale
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "bench" / "data"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    scale: Scale
+    root: Path
+    manifest: dict[str, Any]
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def crm_dir(self) -> Path:
+        return self.root / "sim" / "crm"
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(START, datetime.min.time(), UTC)
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(weeks=WEEKS)
+
+    @property
+    def last_day(self) -> datetime:
+        """The day the incremental measurements ingest on top of everything before it."""
+        return self.end - timedelta(days=1)
+
+    def csv_for(self, source: str) -> Path:
+        return self.root / "csv" / f"{source}.csv"
+
+
+def _fingerprint(scale: Scale) -> str:
+    h = hashlib.sha256(json.dumps([scale.customers, SEED, START.isoformat(), WEEKS, RETURN_VISITS_PER_WEEK,
+                                   SLICE]).encode())
+    for name in ("population.py", "writers.py"):
+        h.update((REPO / "src" / "touchpoint_sim" / name).read_bytes())
+    return h.hexdigest()[:10]
+
+
+def _build_slice(index: int, first: int, count: int, landing: str) -> dict[str, Any]:
+    from touchpoint_sim.population import generate
+    from touchpoint_sim.writers import write_segment, write_sendgrid
+
+    world = generate(count, WEEKS, SEED, START, RETURN_VISITS_PER_WEEK, first_index=first)
+    write_sendgrid(world, Path(landing) / "sendgrid", part=index)
+    write_segment(world, Path(landing) / "segment", part=index)
+    return {"web": len(world.web_events), "email": len(world.email_events), "crm": world.crm,
+            "associations": world.associations}
+
+
+def ensure_dataset(scale: Scale, progress: Callable[[str], None] = print) -> Dataset:
+    """The data set of ``scale``, generated (and pre-converted to CSV) unless cached."""
+    root = DATA / f"{scale.name}-{_fingerprint(scale)}"
+    done = root / "manifest.json"
+    if done.exists():
+        dataset = Dataset(scale, root, json.loads(done.read_text()))
+        if dataset.manifest.get("csv_of") != CSV_OF:
+            _write_copy_csvs(dataset, progress)
+            done.write_text(json.dumps(dataset.manifest, indent=2))
+        return dataset
+    for stale in DATA.glob(f"{scale.name}-*"):
+        shutil.rmtree(stale)
+    started = time.perf_counter()
+    progress(f"generating data set {scale.name}: {scale.customers:,} customers x {WEEKS} weeks under {root}")
+    slices = [(i, first, min(SLICE, scale.customers - first))
+              for i, first in enumerate(range(0, scale.customers, SLICE))]
+    from touchpoint_sim.population import ASSOCIATION_PAIRS, CRM_TYPES, World
+    from touchpoint_sim.writers import write_crm
+
+    merged = World(start=START, weeks=WEEKS, seed=SEED)
+    merged.associations = {pair: {} for pair in ASSOCIATION_PAIRS}
+    web = email = 0
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(_build_slice, i, first, count, str(root / "landing")) for i, first, count in slices]
+        for n, future in enumerate(futures, 1):
+            part = future.result()
+            web, email = web + part["web"], email + part["email"]
+            for object_type in CRM_TYPES:
+                merged.crm[object_type].extend(part["crm"][object_type])
+            for pair, links in part["associations"].items():
+                merged.associations[pair].update(links)
+            progress(f"  slice {n}/{len(slices)} written ({web:,} web, {email:,} email events so far)")
+    counts = write_crm(merged, root / "sim" / "crm")
+    generated = time.perf_counter() - started
+    manifest = {"scale": scale.name, "customers": scale.customers, "weeks": WEEKS, "seed": SEED,
+                "start": START.isoformat(), "return_visits_per_week": RETURN_VISITS_PER_WEEK,
+                "web_events": web, "email_events": email, "crm_objects": sum(counts.values()), "crm": counts,
+                "generation_seconds": round(generated, 1)}
+    dataset = Dataset(scale, root, manifest)
+    progress(f"  data set {scale.name}: {web:,} web, {email:,} email events, {manifest['crm_objects']:,} CRM objects"
+             f" in {generated:.0f} s")
+    _write_copy_csvs(dataset, progress)
+    done.write_text(json.dumps(manifest, indent=2))
+    return dataset
+
+
+#: what the CSV files hold (a data set with older CSVs gets them written again)
+CSV_OF = "history: every day but the last"
+
+
+def _write_copy_csvs(dataset: Dataset, progress: Callable[[str], None]) -> None:
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        rows = dict(zip(("web", "email"), pool.map(_write_copy_csv, (dataset, dataset), ("web", "email"))))
+    for source, count in rows.items():
+        dataset.manifest[f"{source}_csv_rows"] = count
+    dataset.manifest["csv_seconds"] = round(time.perf_counter() - started, 1)
+    dataset.manifest["csv_of"] = CSV_OF
+    progress(f"  CSV of the history for psql \\copy: {rows['web']:,} web, {rows['email']:,} email rows"
+             f" in {dataset.manifest['csv_seconds']:.0f} s (not counted)")
+
+
+def _write_copy_csv(dataset: Dataset, source: str) -> int:
+    """The rows our loader inserts for the history (every day but the last), pre-converted to
+    CSV for ``psql \\copy`` (the limit): read and keyed by our own reader, so both sides load
+    exactly the same rows."""
+    from touchpoint.extract.landing import files_for_interval, read_items
+    from touchpoint.extract.sources import FILE_STREAMS
+    from touchpoint.extract.stream import InvalidRecord, key_record
+
+    stream, folder = FILE_STREAMS[source]
+    path = dataset.csv_for(source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    seen: set[str] = set()
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        for url in files_for_interval(str(dataset.landing / folder), dataset.start, dataset.last_day):
+            for item in read_items(url):
+                if item.error is not None or not stream.accept(item.value):  # type: ignore[arg-type]
+                    continue
+                try:
+                    record = key_record(stream, item.value, item.location, item.text)
+                except InvalidRecord:
+                    continue
+                if record.natural_key in seen:
+                    continue
+                seen.add(record.natural_key)
+                writer.writerow((record.natural_key, record.object_id or "", record.event_time.isoformat(),
+                                 record.payload_json, "bench", record.source))
+                rows += 1
+    return rows
+
+
+def files_of(dataset: Dataset, source: str, start: datetime | None = None, end: datetime | None = None) -> list[str]:
+    from touchpoint.extract.landing import files_for_interval
+    from touchpoint.extract.sources import FILE_STREAMS
+
+    return files_for_interval(str(dataset.landing / FILE_STREAMS[source][1]), start or dataset.start, end or dataset.end)

@@ -1,0 +1,83 @@
+"""Running a stage in a child process: its wall time, its peak RSS, its output."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class StageFailed(RuntimeError):
+    """A measured child process exited non-zero."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    seconds: float
+    peak_rss_mb: float
+    stdout: str
+    stderr: str
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    """VmHWM of a running process: the peak RSS of its own address space. (``ru_maxrss`` from
+    ``wait4`` would not do: Linux keeps the high-water mark across exec, so a child started by a
+    large parent reports the parent's size.)"""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return None
+    return None
+
+
+def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None,
+                 timeout: float = 3600) -> Measured:
+    """Run ``cmd``; its wall time, and its peak RSS sampled every 10 ms from /proc (that of the
+    process itself; a grandchild is not counted)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env, cwd=cwd, text=True)
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, _peak_rss_mb(proc.pid) or 0.0)
+            if time.perf_counter() - started > timeout:
+                proc.kill()
+                proc.wait()
+                break
+            time.sleep(0.01)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        tail = (stderr.strip() or stdout.strip() or "no output").splitlines()[-5:]
+        raise StageFailed(f"{' '.join(cmd[:4])} ... exited {proc.returncode}: " + " | ".join(tail))
+    return Measured(seconds, peak, stdout, stderr)
+
+
+def repeated(times: int, once: Callable[[], dict[str, Any]], progress: Callable[[str], None],
+             label: str) -> dict[str, Any]:
+    """Run ``once`` ``times`` times; the result holds the median of every number and the runs."""
+    runs = []
+    for n in range(times):
+        result = once()
+        progress(f"  {label} run {n + 1}/{times}: " + ", ".join(
+            f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
+            if isinstance(v, int | float)))
+        runs.append(result)
+    summary: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            summary[key] = statistics.median(r[key] for r in runs)
+        else:
+            summary[key] = value
+    summary["repetitions"] = times
+    summary["runs"] = runs
+    return summary

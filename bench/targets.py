@@ -1,0 +1,44 @@
+"""The targets of issue 8, judged on the figures of one run. Each is reported met or not,
+with the numbers it was judged on; none is tuned to pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _target(name: str, value: float | None, limit: float, op: str, text: str) -> dict[str, Any]:
+    met = None if value is None else (value >= limit if op == ">=" else value <= limit)
+    return {"target": name, "value": value, "limit": limit, "op": op, "met": met, "what": text}
+
+
+def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
+    scales = results["scales"]
+    judged = []
+    for scale in ("M", "S", "L"):  # the throughput targets on the largest scale with all peers
+        loads = scales.get(scale, {}).get("load")
+        if loads and all("dlt" in loads[src] and "copy" in loads[src] for src in ("web", "email")):
+            for src in ("web", "email"):
+                ours, copy, dlt = (loads[src][k]["rows_per_s"] for k in ("ours", "copy", "dlt"))
+                judged.append(_target(f"{src} load >= 0.5 x psql \\copy ({scale})", ours / copy, 0.5, ">=",
+                                      "ours / psql \\copy, rows/s"))
+                judged.append(_target(f"{src} load >= 3 x dlt ({scale})", ours / dlt, 3.0, ">=",
+                                      "ours / dlt (its fastest mode measured), rows/s"))
+            break
+    for scale in ("L", "M", "S"):
+        dbt = scales.get(scale, {}).get("dbt")
+        if dbt:
+            judged.append(_target(f"incremental <= 0.15 x full build ({scale})", dbt["incremental_over_full"], 0.15,
+                                  "<=", "one new day's dbt build / full dbt build, seconds"))
+            break
+    small, large = scales.get("S", {}).get("load"), scales.get("L", {}).get("load")
+    if small and large:
+        for src in ("web", "email"):
+            judged.append(_target(f"{src} load peak RSS at L <= 1.2 x at S",
+                                  large[src]["ours"]["peak_rss_mb"] / small[src]["ours"]["peak_rss_mb"], 1.2, "<=",
+                                  "peak RSS of `touchpoint extract` at L / at S"))
+    dbt_large = scales.get("L", {}).get("dbt")
+    if dbt_large:
+        judged.append(_target("ingest + transform of one day at L < 60 s",
+                              dbt_large["one_day_ingest_and_transform_seconds"], 60.0, "<=",
+                              "extract web+email+crm of the last day + incremental dbt build, seconds"))
+    return judged
