@@ -36,13 +36,23 @@ class LoadStats:
         return {"loaded": self.loaded, "duplicates": self.duplicates, "quarantined": self.quarantined}
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _COPY_BLOCK = 1 << 20
 
 
 def copy_text(value: str | None) -> str:
-    """A value in COPY's text format (``\\N`` for null)."""
-    return "\\N" if value is None else value.translate(_COPY_ESCAPES)
+    """A value in COPY's text format (``\\N`` for null). Chained ``replace`` calls, each skipped
+    when its character is absent: many times faster than ``str.translate`` on a long payload."""
+    if value is None:
+        return "\\N"
+    if "\\" in value:
+        value = value.replace("\\", "\\\\")
+    if "\t" in value:
+        value = value.replace("\t", "\\t")
+    if "\n" in value:
+        value = value.replace("\n", "\\n")
+    if "\r" in value:
+        value = value.replace("\r", "\\r")
+    return value
 
 
 class RawLoader:

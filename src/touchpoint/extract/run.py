@@ -10,7 +10,7 @@ from datetime import datetime
 
 import psycopg
 
-from touchpoint.extract.hubspot import HubSpotClient
+from touchpoint.extract.hubspot import ASSOCIATION_BATCH, HubSpotClient
 from touchpoint.extract.landing import RawItem, files_for_interval, read_items
 from touchpoint.extract.loader import LoadStats, RawLoader, advance_watermark
 from touchpoint.extract.sources import FILE_STREAMS, HubSpotObject, hubspot_objects
@@ -90,13 +90,25 @@ def extract_hubspot(
 ) -> LoadStats:
     stream = obj.stream
     with RawLoader(conn, stream, f"{client.base_url} {obj.object_type} {start.isoformat()}..{end.isoformat()}") as loader:
-        pages = client.search_pages(obj.object_type, obj.modified_property, obj.properties, start, end)
-        for records, location in pages:
-            for record in with_associations(client, obj, records):
+        def load(batch: list[tuple[dict, str]]) -> None:
+            with_associations(client, obj, [record for record, _ in batch])
+            for record, location in batch:
                 try:
                     loader.add(key_record(stream, record, location))
                 except InvalidRecord as exc:
                     loader.quarantine(location, str(exc), json.dumps(record))
+
+        # Associations are read for as many records as one v4 batch takes (1,000), not page by
+        # page (200): a fifth of the requests.
+        batch: list[tuple[dict, str]] = []
+        for records, location in client.search_pages(obj.object_type, obj.modified_property, obj.properties,
+                                                     start, end):
+            batch.extend((record, location) for record in records)
+            if len(batch) >= ASSOCIATION_BATCH:
+                load(batch)
+                batch = []
+        if batch:
+            load(batch)
     advance_watermark(conn, stream.name, end)
     _log_stats(loader.stats, f"{client.base_url} ({client.requests_made} requests so far)")
     return loader.stats
