@@ -34,6 +34,7 @@ class WeeklyReport:
     templates_dir: Path
     quality: dict[str, Any] | None = None
     _contents: dict[Slice, WeeklyContent] = field(default_factory=dict)
+    _charts: dict[Slice, dict] = field(default_factory=dict)
 
     def content(self, slice_: Slice) -> WeeklyContent:
         if slice_ not in self._contents:
@@ -48,7 +49,8 @@ class WeeklyReport:
         return self.content(Slice(ALL, ALL)).has_data
 
     def render(self, recipient: Recipient) -> RenderedReport:
-        return render_weekly_report(self.content(recipient.slice), recipient, self.templates_dir)
+        return render_weekly_report(self.content(recipient.slice), recipient, self.templates_dir,
+                                    chart_cache=self._charts.setdefault(recipient.slice, {}))
 
 
 def write_preview(report: WeeklyReport, recipients: tuple[Recipient, ...], out_dir: Path) -> list[Path]:
