@@ -120,9 +120,8 @@ def load_peer(wh: Warehouse, ds: Dataset, source: str, peer: str, dlt_python: Pa
             result = run_dlt(dlt_python, source, files, dsn, f"dlt_{source}", mode=mode)
         else:
             result = run_pandas(source, files, dsn, f"pandas_{source}")
-        expected = ds.manifest[f"{source}_csv_rows"]
-        if result["rows"] != expected:
-            raise RuntimeError(f"{peer} loaded {result['rows']} rows of {source}, expected {expected}")
+        # The peer checks its own count against the events in the files (in append mode, the
+        # events a vendor delivered twice are rows twice: the same rows ours reads).
         return {"rows": result["rows"], "seconds": result["wall_seconds"],
                 "rows_per_s": result["rows"] / result["wall_seconds"], "peak_rss_mb": result["peak_rss_mb"],
                 "config": result.get("config", mode)}
