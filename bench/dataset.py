@@ -122,22 +122,23 @@ def ensure_dataset(scale: Scale, progress: Callable[[str], None] = print) -> Dat
 
 
 #: what the CSV files hold (a data set with older CSVs gets them written again)
-CSV_OF = "history: every day but the last"
+CSV_OF = "history: every day but the last; duplicates counted"
 
 
 def _write_copy_csvs(dataset: Dataset, progress: Callable[[str], None]) -> None:
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=2) as pool:
         rows = dict(zip(("web", "email"), pool.map(_write_copy_csv, (dataset, dataset), ("web", "email"))))
-    for source, count in rows.items():
+    for source, (count, duplicates) in rows.items():
         dataset.manifest[f"{source}_csv_rows"] = count
+        dataset.manifest[f"{source}_duplicates_in_history"] = duplicates
     dataset.manifest["csv_seconds"] = round(time.perf_counter() - started, 1)
     dataset.manifest["csv_of"] = CSV_OF
-    progress(f"  CSV of the history for psql \\copy: {rows['web']:,} web, {rows['email']:,} email rows"
+    progress(f"  CSV of the history for psql \\copy: {rows['web'][0]:,} web, {rows['email'][0]:,} email rows"
              f" in {dataset.manifest['csv_seconds']:.0f} s (not counted)")
 
 
-def _write_copy_csv(dataset: Dataset, source: str) -> int:
+def _write_copy_csv(dataset: Dataset, source: str) -> tuple[int, int]:
     """The rows our loader inserts for the history (every day but the last), pre-converted to
     CSV for ``psql \\copy`` (the limit): read and keyed by our own reader, so both sides load
     exactly the same rows."""
@@ -148,7 +149,7 @@ def _write_copy_csv(dataset: Dataset, source: str) -> int:
     stream, folder = FILE_STREAMS[source]
     path = dataset.csv_for(source)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = 0
+    rows = duplicates = 0
     seen: set[str] = set()
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -160,13 +161,14 @@ def _write_copy_csv(dataset: Dataset, source: str) -> int:
                     record = key_record(stream, item.value, item.location, item.text)
                 except InvalidRecord:
                     continue
-                if record.natural_key in seen:
+                if record.natural_key in seen:  # delivered twice (SendGrid does): loaded once
+                    duplicates += 1
                     continue
                 seen.add(record.natural_key)
                 writer.writerow((record.natural_key, record.object_id or "", record.event_time.isoformat(),
                                  record.payload_json, "bench", record.source))
                 rows += 1
-    return rows
+    return rows, duplicates
 
 
 def files_of(dataset: Dataset, source: str, start: datetime | None = None, end: datetime | None = None) -> list[str]:

@@ -38,9 +38,10 @@ class PeerFailed(RuntimeError):
 
 # -- the dlt virtualenv ----------------------------------------------------------------------
 def ensure_dlt_python(var_dir: Path) -> Path:
-    """The python of ``var_dir/bench/dlt-venv``, created and filled from requirements-dlt.txt
-    the first time, and again whenever that file changes (its hash is kept in the venv)."""
-    venv = Path(var_dir).absolute() / "bench" / "dlt-venv"
+    """The python of ``var_dir/dlt-venv`` (the bench passes its var dir, var/bench), created and
+    filled from requirements-dlt.txt the first time, and again whenever that file changes (its
+    hash is kept in the venv)."""
+    venv = Path(var_dir).absolute() / "dlt-venv"
     python = venv / "bin" / "python"
     marker = venv / ".requirements-sha256"
     digest = hashlib.sha256(REQUIREMENTS_DLT.read_bytes()).hexdigest()

@@ -1066,7 +1066,9 @@ class _Builder:
         byte-for-byte what it was without this step."""
         if self.return_visits_per_week <= 0:
             return
-        main, self.rng = self.rng, random.Random(f"{self.world.seed}:return-visits")
+        # A slice of a larger population has a stream of its own here too (message ids!).
+        own = f"{self.world.seed}:return-visits" + (f":{self.first_index}" if self.first_index else "")
+        main, self.rng = self.rng, random.Random(own)
         mean_gap_hours = 7 * 24 / self.return_visits_per_week
         pages = (*RESEARCH_PAGES, "/", "/help", *HELP_PAGES.values())
         try:
