@@ -121,3 +121,27 @@ def test_payloads_are_stored_as_the_json_that_was_read(fresh_db, tmp_path):
     with psycopg.connect(fresh_db) as conn:
         payload, = conn.execute("select payload from raw.segment_events").fetchone()
     assert payload == json.loads(text)
+
+
+def test_a_key_taken_by_a_concurrent_loader_falls_back_to_inserting_only_the_new_ones(fresh_db, monkeypatch):
+    from touchpoint.extract.loader import RawLoader
+    from touchpoint.extract.sources import SEGMENT_EVENTS
+    from touchpoint.extract.stream import key_record
+    from touchpoint.warehouse.schema import ensure_schema
+
+    def records(numbers):
+        return [key_record(SEGMENT_EVENTS, {"type": "page", "messageId": f"m-{n}", "anonymousId": "a",
+                                            "timestamp": "2026-10-05T10:00:00Z"}, "test") for n in numbers]
+
+    with psycopg.connect(fresh_db) as conn:
+        ensure_schema(conn)
+        with RawLoader(conn, SEGMENT_EVENTS, "first") as loader:
+            for r in records(range(3)):
+                loader.add(r)
+        # As if another loader committed m-1 and m-2 between the check and the COPY.
+        monkeypatch.setattr(RawLoader, "_loaded_keys", lambda self, keys: set())
+        with RawLoader(conn, SEGMENT_EVENTS, "second") as loader:
+            for r in records(range(1, 6)):
+                loader.add(r)
+        assert (loader.stats.loaded, loader.stats.duplicates) == (3, 2)
+        assert conn.execute("select count(*) from raw.segment_events").fetchone()[0] == 6

@@ -106,24 +106,25 @@ def _decode(text: str, location: str) -> RawItem:
 
 
 def _iter_array(rest_of_line: str, text: io.TextIOWrapper, url: str) -> Iterator[RawItem]:
-    """Decode ``[obj, obj, ...]`` incrementally with ``raw_decode`` over a sliding buffer."""
+    """Decode ``[obj, obj, ...]`` incrementally with ``raw_decode`` over a sliding buffer (the
+    consumed part is dropped only when more is read: dropping it after every element copied the
+    rest of the buffer each time)."""
     decoder = json.JSONDecoder()
-    buf = rest_of_line
-    index = 0
-    eof = False
-    pos = 0
+    buf, pos, eof, index = rest_of_line, 0, False, 0
+
+    def read_more() -> None:
+        nonlocal buf, pos, eof
+        chunk = text.read(_READ_SIZE)
+        eof = chunk == ""
+        buf, pos = buf[pos:] + chunk, 0
+
     while True:
-        buf = buf[pos:]
-        pos = 0
-        # skip separators
-        while True:
+        while True:  # skip separators
             while pos < len(buf) and (buf[pos].isspace() or buf[pos] == ","):
                 pos += 1
             if pos < len(buf) or eof:
                 break
-            chunk = text.read(_READ_SIZE)
-            eof = chunk == ""
-            buf, pos = buf[pos:] + chunk, 0
+            read_more()
         if pos >= len(buf) or buf[pos] == "]":
             return
         while True:
@@ -131,9 +132,7 @@ def _iter_array(rest_of_line: str, text: io.TextIOWrapper, url: str) -> Iterator
                 value, end = decoder.raw_decode(buf, pos)
             except json.JSONDecodeError as exc:
                 if not eof:
-                    chunk = text.read(_READ_SIZE)
-                    eof = chunk == ""
-                    buf += chunk
+                    read_more()
                     continue
                 # The rest of the array cannot be decoded: quarantine it as one item.
                 yield RawItem(f"{url}[{index}]", buf[pos:].strip()[:10000],

@@ -149,17 +149,29 @@ class RawLoader:
             )
 
     def _insert_new(self, rows: list[KeyedRecord]) -> int:
-        """Insert the rows whose natural key is new; returns how many."""
-        keys = [r.natural_key for r in rows]
-        if len(set(keys)) == len(keys) and not self._any_loaded(keys):
-            # All new (the usual case): straight into the table, as fast as COPY goes.
-            try:
-                with self.conn.transaction():  # a savepoint: a concurrent loader may take a key first
-                    self._copy(rows, sql.SQL("copy {} (natural_key, object_id, event_time, payload, _source, _batch_id)"
-                                             " from stdin").format(self._target), self.batch_id)
-                return len(rows)
-            except psycopg.errors.UniqueViolation:
-                log.info("%s: a key of this chunk was loaded meanwhile; inserting only the new ones", self.stream.name)
+        """Insert the rows whose natural key is new; returns how many. Of a key that comes twice
+        in the chunk, the earliest copy is the one kept."""
+        loaded = self._loaded_keys([r.natural_key for r in rows])
+        new: dict[str, KeyedRecord] = {}
+        for r in sorted(rows, key=lambda r: r.event_time):
+            if r.natural_key not in loaded and r.natural_key not in new:
+                new[r.natural_key] = r
+        if not new:
+            return 0
+        # Only new keys are left: straight into the table, as fast as COPY goes.
+        try:
+            with self.conn.transaction():  # a savepoint: a concurrent loader may take a key first
+                self._copy(list(new.values()), sql.SQL(
+                    "copy {} (natural_key, object_id, event_time, payload, _source, _batch_id) from stdin"
+                ).format(self._target), self.batch_id)
+            return len(new)
+        except psycopg.errors.UniqueViolation:
+            log.info("%s: a key of this chunk was loaded meanwhile; inserting only the new ones", self.stream.name)
+        return self._insert_new_by_conflict(rows)
+
+    def _insert_new_by_conflict(self, rows: list[KeyedRecord]) -> int:
+        """The slower way, safe against a concurrent loader: a temp table, then insert what does
+        not conflict."""
         cur = self.conn.cursor()
         cur.execute(
             "create temp table if not exists _incoming "
@@ -178,9 +190,9 @@ class RawLoader:
         )
         return cur.rowcount
 
-    def _any_loaded(self, keys: list[str]) -> bool:
-        query = sql.SQL("select exists (select 1 from {} where natural_key = any(%s))").format(self._target)
-        return bool(self.conn.execute(query, (keys,)).fetchone()[0])
+    def _loaded_keys(self, keys: list[str]) -> set[str]:
+        query = sql.SQL("select natural_key from {} where natural_key = any(%s)").format(self._target)
+        return {row[0] for row in self.conn.execute(query, (keys,))}
 
     def _copy(self, rows: list[KeyedRecord], statement: sql.Composable, batch_id: str | None = None) -> None:
         """COPY rows (natural key, object id, event time, payload, source[, batch id]), the text
