@@ -10,7 +10,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 #: the natural key of each source's events (some SendGrid events have none)
@@ -50,3 +51,16 @@ def content_key(event: dict[str, Any]) -> str:
     """A deterministic key for an event that has no natural key: a hash of its canonical JSON."""
     canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def run_child(main: Callable[[str, str], int], program: str) -> None:
+    """The command line of a peer's child program: ``program REQUEST.json RESULT.json``."""
+    if len(sys.argv) != 3:
+        raise SystemExit(f"usage: {program} REQUEST.json RESULT.json")
+    sys.exit(main(sys.argv[1], sys.argv[2]))
+
+
+def write_result(path: str, result: dict[str, Any]) -> int:
+    with open(path, "w") as f:
+        json.dump(result, f)
+    return 0

@@ -20,7 +20,6 @@ dlt's normal behaviour is kept on purpose: schema inference, nested dicts flatte
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
 from importlib.metadata import version
@@ -112,12 +111,8 @@ def main(request_path: str, result_path: str) -> int:
             if job.job_file_info.table_name == root
         }),
     }
-    with open(result_path, "w") as f:
-        json.dump(result, f)
-    return 0
+    return _landing.write_result(result_path, result)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit("usage: dlt_load.py REQUEST.json RESULT.json")
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    _landing.run_child(main, "dlt_load.py")

@@ -10,7 +10,6 @@ SQLAlchemy's JSONB type).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from importlib.metadata import version
 from typing import Any
@@ -72,12 +71,8 @@ def main(request_path: str, result_path: str) -> int:
         "table": table,
         "versions": {name: version(name) for name in ("pandas", "sqlalchemy", "psycopg")},
     }
-    with open(result_path, "w") as f:
-        json.dump(result, f)
-    return 0
+    return _landing.write_result(result_path, result)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit("usage: pandas_load.py REQUEST.json RESULT.json")
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    _landing.run_child(main, "pandas_load.py")
