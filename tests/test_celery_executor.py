@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -15,6 +16,7 @@ import pytest
 
 from conftest import REPO, create_db, drop_db, free_port, mart_checksums
 from touchpoint import pipeline
+from touchpoint.airflow_services import celery_env
 from touchpoint.extract.run import CrmEndpoint
 
 DAG_ID = "touchpoint_ingest"
@@ -22,6 +24,28 @@ QUEUE = "touchpoint_scale_out"
 BACKFILL = {"from": "2026-10-05", "to": "2026-10-07"}  # logical dates, inclusive: three daily runs
 DAYS = {"start": "2026-10-05", "end": "2026-10-08"}
 DEADLINE_SECONDS = 720
+
+
+def test_the_workers_celery_settings_keep_airflows_and_preload_every_task_module_without_a_thread(tmp_path):
+    """A worker imports :mod:`touchpoint.task_preload` before forking its tasks: every module
+    it lists must import, and none may start a thread (a fork copies only the forking one)."""
+    probe = (
+        "import sys, threading\n"
+        "from touchpoint.celery_config import CELERY_CONFIG\n"
+        "from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG\n"
+        "assert {k: v for k, v in CELERY_CONFIG.items() if k != 'imports'} == DEFAULT_CELERY_CONFIG\n"
+        "for module in CELERY_CONFIG['imports']:\n"
+        "    __import__(module)\n"
+        "from touchpoint.task_preload import MODULES\n"
+        "missing = [m for m in MODULES if m not in sys.modules]\n"
+        "print(threading.active_count(), missing)\n"
+    )
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"),
+           "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": celery_env("postgresql://u@127.0.0.1:1/airflow", "redis://127.0.0.1:1/0", 1)[
+               "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"]}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[-2] == "1 []"
 
 
 def _query(url: str, sql: str, params: tuple = ()) -> list[tuple]:

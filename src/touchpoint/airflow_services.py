@@ -24,6 +24,10 @@ from touchpoint.config import Settings
 from touchpoint.errors import TouchpointError
 from touchpoint.warehouse.connection import url_parts
 
+# Airflow's Celery settings plus the preloaded task modules (a dotted path, not an import:
+# importing it reads Airflow's configuration)
+CELERY_CONFIG_PATH = "touchpoint.celery_config.CELERY_CONFIG"
+
 #: The metadata database ``touchpoint airflow`` creates next to the warehouse database.
 METADATA_DB = "airflow"
 
@@ -76,6 +80,9 @@ def celery_env(metadata_url: str, broker_url: str, worker_log_port: int, concurr
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": _pg_url(metadata_url, scheme="db+postgresql"),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
+        # Airflow's Celery settings plus the modules each worker imports once, before forking
+        # its tasks (dbt, Cosmos, GX): each task starts with them loaded
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": CELERY_CONFIG_PATH,
         # Each worker serves its task logs to the api-server on this port (default 8793).
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_log_port),
     }
