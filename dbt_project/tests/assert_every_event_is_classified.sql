@@ -2,5 +2,5 @@
 -- Source events that no touchpoint_taxonomy row matches: extend the seed to classify them.
 select source, event_type, event_detail, count(*) as events
 from {{ ref('int_events_classified') }}
-where is_unmapped
+where is_unmapped and not is_removed
 group by 1, 2, 3

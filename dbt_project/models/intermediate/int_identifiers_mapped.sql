@@ -1,14 +1,57 @@
-{{ config(materialized='table', indexes=[{'columns': ['identifier_type', 'identifier'], 'unique': True}]) }}
+{{ config(
+    materialized='incremental',
+    unique_key='identifier_node',
+    incremental_strategy='replace',
+    replace_key='identifier_node',
+    on_schema_change='ignore',
+    indexes=[
+        {'columns': ['identifier_type', 'identifier'], 'unique': True},
+        {'columns': ['identifier_node'], 'unique': True},
+        {'columns': ['component']},
+        {'columns': ['customer_key']},
+        {'columns': ['_updated_at']},
+    ],
+    post_hook=["{{ analyze_if_rebuilt('_updated_at') }}", "{{ save_watermark() }}"],
+) }}
 {#- Every identifier, the customer it resolves to, and why. customer_key is a hash of the
     component's anchor: its earliest-seen person identifier (email, HubSpot contact or Segment
     user). A later identifier joining the group therefore keeps the existing key. Groups of
-    only anonymous devices, and shared addresses, resolve to no customer. -#}
-with nodes as (
-    select * from {{ ref('int_identity_nodes') }}
+    only anonymous devices, and shared addresses, resolve to no customer.
+
+    Incremental: a component's rows depend only on its members (which node, first seen when,
+    excluded or not). The components to re-derive are the old and the new component of every
+    node whose component row or node row changed since the watermark; all their members'
+    rows are replaced (a node that is gone loses its row). A row that comes out the same keeps
+    its _updated_at; when customer_key changes, the old key joins former_customer_keys, so
+    the models after this one can re-build the customers an identifier left. -#}
+with
+{%- if is_incremental() %}
+stored as not materialized (
+    select * from {{ this }}
 ),
+
+changed_nodes as (
+    select node from {{ ref('int_identity_components') }} where _updated_at > {{ watermark() }}
+    union
+    select node from {{ ref('int_identity_nodes') }} where _updated_at > {{ watermark() }}
+),
+
+affected_components as (
+    select component from {{ ref('int_identity_components') }} where node in (select node from changed_nodes)
+    union
+    select component from stored where identifier_node in (select node from changed_nodes)
+),
+{%- endif %}
 
 components as (
     select * from {{ ref('int_identity_components') }}
+    {%- if is_incremental() %}
+    where component in (select component from affected_components)
+    {%- endif %}
+),
+
+nodes as (
+    select * from {{ ref('int_identity_nodes') }} where is_active
 ),
 
 members as (
@@ -33,7 +76,7 @@ emails as (
     order by component, first_seen_at, identifier
 ),
 
-final as (
+mapped as (
     select
         members.identifier_type || ':' || members.identifier as identifier_node,
         members.identifier_type,
@@ -44,10 +87,43 @@ final as (
         anchors.anchor_node,
         members.component_size,
         members.is_over_cap,
-        members.first_seen_at
+        members.first_seen_at,
+        members.component
     from members
     left join anchors using (component)
     left join emails using (component)
+),
+
+{% if is_incremental() %}
+final as (
+    select
+        mapped.*,
+        case when stored.customer_key is not null and stored.customer_key is distinct from mapped.customer_key
+             then array_append(stored.former_customer_keys, stored.customer_key)
+             else coalesce(stored.former_customer_keys, '{}') end as former_customer_keys,
+        case when stored.identifier_node is not null
+                  and (stored.email, stored.customer_key, stored.anchor_node, stored.component_size,
+                       stored.is_over_cap, stored.first_seen_at, stored.component)
+                      is not distinct from
+                      (mapped.email, mapped.customer_key, mapped.anchor_node, mapped.component_size,
+                       mapped.is_over_cap, mapped.first_seen_at, mapped.component)
+             then stored._updated_at else now() end as _updated_at
+    from mapped
+    left join stored using (identifier_node)
+),
+
+replaced as (
+    select identifier_node from stored where component in (select component from affected_components)
+    union
+    select node from changed_nodes
+)
+
+{{ replace_rows('final', 'replaced', 'replaced.identifier_node') }}
+{% else %}
+final as (
+    select mapped.*, '{}'::text[] as former_customer_keys, now() as _updated_at
+    from mapped
 )
 
 select * from final
+{% endif %}

@@ -1,14 +1,70 @@
-{{ config(materialized='table', indexes=[{'columns': ['node'], 'unique': True}]) }}
+{{ config(
+    materialized='incremental',
+    unique_key='node',
+    incremental_strategy='replace',
+    replace_key='node',
+    on_schema_change='ignore',
+    indexes=[
+        {'columns': ['node'], 'unique': True},
+        {'columns': ['graph_component']},
+        {'columns': ['component']},
+        {'columns': ['_updated_at']},
+    ],
+    post_hook=["{{ analyze_if_rebuilt('_updated_at') }}", "{{ save_watermark() }}"],
+) }}
 {#- Connected components of the identity graph (a recursive walk over undirected edges),
-    then the guards: groups above the identity_max_identifiers var are not merged. -#}
-with recursive nodes as (
-    select * from {{ ref('int_identity_nodes') }}
+    then the guards: groups above the identity_max_identifiers var are not merged.
+
+    Incremental: the seeds are the nodes and the edge ends that changed since the watermark
+    (new, re-timed, dropped). The region is the seeds plus every node of the components they
+    were in. No other node's component can change: a path from a node outside the region to
+    the region would have to cross a changed edge, whose ends are seeds, or lie inside an old
+    component of the region. So the walk runs over the region alone, and the region's rows are
+    replaced (a node that is gone loses its row). Unchanged rows keep their _updated_at, so
+    int_identifiers_mapped re-derives only the components that really changed. -#}
+with recursive
+{%- if is_incremental() %}
+stored as not materialized (
+    select * from {{ this }}
+),
+
+seeds as (
+    select node from {{ ref('int_identity_nodes') }} where _updated_at > {{ watermark() }}
+    union
+    select node_a from {{ ref('int_identity_edges') }} where _updated_at > {{ watermark() }}
+    union
+    select node_b from {{ ref('int_identity_edges') }} where _updated_at > {{ watermark() }}
+),
+
+region as (
+    select node from seeds
+    union
+    select stored.node
+    from stored
+    where stored.graph_component in (
+        select graph_component from stored where node in (select node from seeds)
+    )
+),
+{%- endif %}
+
+nodes as (
+    select node from {{ ref('int_identity_nodes') }}
+    where is_active
+    {%- if is_incremental() %} and node in (select node from region){% endif %}
+),
+
+active_edges as (
+    select node_a, node_b from {{ ref('int_identity_edges') }}
+    where is_active
+    {%- if is_incremental() %}
+      and node_a in (select node from region) and node_b in (select node from region)
+    {%- endif %}
 ),
 
 edges as (
-    select node_a as src, node_b as dst from {{ ref('int_identity_edges') }}
+    select node_a as src, node_b as dst from active_edges
     union
-    select node_b, node_a from {{ ref('int_identity_edges') }}
+    select node_b, node_a from active_edges
 ),
 
 walk (node, reached) as (
@@ -31,7 +87,7 @@ sized as (
     from components
 ),
 
-final as (
+computed as (
     select
         sized.node,
         case when sized.component_size > {{ var('identity_max_identifiers') }} then sized.node
@@ -40,6 +96,26 @@ final as (
         sized.component_size,
         sized.component_size > {{ var('identity_max_identifiers') }} as is_over_cap
     from sized
+),
+
+{% if is_incremental() %}
+final as (
+    select
+        computed.*,
+        case when stored.node is not null
+                  and stored.component = computed.component
+                  and stored.graph_component = computed.graph_component
+                  and stored.component_size = computed.component_size
+             then stored._updated_at else now() end as _updated_at
+    from computed
+    left join stored using (node)
+)
+
+{{ replace_rows('final', 'region', 'region.node') }}
+{% else %}
+final as (
+    select computed.*, now() as _updated_at from computed
 )
 
 select * from final
+{% endif %}

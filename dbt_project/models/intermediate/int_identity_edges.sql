@@ -1,12 +1,31 @@
-{{ config(materialized='table', indexes=[{'columns': ['node_a']}, {'columns': ['node_b']}]) }}
+{{ config(
+    materialized='incremental',
+    unique_key=['node_a', 'node_b', 'edge_source'],
+    incremental_strategy='delete+insert',
+    indexes=[{'columns': ['node_a']}, {'columns': ['node_b']}, {'columns': ['_updated_at']}],
+    post_hook=["{{ analyze_if_rebuilt('_updated_at') }}", "{{ save_watermark() }}"],
+) }}
 {#- Every pair of identifiers a source says belong to the same person. Nodes are written
-    '<type>:<value>'. Shared and role addresses (identity_exclusions seed) never link. -#}
+    '<type>:<value>'. Shared and role addresses (identity_exclusions seed) never link.
+
+    Incremental (watermark: macros/incremental.sql). An edge from HubSpot has one contact as
+    node_a and only that contact's latest version makes it, so the edges of every contact
+    staged since the watermark are recomputed whole; an edge the contact no longer makes stays
+    as a row with is_active = false, so the models after this one learn which nodes it touched.
+    Segment events never change: an edge's first_seen_at is the earlier of the stored one and
+    that of the new events. Only rows that changed are written (_updated_at = this run). -#}
 with contacts as (
     select * from {{ ref('stg_hubspot__contacts') }}
+    {%- if is_incremental() %}
+    where _loaded_at > {{ watermark() }}
+    {%- endif %}
 ),
 
 segment_events as (
     select * from {{ ref('stg_segment__events') }}
+    {%- if is_incremental() %}
+    where _loaded_at > {{ watermark() }}
+    {%- endif %}
 ),
 
 exclusions as (
@@ -45,19 +64,55 @@ raw_edges as (
     from segment_events where event_type = 'alias' and previous_id is not null and user_id is not null
 ),
 
-excluded_nodes as (
-    select distinct raw_edges.node_b as node
+edges as (
+    -- node_a is never an email, so only node_b can be an excluded address
+    select node_a, node_b, edge_source, min(seen_at) as first_seen_at, true as is_active
     from raw_edges
-    join exclusions on raw_edges.node_b like 'email:' || exclusions.local_part || '@%'
+    where node_a <> node_b
+      and not exists (select 1 from exclusions where raw_edges.node_b like 'email:' || exclusions.local_part || '@%')
+    group by node_a, node_b, edge_source
+),
+
+{% if is_incremental() %}
+stored as not materialized (
+    select * from {{ this }}
+),
+
+recomputed as (
+    -- the restaged contacts' edges as they are now
+    select * from edges where edge_source like 'hubspot%'
+    union all
+    -- ... and those they no longer make
+    select stored.node_a, stored.node_b, stored.edge_source, null, false
+    from stored
+    where stored.is_active
+      and stored.edge_source like 'hubspot%'
+      and stored.node_a in (select 'hubspot_contact:' || contact_id from contacts)
+      and not exists (
+          select 1 from edges
+          where edges.node_a = stored.node_a and edges.node_b = stored.node_b and edges.edge_source = stored.edge_source
+      )
+    union all
+    -- Segment edges only ever gain sightings
+    select edges.node_a, edges.node_b, edges.edge_source,
+           least(edges.first_seen_at, stored.first_seen_at), true
+    from edges
+    left join stored using (node_a, node_b, edge_source)
+    where edges.edge_source like 'segment%'
 ),
 
 final as (
-    select node_a, node_b, edge_source, min(seen_at) as first_seen_at
-    from raw_edges
-    where node_a <> node_b
-      and node_a not in (select node from excluded_nodes)
-      and node_b not in (select node from excluded_nodes)
-    group by node_a, node_b, edge_source
+    select recomputed.*, now() as _updated_at
+    from recomputed
+    left join stored using (node_a, node_b, edge_source)
+    where stored.node_a is null
+       or stored.is_active <> recomputed.is_active
+       or stored.first_seen_at is distinct from recomputed.first_seen_at
 )
+{% else %}
+final as (
+    select edges.*, now() as _updated_at from edges
+)
+{% endif %}
 
 select * from final

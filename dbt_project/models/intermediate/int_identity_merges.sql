@@ -1,12 +1,46 @@
-{{ config(materialized='table') }}
+/* depends_on: {{ ref('int_identity_nodes') }} */
+{{ config(
+    materialized='incremental',
+    unique_key='merged_node',
+    incremental_strategy='replace',
+    replace_key='merged_node',
+    on_schema_change='ignore',
+    indexes=[{'columns': ['merged_node'], 'unique': True}],
+    post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
+) }}
 {#- The merge log: every identifier that joined a customer other than through itself, with
-    the links that brought it in. One row per (identifier, customer). -#}
-with mapped as (
+    the links that brought it in. One row per (identifier, customer).
+
+    Incremental: a row depends on its identifier's mapping and on the edges at that node, so
+    the rows of identifiers whose mapping changed, or that a changed edge touches, are
+    replaced (an identifier that is no longer merged loses its row). -#}
+with
+{%- if is_incremental() %}
+affected as (
+    select identifier_node as node from {{ ref('int_identifiers_mapped') }} where _updated_at > {{ watermark() }}
+    union
+    select node_a from {{ ref('int_identity_edges') }} where _updated_at > {{ watermark() }}
+    union
+    select node_b from {{ ref('int_identity_edges') }} where _updated_at > {{ watermark() }}
+    union
+    -- identifiers that are gone: their rows must go too
+    select node from {{ ref('int_identity_nodes') }} where _updated_at > {{ watermark() }}
+),
+{%- endif %}
+
+mapped as (
     select * from {{ ref('int_identifiers_mapped') }}
+    {%- if is_incremental() %}
+    where identifier_node in (select node from affected)
+    {%- endif %}
 ),
 
 edges as (
     select * from {{ ref('int_identity_edges') }}
+    where is_active
+    {%- if is_incremental() %}
+      and (node_a in (select node from affected) or node_b in (select node from affected))
+    {%- endif %}
 ),
 
 merged as (
@@ -39,4 +73,8 @@ final as (
     left join links on links.node = merged.identifier_type || ':' || merged.identifier
 )
 
+{% if is_incremental() %}
+{{ replace_rows('final', 'affected', 'affected.node') }}
+{% else %}
 select * from final
+{% endif %}

@@ -1,18 +1,39 @@
-{{ config(materialized='table', indexes=[{'columns': ['node'], 'unique': True}]) }}
-{#- Every identifier seen anywhere, with when it was first seen. -#}
-with contacts as (
+{{ config(
+    materialized='incremental',
+    unique_key='node',
+    incremental_strategy='delete+insert',
+    indexes=[{'columns': ['node'], 'unique': True}, {'columns': ['_updated_at']}],
+    post_hook=["{{ analyze_if_rebuilt('_updated_at') }}", "{{ save_watermark() }}"],
+) }}
+{#- Every identifier seen anywhere, with when it was first seen.
+
+    first_seen_at is the earlier of two parts kept apart so that each can be maintained:
+    - event_first_seen_at, from SendGrid and Segment events and the edges Segment makes: these
+      never change, so a run takes the earlier of the stored value and the new events';
+    - contact_first_seen_at, from HubSpot contacts and the edges they make: a new version of a
+      contact can move or drop them, so a run recomputes this part for every node a restaged
+      contact or a changed HubSpot edge touches (edges keep dropped links as inactive rows).
+    A node no source mentions any more stays as a row with is_active = false, so that
+    int_identity_components learns it is gone. Only rows that changed are written. -#}
+with contacts as not materialized (
     select * from {{ ref('stg_hubspot__contacts') }}
 ),
 
-segment_events as (
+segment_events as not materialized (
     select * from {{ ref('stg_segment__events') }}
+    {%- if is_incremental() %}
+    where _loaded_at > {{ watermark() }}
+    {%- endif %}
 ),
 
 email_events as (
     select * from {{ ref('stg_sendgrid__events') }}
+    {%- if is_incremental() %}
+    where _loaded_at > {{ watermark() }}
+    {%- endif %}
 ),
 
-edges as (
+edges as not materialized (
     select * from {{ ref('int_identity_edges') }}
 ),
 
@@ -20,10 +41,24 @@ exclusions as (
     select * from {{ ref('identity_exclusions') }}
 ),
 
-seen as (
-    select 'hubspot_contact:' || contact_id as node, created_at as seen_at from contacts
-    union all
-    select 'email:' || email, min(occurred_at) from email_events where email is not null group by email
+{% if is_incremental() %}
+changed_edges as (
+    select * from edges where _updated_at > {{ watermark() }}
+),
+
+-- nodes whose HubSpot part must be recomputed
+contact_touched as (
+    select 'hubspot_contact:' || contact_id as node from contacts where _loaded_at > {{ watermark() }}
+    union
+    select node_a from changed_edges where edge_source like 'hubspot%'
+    union
+    select node_b from changed_edges where edge_source like 'hubspot%'
+),
+{% endif %}
+
+event_seen as (
+    select 'email:' || email as node, min(occurred_at) as seen_at
+    from email_events where email is not null group by email
     union all
     select 'segment_user:' || user_id, min(occurred_at) from segment_events where user_id is not null group by user_id
     union all
@@ -31,26 +66,98 @@ seen as (
     where anonymous_id is not null group by anonymous_id
     union all
     select node_a, first_seen_at from edges
+    where edge_source like 'segment%'
+    {%- if is_incremental() %} and _updated_at > {{ watermark() }}{% endif %}
     union all
     select node_b, first_seen_at from edges
+    where edge_source like 'segment%'
+    {%- if is_incremental() %} and _updated_at > {{ watermark() }}{% endif %}
 ),
 
-first_seen as (
-    select node, min(seen_at) as first_seen_at
-    from seen
-    group by node
+contact_seen as (
+    select 'hubspot_contact:' || contact_id as node, created_at as seen_at from contacts
+    {%- if is_incremental() %}
+    where contact_id in (
+        select substr(node, length('hubspot_contact:') + 1) from contact_touched
+        where split_part(node, ':', 1) = 'hubspot_contact'
+    )
+    {%- endif %}
+    union all
+    select node_a, first_seen_at from edges
+    where edge_source like 'hubspot%' and is_active
+    {%- if is_incremental() %} and node_a in (select node from contact_touched){% endif %}
+    union all
+    select node_b, first_seen_at from edges
+    where edge_source like 'hubspot%' and is_active
+    {%- if is_incremental() %} and node_b in (select node from contact_touched){% endif %}
 ),
 
-final as (
+event_part as (
+    select node, min(seen_at) as event_first_seen_at from event_seen group by node
+),
+
+contact_part as (
+    select node, min(seen_at) as contact_first_seen_at, true as has_contact_source
+    from contact_seen group by node
+),
+
+{% if is_incremental() %}
+stored as not materialized (
+    select * from {{ this }}
+),
+
+parts as (
+    select
+        touched.node,
+        least(event_part.event_first_seen_at, stored.event_first_seen_at) as event_first_seen_at,
+        case when touched.node in (select node from contact_touched) then contact_part.contact_first_seen_at
+             else stored.contact_first_seen_at end as contact_first_seen_at,
+        case when touched.node in (select node from contact_touched) then coalesce(contact_part.has_contact_source, false)
+             else coalesce(stored.has_contact_source, false) end as has_contact_source
+    from (select node from event_part union select node from contact_touched) as touched
+    left join event_part using (node)
+    left join contact_part using (node)
+    left join stored using (node)
+),
+{% else %}
+parts as (
+    select
+        node,
+        event_part.event_first_seen_at,
+        contact_part.contact_first_seen_at,
+        coalesce(contact_part.has_contact_source, false) as has_contact_source
+    from event_part
+    full join contact_part using (node)
+),
+{% endif %}
+
+nodes as (
     select
         node,
         split_part(node, ':', 1) as identifier_type,
         substr(node, length(split_part(node, ':', 1)) + 2) as identifier,
-        first_seen_at,
+        least(event_first_seen_at, contact_first_seen_at) as first_seen_at,
         exists (
-            select 1 from exclusions where first_seen.node like 'email:' || exclusions.local_part || '@%'
-        ) as is_excluded
-    from first_seen
+            select 1 from exclusions where parts.node like 'email:' || exclusions.local_part || '@%'
+        ) as is_excluded,
+        event_first_seen_at,
+        contact_first_seen_at,
+        has_contact_source,
+        event_first_seen_at is not null or has_contact_source as is_active
+    from parts
+),
+
+final as (
+    select nodes.*, now() as _updated_at
+    from nodes
+    {%- if is_incremental() %}
+    left join stored using (node)
+    where (stored.node is null and nodes.is_active)
+       or stored.is_active <> nodes.is_active
+       or stored.event_first_seen_at is distinct from nodes.event_first_seen_at
+       or stored.contact_first_seen_at is distinct from nodes.contact_first_seen_at
+       or stored.has_contact_source <> nodes.has_contact_source
+    {%- endif %}
 )
 
 select * from final

@@ -1,8 +1,37 @@
+{{ config(
+    materialized='incremental',
+    unique_key='journey_stage',
+    incremental_strategy='replace',
+    replace_key='week_start',
+    on_schema_change='ignore',
+    indexes=[{'columns': ['week_start', 'region', 'business_unit', 'journey_stage'], 'unique': True}],
+    post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
+) }}
+/* depends_on: {{ ref('int_events_classified') }} {{ ref('int_customers_located') }} {{ ref('fct_touchpoints') }} */
 {#- The journey funnel per ISO week (Monday, UTC): how many customers entered each stage that
     week, for every region together ('(all)') and each region, and for every business unit
     together ('(all)') and the unit whose channel brought the customer into the stage. Every
-    stage appears every week (0 when nobody entered it), so the funnel always has its shape. -#}
-with entries as (
+    stage appears every week (0 when nobody entered it), so the funnel always has its shape.
+
+    Incremental: a week's rows depend on the stage entries in it and on the customers'
+    regions, so the weeks that may have changed since the watermark (affected_weeks: changed
+    events at their old and new times, customers' journeys from the time they changed,
+    customers who moved region) and the week after each (previous_customers_entered) are
+    recomputed and their rows replaced; the week before a recomputed one is read as stored. -#}
+with
+{%- if is_incremental() %}
+changed_weeks as (
+    {{ affected_weeks() }}
+),
+
+recomputed_weeks as materialized (
+    select week_start from changed_weeks
+    union
+    select week_start + 7 from changed_weeks
+),
+{%- endif %}
+
+entries as (
     select
         j.customer_key,
         j.journey_stage,
@@ -12,6 +41,7 @@ with entries as (
     from {{ ref('fct_journeys') }} as j
     left join {{ ref('dim_customers') }} as c on c.customer_key = j.customer_key
     left join {{ ref('business_units') }} as u on u.channel = j.entry_channel
+    where true {{ in_weeks('j.entered_at') }}
 ),
 
 sliced as (
@@ -39,6 +69,19 @@ counted as (
     group by 1, 2, 3, 4
 ),
 
+previous_weeks as (
+    -- the week before each recomputed one: recomputed too, or as stored (a stored 0 is a
+    -- stage nobody entered: no count)
+    select week_start, region, business_unit, journey_stage, customers_entered from counted
+    {%- if is_incremental() %}
+    union all
+    select week_start, region, business_unit, journey_stage, nullif(customers_entered, 0)
+    from {{ this }}
+    where week_start in (select week_start - 7 from recomputed_weeks)
+      and week_start not in (select week_start from recomputed_weeks)
+    {%- endif %}
+),
+
 final as (
     select
         grid.week_start,
@@ -50,9 +93,13 @@ final as (
         previous.customers_entered as previous_customers_entered
     from grid
     left join counted using (week_start, region, business_unit, journey_stage)
-    left join counted as previous
+    left join previous_weeks as previous
         on previous.week_start = grid.week_start - 7 and previous.region = grid.region
         and previous.business_unit = grid.business_unit and previous.journey_stage = grid.journey_stage
 )
 
+{% if is_incremental() %}
+{{ replace_rows('final', 'recomputed_weeks', 'recomputed_weeks.week_start') }}
+{% else %}
 select * from final
+{% endif %}

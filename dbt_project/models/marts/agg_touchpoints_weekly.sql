@@ -1,4 +1,12 @@
-{{ config(indexes=[{'columns': ['week_start', 'grain', 'region']}]) }}
+{{ config(
+    materialized='incremental',
+    unique_key='grain',
+    incremental_strategy='replace',
+    replace_key='week_start',
+    on_schema_change='ignore',
+    indexes=[{'columns': ['week_start', 'grain', 'region', 'business_unit', 'channel', 'touchpoint'], 'unique': True}],
+    post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
+) }}
 {#- The weekly report's numbers, per ISO week (Monday, UTC), at four grains: the whole week,
     a business unit (a set of channels, seed business_units), a channel, a touchpoint; each for
     every region together (region '(all)') and for each region (seed regions; 'Unknown' for
@@ -12,147 +20,74 @@
     - previous_*: the same row one week earlier (null when it had no touchpoints).
     - trend (channel and touchpoint rows): 'needs_attention' when satisfaction or conversion
       fell beyond the report_* vars with enough answers / customers / conversions, 'improved'
-      when one rose beyond them and none fell, else 'steady'. -#}
-{% set grains = [
-    ('week', []),
-    ('business_unit', ['business_unit']),
-    ('channel', ['business_unit', 'channel']),
-    ('touchpoint', ['business_unit', 'channel', 'touchpoint']),
-] %}
-{% set all_dims = ['business_unit', 'channel', 'touchpoint'] %}
+      when one rose beyond them and none fell, else 'steady'.
+    The additive totals behind these numbers are kept in int_weekly_totals (from the
+    contributions ledger int_weekly_contributions); credit is summed exactly (numeric), so the
+    figures do not depend on the order rows are read in.
 
-with customers as (
-    select customer_key, region from {{ ref('dim_customers') }}
+    Incremental: the weeks with a total changed since the watermark, and the week after each
+    (its previous_* and trend), are re-derived from the totals and their rows replaced. -#}
+{%- set models = ['first_touch', 'last_touch', 'linear', 'position_based', 'time_decay'] -%}
+with
+{%- if is_incremental() %}
+recomputed_weeks as materialized (
+    -- a week whose totals changed, and the week after it (its comparison with the week before)
+    select week_start from {{ ref('int_weekly_totals') }} where _updated_at > {{ watermark() }}
+    union
+    select week_start + 7 from {{ ref('int_weekly_totals') }} where _updated_at > {{ watermark() }}
 ),
+{%- endif %}
 
-units as (
-    select channel, business_unit from {{ ref('business_units') }}
+totals as (
+    -- a group is reported in a week when it has touchpoints that week
+    select * from {{ ref('int_weekly_totals') }}
+    where touchpoints > 0
+    {%- if is_incremental() %}
+      and (week_start in (select week_start from recomputed_weeks)
+           or week_start in (select week_start - 7 from recomputed_weeks))
+    {%- endif %}
 ),
-
-touchpoints as (
-    select
-        t.touchpoint_id,
-        t.customer_key,
-        t.occurred_at,
-        t.channel,
-        t.touchpoint,
-        date_trunc('week', t.occurred_at at time zone 'UTC')::date as week_start,
-        coalesce(c.region, 'Unknown') as region,
-        coalesce(u.business_unit, 'other') as business_unit,
-        t.customer_key is not null and row_number() over (
-            partition by t.customer_key order by t.occurred_at, t.touchpoint_id
-        ) = 1 as is_first_touch
-    from {{ ref('fct_touchpoints') }} as t
-    left join customers as c on c.customer_key = t.customer_key
-    left join units as u on u.channel = t.channel
-),
-
--- every touchpoint counts once for its region and once for '(all)'
-sliced as (
-    select touchpoints.*, region_slice
-    from touchpoints
-    cross join lateral (values ('(all)'), (touchpoints.region)) as slices (region_slice)
-),
-
-credit as (
-    select
-        sliced.week_start as touch_week_start, sliced.region_slice, sliced.business_unit,
-        sliced.channel, sliced.touchpoint,
-        date_trunc('week', a.converted_at at time zone 'UTC')::date as week_start,
-        a.attribution_model, a.weight
-    from {{ ref('fct_attribution') }} as a
-    join sliced on sliced.touchpoint_id = a.touchpoint_id
-),
-
-answers as (
-    select
-        sliced.week_start, sliced.region_slice, sliced.business_unit, sliced.channel, sliced.touchpoint,
-        f.feedback_id, f.survey_type, f.score, f.nps_group, f.is_dissatisfied
-    from {{ ref('fct_feedback_touchpoints') }} as ft
-    join {{ ref('fct_feedback') }} as f on f.feedback_id = ft.feedback_id
-    join sliced on sliced.touchpoint_id = ft.touchpoint_id
-),
-
-{% for grain, dims in grains %}
-{%- set keys = ['week_start', 'region_slice'] + dims %}
-volume_{{ grain }} as (
-    select
-        {{ keys | join(', ') }},
-        count(*) as touchpoints,
-        count(distinct customer_key) as customers,
-        count(*) filter (where customer_key is null) as anonymous_touchpoints,
-        count(*) filter (where is_first_touch) as new_customers
-    from sliced
-    group by {{ keys | join(', ') }}
-),
-
-credit_{{ grain }} as (
-    select
-        {{ keys | join(', ') }},
-        {%- for model in ['first_touch', 'last_touch', 'linear', 'position_based', 'time_decay'] %}
-        sum(weight) filter (where attribution_model = '{{ model }}') as conversions_{{ model }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from credit
-    group by {{ keys | join(', ') }}
-),
-
--- one row per answer and group, so an answer after several touchpoints counts once
-answers_{{ grain }} as (
-    select distinct {{ keys | join(', ') }}, feedback_id, survey_type, score, nps_group, is_dissatisfied
-    from answers
-),
-
-satisfaction_{{ grain }} as (
-    select
-        {{ keys | join(', ') }},
-        avg(score) filter (where survey_type = 'CSAT') as csat,
-        count(*) filter (where survey_type = 'CSAT') as csat_responses,
-        100.0 * (count(*) filter (where nps_group = 'promoter') - count(*) filter (where nps_group = 'detractor'))
-            / nullif(count(*) filter (where survey_type = 'NPS'), 0) as nps,
-        count(*) filter (where survey_type = 'NPS') as nps_responses,
-        count(*) filter (where is_dissatisfied) as dissatisfied_responses
-    from answers_{{ grain }}
-    group by {{ keys | join(', ') }}
-),
-
-rows_{{ grain }} as (
-    select
-        v.week_start,
-        '{{ grain }}'::text as grain,
-        v.region_slice as region,
-        {%- for dim in all_dims %}
-        {{ 'v.' ~ dim if dim in dims else "'(all)'::text" }} as {{ dim }},
-        {%- endfor %}
-        v.touchpoints,
-        v.customers,
-        v.anonymous_touchpoints,
-        v.new_customers,
-        {%- for model in ['first_touch', 'last_touch', 'linear', 'position_based', 'time_decay'] %}
-        coalesce(c.conversions_{{ model }}, 0) as conversions_{{ model }},
-        {%- endfor %}
-        s.csat,
-        coalesce(s.csat_responses, 0) as csat_responses,
-        s.nps,
-        coalesce(s.nps_responses, 0) as nps_responses,
-        coalesce(s.dissatisfied_responses, 0) as dissatisfied_responses
-    from volume_{{ grain }} as v
-    left join credit_{{ grain }} as c using ({{ keys | join(', ') }})
-    left join satisfaction_{{ grain }} as s using ({{ keys | join(', ') }})
-),
-{% endfor %}
 
 unioned as (
-    {%- for grain, dims in grains %}
-    select * from rows_{{ grain }}{{ ' union all' if not loop.last }}
-    {%- endfor %}
+    select
+        week_start,
+        grain,
+        region,
+        business_unit,
+        channel,
+        touchpoint,
+        touchpoints,
+        customers,
+        anonymous_touchpoints,
+        new_customers,
+        {%- for model in models %}
+        credit_{{ model }}::double precision as conversions_{{ model }},
+        {%- endfor %}
+        csat_sum / nullif(csat_responses, 0) as csat,
+        csat_responses,
+        100.0 * (promoters - detractors) / nullif(nps_responses, 0) as nps,
+        nps_responses,
+        dissatisfied_responses
+    from totals
 ),
 
-measured as (
+all_measured as (
     select
         unioned.*,
         conversions_linear as conversions,
         case when customers > 0 then conversions_linear / customers end as conversion_rate
     from unioned
+),
+
+measured as (
+    select * from all_measured
+    {%- if is_incremental() %}
+    where week_start in (select week_start from recomputed_weeks)
+    {%- endif %}
+),
+
+previous_weeks as (
+    select * from all_measured
 ),
 
 compared as (
@@ -181,7 +116,7 @@ compared as (
                   and greatest(cur.conversions, prev.conversions) >= {{ var('report_min_conversions') }}
              then cur.conversion_rate / prev.conversion_rate - 1 end as conversion_rate_change
     from measured as cur
-    left join measured as prev
+    left join previous_weeks as prev
         on prev.week_start = cur.week_start - 7
         and prev.grain = cur.grain and prev.region = cur.region and prev.business_unit = cur.business_unit
         and prev.channel = cur.channel and prev.touchpoint = cur.touchpoint
@@ -225,4 +160,8 @@ final as (
     from moves
 )
 
+{% if is_incremental() %}
+{{ replace_rows('final', 'recomputed_weeks', 'recomputed_weeks.week_start') }}
+{% else %}
 select * from final
+{% endif %}

@@ -1,42 +1,198 @@
+/* depends_on: {{ ref('int_events_classified') }} */
+/* depends_on: {{ ref('stg_hubspot__feedback_submissions') }} */
+/* depends_on: {{ ref('stg_hubspot__tickets') }} */
+{{ config(
+    materialized='incremental',
+    unique_key='customer_key',
+    incremental_strategy='replace',
+    replace_key='customer_key',
+    on_schema_change='ignore',
+    indexes=[{'columns': ['customer_key'], 'unique': True}],
+    post_hook=[
+        "{{ analyze_if_rebuilt() }}",
+        "{{ save_watermark(as_of='(select coalesce(max(occurred_at), now()) from ' ~ ref('fct_touchpoints') ~ ')') }}",
+    ],
+) }}
+{%- set half_window = "interval '1 day' * " ~ var('health_window_days') ~ " / 2" -%}
+{%- set window = "interval '1 day' * " ~ var('health_window_days') -%}
 {#- The customer 360: one row per resolved customer. Health is judged as of the newest
-    touchpoint in the warehouse, over var('health_window_days'). -#}
-with identifiers as (
-    select * from {{ ref('int_identifiers_mapped') }} where customer_key is not null
+    touchpoint in the warehouse, over var('health_window_days'). Ties in time are broken by a
+    key (contact id, event id, source), so every "latest" and "first" is well defined.
+
+    Incremental: a customer's row depends on their identifiers, contacts (and company),
+    touchpoints, consent signals, answers and cases, and on the as-of time. The rows replaced
+    are those of every customer any of these changed for since the watermark (a customer who
+    merged into another loses the row), plus the customers whose health windows moved: those
+    with a touchpoint, answer or case between where a window boundary was at the last run (the
+    as_of saved with the watermark) and where it is now. Everyone else's row, windows
+    included, is the same under the new as_of. -#}
+{#- The import CTEs are not materialized: on an incremental run each one is a handful of
+    index lookups, and joining them as materialized sets would be nested loops over sets the
+    planner takes for one row. -#}
+{%- if is_incremental() and execute -%}
+    {#- where the health windows' boundaries were at the last run and are now, as literals so
+        the boundary slices are index range scans -#}
+    {%- set saved = saved_as_of() -%}
+    {%- set now_as_of = "'" ~ run_query("select coalesce(max(occurred_at), now())::text from " ~ ref('fct_touchpoints')).rows[0][0] ~ "'::timestamptz" -%}
+    {%- set can_rejudge = '-infinity' not in saved -%}
+    {%- set low = 'least(' ~ saved ~ ', ' ~ now_as_of ~ ')' -%}
+    {%- set high = 'greatest(' ~ saved ~ ', ' ~ now_as_of ~ ')' -%}
+    {#- the way the windows moved: +1 forward (the usual), -1 back (the newest touchpoint went) -#}
+    {%- set direction = 'sign(extract(epoch from ' ~ now_as_of ~ ' - ' ~ saved ~ '))::int' if can_rejudge else '1' -%}
+{%- endif %}
+with
+{%- if is_incremental() %}
+changed_rows as (
+    -- customers whose own data changed: their rows are re-derived whole
+    select customer_key from ({{ changed_customers() }}) as changed
+    union
+    select customer_key from {{ ref('int_identifiers_mapped') }}
+    where _updated_at > {{ watermark() }} and customer_key is not null
+    union
+    select former.customer_key
+    from {{ ref('int_identifiers_mapped') }}
+    cross join lateral unnest(former_customer_keys) as former (customer_key)
+    where _updated_at > {{ watermark() }}
+    union
+    -- contacts (and their companies) re-staged, answers and cases re-staged: their customers
+    select i.customer_key
+    from {{ ref('int_identifiers_mapped') }} as i
+    where i.identifier_type = 'hubspot_contact'
+      and i.identifier in (
+          select contact_id from {{ ref('stg_hubspot__contacts') }} where _loaded_at > {{ watermark() }}
+          union
+          select contact_id from {{ ref('stg_hubspot__contacts') }}
+          where company_id in (
+              select company_id from {{ ref('stg_hubspot__companies') }} where _loaded_at > {{ watermark() }}
+          )
+          union
+          select contact_id from {{ ref('stg_hubspot__feedback_submissions') }} where _loaded_at > {{ watermark() }}
+          union
+          select contact_id from {{ ref('stg_hubspot__tickets') }} where _loaded_at > {{ watermark() }}
+      )
+    union
+    -- web consent: events whose customer is new or changed
+    select customer_key from {{ ref('int_segment_events_identified') }}
+    where _updated_at > {{ watermark() }} and customer_key is not null
 ),
 
-touchpoints as (
-    select * from {{ ref('fct_touchpoints') }} where customer_key is not null
+window_shifts as (
+    -- non-CRM touchpoints between where a window boundary was and where it is now
+    select
+        customer_key,
+        count(*) filter (where occurred_at > {{ low }} - {{ half_window }} and occurred_at <= {{ high }} - {{ half_window }})
+            as crossed_half_window,
+        count(*) filter (where occurred_at > {{ low }} - {{ window }} and occurred_at <= {{ high }} - {{ window }})
+            as crossed_window
+    from {{ ref('fct_touchpoints') }}
+    where source <> 'crm' and customer_key is not null
+      and ((occurred_at > {{ low }} - {{ half_window }} and occurred_at <= {{ high }} - {{ half_window }})
+           or (occurred_at > {{ low }} - {{ window }} and occurred_at <= {{ high }} - {{ window }}))
+    group by customer_key
 ),
 
-contacts as (
+window_moved as (
+    -- customers whose windowed figures may have changed with the as-of time
+    select customer_key from window_shifts
+    union
+    select customer_key from {{ ref('fct_feedback') }}
+    where submitted_at > {{ low }} - {{ window }} and submitted_at <= {{ high }} - {{ window }}
+      and customer_key is not null
+    union
+    select customer_key from {{ ref('fct_support_cases') }}
+    where created_at > {{ low }} - {{ window }} and created_at <= {{ high }} - {{ window }}
+      and customer_key is not null
+),
+
+{%- if can_rejudge %}
+rebuilt as (
+    select customer_key from changed_rows
+),
+
+rejudged as (
+    -- only their windows moved: the stored row, re-judged (see rejudged_rows)
+    select customer_key from window_moved
+    where customer_key not in (select customer_key from changed_rows)
+),
+{%- else %}
+rebuilt as (
+    -- no as-of saved: nothing to re-judge from, everyone affected is re-derived
+    select customer_key from changed_rows
+    union
+    select customer_key from window_moved
+),
+{%- endif %}
+
+affected as (
+    select customer_key from rebuilt
+    {%- if can_rejudge %}
+    union all
+    select customer_key from rejudged
+    {%- endif %}
+),
+{%- endif %}
+
+identifiers as not materialized (
+    select * from {{ ref('int_identifiers_mapped') }}
+    where customer_key is not null
+    {%- if is_incremental() %} and customer_key in (select customer_key from rebuilt){% endif %}
+),
+
+touchpoints as not materialized (
+    select * from {{ ref('fct_touchpoints') }}
+    where customer_key is not null
+    {%- if is_incremental() %} and customer_key in (select customer_key from rebuilt){% endif %}
+),
+
+contacts as not materialized (
     select * from {{ ref('stg_hubspot__contacts') }}
+    {%- if is_incremental() %}
+    where contact_id in (select identifier from identifiers where identifier_type = 'hubspot_contact')
+    {%- endif %}
 ),
 
-email_events as (
+email_events as not materialized (
     select * from {{ ref('stg_sendgrid__events') }}
+    where event_type in ('unsubscribe', 'group_unsubscribe', 'group_resubscribe')
+    {%- if is_incremental() %}
+      and email in (select identifier from identifiers where identifier_type = 'email')
+    {%- endif %}
 ),
 
-segment_events as (
-    select * from {{ ref('stg_segment__events') }}
-),
-
-identified_web as (
+identified_web as not materialized (
     select * from {{ ref('int_segment_events_identified') }}
+    where customer_key is not null
+    {%- if is_incremental() %} and customer_key in (select customer_key from rebuilt){% endif %}
 ),
 
-feedback as (
-    select * from {{ ref('fct_feedback') }} where customer_key is not null
+segment_events as not materialized (
+    select * from {{ ref('stg_segment__events') }}
+    where (consent_analytics is not null or consent_marketing is not null)
+    {%- if is_incremental() %}
+      and message_id in (select message_id from identified_web)
+    {%- endif %}
 ),
 
-cases as (
-    select * from {{ ref('fct_support_cases') }} where customer_key is not null
+feedback as not materialized (
+    select * from {{ ref('fct_feedback') }}
+    where customer_key is not null
+    {%- if is_incremental() %} and customer_key in (select customer_key from rebuilt){% endif %}
 ),
 
-regions as (
-    select * from {{ ref('regions') }}
+cases as not materialized (
+    select * from {{ ref('fct_support_cases') }}
+    where customer_key is not null
+    {%- if is_incremental() %} and customer_key in (select customer_key from rebuilt){% endif %}
 ),
 
-companies as (
+located as not materialized (
+    select * from {{ ref('int_customers_located') }}
+    {%- if is_incremental() %}
+    where customer_key in (select customer_key from rebuilt)
+    {%- endif %}
+),
+
+companies as not materialized (
     select * from {{ ref('stg_hubspot__companies') }}
 ),
 
@@ -58,12 +214,10 @@ customers as (
 ),
 
 contact_of_customer as (
-    select distinct on (customers.customer_key) customers.customer_key, contacts.*
-    from customers
-    join identifiers on identifiers.customer_key = customers.customer_key
-        and identifiers.identifier_type = 'hubspot_contact'
-    join contacts on contacts.contact_id = identifiers.identifier
-    order by customers.customer_key, contacts.created_at
+    -- the primary contact and its region are chosen in int_customers_located
+    select located.customer_key, located.region, contacts.*
+    from located
+    join contacts on contacts.contact_id = located.contact_id
 ),
 
 touch_summary as (
@@ -104,8 +258,8 @@ engagement as (
 satisfaction as (
     select
         customer_key,
-        (array_agg(score order by submitted_at desc) filter (where survey_type = 'NPS'))[1] as latest_nps,
-        (array_agg(score order by submitted_at desc) filter (where survey_type = 'CSAT'))[1] as latest_csat,
+        (array_agg(score order by submitted_at desc, feedback_id desc) filter (where survey_type = 'NPS'))[1] as latest_nps,
+        (array_agg(score order by submitted_at desc, feedback_id desc) filter (where survey_type = 'CSAT'))[1] as latest_csat,
         bool_or(is_dissatisfied and submitted_at > (select as_of_at from as_of) - interval '1 day' * {{ var('health_window_days') }})
             as has_recent_detractor
     from feedback
@@ -124,25 +278,26 @@ service as (
 
 consent as (
     -- the latest signal wins: HubSpot opt-out, SendGrid unsubscribe / resubscribe
-    select customer_key, (array_agg(opted_out order by signal_at desc))[1] as email_opted_out,
-           (array_agg(signal_source order by signal_at desc))[1] as email_consent_source
+    select customer_key, (array_agg(opted_out order by signal_at desc, signal_id desc))[1] as email_opted_out,
+           (array_agg(signal_source order by signal_at desc, signal_id desc))[1] as email_consent_source
     from (
-        select i.customer_key, c.is_email_opted_out as opted_out, c.modified_at as signal_at, 'hubspot' as signal_source
+        select i.customer_key, c.is_email_opted_out as opted_out, c.modified_at as signal_at, 'hubspot' as signal_source,
+               'hubspot:' || c.contact_id as signal_id
         from contacts as c join identifiers as i on i.identifier_type = 'hubspot_contact' and i.identifier = c.contact_id
         union all
-        select i.customer_key, e.event_type in ('unsubscribe', 'group_unsubscribe'), e.occurred_at, 'sendgrid'
+        select i.customer_key, e.event_type in ('unsubscribe', 'group_unsubscribe'), e.occurred_at, 'sendgrid',
+               'sendgrid:' || e.email_event_id
         from email_events as e join identifiers as i on i.identifier_type = 'email' and i.identifier = e.email
-        where e.event_type in ('unsubscribe', 'group_unsubscribe', 'group_resubscribe')
     ) as signals
     group by customer_key
 ),
 
 web_consent as (
     select customer_key,
-           (array_agg(consent_analytics order by occurred_at desc) filter (where consent_analytics is not null))[1] as consent_analytics,
-           (array_agg(consent_marketing order by occurred_at desc) filter (where consent_marketing is not null))[1] as consent_marketing
+           (array_agg(consent_analytics order by occurred_at desc, message_id desc) filter (where consent_analytics is not null))[1] as consent_analytics,
+           (array_agg(consent_marketing order by occurred_at desc, message_id desc) filter (where consent_marketing is not null))[1] as consent_marketing
     from (
-        select w.customer_key, e.occurred_at, e.consent_analytics, e.consent_marketing
+        select w.customer_key, e.occurred_at, e.message_id, e.consent_analytics, e.consent_marketing
         from segment_events as e
         join identified_web as w on w.message_id = e.message_id
         where e.consent_analytics is not null or e.consent_marketing is not null
@@ -172,7 +327,7 @@ final as (
         end as lifecycle_stage,
         contact_of_customer.lifecycle_stage as hubspot_lifecycle_stage,
         contact_of_customer.country,
-        coalesce(regions.region, 'Unknown') as region,
+        coalesce(contact_of_customer.region, 'Unknown') as region,
         nullif(trim(concat_ws(' ', contact_of_customer.first_name, contact_of_customer.last_name)), '') as display_name,
         companies.company_name,
         coalesce(consent.email_opted_out, false) as email_opted_out,
@@ -215,8 +370,62 @@ final as (
     left join engagement using (customer_key)
     left join consent using (customer_key)
     left join web_consent using (customer_key)
-    left join regions on regions.country = upper(contact_of_customer.country)
     left join companies on companies.company_id = contact_of_customer.company_id
 )
 
+{% if is_incremental() and can_rejudge %}
+, rejudged_rows as (
+    -- the stored row under the new as-of time: touchpoints that crossed a window boundary move
+    -- between the recent and the earlier half (or out), answers and cases are re-counted
+    select
+        stored.customer_key, stored.email, stored.hubspot_contact_id, stored.identifiers, stored.emails,
+        stored.devices, stored.first_seen_at, stored.first_touch_at, stored.last_touch_at,
+        stored.acquisition_channel, stored.first_touchpoint, stored.lifecycle_stage,
+        stored.hubspot_lifecycle_stage, stored.country, stored.region, stored.display_name,
+        stored.company_name, stored.email_opted_out, stored.email_consent_source, stored.consent_analytics,
+        stored.consent_marketing, stored.may_be_named, stored.touchpoints, stored.web_touchpoints,
+        stored.email_touchpoints, stored.crm_touchpoints, stored.support_touchpoints, stored.purchases,
+        stored.touchpoints_by_channel, stored.latest_nps, stored.latest_csat, stored.support_cases,
+        stored.repeat_support_cases,
+        judged.recent_support_cases,
+        judged.has_recent_detractor,
+        judged.recent_engagement,
+        judged.earlier_engagement,
+        (judged.has_recent_detractor or judged.recent_support_cases >= 2)
+            and judged.recent_engagement < judged.earlier_engagement as is_at_risk,
+        case
+            when (judged.has_recent_detractor or judged.recent_support_cases >= 2)
+                 and judged.recent_engagement < judged.earlier_engagement then 'at_risk'
+            when judged.recent_engagement = 0 and judged.earlier_engagement = 0 then 'inactive'
+            else 'healthy'
+        end as health
+    from {{ this }} as stored
+    join rejudged using (customer_key)
+    left join window_shifts as shifts using (customer_key)
+    cross join lateral (
+        select
+            stored.recent_engagement - {{ direction }} * coalesce(shifts.crossed_half_window, 0) as recent_engagement,
+            stored.earlier_engagement
+                + {{ direction }} * (coalesce(shifts.crossed_half_window, 0) - coalesce(shifts.crossed_window, 0))
+                as earlier_engagement,
+            (select count(*) from {{ ref('fct_support_cases') }} as c
+             where c.customer_key = stored.customer_key and c.created_at > {{ now_as_of }} - {{ window }})
+                as recent_support_cases,
+            coalesce((select bool_or(f.is_dissatisfied and f.submitted_at > {{ now_as_of }} - {{ window }})
+                      from {{ ref('fct_feedback') }} as f where f.customer_key = stored.customer_key), false)
+                as has_recent_detractor
+    ) as judged
+),
+
+judged_rows as (
+    select * from final
+    union all
+    select * from rejudged_rows
+)
+
+{{ replace_rows('judged_rows', 'affected', 'affected.customer_key') }}
+{% elif is_incremental() %}
+{{ replace_rows('final', 'affected', 'affected.customer_key') }}
+{% else %}
 select * from final
+{% endif %}

@@ -1,3 +1,4 @@
+/* depends_on: {{ ref('int_events_classified') }} */
 {#- Multi-touch attribution: for each conversion, the customer's touchpoints strictly before it
     (so never the conversion touchpoint itself nor anything after it) within var
     attribution_lookback_days (inclusive bound), credited by five models. One row per
@@ -13,7 +14,27 @@
     Path order is occurred_at, then touchpoint_id, so ties are deterministic.
     A conversion with no touchpoint in the window gets one row per model crediting the
     conversion touchpoint itself with weight 1 and channel 'direct' (is_conversion_touchpoint),
-    so every conversion is fully credited once per model and channel totals add up. -#}
+    so every conversion is fully credited once per model and channel totals add up.
+
+    Incremental: a conversion's rows depend on it (its time, type, customer) and on its
+    customer's touchpoints in the window before it. They are replaced for
+    - every conversion whose event changed (one that is no longer a conversion loses its rows);
+    - every conversion at or after the time from which its customer's touchpoints changed
+      (changed_customers): an earlier conversion's window ends before the change, and its
+      number and type depend only on earlier purchases. That time is the earliest new event,
+      or all of the customer's history when an existing event changed or moved, which covers
+      conversions that were removed or re-numbered and stages moved by a new first purchase.
+    The time-decay weights are normalised by a sum taken in path order, so they do not depend
+    on the order rows are read in. -#}
+{{ config(
+    materialized='incremental',
+    unique_key='attribution_key',
+    incremental_strategy='replace',
+    replace_key='conversion_id',
+    on_schema_change='ignore',
+    indexes=[{'columns': ['attribution_key'], 'unique': True}, {'columns': ['conversion_id']}, {'columns': ['customer_key', 'converted_at']}],
+    post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
+) }}
 {%- set lookback_days = var('attribution_lookback_days') | int -%}
 {%- set half_life_days = var('attribution_half_life_days') | float -%}
 {%- if lookback_days <= 0 or half_life_days <= 0 -%}
@@ -22,11 +43,35 @@
         ~ var('attribution_lookback_days') ~ " and " ~ var('attribution_half_life_days')) }}
 {%- endif -%}
 
-with conversions as (
-    select * from {{ ref('fct_conversions') }}
+with
+{%- if is_incremental() %}
+changed as (
+    {{ changed_events() }}
 ),
 
-touchpoints as (
+customers as (
+    {{ changed_customers() }}
+),
+
+replaced as (
+    -- conversions whose rows are re-derived, including those that are gone
+    select event_key as conversion_id from changed
+    union
+    select c.conversion_id
+    from {{ ref('fct_conversions') }} as c
+    join customers on customers.customer_key = c.customer_key
+    where c.converted_at >= customers.changed_from
+),
+{%- endif %}
+
+conversions as (
+    select * from {{ ref('fct_conversions') }}
+    {%- if is_incremental() %}
+    where conversion_id in (select conversion_id from replaced)
+    {%- endif %}
+),
+
+touchpoints as not materialized (
     select * from {{ ref('fct_touchpoints') }}
 ),
 
@@ -106,7 +151,11 @@ weighted as (
             when path_position in (1, path_length) then 0.4
             else 0.2 / (path_length - 2)
         end::double precision as w_position_based,
-        decay / sum(decay) over (partition by conversion_id) as w_time_decay
+        -- summed in path order, so the total does not depend on the order rows are read in
+        decay / sum(decay) over (
+            partition by conversion_id order by touched_at, touchpoint_id
+            rows between unbounded preceding and unbounded following
+        ) as w_time_decay
     from decayed
 ),
 
@@ -150,4 +199,8 @@ final as (
     from by_model
 )
 
+{% if is_incremental() %}
+{{ replace_rows('final', 'replaced', 'replaced.conversion_id') }}
+{% else %}
 select * from final
+{% endif %}

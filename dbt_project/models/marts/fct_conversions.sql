@@ -1,17 +1,54 @@
+{{ config(
+    materialized='incremental',
+    unique_key='conversion_id',
+    incremental_strategy='replace',
+    replace_key='customer_key',
+    on_schema_change='ignore',
+    indexes=[{'columns': ['conversion_id'], 'unique': True}, {'columns': ['customer_key', 'conversion_number']}],
+    post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
+) }}
 {#- One row per conversion: every purchase touchpoint of a known customer (a web order
     completed, a CRM new-business deal closed-won). Anonymous purchases cannot be tied to a
     customer's journey and are left out. A customer's first conversion in the warehouse is
-    'new', every later one 'repeat' (history before the warehouse's first load is unknown). -#}
-with touchpoints as (
-    select * from {{ ref('fct_touchpoints') }}
+    'new', every later one 'repeat' (history before the warehouse's first load is unknown).
+    Read from int_events_classified (a purchase touchpoint there is one in fct_touchpoints),
+    so that fct_touchpoints can take each customer's first purchase from here.
+
+    Incremental: a customer's conversions depend only on their purchase touchpoints. The
+    customers with a purchase event that changed since the watermark (a new purchase, or one
+    that was theirs and changed) get all their conversions re-numbered: the stored ones whose
+    event did not change, plus the changed events that are their purchases now. -#}
+with
+{%- if is_incremental() %}
+changed as (
+    {{ changed_events() }}
+),
+
+customers as (
+    {{ purchase_changed_customers('(select conversion_id as touchpoint_id, customer_key from ' ~ this ~ ')') }}
 ),
 
 purchases as (
-    select *
-    from touchpoints
-    where touchpoint = 'purchase'
+    select conversion_id as touchpoint_id, customer_key, converted_at as occurred_at,
+           source, channel, source_event_id, source_event_type
+    from {{ this }}
+    where customer_key in (select customer_key from customers)
+      and conversion_id not in (select event_key from changed)
+    union all
+    select event_key, customer_key, occurred_at, source, channel, source_event_id, event_type
+    from changed
+    where touchpoint = 'purchase' and is_touchpoint and not is_removed
+      and customer_key in (select customer_key from customers)
+),
+{%- else %}
+purchases as (
+    select event_key as touchpoint_id, customer_key, occurred_at, source, channel, source_event_id,
+           event_type as source_event_type
+    from {{ ref('int_events_classified') }}
+    where touchpoint = 'purchase' and is_touchpoint and not is_removed
       and customer_key is not null
 ),
+{%- endif %}
 
 numbered as (
     select
@@ -34,4 +71,8 @@ final as (
     from numbered
 )
 
+{% if is_incremental() %}
+{{ replace_rows('final', 'customers', 'customers.customer_key') }}
+{% else %}
 select * from final
+{% endif %}

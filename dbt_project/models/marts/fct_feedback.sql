@@ -1,7 +1,31 @@
+/* depends_on: {{ ref('int_events_classified') }} */
+{{ config(
+    materialized='incremental',
+    unique_key='feedback_id',
+    incremental_strategy='delete+insert',
+    indexes=[{'columns': ['feedback_id'], 'unique': True}, {'columns': ['customer_key']}],
+    post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
+) }}
 {#- NPS and CSAT answers, each with a summary of the customer's touchpoints in the
-    feedback_lookback_days before it (the detail is in fct_feedback_touchpoints). -#}
-with feedback as (
+    feedback_lookback_days before it (the detail is in fct_feedback_touchpoints). Ties in time
+    are broken by touchpoint_id, so the last touchpoint before an answer is well defined.
+
+    Incremental: an answer's row depends on the answer, its contact's customer and the
+    touchpoints before it, so the answers any of these changed for since the watermark
+    (changed_feedback, the same set fct_feedback_touchpoints re-derives) are rewritten. Every
+    answer has a row: none disappears. -#}
+with
+{%- if is_incremental() %}
+replaced as (
+    {{ changed_feedback() }}
+),
+{%- endif %}
+
+feedback as (
     select * from {{ ref('stg_hubspot__feedback_submissions') }}
+    {%- if is_incremental() %}
+    where feedback_id in (select feedback_id from replaced)
+    {%- endif %}
 ),
 
 identifiers as (
@@ -10,6 +34,9 @@ identifiers as (
 
 before as (
     select * from {{ ref('fct_feedback_touchpoints') }}
+    {%- if is_incremental() %}
+    where feedback_id in (select feedback_id from replaced)
+    {%- endif %}
 ),
 
 scored as (
@@ -37,8 +64,8 @@ summary as (
         feedback_id,
         count(*) as touchpoints_before,
         string_agg(distinct touchpoint, ', ' order by touchpoint) as touchpoint_types_before,
-        (array_agg(touchpoint order by occurred_at desc))[1] as last_touchpoint_before,
-        (array_agg(channel order by occurred_at desc))[1] as last_channel_before
+        (array_agg(touchpoint order by occurred_at desc, touchpoint_id desc))[1] as last_touchpoint_before,
+        (array_agg(channel order by occurred_at desc, touchpoint_id desc))[1] as last_channel_before
     from before
     group by feedback_id
 ),

@@ -1,7 +1,32 @@
+/* depends_on: {{ ref('int_events_classified') }} */
+{{ config(
+    materialized='incremental',
+    unique_key='touchpoint_id',
+    incremental_strategy='replace',
+    replace_key='feedback_id',
+    on_schema_change='ignore',
+    indexes=[{'columns': ['feedback_id', 'touchpoint_id'], 'unique': True}, {'columns': ['customer_key', 'occurred_at']}],
+    post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
+) }}
 {#- Which touchpoints came before each survey answer: one row per (feedback, touchpoint) in the
-    feedback_lookback_days before it, so dissatisfaction can be traced back to touchpoints. -#}
-with feedback as (
+    feedback_lookback_days before it, so dissatisfaction can be traced back to touchpoints.
+
+    Incremental: an answer's rows depend on the answer, its contact's customer and that
+    customer's touchpoints in the window before it; the answers any of these changed for since
+    the watermark (changed_feedback) have all their rows replaced. (unique_key names the
+    column that is null on the marker row of an answer left with no touchpoints.) -#}
+with
+{%- if is_incremental() %}
+replaced as (
+    {{ changed_feedback() }}
+),
+{%- endif %}
+
+feedback as (
     select * from {{ ref('stg_hubspot__feedback_submissions') }}
+    {%- if is_incremental() %}
+    where feedback_id in (select feedback_id from replaced)
+    {%- endif %}
 ),
 
 identifiers as (
@@ -36,4 +61,8 @@ final as (
         and touchpoints.touchpoint <> 'post_purchase_survey'
 )
 
+{% if is_incremental() %}
+{{ replace_rows('final', 'replaced', 'replaced.feedback_id') }}
+{% else %}
 select * from final
+{% endif %}

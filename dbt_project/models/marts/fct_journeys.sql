@@ -1,10 +1,62 @@
+/* depends_on: {{ ref('int_events_classified') }} */
+{{ config(
+    materialized='incremental',
+    unique_key='stage_entry_key',
+    incremental_strategy='replace',
+    replace_key='customer_key',
+    replace_from_key='stage_order',
+    on_schema_change='ignore',
+    indexes=[{'columns': ['stage_entry_key'], 'unique': True}, {'columns': ['customer_key', 'stage_order']}, {'columns': ['entered_at']}],
+    post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
+) }}
 {#- Journey stage transitions: one row each time a known customer enters a stage. A stage entry
     is a touchpoint whose journey_stage differs from the customer's previous touchpoint's
     (touchpoints ordered by time, then touchpoint_id so ties are deterministic); the first
     touchpoint is the first entry. A stage is left when the next one is entered; the current
-    stage has no left_at and no time_in_stage. -#}
-with touchpoints as (
-    select * from {{ ref('fct_touchpoints') }}
+    stage has no left_at and no time_in_stage.
+
+    Incremental: for each customer whose touchpoints changed since the watermark, from the time
+    they changed (changed_customers: the earliest new event, or all of the history), the
+    journey is re-derived from the last stay entered before that time: that stay's entry and
+    everything before it are untouched by the change, so its stage and number carry over and
+    its rows and the later ones (stage_order >= its own) are replaced. A customer with no such
+    stay, or whose history changed, is re-derived whole. -#}
+with
+{%- if is_incremental() %}
+customers as (
+    {{ changed_customers() }}
+),
+
+restarts as (
+    -- per changed customer: the stay to re-derive from (none: the whole journey)
+    select
+        customers.customer_key,
+        restart.stage_order,
+        restart.entered_at,
+        restart.entry_touchpoint_id,
+        restart.previous_stage
+    from customers
+    left join lateral (
+        select j.stage_order, j.entered_at, j.entry_touchpoint_id, j.previous_stage
+        from {{ this }} as j
+        where j.customer_key = customers.customer_key
+          and j.entered_at < customers.changed_from
+        order by j.stage_order desc
+        limit 1
+    ) as restart on true
+),
+{%- endif %}
+
+touchpoints as (
+    select t.*
+    from {{ ref('fct_touchpoints') }} as t
+    {%- if is_incremental() %}
+    join restarts on restarts.customer_key = t.customer_key
+    where restarts.stage_order is null
+       or (t.occurred_at, t.touchpoint_id) >= (restarts.entered_at, restarts.entry_touchpoint_id)
+    {%- else %}
+    where t.customer_key is not null
+    {%- endif %}
 ),
 
 customer_touchpoints as (
@@ -19,7 +71,6 @@ customer_touchpoints as (
             partition by customer_key order by occurred_at, touchpoint_id
         ) as previous_touchpoint_stage
     from touchpoints
-    where customer_key is not null
 ),
 
 flagged as (
@@ -54,13 +105,36 @@ stays as (
     group by customer_key, stage_order
 ),
 
+{% if is_incremental() %}
+continued as (
+    -- a re-derived tail continues the stored journey: its first stay is the restart stay
+    select
+        stays.customer_key,
+        stays.stage_order + coalesce(restarts.stage_order - 1, 0) as stage_order,
+        stays.journey_stage,
+        stays.entered_at,
+        stays.last_touch_at,
+        stays.touchpoints_in_stage,
+        stays.entry_touchpoint_id,
+        stays.entry_touchpoint,
+        stays.entry_channel,
+        case when stays.stage_order = 1 then restarts.previous_stage end as carried_previous_stage
+    from stays
+    join restarts using (customer_key)
+),
+{% else %}
+continued as (
+    select stays.*, null::text as carried_previous_stage from stays
+),
+{% endif %}
+
 sequenced as (
     select
         *,
-        lag(journey_stage) over by_customer as previous_stage,
+        coalesce(lag(journey_stage) over by_customer, carried_previous_stage) as previous_stage,
         lead(journey_stage) over by_customer as next_stage,
         lead(entered_at) over by_customer as left_at
-    from stays
+    from continued
     window by_customer as (partition by customer_key order by stage_order)
 ),
 
@@ -85,4 +159,8 @@ final as (
     from sequenced
 )
 
+{% if is_incremental() %}
+{{ replace_rows('final', 'restarts', 'restarts.customer_key', 'restarts.stage_order') }}
+{% else %}
 select * from final
+{% endif %}

@@ -1,20 +1,78 @@
+{{ config(
+    materialized='incremental',
+    unique_key='session_key',
+    incremental_strategy='replace',
+    replace_key='visitor_id',
+    replace_from_key='session_number',
+    on_schema_change='ignore',
+    indexes=[{'columns': ['session_key'], 'unique': True}, {'columns': ['visitor_id', 'session_number']}],
+    post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
+) }}
 {#- Web sessions: a visitor's page and track events (identify, alias and group carry no
     activity), split when var session_timeout_minutes (default 30) minutes or more pass without an
     event. A visitor is the Segment anonymous_id (the userId when an event has none). The
     session's customer is resolved through the identity map by the first userId seen in it, then
     by its anonymous_id. Its channel comes from the landing event (the first page view, else the
-    first event) through the channel_grouping seed, the one place those rules live. -#}
+    first event) through the channel_grouping seed, the one place those rules live.
+
+    Incremental: a visitor's sessions depend only on the visitor's events and their keys. For
+    each visitor with an event whose int_segment_events_identified row changed since the
+    watermark, the sessions are re-derived from the last one that started before the
+    visitor's earliest new event: a gap of at least the timeout lies before that session, so
+    nothing earlier can join it, and its number carries over. A visitor one of whose older
+    events changed customer is re-derived whole. The rows from that session on are replaced.
+    Whether an event is a conversion is decided by the taxonomy when the event is new. -#}
 {%- set timeout_minutes = var('session_timeout_minutes') | int -%}
 {%- if timeout_minutes <= 0 -%}
     {{ exceptions.raise_compiler_error("var session_timeout_minutes must be a positive number of minutes, got " ~ var('session_timeout_minutes')) }}
 {%- endif -%}
 
-with segment_events as (
-    select * from {{ ref('stg_segment__events') }}
+with
+{%- if is_incremental() %}
+visitors as (
+    -- visitors with changed events, re-derived from their earliest new one (or entirely)
+    select
+        i.visitor_id,
+        min(case when e._loaded_at > {{ watermark() }} then i.occurred_at else '-infinity' end) as changed_from
+    from {{ ref('int_segment_events_identified') }} as i
+    join {{ ref('stg_segment__events') }} as e using (message_id)
+    where i._updated_at > {{ watermark() }} and i.event_type in ('page', 'track')
+    group by i.visitor_id
 ),
 
+restarts as (
+    select visitors.visitor_id, restart.session_number, restart.started_at
+    from visitors
+    left join lateral (
+        select s.session_number, s.started_at
+        from {{ this }} as s
+        where s.visitor_id = visitors.visitor_id and s.started_at < visitors.changed_from
+        order by s.session_number desc
+        limit 1
+    ) as restart on true
+),
+{%- endif %}
+
 identified as (
-    select * from {{ ref('int_segment_events_identified') }}
+    select
+        i.*,
+        {%- if is_incremental() %}
+        coalesce(restarts.session_number - 1, 0) as session_offset
+        {%- else %}
+        0 as session_offset
+        {%- endif %}
+    from {{ ref('int_segment_events_identified') }} as i
+    {%- if is_incremental() %}
+    join restarts on restarts.visitor_id = i.visitor_id
+    where restarts.session_number is null or i.occurred_at >= restarts.started_at
+    {%- endif %}
+),
+
+segment_events as (
+    select * from {{ ref('stg_segment__events') }}
+    {%- if is_incremental() %}
+    where message_id in (select message_id from identified)
+    {%- endif %}
 ),
 
 touchpoints as (
@@ -30,6 +88,9 @@ purchase_events as (
     select source_event_id as message_id
     from touchpoints
     where source = 'web' and touchpoint = 'purchase'
+    {%- if is_incremental() %}
+      and touchpoint_id in (select md5('web:' || message_id) from identified)
+    {%- endif %}
 ),
 
 activity as (
@@ -37,7 +98,8 @@ activity as (
         e.message_id,
         e.event_type,
         e.occurred_at,
-        coalesce(e.anonymous_id, 'user:' || e.user_id) as visitor_id,
+        i.visitor_id,
+        i.session_offset,
         e.anonymous_id,
         e.page_path,
         e.page_referrer,
@@ -48,7 +110,7 @@ activity as (
         i.device_customer_key,
         p.message_id is not null as is_conversion
     from segment_events as e
-    left join identified as i on i.message_id = e.message_id
+    inner join identified as i on i.message_id = e.message_id
     left join purchase_events as p on p.message_id = e.message_id
     where e.event_type in ('page', 'track')
 ),
@@ -72,10 +134,23 @@ numbered as (
     from gaps
 ),
 
+landed as (
+    -- every event carries its session's landing event: the first page view, else the first event
+    select
+        *,
+        first_value(message_id) over by_landing as landing_message_id
+    from numbered
+    window by_landing as (
+        partition by visitor_id, session_number
+        order by event_type <> 'page', occurred_at, message_id
+        rows between unbounded preceding and unbounded following
+    )
+),
+
 sessions as (
     select
         visitor_id,
-        session_number,
+        session_number + min(session_offset) as session_number,
         min(anonymous_id) as anonymous_id,
         (array_agg(message_id order by occurred_at, message_id))[1] as first_message_id,
         (array_agg(user_customer_key order by occurred_at, message_id)
@@ -85,39 +160,31 @@ sessions as (
         max(occurred_at) as ended_at,
         count(*) filter (where event_type = 'page') as page_views,
         count(*) as events,
-        bool_or(is_conversion) as has_conversion
-    from numbered
-    group by visitor_id, session_number
-),
-
-landings as (
-    select distinct on (visitor_id, session_number)
-        visitor_id,
-        session_number,
-        page_path as landing_path,
-        nullif(page_referrer, '') as landing_referrer,
-        lower(coalesce(
+        bool_or(is_conversion) as has_conversion,
+        min(page_path) filter (where message_id = landing_message_id) as landing_path,
+        min(nullif(page_referrer, '')) filter (where message_id = landing_message_id) as landing_referrer,
+        min(lower(coalesce(
             substring(page_referrer from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#:]+)'),
             nullif(page_referrer, '')
-        )) as referrer_host,
-        nullif(utm_source, '') as utm_source,
-        nullif(utm_medium, '') as utm_medium,
-        nullif(utm_campaign, '') as utm_campaign
-    from numbered
-    order by visitor_id, session_number, event_type <> 'page', occurred_at, message_id
+        ))) filter (where message_id = landing_message_id) as referrer_host,
+        min(nullif(utm_source, '')) filter (where message_id = landing_message_id) as utm_source,
+        min(nullif(utm_medium, '')) filter (where message_id = landing_message_id) as utm_medium,
+        min(nullif(utm_campaign, '')) filter (where message_id = landing_message_id) as utm_campaign
+    from landed
+    group by visitor_id, session_number
 ),
 
 grouped as (
     select
-        l.*,
+        sessions.*,
         rule.session_channel
-    from landings as l
+    from sessions
     left join lateral (
         select g.session_channel
         from channel_grouping as g
-        where (g.utm_medium is null or l.utm_medium ~* g.utm_medium)
-          and (g.utm_source is null or l.utm_source ~* g.utm_source)
-          and (g.referrer_host is null or l.referrer_host ~* g.referrer_host)
+        where (g.utm_medium is null or sessions.utm_medium ~* g.utm_medium)
+          and (g.utm_source is null or sessions.utm_source ~* g.utm_source)
+          and (g.referrer_host is null or sessions.referrer_host ~* g.referrer_host)
         order by g.priority
         limit 1
     ) as rule on true
@@ -134,19 +201,22 @@ final as (
         extract(epoch from s.ended_at - s.started_at) as duration_seconds,
         s.page_views,
         s.events,
-        g.landing_path,
-        g.landing_referrer,
-        g.session_channel,
-        g.utm_source,
-        g.utm_medium,
-        g.utm_campaign,
+        s.landing_path,
+        s.landing_referrer,
+        s.session_channel,
+        s.utm_source,
+        s.utm_medium,
+        s.utm_campaign,
         s.page_views >= 2
             or s.ended_at - s.started_at >= interval '10 seconds'
             or s.has_conversion as is_engaged,
-        s.has_conversion
-    from sessions as s
-    inner join grouped as g
-        on g.visitor_id = s.visitor_id and g.session_number = s.session_number
+        s.has_conversion,
+        s.visitor_id
+    from grouped as s
 )
 
+{% if is_incremental() %}
+{{ replace_rows('final', 'restarts', 'restarts.visitor_id', 'restarts.session_number') }}
+{% else %}
 select * from final
+{% endif %}

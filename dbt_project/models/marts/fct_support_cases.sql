@@ -1,9 +1,10 @@
+{{ config(indexes=[{'columns': ['case_id'], 'unique': True}, {'columns': ['customer_key']}]) }}
 {#- One row per support case (HubSpot ticket), with service times and recurring-problem flags. -#}
 with tickets as (
     select * from {{ ref('stg_hubspot__tickets') }}
 ),
 
-identifiers as (
+identifiers as not materialized (
     select * from {{ ref('int_identifiers_mapped') }}
     where identifier_type = 'hubspot_contact'
 ),

@@ -1,30 +1,56 @@
 {{ config(
     materialized='incremental',
     unique_key='touchpoint_id',
-    incremental_strategy='delete+insert',
-    on_schema_change='append_new_columns',
+    incremental_strategy='replace',
+    replace_key='touchpoint_id',
+    on_schema_change='ignore',
     indexes=[
         {'columns': ['touchpoint_id'], 'unique': True},
         {'columns': ['occurred_at']},
         {'columns': ['customer_key', 'occurred_at']},
     ],
+    post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
-{#- Incremental: a run re-writes the touchpoints of the last var('incremental_lookback_days')
-    before the newest row it holds (late arrivals), plus any older touchpoint whose customer or
-    stage changed since (an identity merge re-keys the past). The result equals a full refresh. -#}
-with events as (
-    select * from {{ ref('int_events_classified') }}
+{#- One row per touchpoint: the events int_events_classified marks as touchpoints, with the
+    journey stage resolved ('by_lifecycle': loyalty from the customer's first purchase on,
+    consideration before it).
+
+    Incremental: a touchpoint's row depends on its event and on its customer's first purchase.
+    A run replaces the touchpoints of every event changed since the watermark (an event that is
+    no longer a touchpoint, or was removed, loses its row; late arrivals are new events,
+    whatever their time) and all touchpoints of the customers whose purchases changed (their
+    first purchase, hence their stages, may have moved). Every other row is as a full refresh
+    would write it. -#}
+with
+{%- if is_incremental() %}
+changed as (
+    {{ changed_events() }}
 ),
 
+purchase_customers as (
+    {{ purchase_changed_customers('(select touchpoint_id, customer_key from ' ~ this ~ " where touchpoint = 'purchase')") }}
+),
+
+replaced as (
+    select event_key as touchpoint_id from changed
+    union
+    select touchpoint_id from {{ this }}
+    where customer_key in (select customer_key from purchase_customers)
+),
+{%- endif %}
+
 touchpoints as (
-    select * from events where is_touchpoint
+    select * from {{ ref('int_events_classified') }}
+    where is_touchpoint and not is_removed
+    {%- if is_incremental() %}
+      and event_key in (select touchpoint_id from replaced)
+    {%- endif %}
 ),
 
 first_purchases as (
-    select customer_key, min(occurred_at) as first_purchase_at
-    from touchpoints
-    where touchpoint = 'purchase' and customer_key is not null
-    group by customer_key
+    select customer_key, converted_at as first_purchase_at
+    from {{ ref('fct_conversions') }}
+    where conversion_number = 1
 ),
 
 final as (
@@ -48,17 +74,8 @@ final as (
     left join first_purchases as p on p.customer_key = t.customer_key
 )
 
-select * from final
 {% if is_incremental() %}
-where final.occurred_at >= (
-        select coalesce(max(occurred_at), '-infinity'::timestamptz)
-               - interval '1 day' * {{ var('incremental_lookback_days') }}
-        from {{ this }}
-    )
-    or not exists (
-        select 1 from {{ this }} as existing
-        where existing.touchpoint_id = final.touchpoint_id
-          and existing.customer_key is not distinct from final.customer_key
-          and existing.journey_stage = final.journey_stage
-    )
+{{ replace_rows('final', 'replaced', 'replaced.touchpoint_id') }}
+{% else %}
+select * from final
 {% endif %}

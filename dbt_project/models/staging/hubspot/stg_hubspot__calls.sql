@@ -1,5 +1,6 @@
+{{ hubspot_staging_config('hubspot_calls', 'call_id') }}
 with latest as (
-    {{ hubspot_latest_versions('hubspot_calls') }}
+    {{ hubspot_latest_versions('hubspot_calls', 'call_id') }}
 ),
 
 final as (

@@ -1,5 +1,6 @@
+{{ hubspot_staging_config('hubspot_companies', 'company_id') }}
 with latest as (
-    {{ hubspot_latest_versions('hubspot_companies') }}
+    {{ hubspot_latest_versions('hubspot_companies', 'company_id') }}
 ),
 
 final as (

@@ -1,5 +1,6 @@
+{{ hubspot_staging_config('hubspot_contacts', 'contact_id') }}
 with latest as (
-    {{ hubspot_latest_versions('hubspot_contacts') }}
+    {{ hubspot_latest_versions('hubspot_contacts', 'contact_id') }}
 ),
 
 final as (

@@ -1,5 +1,6 @@
+{{ hubspot_staging_config('hubspot_deals', 'deal_id') }}
 with latest as (
-    {{ hubspot_latest_versions('hubspot_deals') }}
+    {{ hubspot_latest_versions('hubspot_deals', 'deal_id') }}
 ),
 
 final as (

@@ -1,5 +1,6 @@
+{{ hubspot_staging_config('hubspot_emails', 'crm_email_id') }}
 with latest as (
-    {{ hubspot_latest_versions('hubspot_emails') }}
+    {{ hubspot_latest_versions('hubspot_emails', 'crm_email_id') }}
 ),
 
 final as (

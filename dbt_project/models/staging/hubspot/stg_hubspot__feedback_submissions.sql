@@ -1,5 +1,6 @@
+{{ hubspot_staging_config('hubspot_feedback_submissions', 'feedback_id') }}
 with latest as (
-    {{ hubspot_latest_versions('hubspot_feedback_submissions') }}
+    {{ hubspot_latest_versions('hubspot_feedback_submissions', 'feedback_id') }}
 ),
 
 final as (

@@ -1,5 +1,6 @@
+{{ hubspot_staging_config('hubspot_meetings', 'meeting_id') }}
 with latest as (
-    {{ hubspot_latest_versions('hubspot_meetings') }}
+    {{ hubspot_latest_versions('hubspot_meetings', 'meeting_id') }}
 ),
 
 final as (

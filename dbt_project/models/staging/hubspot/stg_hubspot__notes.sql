@@ -1,5 +1,6 @@
+{{ hubspot_staging_config('hubspot_notes', 'note_id') }}
 with latest as (
-    {{ hubspot_latest_versions('hubspot_notes') }}
+    {{ hubspot_latest_versions('hubspot_notes', 'note_id') }}
 ),
 
 final as (

@@ -1,5 +1,6 @@
+{{ hubspot_staging_config('hubspot_tasks', 'task_id') }}
 with latest as (
-    {{ hubspot_latest_versions('hubspot_tasks') }}
+    {{ hubspot_latest_versions('hubspot_tasks', 'task_id') }}
 ),
 
 final as (

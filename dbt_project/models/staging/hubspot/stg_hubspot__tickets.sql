@@ -1,5 +1,6 @@
+{{ hubspot_staging_config('hubspot_tickets', 'ticket_id') }}
 with latest as (
-    {{ hubspot_latest_versions('hubspot_tickets') }}
+    {{ hubspot_latest_versions('hubspot_tickets', 'ticket_id') }}
 ),
 
 final as (

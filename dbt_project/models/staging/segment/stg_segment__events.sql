@@ -1,5 +1,19 @@
+{{ config(
+    materialized='incremental',
+    unique_key='message_id',
+    incremental_strategy='delete+insert',
+    pre_hook="{{ ensure_loaded_at_index(source('segment', 'segment_events')) }}",
+    post_hook="{{ analyze_if_rebuilt('_loaded_at') }}",
+    indexes=[{'columns': ['message_id'], 'unique': True}, {'columns': ['_loaded_at']}],
+) }}
+{#- A table, not a view: parsing the jsonb payload is the cost, paid once per event.
+    Incremental: events are immutable and keyed by messageId, so a run stages the raw rows
+    loaded after the newest load already staged; nothing else can have changed. -#}
 with source as (
     select * from {{ source('segment', 'segment_events') }}
+    {%- if is_incremental() %}
+    where _loaded_at > {{ newest_loaded_at() }}
+    {%- endif %}
 ),
 
 final as (
