@@ -30,28 +30,28 @@
     alter table {{ state_relation() }} add column if not exists as_of timestamptz;
 {% endmacro %}
 
-{% macro saved_watermark() -%}
-    {#- The watermark saved for `this`, as a literal ('-infinity' when none), whatever the
-        materialization (the snapshot uses it; models use watermark()). -#}
+{% macro saved_state(column, incremental_only=true) -%}
+    {#- `column` of this model's row in the state table, as a timestamptz literal (so the
+        planner sees a constant and uses the change indexes): '-infinity' when no row was
+        saved, and on a full build unless incremental_only is false. -#}
     {%- set value = none -%}
-    {%- if execute -%}
-        {%- set result = run_query("select processed_until::text from " ~ state_relation()
+    {%- if execute and (is_incremental() or not incremental_only) -%}
+        {%- set result = run_query("select " ~ column ~ "::text from " ~ state_relation()
                                    ~ " where model = '" ~ this.schema ~ "." ~ this.identifier ~ "'") -%}
         {%- if result.rows | length > 0 -%}{%- set value = result.rows[0][0] -%}{%- endif -%}
     {%- endif -%}
     '{{ value if value else "-infinity" }}'::timestamptz
 {%- endmacro %}
 
+{% macro saved_watermark() -%}
+    {#- The watermark saved for `this` whatever the materialization (the snapshot uses it;
+        models use watermark()). -#}
+    {{- saved_state('processed_until', incremental_only=false) -}}
+{%- endmacro %}
+
 {% macro watermark() -%}
-    {#- The model's watermark as a SQL literal (so the planner sees a constant and uses the
-        change indexes); '-infinity' on a full build or when no watermark was saved. -#}
-    {%- set value = none -%}
-    {%- if execute and is_incremental() -%}
-        {%- set result = run_query("select processed_until::text from " ~ state_relation()
-                                   ~ " where model = '" ~ this.schema ~ "." ~ this.identifier ~ "'") -%}
-        {%- if result.rows | length > 0 -%}{%- set value = result.rows[0][0] -%}{%- endif -%}
-    {%- endif -%}
-    '{{ value if value else "-infinity" }}'::timestamptz
+    {#- The model's watermark; '-infinity' on a full build or when none was saved. -#}
+    {{- saved_state('processed_until') -}}
 {%- endmacro %}
 
 {% macro analyze_if_rebuilt(change_column=none) %}
@@ -74,14 +74,8 @@
 {% endmacro %}
 
 {% macro saved_as_of() -%}
-    {#- The as_of the model saved with its watermark, as a literal ('-infinity' when none). -#}
-    {%- set value = none -%}
-    {%- if execute and is_incremental() -%}
-        {%- set result = run_query("select as_of::text from " ~ state_relation()
-                                   ~ " where model = '" ~ this.schema ~ "." ~ this.identifier ~ "'") -%}
-        {%- if result.rows | length > 0 -%}{%- set value = result.rows[0][0] -%}{%- endif -%}
-    {%- endif -%}
-    '{{ value if value else "-infinity" }}'::timestamptz
+    {#- The as_of the model saved with its watermark ('-infinity' when none). -#}
+    {{- saved_state('as_of') -}}
 {%- endmacro %}
 
 {% macro newest_loaded_at() -%}
