@@ -32,6 +32,18 @@
     group by customer_key
 {%- endmacro %}
 
+{% macro remapped_customers() -%}
+    {#- Customers whose identifiers were assigned anew since the model's watermark: the keys
+        they belong to now and the keys they left (former_customer_keys: merged away). -#}
+    select customer_key from {{ ref('int_identifiers_mapped') }}
+    where _updated_at > {{ watermark() }} and customer_key is not null
+    union
+    select former.customer_key
+    from {{ ref('int_identifiers_mapped') }}
+    cross join lateral unnest(former_customer_keys) as former (customer_key)
+    where _updated_at > {{ watermark() }}
+{%- endmacro %}
+
 {% macro purchase_changed_customers(stored_purchases) -%}
     {#- Customers whose set of purchase touchpoints changed since the model's watermark: those of
         a changed event that is a purchase now, and those who owned, in `stored_purchases`

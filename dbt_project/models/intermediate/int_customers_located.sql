@@ -19,13 +19,7 @@
 with
 {%- if is_incremental() %}
 affected as (
-    select customer_key from {{ ref('int_identifiers_mapped') }}
-    where _updated_at > {{ watermark() }} and customer_key is not null
-    union
-    select former.customer_key
-    from {{ ref('int_identifiers_mapped') }}
-    cross join lateral unnest(former_customer_keys) as former (customer_key)
-    where _updated_at > {{ watermark() }}
+    {{ remapped_customers() }}
     union
     select i.customer_key
     from {{ ref('int_identifiers_mapped') }} as i

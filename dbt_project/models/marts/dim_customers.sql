@@ -46,13 +46,7 @@ changed_rows as (
     -- customers whose own data changed: their rows are re-derived whole
     select customer_key from ({{ changed_customers() }}) as changed
     union
-    select customer_key from {{ ref('int_identifiers_mapped') }}
-    where _updated_at > {{ watermark() }} and customer_key is not null
-    union
-    select former.customer_key
-    from {{ ref('int_identifiers_mapped') }}
-    cross join lateral unnest(former_customer_keys) as former (customer_key)
-    where _updated_at > {{ watermark() }}
+    {{ remapped_customers() }}
     union
     -- contacts (and their companies) re-staged, answers and cases re-staged: their customers
     select i.customer_key
