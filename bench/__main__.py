@@ -27,7 +27,7 @@ os.environ.pop("TOUCHPOINT_WAREHOUSE_URL", None)
 
 from bench import stages  # noqa: E402
 from bench.dataset import ensure_dataset  # noqa: E402
-from bench.measure import repeated, run_measured  # noqa: E402
+from bench.measure import repeated, run_measured, side_by_side  # noqa: E402
 from bench.scales import SCALES  # noqa: E402
 from bench.table import render  # noqa: E402
 from bench.targets import judge  # noqa: E402
@@ -91,33 +91,33 @@ def main(argv: list[str] | None = None) -> int:
         # The first run of each of our loads fills this warehouse, which the later stages build on.
         warehouse = wh.fresh(f"warehouse_{name}")
         for source in ("web", "email"):
-            load: dict[str, Any] = {}
-            here["load"][source] = load
-            progress(f"{name} {source} load of the history ({ds.manifest[f'{source}_csv_rows']:,} rows)")
-            load["ours"] = repeated(scale_reps, first_into(warehouse, lambda into: stages.load_ours(
-                wh, ds, source, into=into)), progress, "ours")
-            load["copy"] = repeated(scale_reps, lambda: stages.load_copy(wh, ds, source), progress, "psql \\copy")
-            save()
+            progress(f"{name} {source} load of the history ({ds.manifest[f'{source}_csv_rows']:,} rows), "
+                     f"the contenders side by side, {scale_reps} round(s)")
+            contenders: dict[str, Callable[[], dict[str, Any]]] = {
+                "ours": first_into(warehouse, lambda into, source=source: stages.load_ours(wh, ds, source, into=into)),
+                "copy": lambda source=source: stages.load_copy(wh, ds, source),
+            }
             if name in peers_at and not args.no_peers:
                 if dlt_python is None:
                     from bench.peers import ensure_dlt_python
                     dlt_python = ensure_dlt_python(settings.var_dir)
                 # dlt's fastest mode measured (csv files, loaded with COPY): the comparison is
                 # against the best a dlt user gets, not its slower default (insert_values).
-                load["dlt"] = repeated(scale_reps, lambda: stages.load_peer(wh, ds, source, "dlt", dlt_python,
-                                                                             mode="append-csv"), progress, "dlt")
-                load["pandas"] = repeated(scale_reps, lambda: stages.load_peer(wh, ds, source, "pandas"),
-                                          progress, "pandas to_sql")
-                save()
+                contenders["dlt"] = lambda source=source: stages.load_peer(wh, ds, source, "dlt", dlt_python,
+                                                                           mode="append-csv")
+                contenders["pandas"] = lambda source=source: stages.load_peer(wh, ds, source, "pandas")
+            here["load"][source] = side_by_side(scale_reps, contenders, progress, before=wh.settle)
+            save()
         progress(f"{name} CRM extraction of the history ({ds.manifest['crm_objects']:,} objects in all)")
         here["crm"] = repeated(scale_reps, first_into(warehouse, lambda into: stages.crm_extract(wh, ds, into=into)),
-                               progress, "crm")
+                               progress, "crm", before=wh.settle)
         save()
         progress(f"{name} dbt: full build of the history, then one new day")
         here["dbt"] = stages.transform(wh, ds, warehouse, progress)
         save()
         progress(f"{name} report to 50 recipients")
-        here["report"] = repeated(reps, lambda: stages.report(wh, ds, warehouse), progress, "report")
+        here["report"] = repeated(reps, lambda: stages.report(wh, ds, warehouse), progress, "report",
+                                  before=wh.settle)
         wh.drop(warehouse)
         save()
         if name == "M":

@@ -62,16 +62,44 @@ def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str
     return Measured(seconds, peak, stdout, stderr)
 
 
+def _report(progress: Callable[[str], None], label: str, n: int, times: int, result: dict[str, Any]) -> None:
+    progress(f"  {label} run {n + 1}/{times}: " + ", ".join(
+        f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
+        if isinstance(v, int | float)))
+
+
 def repeated(times: int, once: Callable[[], dict[str, Any]], progress: Callable[[str], None],
-             label: str) -> dict[str, Any]:
-    """Run ``once`` ``times`` times; the result holds the median of every number and the runs."""
+             label: str, before: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    """Run ``once`` ``times`` times (``before`` ahead of each); the result holds the median of
+    every number and the runs."""
     runs = []
     for n in range(times):
+        before()
         result = once()
-        progress(f"  {label} run {n + 1}/{times}: " + ", ".join(
-            f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
-            if isinstance(v, int | float)))
+        _report(progress, label, n, times, result)
         runs.append(result)
+    return summarise(runs)
+
+
+def side_by_side(times: int, contenders: dict[str, Callable[[], dict[str, Any]]],
+                 progress: Callable[[str], None], before: Callable[[], None] = lambda: None
+                 ) -> dict[str, dict[str, Any]]:
+    """Run every contender once per round, ``times`` rounds (``before`` ahead of each run): the
+    machine's slow spells fall on all of them alike, so their ratio holds when a shared machine
+    does not. The result holds each contender's medians and runs."""
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in contenders}
+    for n in range(times):
+        for label, once in contenders.items():
+            before()
+            result = once()
+            _report(progress, label, n, times, result)
+            runs[label].append(result)
+    return {label: summarise(results) for label, results in runs.items()}
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of every number of ``runs``, other values from the first, and the runs."""
+    times = len(runs)
     summary: dict[str, Any] = {}
     for key, value in runs[0].items():
         if isinstance(value, int | float) and not isinstance(value, bool):

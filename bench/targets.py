@@ -31,7 +31,9 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
             break
     small, large = scales.get("S", {}).get("load"), scales.get("L", {}).get("load")
     if small and large:
-        for src in ("web", "email"):
+        # only the sources loaded at both scales: results are judged after every stage, so a
+        # run part-way through L has its web load and not yet its email load
+        for src in (source for source in ("web", "email") if source in small and source in large):
             judged.append(_target(f"{src} load peak RSS at L <= 1.2 x at S",
                                   large[src]["ours"]["peak_rss_mb"] / small[src]["ours"]["peak_rss_mb"], 1.2, "<=",
                                   "peak RSS of `touchpoint extract` at L / at S"))
