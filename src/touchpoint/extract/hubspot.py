@@ -69,14 +69,23 @@ class HubSpotClient:
                 retry_after = None
             else:
                 if response.status_code < 300:
-                    return response.json()
-                if response.status_code not in RETRY_STATUSES:
+                    try:
+                        answer = response.json()
+                    except ValueError:
+                        answer = None
+                    if isinstance(answer, dict):
+                        return answer
+                    # e.g. a proxy's HTML page with 200: retried like a 5xx
+                    problem = f"HTTP {response.status_code} with a body that is not a JSON object"
+                    retry_after = None
+                elif response.status_code not in RETRY_STATUSES:
                     raise HubSpotError(
                         f"CRM API {method} {url} answered {response.status_code}: "
                         f"{response.text[:200]}; check the token and base URL of connection crm_hubspot"
                     )
-                problem = f"HTTP {response.status_code}"
-                retry_after = response.headers.get("Retry-After")
+                else:
+                    problem = f"HTTP {response.status_code}"
+                    retry_after = response.headers.get("Retry-After")
             if attempt == self.max_retries:
                 break
             delay = min(self.backoff_cap, self.backoff_base * 2**attempt) * (0.5 + random.random())
@@ -105,6 +114,7 @@ class HubSpotClient:
         path = f"/crm/v3/objects/{object_type}/search"
         after: str | None = None
         seen_cursors: set[str] = set()
+        total = fetched = 0
         while True:
             body: dict[str, Any] = {
                 "filterGroups": [{"filters": [
@@ -125,14 +135,23 @@ class HubSpotClient:
                 yield from self.search_pages(object_type, modified_property, properties, start, middle, page_size)
                 yield from self.search_pages(object_type, modified_property, properties, middle, end, page_size)
                 return
-            yield page.get("results", []), f"{path}?after={after or ''}"
+            results = page.get("results", [])
+            if after is None:
+                total = int(page.get("total", 0))
+            fetched += len(results)
+            yield results, f"{path}?after={after or ''}"
             next_after = ((page.get("paging") or {}).get("next") or {}).get("after")
             if not next_after:
                 return
-            if next_after in seen_cursors:
+            # A cursor that never ends: one seen before, a page with nothing on it that still
+            # points further, or more results than the window holds (a window in the past
+            # only loses objects while it is read: one modified meanwhile moves out of it).
+            if next_after in seen_cursors or not results or fetched > total + len(results):
                 raise HubSpotError(
-                    f"CRM API {path} returned cursor {next_after!r} twice for window {start}..{end}; "
-                    "stopping instead of looping forever; report this to the API owner"
+                    f"CRM API {path} returned cursor {next_after!r} after {fetched} of {total} results for "
+                    f"window {start}..{end}" + (" (a page without results)" if not results else "")
+                    + (" (that cursor twice)" if next_after in seen_cursors else "")
+                    + "; stopping instead of looping forever; report this to the API owner"
                 )
             seen_cursors.add(next_after)
             after = str(next_after)

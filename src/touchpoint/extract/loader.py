@@ -37,6 +37,7 @@ class LoadStats:
 
 
 _COPY_BLOCK = 1 << 20
+_REASON_CHARS = 300
 
 
 def copy_text(value: str | None) -> str:
@@ -102,6 +103,8 @@ class RawLoader:
             self.flush()
 
     def quarantine(self, source: str, reason: str, raw_text: str) -> None:
+        if len(reason) > _REASON_CHARS:  # a reason quotes the value: a 10 MB one is not read
+            reason = reason[:_REASON_CHARS] + "…"
         self.stats.quarantined += 1
         self.stats.reasons[reason.split(":")[0]] = self.stats.reasons.get(reason.split(":")[0], 0) + 1
         log.warning("%s: quarantined record at %s: %s", self.stream.name, source, reason)

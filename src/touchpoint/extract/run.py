@@ -40,11 +40,12 @@ def load_items(loader: RawLoader, stream: Stream, items: Iterable[RawItem]) -> N
             loader.quarantine(item.location, item.error, item.text)
             continue
         try:
-            if not stream.accept(item.value):  # type: ignore[arg-type]
-                continue
-            loader.add(key_record(stream, item.value, item.location, item.text))
+            record = key_record(stream, item.value, item.location, item.text)
         except InvalidRecord as exc:
             loader.quarantine(item.location, str(exc), item.text)
+        else:
+            if record is not None:
+                loader.add(record)
 
 
 def load_file(conn: psycopg.Connection, stream: Stream, url: str) -> LoadStats:
@@ -99,9 +100,12 @@ def extract_hubspot(
             with_associations(client, obj, [record for record, _ in batch])
             for record, location in batch:
                 try:
-                    loader.add(key_record(stream, record, location))
+                    keyed = key_record(stream, record, location)
                 except InvalidRecord as exc:
                     loader.quarantine(location, str(exc), json.dumps(record))
+                else:
+                    if keyed is not None:
+                        loader.add(keyed)
 
         # Associations are read for as many records as one v4 batch takes (1,000), not page by
         # page (200): a fifth of the requests.

@@ -46,12 +46,15 @@ class KeyedRecord:
     source: str
 
 
-def key_record(stream: Stream, payload: Any, source: str, payload_json: str | None = None) -> KeyedRecord:
-    """Apply a stream's declarations to one parsed payload, or raise :class:`InvalidRecord`.
-    ``payload_json``: the text ``payload`` was decoded from, stored as it is (saves encoding it
-    again); without it the payload is encoded."""
+def key_record(stream: Stream, payload: Any, source: str, payload_json: str | None = None) -> KeyedRecord | None:
+    """Apply a stream's declarations to one parsed payload: its keyed record, None when the
+    stream does not take it (``accept``), or raise :class:`InvalidRecord`. ``payload_json``: the
+    text ``payload`` was decoded from, stored as it is (saves encoding it again); without it the
+    payload is encoded."""
     if not isinstance(payload, dict):
         raise InvalidRecord(f"expected a JSON object, got {type(payload).__name__}")
+    if not stream.accept(payload):
+        return None
     try:
         natural_key = stream.natural_key(payload)
         event_time = stream.event_time(payload)

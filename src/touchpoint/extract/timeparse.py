@@ -13,17 +13,27 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 def _checked(value: datetime, raw: object) -> datetime:
     if not EARLIEST <= value < LATEST:
-        raise InvalidRecord(f"impossible timestamp {raw!r}")
+        raise InvalidRecord(f"impossible timestamp {raw!r} ({value.isoformat()}): expected from "
+                            f"{EARLIEST.year} to before {LATEST.year}")
     return value
+
+
+#: Unix seconds beyond this are LATEST in milliseconds' range: a sender writing milliseconds.
+_MILLIS_FROM = LATEST.timestamp() * 10
 
 
 def from_unix_seconds(raw: object) -> datetime:
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
         raise InvalidRecord(f"timestamp {raw!r} is not unix seconds")
     try:
-        return _checked(datetime.fromtimestamp(float(raw), tz=UTC), raw)
+        seconds = float(raw)
+        moment = None if abs(seconds) >= _MILLIS_FROM else datetime.fromtimestamp(seconds, tz=UTC)
     except (ValueError, OverflowError, OSError):
         raise InvalidRecord(f"timestamp {raw!r} is not unix seconds") from None
+    if moment is None:
+        # not converted: a sender that changed its unit is a bug to see, not to guess around
+        raise InvalidRecord(f"timestamp {raw!r} looks like milliseconds; expected unix seconds")
+    return _checked(moment, raw)
 
 
 def from_iso(raw: object) -> datetime:
