@@ -24,7 +24,7 @@ test-fast: $(INSTALLED)
 	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"
 
 # Benchmarks (never part of `make test`): scales S, M, L of simulated data, every stage against
-# the limit and a peer, results in bench/results.json and bench/results.md. `bench-quick`: S only.
+# the limit and a peer, results in bench/results.json and bench/results.md. `bench-quick`: S only, no peers, results in bench/results-quick.*.
 BENCH_ARGS ?=
 bench: $(INSTALLED)
 	$(BIN)/python -m bench $(BENCH_ARGS)

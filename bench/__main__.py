@@ -45,12 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--scales", default="S,M,L", help="comma-separated, from S, M, L")
     parser.add_argument("--repetitions", type=int, default=3, help="runs per load and report measurement")
-    parser.add_argument("--quick", action="store_true", help="S only, one repetition (a couple of minutes)")
+    parser.add_argument("--quick", action="store_true",
+                        help="S only, one repetition, without the peers (a couple of minutes); results in "
+                             "bench/results-quick.json unless --out says otherwise")
     parser.add_argument("--peers-at", default=PEERS_AT,
                         help=f"scales at which dlt and pandas load too (default {PEERS_AT}; e.g. S,M)")
     parser.add_argument("--no-peers", action="store_true", help="skip dlt and pandas (ours and psql \\copy only)")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
+    parser.add_argument("--out", type=Path, default=None, help="default bench/results.json")
     args = parser.parse_args(argv)
+    if args.out is None:  # a quick run does not overwrite the results of a complete one
+        args.out = REPO / "bench" / ("results-quick.json" if args.quick else "results.json")
+    if args.quick:  # dlt and pandas take most of a run at S: the complete run measures them
+        args.no_peers = True
     names = ["S"] if args.quick else [s.strip().upper() for s in args.scales.split(",") if s.strip()]
     unknown = [n for n in names if n not in SCALES]
     if unknown or args.repetitions < 1:
