@@ -8,6 +8,7 @@ import uuid
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -19,6 +20,7 @@ from touchpoint.report.recipients import load_recipients
 pytestmark = pytest.mark.slow
 
 RAW_TABLES = ("hubspot_contacts", "sendgrid_events", "segment_events", "_quarantine")
+SECRETS = {"warehouse password": f"WhPw{uuid.uuid4().hex}", "CRM token": f"CrmTok{uuid.uuid4().hex}"}
 
 
 def raw_counts(url: str) -> dict[str, int]:
@@ -33,8 +35,12 @@ def demo(cluster_url, tmp_path_factory):
     url = create_db(cluster_url)
     var = TEST_VAR / f"demo-{uuid.uuid4().hex[:8]}"
     home = tmp_path_factory.mktemp("home")
+    # Known secrets, to look for afterwards: the cluster trusts loopback, so any password works.
+    user_at = f"{urlsplit(url).username}@"
     env = {
-        "HOME": str(home), "TOUCHPOINT_VAR_DIR": str(var), "TOUCHPOINT_WAREHOUSE_URL": url,
+        "HOME": str(home), "TOUCHPOINT_VAR_DIR": str(var),
+        "TOUCHPOINT_WAREHOUSE_URL": url.replace(user_at, f"{user_at[:-1]}:{SECRETS['warehouse password']}@", 1),
+        "TOUCHPOINT_CRM_TOKEN": SECRETS["CRM token"],
         "TOUCHPOINT_SMTP_PORT": str(free_port()), "TOUCHPOINT_CRM_PORT": str(free_port()),
         "TOUCHPOINT_LANDING_URL": str(var / "landing"),
     }
@@ -99,3 +105,20 @@ def test_a_second_demo_reuses_everything_and_duplicates_nothing(demo):
 def test_nothing_is_written_to_the_home_directory(demo):
     assert demo["first"].returncode == 0
     assert list(demo["home"].iterdir()) == []
+
+
+def test_no_secret_reaches_a_log_a_report_an_error_or_xcom(demo):
+    """The warehouse password and the CRM token go in through the environment (as connections):
+    they must appear in nothing the demo wrote (Airflow's task logs and metadata DB with its
+    XComs, dbt's logs and artifacts, the rendered reports and sent mail, GX results) nor in
+    anything it printed."""
+    assert demo["first"].returncode == 0
+    files = [p for p in demo["var"].rglob("*") if p.is_file()]
+    assert any(p.suffix == ".eml" for p in files) and any("log" in p.name for p in files)
+    assert any(p.name.endswith(".db") for p in files), "the Airflow metadata DB (XComs) is scanned too"
+    for what, secret in SECRETS.items():
+        needle = secret.encode()
+        leaks = [str(p.relative_to(demo["var"])) for p in files if needle in p.read_bytes()]
+        assert leaks == [], f"the {what} is in {leaks}"
+        for run in (demo["first"], demo["second"]):
+            assert secret not in run.stdout and secret not in run.stderr, what
