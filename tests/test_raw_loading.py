@@ -76,7 +76,7 @@ def test_a_file_with_broken_lines_loads_the_good_ones_and_quarantines_the_rest(f
     path.write_text("\n".join([*map(json.dumps, good[:3]), *broken, *map(json.dumps, good[3:])]) + "\n")
     result = run_cli("load", "web", str(path), "--json", env={"TOUCHPOINT_WAREHOUSE_URL": fresh_db})
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"loaded": 5, "duplicates": 0, "quarantined": 3}
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"loaded": 5, "duplicates": 0, "quarantined": 3, "erased": 0}
     assert "WARNING" in result.stderr and "quarantined" in result.stderr
     with psycopg.connect(fresh_db) as conn:
         reasons = [r[0] for r in conn.execute("select reason from raw._quarantine order by id")]
@@ -103,9 +103,9 @@ def test_a_file_overlapping_what_is_loaded_adds_only_the_new_events_keeping_the_
     # overlaps m-2, m-3; m-4 comes twice in the same chunk (the earlier copy must win)
     second = _segment_file(tmp_path / "second.ndjson", [event(2, 5), event(3, 5), event(4, 9), event(4, 7)])
     assert json.loads(run_cli("load", "web", first, "--json", env={"TOUCHPOINT_WAREHOUSE_URL": fresh_db})
-                      .stdout.strip().splitlines()[-1]) == {"loaded": 4, "duplicates": 0, "quarantined": 0}
+                      .stdout.strip().splitlines()[-1]) == {"loaded": 4, "duplicates": 0, "quarantined": 0, "erased": 0}
     assert json.loads(run_cli("load", "web", second, "--json", env={"TOUCHPOINT_WAREHOUSE_URL": fresh_db})
-                      .stdout.strip().splitlines()[-1]) == {"loaded": 1, "duplicates": 3, "quarantined": 0}
+                      .stdout.strip().splitlines()[-1]) == {"loaded": 1, "duplicates": 3, "quarantined": 0, "erased": 0}
     with psycopg.connect(fresh_db) as conn:
         kept = dict(conn.execute("select natural_key, (payload->'properties'->>'copy')::int"
                                  " from raw.segment_events").fetchall())

@@ -65,7 +65,7 @@ def test_the_same_batch_landed_twice_loads_nothing_the_second_time(fresh_db):
     first = run_cli("load", "email", str(FIXTURES / "sendgrid_batch.json"), "--json", env={"TOUCHPOINT_WAREHOUSE_URL": fresh_db})
     second = run_cli("load", "email", str(FIXTURES / "sendgrid_batch.json"), "--json", env={"TOUCHPOINT_WAREHOUSE_URL": fresh_db})
     assert json.loads(first.stdout.splitlines()[-1])["loaded"] == 11
-    assert json.loads(second.stdout.splitlines()[-1]) == {"loaded": 0, "duplicates": 11, "quarantined": 0}
+    assert json.loads(second.stdout.splitlines()[-1]) == {"loaded": 0, "duplicates": 11, "quarantined": 0, "erased": 0}
 
 
 # -- Segment ----------------------------------------------------------------------------------

@@ -105,9 +105,9 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 def _print_summary(stats_list, as_json: bool) -> None:
     for stats in stats_list:
         print(f"{stats.stream}: loaded={stats.loaded} duplicates={stats.duplicates} "
-              f"quarantined={stats.quarantined}")
+              f"quarantined={stats.quarantined} erased={stats.erased}")
     if as_json:
-        totals = {"loaded": 0, "duplicates": 0, "quarantined": 0}
+        totals = {"loaded": 0, "duplicates": 0, "quarantined": 0, "erased": 0}
         for stats in stats_list:
             for key, value in stats.as_dict().items():
                 totals[key] += value
@@ -226,6 +226,27 @@ def cmd_dbt_manifest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- privacy -------------------------------------------------------------------------------
+def cmd_privacy_erase(args: argparse.Namespace, settings: Settings) -> int:
+    from touchpoint.privacy.erase import erase
+
+    result = erase(settings.resolved_warehouse_url, args.email or [], args.crm_id or [], settings.dbt_project_dir,
+                   settings.var_dir, dry_run=args.dry_run, progress=lambda msg: print(msg, file=sys.stderr))
+    verb = "would remove" if result.dry_run else "removed"
+    for table, rows in result.rows.items():
+        if rows:
+            print(f"{table}: {verb} {rows} row(s)")
+    print(f"identifiers: {result.person.count()} ({', '.join(f'{n} {kind}' for kind, values in result.person.identifiers.items() if (n := len(values)))})"
+          f"; customer keys: {len(result.person.customer_keys)}")
+    if result.dry_run:
+        print("dry run: nothing was changed")
+    else:
+        print(f"erasure {result.erasure_id}: {result.person.count()} tombstone(s) written"
+              + (f"; marts rebuilt; {result.searched_tables} tables searched, none holds the person"
+                 if result.rebuilt else ""))
+    return 0
+
+
 # -- demo ----------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     # The demo is a harness around the simulator (dev infrastructure), imported only here.
@@ -333,6 +354,15 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     send.add_argument("--dry-run", action="store_true", help="render and report what would be sent; send nothing")
     send.add_argument("--skip-quality-gate", action="store_true", help="send without running the data-quality suites")
     send.set_defaults(func=cmd_report_send)
+
+    privacy = sub.add_parser("privacy", help="personal data: erase a person")
+    privacy_sub = privacy.add_subparsers(dest="privacy_command", required=True)
+    erase = privacy_sub.add_parser(
+        "erase", help="remove a person from raw, the marts (rebuilt) and the send log; tombstones keep them out")
+    erase.add_argument("--email", action="append", help="the person's email address (repeatable)")
+    erase.add_argument("--crm-id", action="append", help="the person's HubSpot contact id (repeatable)")
+    erase.add_argument("--dry-run", action="store_true", help="count what would be removed; change nothing")
+    erase.set_defaults(func=cmd_privacy_erase)
 
     demo = sub.add_parser("demo", help="run the whole pipeline end to end on simulated data")
     demo.add_argument("--customers", type=int, default=settings.demo_customers)

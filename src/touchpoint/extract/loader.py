@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from touchpoint.extract.stream import KeyedRecord, Stream
+from touchpoint.privacy.tombstones import Tombstones
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,13 @@ class LoadStats:
     loaded: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    #: records of erased people, dropped (privacy.tombstones)
+    erased: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
-        return {"loaded": self.loaded, "duplicates": self.duplicates, "quarantined": self.quarantined}
+        return {"loaded": self.loaded, "duplicates": self.duplicates, "quarantined": self.quarantined,
+                "erased": self.erased}
 
 
 _COPY_BLOCK = 1 << 20
@@ -80,6 +84,7 @@ class RawLoader:
                 "insert into raw._batches (batch_id, stream, source) values (%s, %s, %s)",
                 (self.batch_id, stream.name, batch_source),
             )
+            self.tombstones = Tombstones.read(conn)
         self._chunks: queue.Queue[tuple[list[KeyedRecord], list[tuple[str, str, str]]] | None] = queue.Queue(1)
         self._failure: BaseException | None = None
         self._writer = threading.Thread(target=self._write_chunks, name=f"raw-loader-{stream.name}", daemon=True)
@@ -96,6 +101,13 @@ class RawLoader:
             self._chunks.put(None)
             self._writer.join()
         self._raise_failure()
+
+    def is_erased(self, payload: object) -> bool:
+        """Whether the payload belongs to an erased person (then it is counted, never stored)."""
+        if self.tombstones.covers(self.stream.identifiers, payload):
+            self.stats.erased += 1
+            return True
+        return False
 
     def add(self, record: KeyedRecord) -> None:
         self._pending.append(record)
@@ -146,9 +158,10 @@ class RawLoader:
             self.stats.loaded += inserted
             self.stats.duplicates += len(rows) - inserted
             self.conn.execute(
-                "update raw._batches set loaded = %s, duplicates = %s, quarantined = %s,"
+                "update raw._batches set loaded = %s, duplicates = %s, quarantined = %s, erased = %s,"
                 " finished_at = now() where batch_id = %s",
-                (self.stats.loaded, self.stats.duplicates, self.stats.quarantined, self.batch_id),
+                (self.stats.loaded, self.stats.duplicates, self.stats.quarantined, self.stats.erased,
+                 self.batch_id),
             )
 
     def _insert_new(self, rows: list[KeyedRecord]) -> int:

@@ -38,14 +38,23 @@ def load_items(loader: RawLoader, stream: Stream, items: Iterable[RawItem]) -> N
     for item in items:
         if item.error is not None:
             loader.quarantine(item.location, item.error, item.text)
-            continue
-        try:
-            record = key_record(stream, item.value, item.location, item.text)
-        except InvalidRecord as exc:
-            loader.quarantine(item.location, str(exc), item.text)
         else:
-            if record is not None:
-                loader.add(record)
+            load_record(loader, stream, item.value, item.location, item.text)
+
+
+def load_record(loader: RawLoader, stream: Stream, value: object, location: str, text: str | None = None) -> None:
+    """Key one parsed record and hand it to the loader: dropped (and counted) when it belongs to
+    an erased person, quarantined with its reason when it is invalid. ``text``: what it was
+    decoded from, stored as it is (without it the value is encoded)."""
+    if loader.is_erased(value):  # before quarantine too: an erased person's text is kept nowhere
+        return
+    try:
+        record = key_record(stream, value, location, text)
+    except InvalidRecord as exc:
+        loader.quarantine(location, str(exc), text if text is not None else json.dumps(value))
+    else:
+        if record is not None:
+            loader.add(record)
 
 
 def load_file(conn: psycopg.Connection, stream: Stream, url: str) -> LoadStats:
@@ -99,13 +108,7 @@ def extract_hubspot(
         def load(batch: list[tuple[dict, str]]) -> None:
             with_associations(client, obj, [record for record, _ in batch])
             for record, location in batch:
-                try:
-                    keyed = key_record(stream, record, location)
-                except InvalidRecord as exc:
-                    loader.quarantine(location, str(exc), json.dumps(record))
-                else:
-                    if keyed is not None:
-                        loader.add(keyed)
+                load_record(loader, stream, record, location)
 
         # Associations are read for as many records as one v4 batch takes (1,000), not page by
         # page (200): a fifth of the requests.
@@ -155,7 +158,7 @@ def _log_stats(stats: LoadStats, where: str) -> None:
     level = logging.WARNING if stats.quarantined else logging.INFO
     log.log(
         level,
-        "%s from %s: loaded=%d duplicates=%d quarantined=%d%s",
-        stats.stream, where, stats.loaded, stats.duplicates, stats.quarantined,
+        "%s from %s: loaded=%d duplicates=%d quarantined=%d erased=%d%s",
+        stats.stream, where, stats.loaded, stats.duplicates, stats.quarantined, stats.erased,
         f" reasons={stats.reasons}" if stats.reasons else "",
     )

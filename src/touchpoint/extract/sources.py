@@ -40,6 +40,7 @@ SENDGRID_EVENTS = Stream(
     event_time=_sendgrid_time,
     object_id=lambda event: event.get("sg_message_id"),
     accept=_sendgrid_accept,
+    identifiers=(("email", "$.email"),),
 )
 
 
@@ -75,6 +76,9 @@ SEGMENT_EVENTS = Stream(
     event_time=_segment_time,
     object_id=lambda event: event.get("userId") or event.get("anonymousId"),
     accept=_segment_accept,
+    identifiers=(("segment_user", "$.userId"), ("segment_user", "$.previousId"),
+                 ("segment_anonymous", "$.anonymousId"), ("email", "$.traits.email"),
+                 ("email", "$.context.traits.email")),
 )
 
 
@@ -90,6 +94,11 @@ class HubSpotObject:
     associations: tuple[str, ...]
     modified_property: str
     stream: Stream
+
+
+#: A contact's own identifiers; any other object names the contacts it is associated with.
+_CONTACT_IDENTIFIERS = (("hubspot_contact", "$.id"), ("email", "$.properties.email"))
+_ASSOCIATED_CONTACTS = (("hubspot_contact", "$.associations.contacts.results[*].id"),)
 
 
 def _hubspot_stream(object_type: str, modified_property: str) -> Stream:
@@ -112,6 +121,7 @@ def _hubspot_stream(object_type: str, modified_property: str) -> Stream:
         natural_key=key,
         event_time=modified,
         object_id=lambda record: str(record["id"]),
+        identifiers=_CONTACT_IDENTIFIERS if object_type == "contacts" else _ASSOCIATED_CONTACTS,
     )
 
 

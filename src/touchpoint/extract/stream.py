@@ -32,6 +32,10 @@ class Stream:
     object_id: Callable[[Record], str | None] = lambda record: None
     #: keep a record only if this returns True (e.g. the event types the slice handles)
     accept: Callable[[Record], bool] = lambda record: True
+    #: the personal identifiers a record carries: (identifier type, JSON path) pairs
+    #: (touchpoint.privacy.identifiers); erasure finds a person's rows by them, and the loader
+    #: drops a record whose identifier belongs to an erased person
+    identifiers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

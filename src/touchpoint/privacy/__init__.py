@@ -1,0 +1,1 @@
+"""Privacy: the identifiers a record carries, tombstones of erased people, and erasure."""

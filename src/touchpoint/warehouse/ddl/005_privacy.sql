@@ -1,0 +1,22 @@
+-- Privacy: erasure requests and the tombstones that keep an erased person out of later loads.
+-- A tombstone holds a hash of one identifier (never the identifier itself): the loader hashes
+-- the identifiers a record carries and drops the record when one matches
+-- (touchpoint.privacy.tombstones, touchpoint.extract.loader).
+create schema if not exists privacy;
+
+create table if not exists privacy.erasures (
+    erasure_id    text primary key,
+    erased_at     timestamptz not null default now(),
+    identifiers   integer not null,                -- how many identifiers were tombstoned
+    rows_removed  jsonb not null                   -- {"raw.segment_events": 12, ...}: counts only
+);
+
+create table if not exists privacy.tombstones (
+    identifier_type  text not null,                -- email, hubspot_contact, segment_user, segment_anonymous
+    identifier_hash  text not null,                -- sha256 hex of '<type>:<normalised identifier>'
+    erasure_id       text not null references privacy.erasures (erasure_id),
+    primary key (identifier_type, identifier_hash)
+);
+
+-- A load counts the records it dropped because they belong to an erased person.
+alter table raw._batches add column if not exists erased integer not null default 0;
