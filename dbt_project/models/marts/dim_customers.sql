@@ -1,6 +1,7 @@
 /* depends_on: {{ ref('int_events_classified') }} */
 /* depends_on: {{ ref('stg_hubspot__feedback_submissions') }} */
 /* depends_on: {{ ref('stg_hubspot__tickets') }} */
+/* depends_on: {{ ref('dim_customer_consents') }} */
 {{ config(
     materialized='incremental',
     unique_key='customer_key',
@@ -20,12 +21,15 @@
     key (contact id, event id, source), so every "latest" and "first" is well defined.
 
     Incremental: a customer's row depends on their identifiers, contacts (and company),
-    touchpoints, consent signals, answers and cases, and on the as-of time. The rows replaced
+    touchpoints, consent states (dim_customer_consents), answers and cases, and on the as-of
+    time. The rows replaced
     are those of every customer any of these changed for since the watermark (a customer who
     merged into another loses the row), plus the customers whose health windows moved: those
     with a touchpoint, answer or case between where a window boundary was at the last run (the
-    as_of saved with the watermark) and where it is now. Everyone else's row, windows
-    included, is the same under the new as_of. -#}
+    as_of saved with the watermark) and where it is now, plus the customers whose consent
+    state in dim_customer_consents differs from the stored one (compared, not tracked: that
+    mart is rebuilt whole, so any change to it, from any source, is seen). Everyone else's
+    row, windows included, is the same under the new as_of. -#}
 {#- The import CTEs are not materialized: on an incremental run each one is a handful of
     index lookups, and joining them as materialized sets would be nested loops over sets the
     planner takes for one row. -#}
@@ -65,9 +69,17 @@ changed_rows as (
           select contact_id from {{ ref('stg_hubspot__tickets') }} where _loaded_at > {{ watermark() }}
       )
     union
-    -- web consent: events whose customer is new or changed
-    select customer_key from {{ ref('int_segment_events_identified') }}
-    where _updated_at > {{ watermark() }} and customer_key is not null
+    -- consent: a state, its source or its time differs from the stored row's
+    select stored.customer_key
+    from {{ this }} as stored
+    join {{ ref('dim_customer_consents') }} as analytics
+        on analytics.customer_key = stored.customer_key and analytics.purpose = 'analytics'
+    join {{ ref('dim_customer_consents') }} as marketing
+        on marketing.customer_key = stored.customer_key and marketing.purpose = 'marketing'
+    where (stored.analytics_consent, stored.analytics_consent_source, stored.analytics_consent_at)
+              is distinct from (analytics.consent_state, analytics.decided_by_source, analytics.decided_at)
+       or (stored.marketing_consent, stored.marketing_consent_source, stored.marketing_consent_at)
+              is distinct from (marketing.consent_state, marketing.decided_by_source, marketing.decided_at)
 ),
 
 window_shifts as (
@@ -145,25 +157,10 @@ contacts as not materialized (
     {%- endif %}
 ),
 
-email_events as not materialized (
-    select * from {{ ref('stg_sendgrid__events') }}
-    where event_type in ('unsubscribe', 'group_unsubscribe', 'group_resubscribe')
+consents as not materialized (
+    select * from {{ ref('dim_customer_consents') }}
     {%- if is_incremental() %}
-      and email in (select identifier from identifiers where identifier_type = 'email')
-    {%- endif %}
-),
-
-identified_web as not materialized (
-    select * from {{ ref('int_segment_events_identified') }}
-    where customer_key is not null
-    {%- if is_incremental() %} and customer_key in (select customer_key from rebuilt){% endif %}
-),
-
-segment_events as not materialized (
-    select * from {{ ref('stg_segment__events') }}
-    where (consent_analytics is not null or consent_marketing is not null)
-    {%- if is_incremental() %}
-      and message_id in (select message_id from identified_web)
+    where customer_key in (select customer_key from rebuilt)
     {%- endif %}
 ),
 
@@ -271,33 +268,20 @@ service as (
 ),
 
 consent as (
-    -- the latest signal wins: HubSpot opt-out, SendGrid unsubscribe / resubscribe
-    select customer_key, (array_agg(opted_out order by signal_at desc, signal_id desc))[1] as email_opted_out,
-           (array_agg(signal_source order by signal_at desc, signal_id desc))[1] as email_consent_source
-    from (
-        select i.customer_key, c.is_email_opted_out as opted_out, c.modified_at as signal_at, 'hubspot' as signal_source,
-               'hubspot:' || c.contact_id as signal_id
-        from contacts as c join identifiers as i on i.identifier_type = 'hubspot_contact' and i.identifier = c.contact_id
-        union all
-        select i.customer_key, e.event_type in ('unsubscribe', 'group_unsubscribe'), e.occurred_at, 'sendgrid',
-               'sendgrid:' || e.email_event_id
-        from email_events as e join identifiers as i on i.identifier_type = 'email' and i.identifier = e.email
-    ) as signals
-    group by customer_key
-),
-
-web_consent as (
-    select customer_key,
-           (array_agg(consent_analytics order by occurred_at desc, message_id desc) filter (where consent_analytics is not null))[1] as consent_analytics,
-           (array_agg(consent_marketing order by occurred_at desc, message_id desc) filter (where consent_marketing is not null))[1] as consent_marketing
-    from (
-        select w.customer_key, e.occurred_at, e.message_id, e.consent_analytics, e.consent_marketing
-        from segment_events as e
-        join identified_web as w on w.message_id = e.message_id
-        where e.consent_analytics is not null or e.consent_marketing is not null
-    ) as consented
-    where customer_key is not null
-    group by customer_key
+    -- one column per purpose: the latest signal of any source decided it (dim_customer_consents)
+    select
+        customers.customer_key,
+        analytics.consent_state as analytics_consent,
+        analytics.decided_by_source as analytics_consent_source,
+        analytics.decided_at as analytics_consent_at,
+        marketing.consent_state as marketing_consent,
+        marketing.decided_by_source as marketing_consent_source,
+        marketing.decided_at as marketing_consent_at
+    from customers
+    left join consents as analytics
+        on analytics.customer_key = customers.customer_key and analytics.purpose = 'analytics'
+    left join consents as marketing
+        on marketing.customer_key = customers.customer_key and marketing.purpose = 'marketing'
 ),
 
 final as (
@@ -324,13 +308,20 @@ final as (
         coalesce(contact_of_customer.region, 'Unknown') as region,
         nullif(trim(concat_ws(' ', contact_of_customer.first_name, contact_of_customer.last_name)), '') as display_name,
         companies.company_name,
-        coalesce(consent.email_opted_out, false) as email_opted_out,
-        consent.email_consent_source,
-        web_consent.consent_analytics,
-        web_consent.consent_marketing,
-        -- reports may name this customer only when nothing says no
-        not coalesce(consent.email_opted_out, false) and coalesce(web_consent.consent_marketing, true)
-            as may_be_named,
+        coalesce(consent.analytics_consent, 'unknown') as analytics_consent,
+        consent.analytics_consent_source,
+        consent.analytics_consent_at,
+        coalesce(consent.marketing_consent, 'unknown') as marketing_consent,
+        consent.marketing_consent_source,
+        consent.marketing_consent_at,
+        -- the columns of before, from the same states: marketing refused is an email opt-out
+        coalesce(consent.marketing_consent = 'refused', false) as email_opted_out,
+        consent.marketing_consent_source as email_consent_source,
+        case consent.analytics_consent when 'granted' then true when 'refused' then false end as consent_analytics,
+        case consent.marketing_consent when 'granted' then true when 'refused' then false end as consent_marketing,
+        -- reports may name this customer unless they refused either purpose (README, privacy)
+        coalesce(consent.analytics_consent, 'unknown') <> 'refused'
+            and coalesce(consent.marketing_consent, 'unknown') <> 'refused' as may_be_named,
         coalesce(touch_summary.touchpoints, 0) as touchpoints,
         coalesce(touch_summary.web_touchpoints, 0) as web_touchpoints,
         coalesce(touch_summary.email_touchpoints, 0) as email_touchpoints,
@@ -363,7 +354,6 @@ final as (
     left join service using (customer_key)
     left join engagement using (customer_key)
     left join consent using (customer_key)
-    left join web_consent using (customer_key)
     left join companies on companies.company_id = contact_of_customer.company_id
 )
 
@@ -376,8 +366,10 @@ final as (
         stored.devices, stored.first_seen_at, stored.first_touch_at, stored.last_touch_at,
         stored.acquisition_channel, stored.first_touchpoint, stored.lifecycle_stage,
         stored.hubspot_lifecycle_stage, stored.country, stored.region, stored.display_name,
-        stored.company_name, stored.email_opted_out, stored.email_consent_source, stored.consent_analytics,
-        stored.consent_marketing, stored.may_be_named, stored.touchpoints, stored.web_touchpoints,
+        stored.company_name, stored.analytics_consent, stored.analytics_consent_source,
+        stored.analytics_consent_at, stored.marketing_consent, stored.marketing_consent_source,
+        stored.marketing_consent_at, stored.email_opted_out, stored.email_consent_source,
+        stored.consent_analytics, stored.consent_marketing, stored.may_be_named, stored.touchpoints, stored.web_touchpoints,
         stored.email_touchpoints, stored.crm_touchpoints, stored.support_touchpoints, stored.purchases,
         stored.touchpoints_by_channel, stored.latest_nps, stored.latest_csat, stored.support_cases,
         stored.repeat_support_cases,
