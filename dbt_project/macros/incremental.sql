@@ -19,8 +19,13 @@
 {%- endmacro %}
 
 {% macro create_incremental_state() %}
-    {#- on-run-start: the watermark table (created once; dbt never drops it). -#}
-    create schema if not exists intermediate;
+    {#- on-run-start: the watermark table (created once; dbt never drops it). The schema is made
+        only when missing: `create schema if not exists` needs CREATE on the database even when
+        the schema exists, and a database copied from another (a template, a restore) has lost
+        that grant to the transformer until the warehouse's owner runs its DDL again. -#}
+    do $$ begin
+        if to_regnamespace('intermediate') is null then create schema intermediate; end if;
+    end $$;
     create table if not exists {{ state_relation() }} (
         model            text primary key,
         processed_until  timestamptz not null,

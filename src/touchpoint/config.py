@@ -64,6 +64,32 @@ def _env_date(name: str, default: date) -> date:
 
 
 @dataclass(frozen=True)
+class Roles:
+    """The warehouse's group roles (NOLOGIN), one per stage; ``touchpoint.warehouse.schema``
+    creates them and their grants, and each stage takes its own (README, "Roles")."""
+
+    #: extract: writes raw.*
+    loader: str = "loader"
+    #: dbt and the data-quality checks: reads raw, owns the dbt schemas, writes dq.* and ops.*
+    transformer: str = "transformer"
+    #: people querying the marts: no raw, no direct identifiers
+    analyst: str = "analyst"
+    #: the weekly report and alerts: reads the marts, writes the send log reporting.deliveries
+    reporter: str = "reporter"
+
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.loader, self.transformer, self.analyst, self.reporter)
+
+
+def _env_role(name: str, default: str) -> str:
+    value = _env(name, default) or default
+    # dbt-postgres sends its profile's role unquoted (set role <name>): keep names plain identifiers
+    if not value.replace("_", "").isalnum() or not value.isascii() or value != value.lower() or value[0].isdigit():
+        raise ConfigError(f"{name}={value!r} is not a plain lower-case role name (letters, digits, _)")
+    return value
+
+
+@dataclass(frozen=True)
 class Settings:
     """Typed settings, read once from the environment by :func:`load_settings`."""
 
@@ -98,6 +124,8 @@ class Settings:
     smtp_first_delay_seconds: float = 1.0
     #: CLI CRM extraction: requests per second at most (HubSpot private apps allow about 10-19); 0: no limit
     crm_max_requests_per_second: float = 8.0
+    #: the warehouse roles each stage runs as
+    roles: Roles = Roles()
 
     @property
     def pg_data_dir(self) -> Path:
@@ -170,7 +198,9 @@ def load_settings() -> Settings:
     ``TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS`` (true), ``TOUCHPOINT_REPORT_INGEST_WAIT_HOURS`` (12),
     ``TOUCHPOINT_SMTP_ATTEMPTS`` (4), ``TOUCHPOINT_SMTP_FIRST_DELAY_SECONDS`` (1.0),
     ``TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND`` (8; the CLI's HubSpot request rate, 0 = unbounded;
-    the DAGs take it from the connection's extra ``max_requests_per_second``).
+    the DAGs take it from the connection's extra ``max_requests_per_second``),
+    ``TOUCHPOINT_ROLE_LOADER`` (loader), ``TOUCHPOINT_ROLE_TRANSFORMER`` (transformer),
+    ``TOUCHPOINT_ROLE_ANALYST`` (analyst), ``TOUCHPOINT_ROLE_REPORTER`` (reporter).
     """
     project_dir = Path(_env("TOUCHPOINT_PROJECT_DIR", str(DEFAULT_PROJECT_DIR))).resolve()
     var_dir = Path(_env("TOUCHPOINT_VAR_DIR", str(project_dir / "var"))).resolve()
@@ -203,4 +233,13 @@ def load_settings() -> Settings:
         smtp_attempts=_env_int("TOUCHPOINT_SMTP_ATTEMPTS", 4),
         smtp_first_delay_seconds=_env_float("TOUCHPOINT_SMTP_FIRST_DELAY_SECONDS", 1.0),
         crm_max_requests_per_second=_env_float("TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND", 8.0),
+        roles=load_roles(),
     )
+
+
+def load_roles() -> Roles:
+    """The role names alone (``ensure_schema`` and connections need them without the rest)."""
+    return Roles(loader=_env_role("TOUCHPOINT_ROLE_LOADER", "loader"),
+                 transformer=_env_role("TOUCHPOINT_ROLE_TRANSFORMER", "transformer"),
+                 analyst=_env_role("TOUCHPOINT_ROLE_ANALYST", "analyst"),
+                 reporter=_env_role("TOUCHPOINT_ROLE_REPORTER", "reporter"))

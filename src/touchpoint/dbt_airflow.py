@@ -22,7 +22,7 @@ from cosmos.profiles.postgres.user_pass import PostgresUserPasswordProfileMappin
 
 from touchpoint.config import Settings
 from touchpoint.errors import ConfigError
-from touchpoint.transform import manifest_path
+from touchpoint.transform import dbt_role_env, manifest_path
 
 WAREHOUSE_CONN_ID = "touchpoint_warehouse"
 DBT_PROFILE = "touchpoint"
@@ -72,13 +72,16 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt", **kwargs: Any) -> 
                 "DBT_LOG_PATH": str(target / "logs"),
                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
                 "DBT_USE_COLORS": "False",
+                **dbt_role_env(),  # the readers the marts are granted to (macros/grants.sql)
             },
         ),
         profile_config=ProfileConfig(
             profile_name=DBT_PROFILE,
             target_name=DBT_TARGET,
             profile_mapping=WarehouseProfileMapping(conn_id=WAREHOUSE_CONN_ID,
-                                                    profile_args={"schema": "analytics", "threads": 4}),
+                                                    # dbt runs as the transformer role (SET ROLE)
+                                                    profile_args={"schema": "analytics", "threads": 4,
+                                                                  "role": settings.roles.transformer}),
         ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,

@@ -111,7 +111,7 @@ def send_failure_alert(failure: TaskFailure) -> list[Delivery]:
     from touchpoint.report.recipients import load_recipients
     from touchpoint.report.render import render_task_failure
     from touchpoint.report.send import RetryPolicy, deliver
-    from touchpoint.warehouse.connection import connect
+    from touchpoint.warehouse.connection import connect, set_role
     from touchpoint.warehouse.schema import ensure_schema
 
     settings = load_settings()
@@ -135,6 +135,7 @@ def send_failure_alert(failure: TaskFailure) -> list[Delivery]:
         return _send_unrecorded(smtp, recipients.sender, recipients.alerts, render, period_of(failure))
     with conn:
         ensure_schema(conn)
+        set_role(conn, settings.roles.reporter)  # the send log is the reporter's, as for the weekly report
         return deliver(conn, smtp, REPORT, period_of(failure), recipients.sender, recipients.alerts, render,
                        policy=policy)
 

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from touchpoint.config import Settings
+from touchpoint.config import Settings, load_roles
 from touchpoint.extract.run import CrmEndpoint, extract_source
 from touchpoint.intervals import iso_week
 from touchpoint.quality.gx_runner import GXValidationFailed, QualityReport, run_quality
@@ -22,7 +22,7 @@ from touchpoint.report.render import DataQualityAlert, render_alert
 from touchpoint.report.send import PERMANENT, Delivery, RetryPolicy, SmtpSettings, deliver, delivery_states
 from touchpoint.report.weekly import WeeklyReport
 from touchpoint.transform import run_dbt
-from touchpoint.warehouse.connection import connect
+from touchpoint.warehouse.connection import connect, role_url, set_role
 from touchpoint.warehouse.schema import ensure_schema
 
 log = logging.getLogger(__name__)
@@ -31,15 +31,25 @@ WEEKLY_REPORT = "weekly_touchpoints"
 DQ_ALERT = "dq_alert"
 
 
+def stage_url(warehouse_url: str, role: str) -> str:
+    """The URL a stage connects with to run as its ``role``, once the warehouse's owner has
+    made sure of the schema (and so of the role): for steps that open their own connections."""
+    with connect(warehouse_url) as conn:
+        ensure_schema(conn)
+    return role_url(warehouse_url, role)
+
+
 def extract(source: str, start: datetime, end: datetime, warehouse_url: str, settings: Settings,
             crm: CrmEndpoint | None = None, crm_group: str | None = None) -> dict[str, Any]:
-    stats = extract_source(source, warehouse_url, start, end, landing_url=settings.landing_url, crm=crm,
-                           crm_group=crm_group)
+    """Extract one source for ``[start, end)`` into raw, as the loader role."""
+    stats = extract_source(source, stage_url(warehouse_url, settings.roles.loader), start, end,
+                           landing_url=settings.landing_url, crm=crm, crm_group=crm_group)
     return {s.stream: s.as_dict() for s in stats}
 
 
 def transform(warehouse_url: str, settings: Settings) -> None:
-    """Build and test every dbt model (seeds, models, tests) on the warehouse."""
+    """Build and test every dbt model (seeds, models, tests) on the warehouse, as the
+    transformer role (the profile's ``role``, from :func:`touchpoint.transform.dbt_env`)."""
     with connect(warehouse_url) as conn:
         ensure_schema(conn)
     run_dbt(["build"], settings.dbt_project_dir, warehouse_url, settings.var_dir)
@@ -48,26 +58,31 @@ def transform(warehouse_url: str, settings: Settings) -> None:
 def check_quality(start: datetime, end: datetime, warehouse_url: str, settings: Settings,
                   run_id: str | None = None, raise_on_critical: bool = True) -> QualityReport:
     """Run every suite on the interval and store the results; by default raise
-    :class:`GXValidationFailed` when a critical expectation fails (the gate)."""
-    report = run_quality(warehouse_url, settings.expectations_dir, settings.var_dir / "gx", start, end, run_id=run_id)
+    :class:`GXValidationFailed` when a critical expectation fails (the gate). The checks read
+    raw and the marts and write dq.*: they run as the transformer role."""
+    report = run_quality(stage_url(warehouse_url, settings.roles.transformer), settings.expectations_dir, settings.var_dir / "gx", start, end, run_id=run_id)
     if raise_on_critical and report.critical_failures:
         raise GXValidationFailed(report)
     return report
 
 
 def record_ingested(start: datetime, end: datetime, warehouse_url: str, run_id: str) -> None:
-    """Note that the ingest completed [start, end): extracted, built and checked."""
+    """Note that the ingest completed [start, end): extracted, built and checked (as the
+    transformer role, the last stage of the ingest)."""
     with connect(warehouse_url) as conn:
         ensure_schema(conn)
+        set_role(conn, load_roles().transformer)
         conn.execute("insert into ops.ingest_intervals (interval_start, interval_end, run_id) values (%s, %s, %s)"
                      " on conflict (interval_start, interval_end, run_id) do update set finished_at = now()",
                      (start, end, run_id))
 
 
 def days_not_ingested(start: datetime, end: datetime, warehouse_url: str) -> list[date]:
-    """The UTC days of [start, end) that no completed ingest run covers entirely."""
+    """The UTC days of [start, end) that no completed ingest run covers entirely (read by the
+    report, as the reporter role)."""
     with connect(warehouse_url) as conn:
         ensure_schema(conn)
+        set_role(conn, load_roles().reporter)
         conn.execute("set time zone 'UTC'")  # days are UTC days, whatever the server's zone
         rows = conn.execute(
             "select day::date from generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 day',"
@@ -86,13 +101,14 @@ def send_weekly_report(week_start: date, warehouse_url: str, smtp: SmtpSettings,
     recipient who has not had this week's report gets their slice of it, with any warnings as
     a note. A week without a single touchpoint sends nothing (unless
     TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS=false). ``dry_run`` renders every message that would go
-    out and returns the plan, sending and recording nothing."""
+    out and returns the plan, sending and recording nothing. Runs as the reporter role."""
     recipients = load_recipients(recipients_file or settings.reports_dir / "recipients.yml",
                                  SliceValues.from_seeds(settings.dbt_project_dir))
     templates = settings.reports_dir / "templates"
     period = iso_week(week_start)
     with connect(warehouse_url) as conn:
         ensure_schema(conn)
+        set_role(conn, settings.roles.reporter)
         if quality and quality.get("status") == "fail":
             alert = DataQualityAlert.from_dict(quality)
             send = _plan if dry_run else deliver

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from touchpoint.config import load_roles
 from touchpoint.errors import TouchpointError
 from touchpoint.warehouse.connection import url_parts
 
@@ -18,10 +19,30 @@ class DbtFailed(TouchpointError):
     """dbt exited non-zero."""
 
 
+def dbt_role_env() -> dict[str, str]:
+    """The roles dbt needs: the one it runs as and the readers it grants the marts to
+    (macros/grants.sql).
+
+    dbt-postgres' profile ``role`` alone is not enough: its ``SET ROLE`` runs in the connection's
+    first transaction, and a rollback undoes it (dbt rolls back before on-run-start hooks, and
+    after any failed statement on a connection it then reuses), leaving dbt to run as the login
+    user (dbt-labs/dbt-adapters#1889). libpq's PGOPTIONS sets the role when each connection
+    starts, which no rollback undoes; the profile's ``role`` stays as the documented setting."""
+    roles = load_roles()
+    inherited = os.environ.get("PGOPTIONS", "")  # libpq's, not a touchpoint setting: kept, extended
+    return {
+        "PGOPTIONS": f"{inherited} -c role={roles.transformer}".strip(),
+        "TOUCHPOINT_DBT_ROLE": roles.transformer,
+        "TOUCHPOINT_DBT_ANALYST_ROLE": roles.analyst,
+        "TOUCHPOINT_DBT_REPORTER_ROLE": roles.reporter,
+    }
+
+
 def dbt_env(warehouse_url: str, var_dir: Path) -> dict[str, str]:
-    """Environment for dbt: connection pieces for profiles.yml, and every path kept under var/."""
+    """Environment for dbt: connection pieces and roles for profiles.yml, and every path kept under var/."""
     parts = url_parts(warehouse_url)
     return {
+        **dbt_role_env(),
         "TOUCHPOINT_DBT_HOST": parts.host,
         "TOUCHPOINT_DBT_PORT": str(parts.port),
         "TOUCHPOINT_DBT_USER": parts.user,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from psycopg import sql
 
 from touchpoint.errors import WarehouseError
 
@@ -47,13 +48,37 @@ def url_parts(url: str) -> UrlParts:
                     dbname=parts.path.lstrip("/") or "postgres")
 
 
-def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
-    """Open a connection or raise a one-line :class:`WarehouseError`."""
+def role_url(url: str, role: str) -> str:
+    """The URL of a connection that runs as ``role`` (a group role the login user is a member
+    of) from its first statement: libpq's ``options=-c role=...``, so it also works for clients
+    that take a URL and nothing else (SQLAlchemy for Great Expectations, a stage's own connect).
+    The role must exist: :func:`touchpoint.warehouse.schema.ensure_schema` creates it."""
+    parts = urlsplit(libpq_url(url))
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    options = " ".join(v for k, v in query if k == "options")  # a later -c role=... wins
+    query = [(k, v) for k, v in query if k != "options"] + [("options", f"{options} -c role={role}".strip())]
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
+def connect(url: str, autocommit: bool = False, role: str | None = None) -> psycopg.Connection:
+    """Open a connection or raise a one-line :class:`WarehouseError`; with ``role``, the
+    connection runs as that role (:func:`role_url`)."""
     try:
-        return psycopg.connect(libpq_url(url), autocommit=autocommit, connect_timeout=10)
+        return psycopg.connect(libpq_url(role_url(url, role) if role else url), autocommit=autocommit,
+                               connect_timeout=10)
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        hint = (f"; the stage role {role!r} is created by the warehouse's owner when a pipeline step first "
+                "runs (ensure_schema), and the login user must be a member of it"
+                if role and f'role "{role}"' in reason else "")
         raise WarehouseError(
-            f"cannot connect to the warehouse at {redact(url)}: {reason}; "
+            f"cannot connect to the warehouse at {redact(url)}: {reason}{hint}; "
             "check that the server runs and TOUCHPOINT_WAREHOUSE_URL (or the warehouse connection) is right"
         ) from None
+
+
+def set_role(conn: psycopg.Connection, role: str) -> None:
+    """Run the rest of this session as ``role`` (``SET ROLE``, kept after the commit it ends with)."""
+    conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
+    if not conn.autocommit:
+        conn.commit()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib import resources
 
 import psycopg
+from psycopg import sql
 
 
 def ddl_files() -> list[tuple[str, str]]:
@@ -19,15 +20,30 @@ def ddl_files() -> list[tuple[str, str]]:
 
 def ensure_schema(conn: psycopg.Connection) -> None:
     """Create every pre-dbt schema object that is missing, including a raw table per declared
-    stream. Safe to run at any time."""
+    stream, and the stage roles with their grants (``ddl/006_roles.sql``). Safe to run at any time.
+
+    The DDL runs as the login user (the warehouse's owner) even on a connection that has taken
+    a stage's role, which could not create it; the connection's role is the same afterwards."""
+    from touchpoint.config import load_roles
     from touchpoint.extract.sources import ALL_STREAMS
 
+    roles = load_roles()
     with conn.transaction():
+        stage_role = conn.execute("select current_user::text, session_user::text").fetchone()
+        assert stage_role is not None
+        conn.execute("set local role none")
         # Serialise concurrent first runs (parallel extract tasks) on the same DDL.
         conn.execute("select pg_advisory_xact_lock(hashtext('touchpoint.ensure_schema'))")
-        for _name, sql in ddl_files():
-            conn.execute(sql)
+        for key, name in (("loader", roles.loader), ("transformer", roles.transformer),
+                          ("analyst", roles.analyst), ("reporter", roles.reporter)):
+            conn.execute("select set_config(%s, %s, true)", (f"touchpoint.role_{key}", name))
+        for _name, ddl in ddl_files():
+            conn.execute(ddl)
         for stream in ALL_STREAMS:
             schema, table = stream.table.split(".")
             assert schema == "raw", f"stream {stream.name} must land in schema raw"
             conn.execute("select raw._create_stream_table(%s)", (table,))
+        # Inside a caller's transaction this block is a savepoint, and SET LOCAL lasts until the
+        # outer transaction ends: take the stage's role back explicitly.
+        if stage_role[0] != stage_role[1]:
+            conn.execute(sql.SQL("set local role {}").format(sql.Identifier(stage_role[0])))

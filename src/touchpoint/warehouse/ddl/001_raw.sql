@@ -44,5 +44,11 @@ begin
             _source      text not null,
             _loaded_at   timestamptz not null default now()
         )$ddl$, stream_table);
+    -- the staging models read raw rows by load time (their incremental filter); created here by
+    -- the owner, since dbt runs as the transformer, which may read raw but not alter it. The
+    -- name is the one PostgreSQL gives `create index on raw.<t> (_loaded_at)`, which dbt's
+    -- ensure_loaded_at_index ran before, so an existing index is not made twice.
+    execute format('create index if not exists %I on raw.%I (_loaded_at)',
+                   left(stream_table || '__loaded_at_idx', 63), stream_table);
 end
 $$;
