@@ -70,6 +70,24 @@ def _wait(what: str, check, services, deadline: float, interval: float = 1.0):
         time.sleep(interval)
 
 
+def _failed_task_logs(metadata: str, log_folder, lines: int = 60) -> str:
+    """The failed task instances and the tail of each one's log (the first thing to read when a
+    run fails: the services' logs only say that it did)."""
+    failed = _query(metadata, "select run_id, task_id, map_index, try_number from task_instance"
+                              " where dag_id = %s and state in ('failed', 'upstream_failed')"
+                              " order by start_date nulls last", (DAG_ID,))
+    parts = [f"failed task instances: {failed}"]
+    for run_id, task_id, map_index, try_number in failed:
+        folder = log_folder / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+        if map_index >= 0:
+            folder = folder / f"map_index={map_index}"
+        log = folder / f"attempt={try_number}.log"
+        if log.exists():
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+            parts.append(f"--- {task_id} ({log}) ---\n{tail}")
+    return "\n".join(parts)
+
+
 @pytest.mark.slow
 def test_a_three_day_backfill_on_celery_workers_builds_the_marts_of_one_run_over_those_days(
         cluster_url, settings_for, small_world, crm_server, dbt_manifest, tmp_path):
@@ -147,7 +165,8 @@ def test_a_three_day_backfill_on_celery_workers_builds_the_marts_of_one_run_over
         runs = _wait(f"the three backfill runs of {DAG_ID} to finish", finished, services, deadline, interval=2.0)
         tasks = _query(metadata, "select task_id, map_index, state, queue, hostname from task_instance"
                                  " where dag_id = %s", (DAG_ID,))
-        assert [state for _, state, _, _ in runs] == ["success"] * 3, f"runs {runs}\n{services.report()}"
+        assert [state for _, state, _, _ in runs] == ["success"] * 3, (
+            f"runs {runs}\n{_failed_task_logs(metadata, home / 'logs')}\n{services.report()}")
         # one run per day, consecutive, each owning its own data interval
         assert [(s.date().isoformat(), e.date().isoformat()) for _, _, s, e in runs] == [
             ("2026-10-05", "2026-10-06"), ("2026-10-06", "2026-10-07"), ("2026-10-07", "2026-10-08")]

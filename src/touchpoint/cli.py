@@ -116,11 +116,14 @@ def _print_summary(stats_list, as_json: bool) -> None:
 
 def cmd_extract(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint.extract.run import CrmEndpoint, extract_source
+    from touchpoint.warehouse.schema import stage_url
 
     crm = CrmEndpoint(args.crm_url or f"http://127.0.0.1:{settings.crm_port}", settings.crm_token,
                       max_requests_per_second=settings.crm_max_requests_per_second)
-    stats = extract_source(args.source, settings.resolved_warehouse_url, args.start, args.end,
-                           landing_url=settings.landing_url, crm=crm, crm_group=args.crm_group)
+    # as the loader role, like the DAG's extract tasks (README, "Roles")
+    stats = extract_source(args.source, stage_url(settings.resolved_warehouse_url, settings.roles.loader),
+                           args.start, args.end, landing_url=settings.landing_url, crm=crm,
+                           crm_group=args.crm_group)
     _print_summary(stats, args.json)
     return 0
 
@@ -129,9 +132,10 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint.extract.run import load_file
     from touchpoint.extract.sources import FILE_STREAMS
     from touchpoint.warehouse.connection import connect
+    from touchpoint.warehouse.schema import stage_url
 
     stream, _folder = FILE_STREAMS[args.source]
-    with connect(settings.resolved_warehouse_url) as conn:
+    with connect(stage_url(settings.resolved_warehouse_url, settings.roles.loader)) as conn:
         stats = load_file(conn, stream, str(args.path))
     _print_summary([stats], args.json)
     return 0
@@ -140,9 +144,11 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
 # -- dq ------------------------------------------------------------------------------------
 def cmd_dq(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint.quality.gx_runner import run_quality
+    from touchpoint.warehouse.schema import stage_url
 
-    report = run_quality(settings.resolved_warehouse_url, settings.expectations_dir, settings.var_dir / "gx",
-                         args.start, args.end, only=args.suite or None)
+    report = run_quality(stage_url(settings.resolved_warehouse_url, settings.roles.transformer),
+                         settings.expectations_dir, settings.var_dir / "gx", args.start, args.end,
+                         only=args.suite or None)
     print(report.table())
     if args.json:
         print(json.dumps(report.as_dict()))
@@ -173,12 +179,13 @@ def cmd_report_render(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint.report.recipients import SliceValues, load_recipients
     from touchpoint.report.weekly import WeeklyReport, write_preview
     from touchpoint.warehouse.connection import connect
+    from touchpoint.warehouse.schema import stage_url
 
     start, end = _week_interval(args.week)
     recipients = load_recipients(args.recipients or settings.reports_dir / "recipients.yml",
                                  SliceValues.from_seeds(settings.dbt_project_dir))
     quality = _quality(args, settings, start, end) if args.check_quality else None
-    with connect(settings.resolved_warehouse_url) as conn:
+    with connect(stage_url(settings.resolved_warehouse_url, settings.roles.reporter)) as conn:
         report = WeeklyReport(conn, start.date(), settings.reports_dir / "templates", quality)
         if not report.has_data:
             print(f"note: week {args.week} has no touchpoints in the warehouse (the report would not be sent)",

@@ -22,21 +22,13 @@ from touchpoint.report.render import DataQualityAlert, render_alert
 from touchpoint.report.send import PERMANENT, Delivery, RetryPolicy, SmtpSettings, deliver, delivery_states
 from touchpoint.report.weekly import WeeklyReport
 from touchpoint.transform import run_dbt
-from touchpoint.warehouse.connection import connect, role_url, set_role
-from touchpoint.warehouse.schema import ensure_schema
+from touchpoint.warehouse.connection import connect, set_role
+from touchpoint.warehouse.schema import ensure_schema, stage_url
 
 log = logging.getLogger(__name__)
 
 WEEKLY_REPORT = "weekly_touchpoints"
 DQ_ALERT = "dq_alert"
-
-
-def stage_url(warehouse_url: str, role: str) -> str:
-    """The URL a stage connects with to run as its ``role``, once the warehouse's owner has
-    made sure of the schema (and so of the role): for steps that open their own connections."""
-    with connect(warehouse_url) as conn:
-        ensure_schema(conn)
-    return role_url(warehouse_url, role)
 
 
 def extract(source: str, start: datetime, end: datetime, warehouse_url: str, settings: Settings,
@@ -60,7 +52,8 @@ def check_quality(start: datetime, end: datetime, warehouse_url: str, settings: 
     """Run every suite on the interval and store the results; by default raise
     :class:`GXValidationFailed` when a critical expectation fails (the gate). The checks read
     raw and the marts and write dq.*: they run as the transformer role."""
-    report = run_quality(stage_url(warehouse_url, settings.roles.transformer), settings.expectations_dir, settings.var_dir / "gx", start, end, run_id=run_id)
+    report = run_quality(stage_url(warehouse_url, settings.roles.transformer), settings.expectations_dir,
+                         settings.var_dir / "gx", start, end, run_id=run_id)
     if raise_on_critical and report.critical_failures:
         raise GXValidationFailed(report)
     return report

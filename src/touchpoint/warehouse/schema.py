@@ -47,3 +47,13 @@ def ensure_schema(conn: psycopg.Connection) -> None:
         # outer transaction ends: take the stage's role back explicitly.
         if stage_role[0] != stage_role[1]:
             conn.execute(sql.SQL("set local role {}").format(sql.Identifier(stage_role[0])))
+
+
+def stage_url(warehouse_url: str, role: str) -> str:
+    """The URL a stage connects with to run as its ``role``, once the warehouse's owner has
+    made sure of the schema (and so of the role): for steps that open their own connections."""
+    from touchpoint.warehouse.connection import connect, role_url
+
+    with connect(warehouse_url) as conn:
+        ensure_schema(conn)
+    return role_url(warehouse_url, role)
