@@ -145,3 +145,23 @@ def test_a_key_taken_by_a_concurrent_loader_falls_back_to_inserting_only_the_new
                 loader.add(r)
         assert (loader.stats.loaded, loader.stats.duplicates) == (3, 2)
         assert conn.execute("select count(*) from raw.segment_events").fetchone()[0] == 6
+
+
+def test_making_sure_of_the_schema_waits_for_no_loader(fresh_db):
+    """Every extract task makes sure of the schema while other tasks' loaders hold raw tables
+    and raw._batches in open transactions. On a warehouse that has its tables and indexes the
+    DDL must take no lock a loader holds against it (a parallel extract once deadlocked: a
+    `create index if not exists` and an `alter table ... add column if not exists` lock the
+    table even when there is nothing to do)."""
+    from touchpoint.extract.sources import ALL_STREAMS
+    from touchpoint.warehouse.schema import ensure_schema
+
+    with psycopg.connect(fresh_db) as conn:
+        ensure_schema(conn)
+    tables = ", ".join(["raw._batches", "raw._state", *(stream.table for stream in ALL_STREAMS)])
+    with psycopg.connect(fresh_db) as loader, psycopg.connect(fresh_db) as other_task:
+        loader.execute(f"lock table {tables} in row exclusive mode")  # what inserts and updates take
+        other_task.execute("set lock_timeout = '3s'")
+        ensure_schema(other_task)  # LockNotAvailable if it waits on the loader
+        other_task.commit()
+        loader.rollback()

@@ -48,7 +48,12 @@ begin
     -- the owner, since dbt runs as the transformer, which may read raw but not alter it. The
     -- name is the one PostgreSQL gives `create index on raw.<t> (_loaded_at)`, which dbt's
     -- ensure_loaded_at_index ran before, so an existing index is not made twice.
-    execute format('create index if not exists %I on raw.%I (_loaded_at)',
-                   left(stream_table || '__loaded_at_idx', 63), stream_table);
+    -- Only when missing: even `create index if not exists` takes a SHARE lock on the table
+    -- before it looks, and a loader of another task holding the table while it waits for
+    -- raw._batches would deadlock with this transaction (as a parallel extract once did).
+    if to_regclass(format('raw.%I', left(stream_table || '__loaded_at_idx', 63))) is null then
+        execute format('create index if not exists %I on raw.%I (_loaded_at)',
+                       left(stream_table || '__loaded_at_idx', 63), stream_table);
+    end if;
 end
 $$;

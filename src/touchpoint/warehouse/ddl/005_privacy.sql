@@ -18,5 +18,14 @@ create table if not exists privacy.tombstones (
     primary key (identifier_type, identifier_hash)
 );
 
--- A load counts the records it dropped because they belong to an erased person.
-alter table raw._batches add column if not exists erased integer not null default 0;
+-- A load counts the records it dropped because they belong to an erased person. Only when
+-- missing: `alter table` locks raw._batches exclusively even when the column exists, which
+-- would wait for (and can deadlock with) loaders running in parallel.
+do $$
+begin
+    if not exists (select from pg_attribute
+                   where attrelid = 'raw._batches'::regclass and attname = 'erased' and not attisdropped) then
+        alter table raw._batches add column erased integer not null default 0;
+    end if;
+end
+$$;
