@@ -20,7 +20,8 @@ from touchpoint.report.recipients import load_recipients
 pytestmark = pytest.mark.slow
 
 RAW_TABLES = ("hubspot_contacts", "sendgrid_events", "segment_events", "_quarantine")
-SECRETS = {"warehouse password": f"WhPw{uuid.uuid4().hex}", "CRM token": f"CrmTok{uuid.uuid4().hex}"}
+SECRETS = {"warehouse password": f"WhPw{uuid.uuid4().hex}", "CRM token": f"CrmTok{uuid.uuid4().hex}",
+           "SMTP password": f"SmtpPw{uuid.uuid4().hex}"}
 
 
 def raw_counts(url: str) -> dict[str, int]:
@@ -41,6 +42,8 @@ def demo(cluster_url, tmp_path_factory):
         "HOME": str(home), "TOUCHPOINT_VAR_DIR": str(var),
         "TOUCHPOINT_WAREHOUSE_URL": url.replace(user_at, f"{user_at[:-1]}:{SECRETS['warehouse password']}@", 1),
         "TOUCHPOINT_CRM_TOKEN": SECRETS["CRM token"],
+        # the demo's SMTP sink then requires this login, so the report only arrives if it logs in
+        "TOUCHPOINT_SMTP_LOGIN": "reports", "TOUCHPOINT_SMTP_PASSWORD": SECRETS["SMTP password"],
         "TOUCHPOINT_SMTP_PORT": str(free_port()), "TOUCHPOINT_CRM_PORT": str(free_port()),
         "TOUCHPOINT_LANDING_URL": str(var / "landing"),
     }
@@ -108,10 +111,10 @@ def test_nothing_is_written_to_the_home_directory(demo):
 
 
 def test_no_secret_reaches_a_log_a_report_an_error_or_xcom(demo):
-    """The warehouse password and the CRM token go in through the environment (as connections):
-    they must appear in nothing the demo wrote (Airflow's task logs and metadata DB with its
-    XComs, dbt's logs and artifacts, the rendered reports and sent mail, GX results) nor in
-    anything it printed."""
+    """The warehouse password, the CRM token and the SMTP password go in through the environment
+    (as connections): they must appear in nothing the demo wrote (Airflow's task logs and
+    metadata DB with its XComs, dbt's logs and artifacts, the rendered reports and sent mail, GX
+    results) nor in anything it printed."""
     assert demo["first"].returncode == 0
     files = [p for p in demo["var"].rglob("*") if p.is_file()]
     assert any(p.suffix == ".eml" for p in files) and any("log" in p.name for p in files)

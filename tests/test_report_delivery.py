@@ -9,8 +9,10 @@ import logging
 import re
 import struct
 import threading
+import uuid
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from email import policy
 from email.message import EmailMessage
@@ -402,3 +404,32 @@ def test_the_ddl_applies_again_on_a_database_that_has_it(conn):
     ensure_schema(conn)
     ensure_schema(conn)
     assert rows(conn) == {}
+
+
+def test_a_relay_that_requires_a_login_gets_it_and_a_wrong_password_is_named_without_it(conn, tmp_path):
+    """SMTP AUTH (the local sink with TOUCHPOINT_SMTP_LOGIN / _PASSWORD, as a real relay): the
+    report logs in; a wrong password fails the send with the server's reply, which never holds
+    the password, in the error, the log and the send log."""
+    from touchpoint.mail_sink import MailSink
+
+    password, wrong = f"SmtpPw{uuid.uuid4().hex}", f"Wrong{uuid.uuid4().hex}"
+    with MailSink(tmp_path / "mail", port=free_port(), credentials=("reports", password)) as sink:
+        good = SmtpSettings(host="127.0.0.1", port=sink.port, login="reports", password=password, timeout=5)
+        assert [d.status for d in run(conn, good, people(1))] == ["sent"]
+        assert len(saved_messages(sink.directory)) == 1
+        # a wrong password (535 at AUTH), then no login at all (530 at MAIL FROM): the session is
+        # refused, not the recipient, who stays due for the next run once the connection is fixed
+        for tries, (smtp, reply, who) in enumerate(((replace(good, password=wrong), "535", "the login 'reports'"),
+                                                    (replace(good, login=None, password=None), "530",
+                                                     "a session without a login")), start=1):
+            with pytest.raises(DeliveryIncomplete) as caught:
+                run(conn, smtp, (Recipient("later@example.com", "Later"), Recipient("next@example.com", "Next")))
+            assert f"refused {who}: {reply} 5.7" in str(caught.value), str(caught.value)
+            assert caught.value.undelivered == ["later@example.com", "next@example.com"]
+            [status, attempts, _, error] = rows(conn)["later@example.com"]
+            # one attempt per run (retrying within seconds would not help), counted across runs
+            assert (status, attempts) == ("failed", tries) and error.startswith("transient:"), error
+            assert wrong not in str(caught.value) + error + repr(smtp) and password not in error
+        assert len(saved_messages(sink.directory)) == 1  # nothing got through without the login
+        again = run(conn, good, (Recipient("later@example.com", "Later"), Recipient("next@example.com", "Next")))
+        assert [d.status for d in again] == ["sent", "sent"] and len(saved_messages(sink.directory)) == 3

@@ -70,8 +70,10 @@ def cmd_mail(args: argparse.Namespace, settings: Settings) -> int:
                                   "or set TOUCHPOINT_SMTP_PORT to a free port")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with MailSink(settings.mail_dir, port=args.port):
-            print(f"SMTP sink on 127.0.0.1:{args.port}, saving to {settings.mail_dir}; Ctrl-C to stop",
+        credentials = (settings.smtp_login, settings.smtp_password) if settings.smtp_login else None
+        with MailSink(settings.mail_dir, port=args.port, credentials=credentials):
+            auth = "; AUTH required (TOUCHPOINT_SMTP_LOGIN)" if credentials else ""
+            print(f"SMTP sink on 127.0.0.1:{args.port}, saving to {settings.mail_dir}{auth}; Ctrl-C to stop",
                   flush=True)
             try:
                 stop.wait()

@@ -7,7 +7,7 @@ Nothing else in the package reads ``os.environ`` for settings.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -95,8 +95,10 @@ class Settings:
 
     project_dir: Path
     var_dir: Path
-    #: An external warehouse; when set, no embedded cluster is ever started.
-    warehouse_url: str | None
+    #: An external warehouse; when set, no embedded cluster is ever started. Secrets (this URL's
+    #: password, the CRM token, the SMTP password) stay out of the repr, so a logged Settings
+    #: shows none of them.
+    warehouse_url: str | None = field(repr=False)
     pg_port: int
     pg_database: str
     pg_user: str
@@ -106,7 +108,7 @@ class Settings:
     smtp_port: int
     landing_url: str
     crm_port: int
-    crm_token: str
+    crm_token: str = field(repr=False)
     demo_customers: int
     demo_weeks: int
     demo_seed: int
@@ -126,6 +128,10 @@ class Settings:
     crm_max_requests_per_second: float = 8.0
     #: the warehouse roles each stage runs as
     roles: Roles = Roles()
+    #: SMTP AUTH for the CLI's sends and the local sink (`mail serve` then requires it); the
+    #: DAGs take theirs from the smtp_default connection. None: no authentication.
+    smtp_login: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
 
     @property
     def pg_data_dir(self) -> Path:
@@ -200,7 +206,8 @@ def load_settings() -> Settings:
     ``TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND`` (8; the CLI's HubSpot request rate, 0 = unbounded;
     the DAGs take it from the connection's extra ``max_requests_per_second``),
     ``TOUCHPOINT_ROLE_LOADER`` (loader), ``TOUCHPOINT_ROLE_TRANSFORMER`` (transformer),
-    ``TOUCHPOINT_ROLE_ANALYST`` (analyst), ``TOUCHPOINT_ROLE_REPORTER`` (reporter).
+    ``TOUCHPOINT_ROLE_ANALYST`` (analyst), ``TOUCHPOINT_ROLE_REPORTER`` (reporter),
+    ``TOUCHPOINT_SMTP_LOGIN`` and ``TOUCHPOINT_SMTP_PASSWORD`` (unset: no SMTP AUTH; both or neither).
     """
     project_dir = Path(_env("TOUCHPOINT_PROJECT_DIR", str(DEFAULT_PROJECT_DIR))).resolve()
     var_dir = Path(_env("TOUCHPOINT_VAR_DIR", str(project_dir / "var"))).resolve()
@@ -234,7 +241,17 @@ def load_settings() -> Settings:
         smtp_first_delay_seconds=_env_float("TOUCHPOINT_SMTP_FIRST_DELAY_SECONDS", 1.0),
         crm_max_requests_per_second=_env_float("TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND", 8.0),
         roles=load_roles(),
+        **_smtp_credentials(),
     )
+
+
+def _smtp_credentials() -> dict[str, str | None]:
+    login, password = _env("TOUCHPOINT_SMTP_LOGIN"), _env("TOUCHPOINT_SMTP_PASSWORD")
+    if bool(login) != bool(password):
+        missing = "TOUCHPOINT_SMTP_PASSWORD" if login else "TOUCHPOINT_SMTP_LOGIN"
+        raise ConfigError(f"SMTP authentication needs both TOUCHPOINT_SMTP_LOGIN and TOUCHPOINT_SMTP_PASSWORD;"
+                          f" {missing} is not set")
+    return {"smtp_login": login or None, "smtp_password": password or None}
 
 
 def load_roles() -> Roles:

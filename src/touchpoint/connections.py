@@ -49,12 +49,14 @@ def smtp_settings(conn_id: str = SMTP_CONN_ID) -> SmtpSettings:
 
 def smtp_settings_outside_airflow(settings) -> SmtpSettings:
     """For the CLI: the ``smtp_default`` connection when ``AIRFLOW_CONN_SMTP_DEFAULT`` is set
-    (JSON or URI, as Airflow reads it), else the local SMTP sink of the settings."""
+    (JSON or URI, as Airflow reads it), else the local SMTP sink of the settings (with
+    TOUCHPOINT_SMTP_LOGIN / TOUCHPOINT_SMTP_PASSWORD when set)."""
     import os
 
     value = os.environ.get("AIRFLOW_CONN_" + SMTP_CONN_ID.upper())
     if not value:
-        return SmtpSettings(host=settings.smtp_host, port=settings.smtp_port)
+        return SmtpSettings(host=settings.smtp_host, port=settings.smtp_port, login=settings.smtp_login,
+                            password=settings.smtp_password)
     from airflow.models.connection import Connection
 
     if value.lstrip().startswith("{"):

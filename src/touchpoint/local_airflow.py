@@ -53,6 +53,7 @@ def local_env(settings: Settings, warehouse_url: str, smtp_port: int, crm_url: s
         "AIRFLOW_CONN_TOUCHPOINT_WAREHOUSE": json.dumps(warehouse),
         "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
             "conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port,
+            **({"login": settings.smtp_login, "password": settings.smtp_password} if settings.smtp_login else {}),
             "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "reports@touchpoint.example"},
         }),
         "AIRFLOW_CONN_CRM_HUBSPOT": json.dumps({

@@ -6,6 +6,7 @@ which the demo and the tests point at this server.
 
 from __future__ import annotations
 
+import hmac
 import re
 import threading
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from email import message_from_bytes
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class _SaveToDir:
@@ -39,13 +41,33 @@ class _SaveToDir:
         return "250 Message accepted for delivery"
 
 
-class MailSink:
-    """An SMTP server in a background thread that saves every message under ``directory``."""
+class _OneAccount:
+    """SMTP AUTH (PLAIN, LOGIN) against one login and password, compared in constant time."""
 
-    def __init__(self, directory: Path, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, login: str, password: str) -> None:
+        self._login, self._password = login.encode(), password.encode()
+
+    def __call__(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = (isinstance(auth_data, LoginPassword)
+              and hmac.compare_digest(auth_data.login, self._login)
+              and hmac.compare_digest(auth_data.password, self._password))
+        return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd replies 535 itself
+
+
+class MailSink:
+    """An SMTP server in a background thread that saves every message under ``directory``.
+
+    With ``credentials`` (login, password) it refuses mail from a client that has not logged in
+    with them, as a real relay would. The sink listens on loopback only and offers no TLS, so
+    the login travels in clear over 127.0.0.1 (``auth_require_tls`` off)."""
+
+    def __init__(self, directory: Path, port: int = 0, host: str = "127.0.0.1",
+                 credentials: tuple[str, str] | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        self.controller = Controller(_SaveToDir(directory), hostname=host, port=port)
+        auth = ({"authenticator": _OneAccount(*credentials), "auth_required": True, "auth_require_tls": False}
+                if credentials else {})
+        self.controller = Controller(_SaveToDir(directory), hostname=host, port=port, **auth)
 
     def start(self) -> MailSink:
         self.controller.start()

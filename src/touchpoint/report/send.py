@@ -25,7 +25,7 @@ import smtplib
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
@@ -47,7 +47,7 @@ class SmtpSettings:
     host: str
     port: int
     login: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line or a traceback's locals
     use_ssl: bool = False
     starttls: bool = False
     timeout: float = 30.0
@@ -208,9 +208,27 @@ def _text(reply: bytes | str) -> str:
     return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
 
 
+#: Replies about the session's credentials (RFC 4954): authentication required, too weak,
+#: refused, or needs encryption. They concern every recipient alike, never one address.
+AUTH_REPLY_CODES = frozenset({530, 534, 535, 538})
+
+
 def _smtp_unreachable(settings: SmtpSettings, exc: BaseException) -> str:
+    code = getattr(exc, "smtp_code", None)
+    if code in AUTH_REPLY_CODES:
+        who = f"the login {settings.login!r}" if settings.login else "a session without a login"
+        return (f"the SMTP server {settings.host}:{settings.port} refused {who}: "
+                f"{code} {_text(getattr(exc, 'smtp_error', b''))}; check the login and password of the "
+                "Airflow connection smtp_default (TOUCHPOINT_SMTP_LOGIN / TOUCHPOINT_SMTP_PASSWORD for the CLI)")
     return (f"cannot reach the SMTP server {settings.host}:{settings.port}: {exc}; "
             "check the Airflow connection smtp_default")
+
+
+def _refuses_the_session(exc: BaseException) -> bool:
+    """A refusal of the sender or of the credentials (MAIL FROM answered 530, say), not of a
+    recipient: no recipient can be served until the configuration changes."""
+    code = getattr(exc, "smtp_code", None)
+    return code in AUTH_REPLY_CODES or (isinstance(exc, smtplib.SMTPSenderRefused) and 500 <= code <= 599)
 
 
 @dataclass
@@ -370,6 +388,14 @@ def _deliver_one(
             continue
         except (OSError, smtplib.SMTPException) as exc:  # timeouts and resets are OSErrors
             run.reset()  # a fresh connection for whatever comes next
+            if _refuses_the_session(exc):
+                # Not this recipient's fault, and no retry within seconds will change it: stop
+                # the run as for a server that is down (nobody is marked refused for good).
+                error = _smtp_unreachable(run.smtp, exc)
+                log.warning("%s for %s to %s: attempt %d failed: %s", report, period, recipient.address, attempt,
+                            error)
+                connect_failures = attempt
+                break
             transient, error = _describe(exc)
             if not transient:
                 _record_result(conn, report, period, recipient.address, "failed", PERMANENT + error)
