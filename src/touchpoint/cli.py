@@ -286,6 +286,10 @@ def _simulate_arguments(parser: argparse.ArgumentParser, settings: Settings) -> 
     parser.add_argument("--return-visits-per-week", type=float, default=0.0,
                         help="how often a signed-up customer comes back to the site, on average (default 0:"
                              " only the visits of their journey)")
+    parser.add_argument("--incident", action="append", default=[], metavar="TARGET:week=N:EFFECT[:EFFECT...]",
+                        help="plant an incident from week N (repeatable): TARGET a touchpoint, channel or ticket"
+                             " category; EFFECT csat=-D, nps=-D, conversion=xF, tickets=xF or engagement=xF,"
+                             " e.g. delivery_packaging:week=3:csat=-2:tickets=x3")
     sub = parser.add_subparsers(dest="sim_command")
     serve = sub.add_parser("serve-crm", help="serve the generated CRM as a HubSpot-compatible API")
     serve.add_argument("--port", type=int, default=settings.crm_port)

@@ -30,11 +30,20 @@ each object's state at the end, as HubSpot's API only serves the current version
 
 from __future__ import annotations
 
+import hashlib
+import math
 import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from touchpoint_sim.incidents import (
+    CONVERSION_LOOKBACK_DAYS,
+    FEEDBACK_LOOKBACK_DAYS,
+    Incident,
+    check_incidents,
+)
 
 FIRST_NAMES = ("ana", "ben", "chloe", "david", "emma", "farid", "grace", "hugo", "ines", "jules",
                "karin", "liam", "maya", "noah", "olga", "paul", "quinn", "rosa", "sami", "tara")
@@ -121,6 +130,25 @@ ASSOCIATION_PAIRS = (
 )
 _ID_BASE = {"contacts": 5000, "companies": 7_000_000, "deals": 9_100_000, "tickets": 3_100_000,
             "feedback_submissions": 6_100_000, "engagements": 40_000_000_000, "merged": 800_000}
+#: CRM ids a person's objects take from (a block per person: what one person does never moves
+#: another person's ids, so an incident leaves everyone else's CRM as it was)
+_ID_BLOCK = {"engagements": 100}
+_ID_BLOCK_DEFAULT = 20
+
+#: Arrivals: relative weight of each weekday (Monday first) and of each UTC hour
+WEEKDAY_WEIGHTS = (1.0, 1.05, 1.05, 1.0, 0.9, 0.65, 0.6)
+HOUR_WEIGHTS = (0.3, 0.2, 0.15, 0.1, 0.1, 0.15, 0.3, 0.6, 0.9, 1.1, 1.3, 1.4,
+                1.4, 1.3, 1.1, 1.0, 1.0, 1.05, 1.15, 1.3, 1.4, 1.35, 1.0, 0.6)
+#: week-to-week spread of the arrival rate (the log of a week's multiplier is normal, this sd)
+WEEK_NOISE = 0.08
+#: web pages that are not browsing: an engagement incident keeps them (they are conversions,
+#: sign-ups and forms, whose counts other signals read)
+_NOT_BROWSING = ("/signup", "/checkout", "/newsletter", "/contact-sales")
+_EMAIL_TOUCHPOINTS = {"newsletter": "newsletter", "order_confirmation": "order_confirmation",
+                      "shipping": "delivery_packaging", "renewal": "renewals_subscriptions",
+                      "survey": "post_purchase_survey"}
+_TICKET_TOUCHPOINTS = {"DELIVERY_ISSUE": "delivery_packaging", "PRODUCT_ISSUE": "product_quality",
+                       "BILLING_ISSUE": "billing_pricing"}
 
 
 def modified_property(object_type: str) -> str:
@@ -202,7 +230,8 @@ class Person:
     merged_contact_ids: list[str] = field(default_factory=list)
     email_optout_at: datetime | None = None
     newsletter_paused: list[tuple[datetime, datetime]] = field(default_factory=list)
-    bounced: bool = False
+    #: when the address hard-bounced (later mail is dropped; earlier mail went out)
+    bounced_at: datetime | None = None
     problem: str | None = None
     tickets: int = 0
     ticket_log: list[tuple[datetime, str]] = field(default_factory=list)
@@ -210,6 +239,11 @@ class Person:
     satisfaction: int | None = None
     churned_at: datetime | None = None
     plan: tuple[str, int] = PLANS[0]
+    #: (when, touchpoint, channel, ticket category) as the taxonomy classifies them; kept only
+    #: while incidents are planted (they decide who "met" an incident's target)
+    touches: list[tuple[datetime, str, str, str | None]] = field(default_factory=list)
+    #: a purchase an incident stopped (``conversion=xF``)
+    purchase_stopped: bool = False
 
     @property
     def crm_email(self) -> str:
@@ -236,6 +270,9 @@ class World:
         default_factory=lambda: {pair: {} for pair in ASSOCIATION_PAIRS})
     #: (source, natural id, person index)
     truth: list[tuple[str, str, int]] = field(default_factory=list)
+    incidents: tuple[Incident, ...] = ()
+    #: what each incident changed: (incident, effect, object type, natural id, person index)
+    incident_truth: list[tuple[str, str, str, str, int]] = field(default_factory=list)
 
     @property
     def contacts(self) -> list[dict[str, Any]]:
@@ -256,21 +293,35 @@ class _Sent:
 
 class _Builder:
     def __init__(self, customers: int, weeks: int, seed: int, start: date,
-                 return_visits_per_week: float = 0.0, first_index: int = 0) -> None:
-        # A slice of a larger population (first_index > 0) draws from its own stream.
-        self.rng = random.Random(seed if first_index == 0 else f"{seed}:{first_index}")
+                 return_visits_per_week: float = 0.0, first_index: int = 0,
+                 incidents: tuple[Incident, ...] = ()) -> None:
+        # The people themselves (names, arrival, acquisition...) come from one stream; a slice
+        # of a larger population (first_index > 0) has its own. What a person then lives draws
+        # from that person's own stream (see build()).
+        self.seed = seed
+        self.main = self.rng = random.Random(seed if first_index == 0 else f"{seed}:{first_index}")
         self.first_index = first_index
         self.return_visits_per_week = return_visits_per_week
-        self.world = World(start=start, weeks=weeks, seed=seed, return_visits_per_week=return_visits_per_week)
+        self.world = World(start=start, weeks=weeks, seed=seed, return_visits_per_week=return_visits_per_week,
+                           incidents=tuple(incidents))
         self.customers = customers
         self.t0 = datetime.combine(start, datetime.min.time(), UTC)
         self.end = self.world.end
         self.records: dict[str, list[CrmRecord]] = {t: [] for t in CRM_TYPES}
         self.companies: list[Company] = []
-        # Room for every object a slice's people create, so that slices never share an id.
-        self._ids = {key: base + first_index * (100 if key == "engagements" else 20)
-                     for key, base in _ID_BASE.items()}
+        # Companies are made with the people (main stream): slices keep rooms of their own.
+        self._company_ids = _ID_BASE["companies"] + first_index * _ID_BLOCK_DEFAULT
+        self._used: dict[tuple[str, int], int] = {}
         self._names: set[str] = set()
+        # Arrivals: a noisy rate per week (the same for every slice of a world), a weekly and a
+        # daily shape; one cumulative weight per (week, day) and per hour.
+        weeks_rng = random.Random(f"{seed}:weeks")
+        week_rate = [math.exp(weeks_rng.gauss(0, WEEK_NOISE)) for _ in range(weeks)]
+        self._day_cum = list(_accumulate(rate * w for rate in week_rate for w in WEEKDAY_WEIGHTS))
+        self._hour_cum = list(_accumulate(HOUR_WEIGHTS))
+        self.incidents = tuple(incidents)
+        self.tracking = bool(self.incidents)
+        self._incident_rngs: dict[int, random.Random] = {}
 
     # -- primitives ----------------------------------------------------------------------
     def uid(self) -> str:
@@ -306,16 +357,44 @@ class _Builder:
         return at < self.end
 
     # -- CRM ------------------------------------------------------------------------------
-    def next_id(self, object_type: str) -> str:
+    def next_id(self, object_type: str, person: int) -> str:
+        """The next id in the person's own block of ids for this type (slices never collide)."""
         key = "engagements" if object_type in ENGAGEMENT_TYPES else object_type
-        self._ids[key] += 1
-        return str(self._ids[key])
+        block = _ID_BLOCK.get(key, _ID_BLOCK_DEFAULT)
+        used = self._used[(key, person)] = self._used.get((key, person), 0) + 1
+        if used > block:
+            raise RuntimeError(f"person {person} made more than {block} CRM {key}: the id block is full")
+        return str(_ID_BASE[key] + person * block + used)
 
     def record(self, object_type: str, person: Person, created: datetime, props: dict[str, Any],
                object_id: str | None = None) -> CrmRecord:
-        rec = CrmRecord(object_type, object_id or self.next_id(object_type), person.index, created, props)
+        rec = CrmRecord(object_type, object_id or self.next_id(object_type, person.index), person.index, created,
+                        props)
         self.records[object_type].append(rec)
+        if self.tracking and object_type in ("tickets", "feedback_submissions", "contacts"):
+            if object_type == "tickets":
+                category = props["hs_ticket_category"]
+                self.touch(person, created, _TICKET_TOUCHPOINTS.get(category, "customer_support"), "support",
+                           category)
+            elif object_type == "contacts":
+                self.touch(person, created, "initial_contact", "web_form")
+            else:
+                self.touch(person, created, "post_purchase_survey", "survey")
         return rec
+
+    def touch(self, p: Person, at: datetime, touchpoint: str, channel: str, category: str | None = None) -> None:
+        p.touches.append((at, touchpoint, channel, category))
+
+    def has_met(self, p: Person, incident: Incident, lo: datetime, hi: datetime) -> bool:
+        """Whether the person met the incident's target in [lo, hi)."""
+        return any(lo <= at < hi and incident.met(tp, ch, cat) for at, tp, ch, cat in p.touches)
+
+    def incident_rng(self, p: Person) -> random.Random:
+        """The person's draws for incidents: their own stream of what happens is not moved."""
+        rng = self._incident_rngs.get(p.index)
+        if rng is None:
+            rng = self._incident_rngs[p.index] = random.Random(f"{self.seed}:incident:{p.index}")
+        return rng
 
     def link(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
         targets = self.world.associations[(from_type, to_type)].setdefault(from_id, [])
@@ -330,6 +409,11 @@ class _Builder:
             return None
         rec = self.record(kind, p, created, {"hs_timestamp": _iso(at), **props, "hubspot_owner_id": owner})
         self.link(kind, rec.id, "contacts", p.contact.id)
+        if self.tracking and kind == "calls":
+            inbound = props["hs_call_direction"] == "INBOUND"
+            self.touch(p, at, "customer_support" if inbound else "sales_interaction", "phone")
+        elif self.tracking and kind == "emails":
+            self.touch(p, at, "email_exchange", "email")
         if p.company:
             self.link(kind, rec.id, "companies", p.company.record.id)
         if deal is not None:
@@ -373,7 +457,11 @@ class _Builder:
             rec.set(self.moment(booked, start), self.end, hs_meeting_outcome="CANCELED")
             return rec, False
         outcome = "COMPLETED" if roll < cancel + show else "NO_SHOW"
-        rec.set(finish + timedelta(minutes=self.rng.randint(1, 120)), self.end, hs_meeting_outcome=outcome)
+        if rec.set(finish + timedelta(minutes=self.rng.randint(1, 120)), self.end, hs_meeting_outcome=outcome) \
+                and self.tracking and outcome == "COMPLETED":
+            self.touch(p, start, *(("in_store_experience", "store") if activity == "In-store visit" else
+                                   ("onboarding", "meeting") if activity == "Onboarding" else
+                                   ("sales_interaction", "meeting")))
         return rec, outcome == "COMPLETED" and self.live(finish)
 
     def note(self, p: Person, at: datetime, body: str, owner: str, deal=None) -> None:
@@ -411,13 +499,21 @@ class _Builder:
         self.link("deals", rec.id, "contacts", p.contact.id)
         if p.company:
             self.link("deals", rec.id, "companies", p.company.record.id)
+        if self.tracking:
+            self.touch(p, created, "sales_interaction", "sales")
         return rec
 
-    def close(self, deal: CrmRecord, at: datetime, won: bool, reason: str | None = None) -> bool:
+    def close(self, deal: CrmRecord, at: datetime, won: bool, reason: str | None = None,
+              p: Person | None = None) -> bool:
         props: dict[str, Any] = {"dealstage": "closedwon" if won else "closedlost", "closedate": _iso(at)}
         if reason:
             props["closed_lost_reason"] = reason
-        return deal.set(at, self.end, **props)
+        done = deal.set(at, self.end, **props)
+        if done and won and self.tracking and p is not None:
+            name = deal.props["dealname"]
+            self.touch(p, at, "upgrade" if name.startswith("Upsell") else
+                       "renewals_subscriptions" if deal.props["dealtype"] == "existingbusiness" else "purchase", "sales")
+        return done
 
     # -- web (Segment) ----------------------------------------------------------------------
     def web(self, p: Person, at: datetime, kind: str, page: str | None = None, **fields: Any) -> dict | None:
@@ -446,6 +542,10 @@ class _Builder:
                       "sentAt": _iso(sent), "receivedAt": _iso(received), "version": 2})
         self.world.web_events.append(event)
         self.world.truth.append(("segment", event["messageId"], p.index))
+        if self.tracking:
+            touch = _web_touch(event)
+            if touch is not None:
+                self.touch(p, at, *touch)
         return event
 
     def page(self, p: Person, at: datetime, path: str, campaign: dict | None = None, referrer: str = "") -> None:
@@ -528,8 +628,9 @@ class _Builder:
         base.update(unique or {})  # unique arguments arrive as top-level keys
         ts = int(at.timestamp())
         sent = _Sent(message_id, delivered=False)
-        if p.bounced or self.rng.random() < 0.015:
-            reason = "Bounced Address" if p.bounced else "Invalid SMTPAPI header"
+        bounced = p.bounced_at is not None and p.bounced_at <= at
+        if bounced or self.rng.random() < 0.015:
+            reason = "Bounced Address" if bounced else "Invalid SMTPAPI header"
             self._emit(p, {**base, "event": "dropped", "reason": reason, "timestamp": ts}, with_id=False)
             return sent
         self._emit(p, {**base, "event": "processed", "timestamp": ts})
@@ -538,7 +639,7 @@ class _Builder:
                            "timestamp": ts + 1})
             ts += self.rng.randint(300, 1800)
         if self.rng.random() < 0.02:
-            p.bounced = True
+            p.bounced_at = at if p.bounced_at is None else min(p.bounced_at, at)
             self._emit(p, {**base, "event": "bounce", "type": "bounce", "status": "5.1.1",
                            "reason": "550 5.1.1 The email account that you tried to reach does not exist",
                            "timestamp": ts + 3})
@@ -566,6 +667,10 @@ class _Builder:
             return
         self.world.email_events.append(event)
         self.world.truth.append(("sendgrid", event.get("sg_event_id") or "", p.index))
+        if self.tracking and event["event"] in ("delivered", "open", "click"):
+            category = _email_category(event)
+            if category in _EMAIL_TOUCHPOINTS:
+                self.touch(p, datetime.fromtimestamp(event["timestamp"], UTC), _EMAIL_TOUCHPOINTS[category], "email")
         if self.rng.random() < 0.02:  # at-least-once delivery: the same event twice
             self.world.email_events.append(dict(event))
 
@@ -599,9 +704,16 @@ class _Builder:
         people = [self.person(index) for index in range(self.first_index, self.first_index + self.customers)]
         self.world.people.extend(people)
         for person in people:
+            # Each person lives from a stream of their own: what changes for one person (an
+            # incident) never moves the draws of anyone else.
+            self.rng = random.Random(f"{self.seed}:person:{person.index}")
             self.journey(person)
+        self.more_cases()
         self.return_visits()
+        self.lower_answers()
+        self.less_engagement()
         self.after_churn()
+        self.rng = random.Random(f"{self.seed}:finish" + (f":{self.first_index}" if self.first_index else ""))
         self.finish()
         self.world.web_events.sort(key=lambda e: e["timestamp"])
         self.world.email_events.sort(key=lambda e: e["timestamp"])
@@ -611,8 +723,7 @@ class _Builder:
         rng = self.rng
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         acquisition = rng.choices(ACQUISITION, [a[5] for a in ACQUISITION])[0]
-        span = self.end - self.t0
-        arrived = self.moment(self.t0, self.t0 + span * 0.8)
+        arrived = self.arrival()
         email = f"{first}.{last}{index}@{rng.choice(DOMAINS)}"
         p = Person(
             index=index, first=first, last=last, email=email,
@@ -630,6 +741,14 @@ class _Builder:
             p.second_email = f"{first[0]}{last}.{index}@{domain}"
         return p
 
+    def arrival(self) -> datetime:
+        """When a new person first visits: any day of the world, by the week's rate, the weekday
+        and the hour (the world is steady: as many arrive in its last weeks as in its first)."""
+        day = self.rng.choices(range(len(self._day_cum)), cum_weights=self._day_cum)[0]
+        hour = self.rng.choices(range(24), cum_weights=self._hour_cum)[0]
+        at = self.t0 + timedelta(days=day, hours=hour, seconds=self.rng.uniform(0, 3600))
+        return min(at, self.end - timedelta(minutes=1)).replace(microsecond=(at.microsecond // 1000) * 1000)
+
     def company_for(self, p: Person) -> Company:
         if self.companies and self.rng.random() < 0.45:
             return self.rng.choice(self.companies)
@@ -643,7 +762,8 @@ class _Builder:
         domain = name.lower().replace(" ", "-") + ".example"
         industry = self.rng.choice(INDUSTRIES)
         # Created with its first contact (HubSpot creates companies from the email domain).
-        rec = CrmRecord("companies", self.next_id("companies"), p.index, self.end, {
+        self._company_ids += 1
+        rec = CrmRecord("companies", str(self._company_ids), p.index, self.end, {
             "name": name, "domain": domain, "industry": industry, "country": p.country})
         company = Company(rec, name, domain, industry)
         self.companies.append(company)
@@ -682,12 +802,18 @@ class _Builder:
             self.sales_process(p, at)
         elif form != "newsletter" or rng.random() < 0.3:
             self.self_serve(p, at)
+        # What follows the purchase decision, the store visit and the newsletters draw from
+        # streams of their own: a purchase an incident stopped changes what comes after it, not
+        # the person's visits and newsletters of the weeks before it.
+        self.rng = rng = random.Random(f"{self.seed}:person:{p.index}:after")
         if p.purchased_at is not None:
             self.after_purchase(p)
-        elif rng.random() < 0.3:
+        elif rng.random() < 0.3 and not p.purchase_stopped:
             self.recommendation(p, self.later(at, timedelta(days=1), timedelta(days=8)))
+        self.rng = rng = random.Random(f"{self.seed}:person:{p.index}:store")
         if rng.random() < 0.08:
             self.store_visit(p, self.office(self.later(at, timedelta(days=1), timedelta(days=12))))
+        self.rng = random.Random(f"{self.seed}:person:{p.index}:newsletters")
         self.newsletters(p)
 
     def new_contact(self, p: Person, created: datetime, source: str, lifecycle: str, legal: str) -> CrmRecord:
@@ -764,8 +890,7 @@ class _Builder:
         merged_at = self.office(self.later(contact.created, timedelta(hours=2), timedelta(days=4)))
         if not self.live(merged_at):
             return
-        self._ids["merged"] += 1
-        duplicate = str(self._ids["merged"])
+        duplicate = str(_ID_BASE["merged"] + p.index * _ID_BLOCK_DEFAULT + 1)
         p.merged_contact_ids.append(duplicate)
         contact.set(merged_at, self.end, hs_merged_object_ids=duplicate)
         # The call logged on the duplicate now hangs off the surviving contact.
@@ -788,6 +913,8 @@ class _Builder:
         self.track(p, at, "Checkout Started", {"order_id": order_id, "value": revenue, "revenue": revenue,
                                                "currency": "EUR", "products": [item]}, "/checkout")
         if rng.random() < 0.25 or not self.live(at + timedelta(minutes=4)):  # abandoned cart
+            return
+        if self.purchase_blocked(p, at, "orders", order_id):  # abandoned too, because of an incident
             return
         done = self.later(at, timedelta(minutes=1), timedelta(minutes=6))
         self.track(p, done, "Order Completed", {"order_id": order_id, "total": revenue, "revenue": revenue,
@@ -859,7 +986,9 @@ class _Builder:
         roll = rng.random()
         if roll < 0.25:
             self.close(deal, decided, False, rng.choice(("Price", "Chose a competitor", "No budget")))
-        elif roll < 0.85 and self.close(deal, decided, True):
+        elif roll < 0.85 and self.purchase_blocked(p, decided, "deals", deal.id):
+            self.close(deal, decided, False, "Chose a competitor")
+        elif roll < 0.85 and self.close(deal, decided, True, p=p):
             p.purchased_at = decided
             self.stage(p, decided, "customer")
             self.order_emails(p, decided, f"ord_{self.hexid(10)}")
@@ -918,6 +1047,9 @@ class _Builder:
                 survey_at = None
             if not self.live(at) or (p.churned_at is not None and at >= p.churned_at):
                 break
+            if self.case_spared(p, at, category):  # fewer cases of this kind since an incident
+                at = self.later(at, timedelta(hours=12), timedelta(days=3))
+                continue
             self.session(p, at - timedelta(minutes=rng.randint(3, 20)), [HELP_PAGES[category]])
             channel = rng.choices(("CHAT", "PHONE", "EMAIL"), (0.35, 0.35, 0.3))[0]
             agent = rng.choice(SUPPORT_AGENTS)
@@ -1002,7 +1134,7 @@ class _Builder:
                          "existingbusiness", "presentationscheduled", rep)
         self.call(p, at + timedelta(minutes=10), "Upsell call", "OUTBOUND", rep, deal)
         if deal is not None and self.rng.random() < 0.7:
-            self.close(deal, self.office(self.later(at, timedelta(days=1), timedelta(days=4))), True)
+            self.close(deal, self.office(self.later(at, timedelta(days=1), timedelta(days=4))), True, p=p)
 
     def renewal(self, p: Person, due: datetime) -> None:
         rng = self.rng
@@ -1020,7 +1152,7 @@ class _Builder:
         if p.churned_at is not None and p.churned_at <= due:
             self.close(deal, due, False, "Churned - dissatisfied")
         else:
-            self.close(deal, due, True)
+            self.close(deal, due, True, p=p)
 
     def newsletters(self, p: Person) -> None:
         rng = self.rng
@@ -1031,7 +1163,8 @@ class _Builder:
         for week, day in ((w, d) for w in range(self.world.weeks) for d in (1, 4)):
             # Tuesdays: the newsletter; Fridays: the offers of the week.
             send_at = self.t0 + timedelta(weeks=week, days=day, hours=9, seconds=rng.randint(0, 900))
-            if not p.newsletter or p.contact is None or p.contact.created >= send_at or p.bounced:
+            if not p.newsletter or p.contact is None or p.contact.created >= send_at or (
+                    p.bounced_at is not None and p.bounced_at <= send_at):
                 continue
             if (p.email_optout_at is not None and p.email_optout_at <= send_at) or any(
                     a <= send_at < b for a, b in p.newsletter_paused):
@@ -1066,13 +1199,12 @@ class _Builder:
         byte-for-byte what it was without this step."""
         if self.return_visits_per_week <= 0:
             return
-        # A slice of a larger population has a stream of its own here too (message ids!).
-        own = f"{self.world.seed}:return-visits" + (f":{self.first_index}" if self.first_index else "")
-        main, self.rng = self.rng, random.Random(own)
+        main = self.rng
         mean_gap_hours = 7 * 24 / self.return_visits_per_week
         pages = (*RESEARCH_PAGES, "/", "/help", *HELP_PAGES.values())
         try:
             for p in self.world.people:
+                self.rng = random.Random(f"{self.world.seed}:return-visits:{p.index}")  # each their own
                 at = p.signed_up_at
                 while at is not None:
                     at = at + timedelta(hours=self.rng.expovariate(1 / mean_gap_hours))
@@ -1083,6 +1215,145 @@ class _Builder:
                     self.session(p, at, [self.rng.choice(pages) for _ in range(self.rng.randint(1, 4))])
         finally:
             self.rng = main
+
+    # -- planted incidents ----------------------------------------------------------------------
+    def _active(self, effect: str, at: datetime) -> list[tuple[int, Incident]]:
+        return [(n, i) for n, i in enumerate(self.incidents)
+                if effect in i.effects and at >= i.starts(self.world.start)]
+
+    def _changed(self, incident: Incident, effect: str, object_type: str, object_id: str, person: int) -> None:
+        self.world.incident_truth.append((incident.text, effect, object_type, object_id, person))
+
+    def purchase_blocked(self, p: Person, at: datetime, object_type: str, object_id: str) -> bool:
+        """``conversion=xF``: a purchase decided at ``at`` by someone who met the target in the
+        CONVERSION_LOOKBACK_DAYS before happens only with probability F."""
+        for _, incident in self._active("conversion", at):
+            if (self.has_met(p, incident, at - timedelta(days=CONVERSION_LOOKBACK_DAYS), at)
+                    and self.incident_rng(p).random() >= incident.effects["conversion"]):
+                self._changed(incident, "conversion", object_type, object_id, p.index)
+                p.purchase_stopped = True
+                return True
+        return False
+
+    def case_spared(self, p: Person, at: datetime, category: str) -> bool:
+        """``tickets=xF`` with F < 1: a case of the target's categories opened from week N is
+        opened only with probability F."""
+        for _, incident in self._active("tickets", at):
+            factor = incident.effects["tickets"]
+            if factor < 1 and category in incident.categories() and self.incident_rng(p).random() >= factor:
+                self._changed(incident, "tickets", "spared_case", f"{category}@{_iso(at)}", p.index)
+                return True
+        return False
+
+    def more_cases(self) -> None:
+        """``tickets=xF`` with F > 1: in each week from N, Poisson((F-1) x the week's cases) more
+        cases of each target category, each opened by a customer who has bought and not left, at
+        a random moment of the week (help page, chat or call, ticket, survey: a whole case)."""
+        main = self.rng
+        try:
+            for n, incident in enumerate(self.incidents):
+                factor = incident.effects.get("tickets", 1.0)
+                if factor <= 1:
+                    continue
+                self.rng = random.Random(f"{self.seed}:incident:{n}:tickets"
+                                         + (f":{self.first_index}" if self.first_index else ""))
+                buyers = sorted((p for p in self.world.people if p.purchased_at is not None and p.contact),
+                                key=lambda p: p.index)
+                for week in range(incident.week - 1, self.world.weeks):
+                    lo, hi = self.t0 + timedelta(weeks=week), self.t0 + timedelta(weeks=week + 1)
+                    for category in incident.categories():
+                        opened = sum(1 for r in self.records["tickets"]
+                                     if r.props["hs_ticket_category"] == category and lo <= r.created < hi)
+                        for _ in range(_poisson(self.rng, (factor - 1) * opened)):
+                            at = self.moment(lo, hi)
+                            for _attempt in range(20):
+                                p = self.rng.choice(buyers) if buyers else None
+                                if p is not None and p.purchased_at < at and (p.churned_at is None
+                                                                              or at < p.churned_at):
+                                    before = len(self.records["tickets"])
+                                    self.tickets(p, at, category, 1)
+                                    for rec in self.records["tickets"][before:]:
+                                        self._changed(incident, "tickets", "tickets", rec.id, p.index)
+                                    break
+        finally:
+            self.rng = main
+
+    def lower_answers(self) -> None:
+        """``csat=-D`` / ``nps=-D``: answers given from week N by customers who met the target in
+        the FEEDBACK_LOOKBACK_DAYS before move by D points, clamped to the scale. (The answer
+        only: an incident on satisfaction does not by itself make anyone churn.)"""
+        if not any(e in i.effects for i in self.incidents for e in ("csat", "nps")):
+            return
+        people = {p.index: p for p in self.world.people}
+        latest: dict[int, CrmRecord] = {}
+        weight = {c[0]: c[2] for c in TICKET_CATEGORIES}
+        for rec in self.records["feedback_submissions"]:
+            p = people[rec.person]
+            kind = rec.props["hs_survey_type"]
+            effect = "nps" if kind == "NPS" else "csat"
+            if rec.person not in latest or rec.created >= latest[rec.person].created:
+                latest[rec.person] = rec
+            value = int(rec.props["hs_value"])
+            changed = value
+            for _, incident in self._active(effect, rec.created):
+                if self.has_met(p, incident, rec.created - timedelta(days=FEEDBACK_LOOKBACK_DAYS), rec.created):
+                    changed = changed + incident.effects[effect]
+                    self._changed(incident, effect, "feedback_submissions", rec.id, p.index)
+            if changed == value:
+                continue
+            changed = int(max(0, min(10, round(changed))) if kind == "NPS" else max(1, min(5, round(changed))))
+            hurt = sum(weight[category] for opened, category in p.ticket_log if opened < rec.created)
+            if kind == "NPS":
+                low, high = changed <= 6, changed >= 9
+                rec.props["hs_response_group"] = "promoter" if high else "passive" if changed >= 7 else "detractor"
+            else:
+                low, high = changed <= 2, changed >= 5
+            rec.props["hs_value"] = changed
+            rec.props["hs_content"] = ("Same problem again, I am fed up." if low and hurt else "Not convinced."
+                                       if low else "Great product, smooth delivery!" if high else "Fine overall.")
+        for index, rec in latest.items():
+            people[index].satisfaction = int(rec.props["hs_value"])
+
+    def less_engagement(self) -> None:
+        """``engagement=xF``: customers who met the target before week N keep a fraction F of
+        their browsing from week N: whole days of web pages (not sign-up, checkout or contact
+        forms), recommendation clicks, and newsletter and renewal opens and clicks."""
+        for n, incident in enumerate(self.incidents):
+            if "engagement" not in incident.effects:
+                continue
+            starts = incident.starts(self.world.start)
+            cohort = [p for p in self.world.people if self.has_met(p, incident, self.t0, starts)]
+            by_anonymous = {p.anonymous_id: p for p in cohort}
+            by_email = {p.crm_email: p for p in cohort}
+            factor = incident.effects["engagement"]
+            key = f"{self.seed}:incident:{n}:engagement"
+            dropped: set[str] = set()
+            kept_web = []
+            since = _iso(starts)
+            for event in self.world.web_events:
+                p = by_anonymous.get(event["anonymousId"])
+                if (p is not None and event["timestamp"] >= since and _is_browsing(event)
+                        and not _keeps(key, p.index, event["timestamp"][:10], factor)):
+                    dropped.add(event["messageId"])
+                    self._changed(incident, "engagement", "segment", event["messageId"], p.index)
+                else:
+                    kept_web.append(event)
+            kept_mail = []
+            since_ts = starts.timestamp()
+            for event in self.world.email_events:
+                p = by_email.get(event["email"])
+                if (p is not None and event["event"] in ("open", "click") and event["timestamp"] >= since_ts
+                        and _email_category(event) in ("newsletter", "renewal")
+                        and not _keeps(key, p.index, _day_of(event["timestamp"]), factor)):
+                    if event["sg_event_id"] not in dropped:
+                        self._changed(incident, "engagement", "sendgrid", event["sg_event_id"], p.index)
+                    dropped.add(event["sg_event_id"])
+                else:
+                    kept_mail.append(event)
+            if dropped:
+                self.world.web_events[:] = kept_web
+                self.world.email_events[:] = kept_mail
+                self.world.truth[:] = [row for row in self.world.truth if row[1] not in dropped]
 
     # -- the end ----------------------------------------------------------------------------
     def after_churn(self) -> None:
@@ -1133,15 +1404,92 @@ def _title(path: str) -> str:
     return path.strip("/").replace("/", " - ").replace("-", " ").title() or "Home"
 
 
+def _accumulate(weights) -> list[float]:
+    total, out = 0.0, []
+    for weight in weights:
+        total += weight
+        out.append(total)
+    return out
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (Knuth's method; normal approximation for large means)."""
+    if mean <= 0:
+        return 0
+    if mean > 60:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit, k, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        k += 1
+        product *= rng.random()
+    return k
+
+
+def _keeps(key: str, person: int, day: str, fraction: float) -> bool:
+    """A stable coin for (incident, person, day): true with probability ``fraction``."""
+    digest = hashlib.blake2b(f"{key}:{person}:{day}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < fraction
+
+
+def _email_category(event: dict[str, Any]) -> str | None:
+    """SendGrid sends one category as a string, several as an array (ours: the first is the kind)."""
+    category = event.get("category")
+    return category[0] if isinstance(category, list) else category
+
+
+def _day_of(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).date().isoformat()
+
+
+def _is_browsing(event: dict[str, Any]) -> bool:
+    if event["type"] == "page":
+        return event["context"]["page"]["path"] not in _NOT_BROWSING
+    return event["type"] == "track" and event.get("event") == "Product Clicked"
+
+
+def _web_touch(event: dict[str, Any]) -> tuple[str, str] | None:
+    """The (touchpoint, channel) the taxonomy gives a Segment event (None: not a touchpoint)."""
+    kind = event["type"]
+    if kind == "track":
+        name = event["event"]
+        if name in ("Signed Up", "Form Submitted"):
+            return "initial_contact", "web_form"
+        if name == "Live Chat Started":
+            return "live_chat", "chat"
+        if name.startswith("Webinar"):
+            return "events_webinars", "events"
+        if name == "Checkout Started":
+            return "purchase_intent", "web"
+        if name == "Order Completed":
+            return "purchase", "web"
+        if name == "Product Clicked":
+            recommended = "recommend" in str(event.get("properties", {}).get("list_id", ""))
+            return ("personalised_recommendation" if recommended else "product_research"), "web"
+        return "website_interaction", "web"
+    if kind != "page":
+        return None
+    campaign = event["context"].get("campaign")
+    if campaign and campaign.get("medium") in ("cpc", "ppc", "display", "paid_social"):
+        return "online_advertising", "paid_ads"
+    section = event["context"]["page"]["path"].split("/")[1] if event["context"]["page"]["path"] != "/" else ""
+    return {"": "website_visit", "product": "product_research", "pricing": "product_research",
+            "search": "product_research", "cart": "product_research", "reviews": "reviews_read",
+            "help": "self_service_help", "signup": "initial_contact", "checkout": "checkout_page",
+            }.get(section, "website_visit"), ("web_form" if section == "signup" else "web")
+
+
 def generate(customers: int, weeks: int, seed: int, start: date, return_visits_per_week: float = 0.0,
-             first_index: int = 0) -> World:
+             first_index: int = 0, incidents: tuple[Incident, ...] | list[Incident] = ()) -> World:
     """Build the world for these arguments (deterministic). ``return_visits_per_week``: how often
     a signed-up customer comes back to the site, on average (0: only the visits of their journey).
     ``first_index``: build people ``first_index ..`` only, one slice of a larger population
     (indices, addresses and CRM ids never collide with another slice's; companies are not
-    shared across slices), so a large world can be built in parallel slices."""
+    shared across slices), so a large world can be built in parallel slices. ``incidents``:
+    planted incidents (:mod:`touchpoint_sim.incidents`); the weeks before each incident are
+    those of the world without it (same seed)."""
     if customers <= 0 or weeks <= 0:
         raise ValueError("customers and weeks must be positive")
     if return_visits_per_week < 0 or first_index < 0:
         raise ValueError("return_visits_per_week and first_index must not be negative")
-    return _Builder(customers, weeks, seed, start, return_visits_per_week, first_index).build()
+    check_incidents(incidents, weeks)
+    return _Builder(customers, weeks, seed, start, return_visits_per_week, first_index, tuple(incidents)).build()

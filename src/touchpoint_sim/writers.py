@@ -7,7 +7,7 @@ import gzip
 import io
 import json
 import shutil
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,11 @@ def write_truth(world: World, root: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["source", "natural_id", "person"])
         writer.writerows(world.truth)
+    if world.incidents:
+        with (root / "incidents.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["incident", "effect", "object_type", "natural_id", "person"])
+            writer.writerows(world.incident_truth)
 
 
 def _when(moment: datetime | None) -> str:
@@ -133,6 +138,12 @@ def write_world(world: World, landing: Path, sim_dir: Path) -> dict[str, Any]:
     }
     if world.return_visits_per_week:
         manifest["return_visits_per_week"] = world.return_visits_per_week
+    if world.incidents:
+        changed: dict[str, Counter] = {i.text: Counter() for i in world.incidents}
+        for text, effect, object_type, _, _ in world.incident_truth:
+            changed[text][f"{effect}:{object_type}"] += 1
+        manifest["incidents"] = [{**i.as_dict(world.start), "changed": dict(sorted(changed[i.text].items()))}
+                                 for i in world.incidents]
     manifest["crm"] = write_crm(world, sim_dir / "crm")
     manifest["associations"] = {f"{a}__{b}": len(links) for (a, b), links in world.associations.items()}
     write_truth(world, sim_dir / "truth")
