@@ -1,3 +1,4 @@
+{{ config(materialized='table') }}
 {#- The raw material of the weekly signals (agg_touchpoint_signals): per ISO week (Monday, UTC),
     region ('(all)' and each region of int_customers_located) and key (a channel, a touchpoint or
     a support case category), the sums behind each metric:
@@ -18,7 +19,8 @@
     touchpoints); its row carries the channel most of its touchpoints came through (its business
     unit is that channel's). A case category's touchpoint is the taxonomy's ticket row for it
     (else customer_support), its channel 'support'. Weeks with nothing to count have no row:
-    agg_touchpoint_signals fills the grid. -#}
+    agg_touchpoint_signals fills the grid. A table (not a view): the mart and the tests read it
+    several times. -#}
 {%- set lookback = "interval '1 day' * " ~ var('feedback_lookback_days') -%}
 {%- set attribution = "interval '1 day' * " ~ var('attribution_lookback_days') -%}
 with touchpoints as (
