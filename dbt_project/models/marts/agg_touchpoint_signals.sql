@@ -90,57 +90,53 @@ filled as (
 ),
 
 usable as (
-    -- the weeks that may be a baseline: past the warm-up; for a mean, with a judged-size sample
-    select * from filled
-    where is_past_warmup and (metric = 'cases' or sample >= min_sample)
+    -- whether a week may be a baseline: past the warm-up; for a mean, with a judged-size sample
+    select
+        filled.*,
+        is_past_warmup and (metric = 'cases' or sample >= min_sample) as is_usable
+    from filled
 ),
 
 baselines as (
+    -- the trailing weeks (the grid is dense, so the frame is signal_baseline_weeks weeks)
     select
-        f.*,
-        b.baseline_weeks,
-        b.baseline_sample,
-        b.baseline_total,
-        b.baseline_within_ss,
-        b.baseline_value,
-        b.baseline_low,
-        b.baseline_high,
-        b.baseline_mean_count,
-        b.sum_n_sq_dev
-    from filled as f
-    left join lateral (
-        select
-            count(*) as baseline_weeks,
-            sum(u.sample) as baseline_sample,
-            sum(u.total) as baseline_total,
-            -- within-week sums of squares (means): sum over weeks of xx - x^2/n
-            sum(u.total_sq - u.total * u.total / nullif(u.sample, 0)) as baseline_within_ss,
-            percentile_cont(0.5) within group (order by u.value) as baseline_value,
-            min(u.value) as baseline_low,
-            max(u.value) as baseline_high,
-            avg(u.value) as baseline_mean_count,
-            -- the weekly values' spread around their pooled level: sum n_i * mean_i^2 (means),
-            -- sum c_i^2 (counts)
-            sum(case when u.metric = 'cases' then u.value * u.value else u.sample * u.value * u.value end) as sum_n_sq_dev
-        from usable as u
-        where u.region = f.region and u.grain = f.grain and u.metric = f.metric
-          and u.channel is not distinct from f.channel
-          and u.touchpoint is not distinct from f.touchpoint
-          and u.category is not distinct from f.category
-          and u.week_start >= f.week_start - 7 * {{ var('signal_baseline_weeks') }}
-          and u.week_start < f.week_start
-    ) as b on true
+        u.*,
+        count(*) filter (where is_usable) over trailing_weeks as baseline_weeks,
+        sum(sample) filter (where is_usable) over trailing_weeks as baseline_sample,
+        sum(total) filter (where is_usable) over trailing_weeks as baseline_total,
+        -- within-week sums of squares (means): sum over weeks of xx - x^2/n
+        sum(total_sq - total * total / nullif(sample, 0)) filter (where is_usable) over trailing_weeks as baseline_within_ss,
+        min(value) filter (where is_usable) over trailing_weeks as baseline_low,
+        max(value) filter (where is_usable) over trailing_weeks as baseline_high,
+        avg(value) filter (where is_usable) over trailing_weeks as baseline_mean_count,
+        -- the weekly values' spread around their pooled level: sum n_i * mean_i^2 (means),
+        -- sum c_i^2 (counts)
+        sum(case when metric = 'cases' then value * value else sample * value * value end)
+            filter (where is_usable) over trailing_weeks as sum_n_sq_dev,
+        array_agg(value) filter (where is_usable) over trailing_weeks as baseline_values
+    from usable as u
+    window trailing_weeks as (
+        partition by region, grain, metric, channel, touchpoint, category
+        order by week_start rows between {{ var('signal_baseline_weeks') }} preceding and 1 preceding
+    )
+),
+
+medians as (
+    select
+        baselines.*,
+        (select percentile_cont(0.5) within group (order by v) from unnest(baseline_values) as v) as baseline_value
+    from baselines
 ),
 
 noise as (
     select
-        baselines.*,
+        medians.*,
         case when metric <> 'cases' and baseline_sample > 0 then baseline_total / baseline_sample end as pooled_mean,
         case
             when metric <> 'cases' and baseline_sample > baseline_weeks
                 then greatest(baseline_within_ss, 0) / (baseline_sample - baseline_weeks)
         end as within_variance
-    from baselines
+    from medians
 ),
 
 dispersed as (
