@@ -1,0 +1,266 @@
+{#- The weekly signals the report names: each channel's, touchpoint's and support case
+    category's week against its own trailing weeks, per region ('(all)' and each region). The
+    vars are the signal_* block of dbt_project.yml (documented there); the measures come from
+    int_signal_measures_weekly (what a unit, a sample and a value are per metric).
+
+    1. Grid: every key that ever had a measure, every week from the first to the last measured
+       week (a week without a measure has sample 0, value null; 0 cases for a category).
+    2. Baseline: the signal_baseline_weeks weeks before, leaving out the warehouse's first
+       signal_warmup_weeks weeks (a new warehouse, or a source starting, ramps up) and, for the
+       means, weeks whose sample is below the minimum a week needs to be judged itself (their
+       value is noise). baseline_value = the median of those weeks' values (a single odd week
+       does not move it); baseline_low/high = their range.
+    3. Noise: means (csat, nps, conversion_rate, engagement) take the within-week variance of
+       the units pooled over the baseline weeks (s2; customer-level spread, e.g. one customer
+       with fifty visits, is in it); case counts are Poisson. The week-to-week spread beyond that
+       (over-dispersion) is dispersion = max(1, (chi2 + signal_dispersion_prior_df) /
+       (baseline_weeks - 1 + signal_dispersion_prior_df)), chi2 the baseline weeks' deviations
+       from their pooled level in units of their own noise; the prior keeps three calm weeks
+       from declaring the noise smaller than it is. z_score = (value - expected) / sqrt(
+       dispersion * noise), noise = s2 * (1/sample + pi/2/baseline_sample) for means and
+       max(expected, 1) * (1 + pi/2/baseline_weeks) for counts (pi/2: the variance of a median).
+    4. Judged: past the warm-up, at least signal_min_baseline_weeks baseline weeks, and enough
+       sample this week (signal_min_answers answers; signal_min_customers reached / cohort
+       customers and signal_min_expected expected conversions at the baseline rate;
+       signal_min_cases cases): a touchpoint with three events never raises an alarm.
+    5. Status: 'needs_attention' when |z| >= signal_z in the bad direction and the change is
+       beyond the metric's floor (signal_csat_change, signal_nps_change points;
+       signal_conversion_change, signal_engagement_change, signal_cases_change relative);
+       'improved' for the mirror image of csat, nps and conversion_rate; else 'steady' (or
+       'not_judged', with not_judged_reason warmup / baseline / sample).
+    6. explained_by: a flagged channel row is explained by the strongest touchpoint row of the
+       same week, region, metric and status that carries that channel. rank: 1 = the largest
+       |z| within (week_start, region, section, status).
+    A change that persists is named for about half the baseline window: then the median of the
+    trailing weeks has absorbed it. -#}
+{%- set z = var('signal_z') -%}
+{%- set prior = var('signal_dispersion_prior_df') -%}
+with measures as (
+    select * from {{ ref('int_signal_measures_weekly') }}
+),
+
+keys as (
+    select distinct region, grain, channel, touchpoint, category, business_unit, metric
+    from measures
+),
+
+bounds as (
+    select min(week_start) as first_week, max(week_start) as last_week from measures
+),
+
+weeks as (
+    select week::date as week_start
+    from bounds
+    cross join generate_series(bounds.first_week, bounds.last_week, interval '7 days') as week
+),
+
+grid as (
+    select
+        weeks.week_start,
+        keys.*,
+        case keys.metric
+            when 'csat' then {{ var('signal_min_answers') }}
+            when 'nps' then {{ var('signal_min_answers') }}
+            when 'cases' then {{ var('signal_min_cases') }}
+            else {{ var('signal_min_customers') }}
+        end as min_sample
+    from weeks
+    cross join keys
+),
+
+filled as (
+    select
+        grid.*,
+        coalesce(m.sample, 0) as sample,
+        coalesce(m.total, 0) as total,
+        coalesce(m.total_sq, 0) as total_sq,
+        case
+            when grid.metric = 'cases' then coalesce(m.total, 0)
+            when m.sample > 0 then m.total / m.sample
+        end as value,
+        grid.week_start >= bounds.first_week + 7 * {{ var('signal_warmup_weeks') }} as is_past_warmup
+    from grid
+    cross join bounds
+    left join measures as m
+        on m.week_start = grid.week_start and m.region = grid.region and m.grain = grid.grain
+        and m.metric = grid.metric
+        and m.channel is not distinct from grid.channel
+        and m.touchpoint is not distinct from grid.touchpoint
+        and m.category is not distinct from grid.category
+),
+
+usable as (
+    -- whether a week may be a baseline: past the warm-up; for a mean, with a judged-size sample
+    select
+        filled.*,
+        is_past_warmup and (metric = 'cases' or sample >= min_sample) as is_usable
+    from filled
+),
+
+baselines as (
+    -- the trailing weeks (the grid is dense, so the frame is signal_baseline_weeks weeks)
+    select
+        u.*,
+        count(*) filter (where is_usable) over trailing_weeks as baseline_weeks,
+        sum(sample) filter (where is_usable) over trailing_weeks as baseline_sample,
+        sum(total) filter (where is_usable) over trailing_weeks as baseline_total,
+        -- within-week sums of squares (means): sum over weeks of xx - x^2/n
+        sum(total_sq - total * total / nullif(sample, 0)) filter (where is_usable) over trailing_weeks as baseline_within_ss,
+        min(value) filter (where is_usable) over trailing_weeks as baseline_low,
+        max(value) filter (where is_usable) over trailing_weeks as baseline_high,
+        avg(value) filter (where is_usable) over trailing_weeks as baseline_mean_count,
+        -- the weekly values' spread around their pooled level: sum n_i * mean_i^2 (means),
+        -- sum c_i^2 (counts)
+        sum(case when metric = 'cases' then value * value else sample * value * value end)
+            filter (where is_usable) over trailing_weeks as sum_n_sq_dev,
+        array_agg(value) filter (where is_usable) over trailing_weeks as baseline_values
+    from usable as u
+    window trailing_weeks as (
+        partition by region, grain, metric, channel, touchpoint, category
+        order by week_start rows between {{ var('signal_baseline_weeks') }} preceding and 1 preceding
+    )
+),
+
+medians as (
+    select
+        baselines.*,
+        (select percentile_cont(0.5) within group (order by v) from unnest(baseline_values) as v) as baseline_value
+    from baselines
+),
+
+noise as (
+    select
+        medians.*,
+        case when metric <> 'cases' and baseline_sample > 0 then baseline_total / baseline_sample end as pooled_mean,
+        case
+            when metric <> 'cases' and baseline_sample > baseline_weeks
+                then greatest(baseline_within_ss, 0) / (baseline_sample - baseline_weeks)
+        end as within_variance
+    from medians
+),
+
+dispersed as (
+    select
+        noise.*,
+        case
+            when baseline_weeks >= 2 and metric = 'cases' and baseline_mean_count > 0
+                -- sum (c_i - mean)^2 / mean = (sum c_i^2 - k * mean^2) / mean
+                then (sum_n_sq_dev - baseline_weeks * baseline_mean_count * baseline_mean_count) / baseline_mean_count
+            when baseline_weeks >= 2 and metric <> 'cases' and within_variance > 0
+                -- sum n_i (mean_i - pooled)^2 / s2 = (sum n_i mean_i^2 - N * pooled^2) / s2
+                then (sum_n_sq_dev - baseline_sample * pooled_mean * pooled_mean) / within_variance
+        end as chi2
+    from noise
+),
+
+scored as (
+    select
+        dispersed.*,
+        greatest(1.0, (greatest(coalesce(chi2, 0), 0) + {{ prior }})
+                      / (greatest(coalesce(baseline_weeks, 0) - 1, 0) + {{ prior }})) as dispersion,
+        case
+            when metric = 'cases' then baseline_value
+            when metric in ('conversion_rate', 'engagement') then baseline_value * sample
+            else baseline_value
+        end as expected_units,
+        case
+            when metric = 'cases'
+                then greatest(baseline_value, 1) * (1 + pi() / 2 / nullif(baseline_weeks, 0))
+            when sample > 0 and baseline_sample > 0
+                then within_variance * (1.0 / sample + pi() / 2 / baseline_sample)
+        end as noise_variance
+    from dispersed
+),
+
+judged as (
+    select
+        scored.*,
+        case
+            when not is_past_warmup then 'warmup'
+            when coalesce(baseline_weeks, 0) < {{ var('signal_min_baseline_weeks') }} then 'baseline'
+            when sample < min_sample then 'sample'
+            when metric = 'conversion_rate' and expected_units < {{ var('signal_min_expected') }} then 'sample'
+            when metric <> 'cases' and not (noise_variance > 0) then 'sample'
+        end as not_judged_reason,
+        value - baseline_value as change,
+        value / nullif(baseline_value, 0) as ratio,
+        (value - baseline_value) / nullif(sqrt(dispersion * noise_variance), 0) as z_score
+    from scored
+),
+
+classified as (
+    select
+        judged.*,
+        not_judged_reason is null as is_judged,
+        case
+            when not_judged_reason is not null then 'not_judged'
+            when metric = 'csat' and z_score <= -{{ z }} and change <= -{{ var('signal_csat_change') }} then 'needs_attention'
+            when metric = 'csat' and z_score >= {{ z }} and change >= {{ var('signal_csat_change') }} then 'improved'
+            when metric = 'nps' and z_score <= -{{ z }} and change <= -{{ var('signal_nps_change') }} then 'needs_attention'
+            when metric = 'nps' and z_score >= {{ z }} and change >= {{ var('signal_nps_change') }} then 'improved'
+            when metric = 'conversion_rate' and z_score <= -{{ z }} and ratio - 1 <= -{{ var('signal_conversion_change') }} then 'needs_attention'
+            when metric = 'conversion_rate' and z_score >= {{ z }} and ratio - 1 >= {{ var('signal_conversion_change') }} then 'improved'
+            when metric = 'engagement' and z_score <= -{{ z }} and ratio - 1 <= -{{ var('signal_engagement_change') }} then 'needs_attention'
+            -- a category that had no cases at all rises by any factor
+            when metric = 'cases' and z_score >= {{ z }} and coalesce(ratio - 1 >= {{ var('signal_cases_change') }}, true) then 'needs_attention'
+            else 'steady'
+        end as status,
+        case metric
+            when 'cases' then 'recurring_problems'
+            when 'engagement' then 'at_risk'
+            else 'needs_attention'
+        end as section,
+        grain || ':' || coalesce(case grain when 'channel' then channel when 'touchpoint' then touchpoint else category end, '')
+            || ':' || metric as signal_key
+    from judged
+),
+
+explained as (
+    select distinct on (ch.signal_key, ch.week_start, ch.region)
+        ch.signal_key, ch.week_start, ch.region, tp.signal_key as explained_by
+    from classified as ch
+    join classified as tp
+        on tp.week_start = ch.week_start and tp.region = ch.region and tp.metric = ch.metric
+        and tp.status = ch.status and tp.grain = 'touchpoint' and tp.channel = ch.channel
+    where ch.grain = 'channel' and ch.status in ('needs_attention', 'improved')
+    order by ch.signal_key, ch.week_start, ch.region, abs(tp.z_score) desc, tp.signal_key
+),
+
+final as (
+    select
+        c.signal_key,
+        c.week_start,
+        c.region,
+        c.business_unit,
+        c.grain,
+        case when c.grain <> 'category' then c.channel end as channel,
+        case when c.grain = 'touchpoint' then c.touchpoint end as touchpoint,
+        c.category,
+        case when c.grain = 'category' then c.touchpoint end as category_touchpoint,
+        c.metric,
+        c.section,
+        c.value::numeric as value,
+        c.sample::integer as sample,
+        c.baseline_value::numeric as baseline_value,
+        c.baseline_low::numeric as baseline_low,
+        c.baseline_high::numeric as baseline_high,
+        coalesce(c.baseline_sample, 0)::integer as baseline_sample,
+        coalesce(c.baseline_weeks, 0)::integer as baseline_weeks,
+        case when c.metric in ('conversion_rate', 'engagement') then c.expected_units else c.baseline_value end::numeric as expected,
+        c.change::numeric as change,
+        c.ratio::numeric as ratio,
+        c.dispersion::numeric as dispersion,
+        c.z_score::numeric as z_score,
+        c.is_judged,
+        c.not_judged_reason,
+        c.status,
+        e.explained_by,
+        row_number() over (
+            partition by c.week_start, c.region, c.section, c.status
+            order by abs(c.z_score) desc nulls last, c.signal_key
+        )::integer as rank
+    from classified as c
+    left join explained as e using (signal_key, week_start, region)
+)
+
+select * from final
