@@ -313,3 +313,20 @@ def test_html_is_autoescaped_and_styles_are_inlined():
     assert "<b>A</b>" not in rendered.html
     assert 'style="' in rendered.html
     assert len(rendered.html.encode()) < 100_000
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("https://bi.example/t?grain={grain}&key={key}&metric={metric}&week={week}", None),
+    ("bi.example/t?key={key}", "not an http(s) URL"),
+    ("https://bi.example/t?key={name}", "unknown field(s) {name}"),
+    ("https://bi.example/t?key={key", "not a valid template"),
+])
+def test_the_trend_url_setting_is_checked_when_read(monkeypatch, value, message):
+    from touchpoint.config import load_settings
+
+    monkeypatch.setenv("TOUCHPOINT_REPORT_TREND_URL", value)
+    if message is None:
+        assert load_settings().report_trend_url == value
+    else:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_settings()

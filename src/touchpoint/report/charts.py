@@ -141,6 +141,6 @@ def signal_chart(signal: Signal, cid: str, number: Callable[[float], str],
     high = max([*values, signal.baseline_high])
     pad = (high - low) * 0.15 or abs(high) * 0.1 or 1
     ax.set_ylim(low - pad, high + 2 * pad)
-    ax.legend(loc="upper left", frameon=False, fontsize=7, ncol=3)
+    ax.legend(loc="best", frameon=False, fontsize=7, ncol=3)
     ax.set_title(_plain_text(f"{signal.name}: {signal.metric_label} per week"), loc="left", fontsize=9, color=TEXT)
     return _png(fig, cid, height)
