@@ -286,3 +286,33 @@ def test_names_with_markup_or_template_syntax_render_as_plain_text():
         assert escaped in rendered.html.replace("&#39;", "'").replace("&#34;", '"'), name
     assert "<script>" not in rendered.html and "<img src=x" not in rendered.html and "<b>Boss</b>" not in rendered.html
     assert "{{ 7*7 }}" in rendered.html and "{% include 'x' %}" in rendered.html.replace("&#39;", "'")
+
+
+@pytest.mark.parametrize("name", MARKUP_NAMES)
+def test_a_case_category_with_markup_renders_as_plain_text_in_the_signals(name):
+    """A HubSpot ticket category is free text: as a flagged case signal it reaches a list item, the
+    data-signal attribute, the trend chart's heading and alt text, and the text version."""
+    from dataclasses import replace
+    from html.parser import HTMLParser
+
+    from test_mail_and_report import content
+    from touchpoint.report.recipients import Recipient
+    from touchpoint.report.render import render_weekly_report
+
+    report = content()
+    key = f"category:{name}:cases"
+    report.problem_signals = [replace(report.problem_signals[0], category=name, key=key)]
+    rendered = render_weekly_report(report, Recipient("a@example.com", "A", "UTC", "en_GB"),
+                                    REPO / "reports" / "templates")
+    tags, attributes, text = [], [], []
+    parser = HTMLParser()
+    parser.handle_starttag = lambda tag, attrs: (tags.append(tag), attributes.extend(attrs))
+    parser.handle_data = text.append
+    parser.feed(rendered.html)
+    assert "script" not in tags and tags.count("img") == len(rendered.images)  # the charts only
+    assert not any(a.startswith("on") for a, _ in attributes)
+    shown = name.replace("_", " ").lower()  # a category is shown in lower case, words apart
+    assert shown in "".join(text)  # as text, template syntax unrendered
+    assert ("data-signal", key) in attributes  # the parser unescapes attribute values
+    assert any(a == "alt" and shown in (v or "") for a, v in attributes)
+    assert f"- {shown}: 96 cases" in rendered.text

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import html
+import re
 import smtplib
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -22,13 +26,13 @@ from touchpoint.report.content import (
     ChannelRow,
     FunnelStage,
     Kpi,
-    Move,
     Problem,
+    Signal,
     Slice,
     WeeklyContent,
 )
 from touchpoint.report.recipients import Recipient, load_recipients
-from touchpoint.report.render import render_weekly_report
+from touchpoint.report.render import render_weekly_report, signal_facts, trend_link
 
 TEMPLATES = REPO / "reports" / "templates"
 
@@ -78,9 +82,29 @@ def test_a_bad_recipients_file_is_refused_with_the_entry_named(tmp_path, entry, 
     assert "recipients[0]" in str(caught.value)
 
 
+WEEK = date(2026, 10, 26)
+
+
+def signal(key: str, section: str = "needs_attention", status: str = "needs_attention", **fields) -> Signal:
+    """A signal built by hand: ``key`` is 'grain:name:metric' like the mart's signal_key."""
+    grain, name, metric = key.split(":")
+    values = dict(value=2.3, sample=84, baseline_value=4.2, baseline_low=4.0, baseline_high=4.3, baseline_sample=312,
+                  baseline_weeks=4, channel="email", touchpoint=None, category=None)
+    values.update({"channel": name, "touchpoint": None} if grain == "channel" else {})
+    values.update({"touchpoint": name} if grain == "touchpoint" else {})
+    values.update({"category": name, "channel": "support"} if grain == "category" else {})
+    values.update(fields)
+    history = tuple((WEEK - timedelta(weeks=n), values["baseline_value"] + 0.05 * n) for n in range(5, 0, -1)) \
+        + ((WEEK, values["value"]),)
+    values.setdefault("change", values["value"] - values["baseline_value"])
+    values.setdefault("ratio", values["value"] / values["baseline_value"])
+    return Signal(key=key, week_start=WEEK, region="(all)", business_unit="marketing", grain=grain,
+                  metric=metric, section=section, status=status, z=-6.0, history=history, **values)
+
+
 def content(total: int = 1234) -> WeeklyContent:
     """A week's content built by hand (the mart-backed loading is tested in test_weekly_report)."""
-    week = date(2026, 10, 26)
+    week = WEEK
     kpis = [Kpi("touchpoints", "Touchpoints", total, 1000, "count"), Kpi("customers", "Active customers", 80, 90, "count"),
             Kpi("new_customers", "New customers", 12, 10, "count"), Kpi("conversions", "Conversions", 7.5, 5.0, "count"),
             Kpi("conversion_rate", "Conversion rate", 0.094, 0.056, "rate", 80), Kpi("nps", "NPS", 12.5, 20.0, "nps", 16),
@@ -89,16 +113,39 @@ def content(total: int = 1234) -> WeeklyContent:
     return WeeklyContent(
         week_start=week, slice=Slice(), kpis=kpis,
         channels=[ChannelRow("web", "marketing", total, 1000, 1.0, models)],
-        attention=[Move("support", "delivery_packaging", "csat", 3.1, 4.2, 25, "needs_attention", 2.7)],
-        improved=[Move("paid_ads", "(all)", "conversion_rate", 0.12, 0.06, 40, "improved", 3.3)],
+        attention=[signal("touchpoint:delivery_packaging:csat")],
+        improved=[signal("channel:paid_ads:conversion_rate", status="improved", value=0.12, sample=640,
+                         baseline_value=0.06, baseline_low=0.05, baseline_high=0.07, baseline_sample=2500)],
         funnel=[FunnelStage(stage, 10, 9) for stage in ("awareness", "consideration", "purchase")],
-        problems=[Problem("delivery issue", 9, 3, 4, 10, 4, True, True)],
+        problem_signals=[signal("category:DELIVERY_ISSUE:cases", section="recurring_problems", value=96, sample=96,
+                                baseline_value=31, baseline_low=25, baseline_high=36, baseline_sample=124)],
+        problems=[Problem("DELIVERY_ISSUE", 96, 30, 4, 124, 4, True, False), Problem("BILLING", 9, 8, 1, 30, 4, True, True)],
+        at_risk_signals=[signal("touchpoint:newsletter:engagement", section="at_risk", value=0.6, sample=1480,
+                                baseline_value=2.9, baseline_low=2.7, baseline_high=3.1, baseline_sample=5900)],
         at_risk=AtRisk(count=3, may_be_named=2, customers_total=80,
                        named=[AtRiskCustomer("Ada Lovelace", "Analytical Engines", "EMEA",
                                              datetime(2026, 10, 30, tzinfo=UTC), 3.0, None, 2, True)]),
+        signals_judged=40,
         history=[(week - timedelta(weeks=n), 1000 + n, 80, 5.0) for n in range(3, -1, -1)],
         data_as_of=datetime(2026, 11, 1, 22, 0, tzinfo=UTC),
     )
+
+
+def quiet_content() -> WeeklyContent:
+    report = content()
+    report.attention, report.improved, report.problem_signals, report.at_risk_signals = [], [], [], []
+    return report
+
+
+def plain(html: str) -> str:
+    """The text of an HTML fragment, spaces collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html)).strip()
+
+
+def section(html: str, list_id: str) -> str:
+    """The inner HTML of the list ``<ul id="list_id">``."""
+    start = html.index(f'<ul id="{list_id}"')
+    return html[start:html.index("</ul>", start)]
 
 
 @pytest.mark.parametrize("locale", ["en_GB", "fr_FR", "de_DE"])
@@ -111,12 +158,149 @@ def test_numbers_are_formatted_for_the_recipients_locale(locale):
 
 def test_every_section_is_rendered_in_html_and_text():
     rendered = render_weekly_report(content(), Recipient("a@example.com", "A", "UTC", "en_GB"), TEMPLATES)
-    for needle in ("delivery packaging (support)", "CSAT 3.1 / 5 against 4.2 / 5", "paid_ads", "delivery issue",
+    for needle in ("delivery packaging (email)", "CSAT 2.3 / 5 this week against 4.2 / 5", "paid ads",
+                   "delivery issue", "96 cases this week against 31", "customers who met newsletter (email)",
                    "Ada Lovelace", "counted but not named", "consideration"):
         assert needle in rendered.text, needle
-        assert needle in rendered.html or needle.replace("_", " ") in rendered.html, needle
-    assert len(rendered.images) == 3 and all(i.data.startswith(b"\x89PNG") for i in rendered.images)
+        assert needle in rendered.html, needle
+    # three report charts and one trend chart per shown signal
+    assert len(rendered.images) == 3 + 4 and all(i.data.startswith(b"\x89PNG") for i in rendered.images)
     assert [a.filename for a in rendered.attachments] == ["touchpoint-kpis-2026-W44.csv"]
+
+
+@pytest.mark.parametrize(("list_id", "key"), [
+    ("needs-attention", "touchpoint:delivery_packaging:csat"),
+    ("improved", "channel:paid_ads:conversion_rate"),
+    ("recurring-problems", "category:DELIVERY_ISSUE:cases"),
+    ("at-risk-cohorts", "touchpoint:newsletter:engagement"),
+])
+def test_each_signal_is_listed_under_its_section_with_its_key(list_id, key):
+    html = render_weekly_report(content(), Recipient("a@example.com", "A", "UTC", "en_GB"), TEMPLATES).html
+    listed = re.findall(r'data-signal="([^"]+)"', section(html, list_id))
+    assert listed == [key]
+
+
+def test_a_signal_says_what_changed_by_how_much_against_what_baseline():
+    rendered = render_weekly_report(content(), Recipient("a@example.com", "A", "UTC", "en_GB"), TEMPLATES)
+    csat = ("CSAT 2.3 / 5 this week against 4.2 / 5 (median of the 4 weeks before, range 4.0–4.3);"
+            " 84 answers (312 in the weeks before); -1.9 pt")
+    assert csat in rendered.text
+    assert csat in plain(section(rendered.html, "needs-attention"))
+    assert "conversion rate 12.0% this week against 6.0% (median of the 4 weeks before, range 5.0%–7.0%);" \
+           " 640 customers reached (2,500 in the weeks before); +100%" in rendered.text
+    assert "96 cases this week against 31 (median of the 4 weeks before, range 25–36); ×3.1" in rendered.text
+    assert "0.6 inbound touchpoints per customer this week against 2.9 (median of the 4 weeks before," \
+           " range 2.7–3.1); 1,480 customers (5,900 in the weeks before); -79%" in rendered.text
+
+
+def test_a_signal_links_to_its_trend_chart_inlined_in_the_report():
+    rendered = render_weekly_report(content(), Recipient("a@example.com", "A", "UTC", "en_GB"), TEMPLATES)
+    slug = "touchpoint-delivery-packaging-csat"
+    assert f'href="#trend-{slug}"' in section(rendered.html, "needs-attention")
+    anchor = re.search(rf'<div id="trend-{slug}"[^>]*>(.*?)</div>', rendered.html, re.DOTALL)
+    assert anchor, "no trend chart with the signal's anchor"
+    cid = re.search(r'src="cid:([^"]+)"', anchor[1])[1]
+    [image] = [i for i in rendered.images if i.cid == cid]
+    assert image.data.startswith(b"\x89PNG") and image.filename.startswith(f"trend-{slug}.")
+    assert f"[chart: trend-{slug}]" in rendered.text
+
+
+def test_with_a_trend_url_a_signal_links_there_with_its_fields_quoted():
+    template = "https://bi.example/touchpoint?grain={grain}&key={key}&metric={metric}&week={week}&region={region}"
+    report = content()
+    report.problem_signals = [replace(report.problem_signals[0], category="R&D <x>", key="category:R&D <x>:cases")]
+    rendered = render_weekly_report(report, Recipient("a@example.com", "A", "UTC", "en_GB"), TEMPLATES,
+                                    trend_url=template)
+    url = "https://bi.example/touchpoint?grain=touchpoint&key=delivery_packaging&metric=csat&week=2026-10-26&region=%28all%29"
+    assert f'href="{url.replace("&", "&amp;")}"' in rendered.html
+    assert f"trend: {url}" in rendered.text
+    quoted = trend_link(report.problem_signals[0], template)
+    assert "key=R%26D%20%3Cx%3E&" in quoted
+    assert f'href="{quoted.replace("&", "&amp;")}"' in rendered.html
+    # the charts stay in the report below
+    assert 'id="trend-touchpoint-delivery-packaging-csat"' in rendered.html
+
+
+@pytest.mark.parametrize("locale", ["fr_FR", "de_DE"])
+def test_signal_numbers_follow_the_recipients_locale(locale):
+    facts = signal_facts(content().attention[0], locale)
+    assert facts["now"] == f"CSAT {format_decimal(2.3, format='0.0', locale=locale)} / 5"
+    assert facts["change"] == format_decimal(-1.9, format="0.0", locale=locale) + " pt"
+    rendered = render_weekly_report(content(), Recipient("a@example.com", "A", "UTC", locale), TEMPLATES)
+    assert f"{format_decimal(1480, locale=locale)} customers" in rendered.text
+
+
+def test_a_week_without_signals_says_so_in_each_section():
+    rendered = render_weekly_report(quiet_content(), Recipient("a@example.com", "A", "UTC", "en_GB"), TEMPLATES)
+    for list_id, sentence in (("needs-attention", "No touchpoint needs attention this week."),
+                              ("improved", "No touchpoint improved beyond its usual level this week."),
+                              ("recurring-problems", "No case category rose beyond its usual level this week."),
+                              ("at-risk-cohorts",
+                               "No group of customers lost engagement beyond its usual level this week.")):
+        assert sentence in section(rendered.html, list_id) and "data-signal" not in section(rendered.html, list_id)
+        assert f"- {sentence}" in rendered.text
+    assert "No signal this week, so no trend to show." in rendered.html
+    assert len(rendered.images) == 3
+    assert "Not judged this week" not in rendered.text
+
+
+def test_a_week_too_early_to_judge_says_so():
+    report = quiet_content()
+    report.signals_judged = 0
+    rendered = render_weekly_report(report, Recipient("a@example.com", "A", "UTC", "en_GB"), TEMPLATES)
+    assert 'id="signals-not-judged"' in rendered.html and "Not judged this week" in rendered.text
+
+
+def test_the_rising_label_of_the_case_table_follows_the_signals():
+    html = render_weekly_report(content(), Recipient("a@example.com", "A", "UTC", "en_GB"), TEMPLATES).html
+    table = html[html.index('id="problems"'):]
+    table = table[:table.index("</table>")]
+    delivery, billing = (re.search(rf"<td[^>]*>{name}(.*?)</td>", table, re.DOTALL)[1]
+                         for name in ("DELIVERY ISSUE", "BILLING"))
+    assert "rising" in delivery and "rising" not in billing  # BILLING only grew week over week
+
+
+class Elements(HTMLParser):
+    """The elements of an HTML document, and its text."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_a_signal_whose_name_holds_markup_shows_it_as_text():
+    """A case category is whatever HubSpot users typed: it reaches the list item, its data-signal
+    attribute, the trend anchor and the chart's alt text, and opens no element anywhere."""
+    hostile = "<script>alert(2)</script><img src=x onerror=alert(3)>"
+    report = content()
+    report.problem_signals = [replace(report.problem_signals[0], category=hostile, key=f"category:{hostile}:cases")]
+    rendered = render_weekly_report(report, Recipient("a@example.com", "A", "UTC", "en_GB"), TEMPLATES)
+    elements = Elements(rendered.html)
+    assert "script" not in elements.tags
+    assert elements.tags.count("img") == len(rendered.images)  # the charts, nothing else
+    assert hostile.lower() in "".join(elements.text)
+    assert f"- {hostile.lower()}: 96 cases" in rendered.text
+    listed = re.search(r'<ul id="recurring-problems">.*?data-signal="([^"]*)"', rendered.html, re.DOTALL)[1]
+    assert html.unescape(listed) == f"category:{hostile}:cases"
+
+
+@pytest.mark.parametrize(("key", "name"), [
+    ("touchpoint:delivery_packaging:csat", "delivery packaging (email)"),
+    ("channel:paid_ads:conversion_rate", "paid ads"),
+    ("category:DELIVERY_ISSUE:cases", "delivery issue"),
+])
+def test_a_signal_is_named_after_its_grain(key, name):
+    made = signal(key)
+    assert made.name == name
+    assert made.slug == key.lower().replace(":", "-").replace("_", "-")
 
 
 def test_html_is_autoescaped_and_styles_are_inlined():
@@ -129,3 +313,20 @@ def test_html_is_autoescaped_and_styles_are_inlined():
     assert "<b>A</b>" not in rendered.html
     assert 'style="' in rendered.html
     assert len(rendered.html.encode()) < 100_000
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("https://bi.example/t?grain={grain}&key={key}&metric={metric}&week={week}", None),
+    ("bi.example/t?key={key}", "not an http(s) URL"),
+    ("https://bi.example/t?key={name}", "unknown field(s) {name}"),
+    ("https://bi.example/t?key={key", "not a valid template"),
+])
+def test_the_trend_url_setting_is_checked_when_read(monkeypatch, value, message):
+    from touchpoint.config import load_settings
+
+    monkeypatch.setenv("TOUCHPOINT_REPORT_TREND_URL", value)
+    if message is None:
+        assert load_settings().report_trend_url == value
+    else:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_settings()

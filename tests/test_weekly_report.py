@@ -20,9 +20,10 @@ from touchpoint import pipeline
 from touchpoint.errors import ConfigError
 from touchpoint.intervals import iso_week, parse_iso_week
 from touchpoint.mail_sink import saved_messages
-from touchpoint.report.content import Slice, load_weekly_content
-from touchpoint.report.recipients import SliceValues, load_recipients
+from touchpoint.report.content import Slice, load_at_risk, load_signals, load_weekly_content
+from touchpoint.report.recipients import Recipient, SliceValues, load_recipients
 from touchpoint.report.send import SmtpSettings
+from touchpoint.report.weekly import WeeklyReport
 
 WEEK = SIM_START + timedelta(days=7)  # the small world's second week: it has a week before
 SLICES = [Slice(), Slice(region="EMEA"), Slice(business_unit="sales"), Slice(region="Americas", business_unit="marketing")]
@@ -50,6 +51,50 @@ def mart_row(url: str, slice_: Slice, week=WEEK) -> dict:
 
 def parse(path: Path):
     return BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+
+
+# The two marts the report's signals come from, as their contract fixes them (dbt builds them; a
+# test that needs particular rows writes them by hand, creating the tables if this build has none).
+SIGNAL_COLUMNS = {
+    "signal_key": "text", "week_start": "date", "region": "text", "business_unit": "text", "grain": "text",
+    "channel": "text", "touchpoint": "text", "category": "text", "metric": "text", "section": "text",
+    "value": "numeric", "sample": "integer", "baseline_value": "numeric", "baseline_low": "numeric",
+    "baseline_high": "numeric", "baseline_sample": "integer", "baseline_weeks": "integer", "expected": "numeric",
+    "change": "numeric", "ratio": "numeric", "z_score": "numeric", "is_judged": "boolean",
+    "not_judged_reason": "text", "status": "text", "explained_by": "text", "rank": "integer",
+}
+HEALTH_COLUMNS = {
+    "customer_key": "text", "week_start": "date", "inbound_touchpoints": "integer",
+    "baseline_touchpoints": "numeric", "is_at_risk": "boolean", "at_risk_reason": "text",
+}
+
+
+def signal_marts(conn: psycopg.Connection, reporter: str) -> None:
+    for table, columns in (("agg_touchpoint_signals", SIGNAL_COLUMNS), ("fct_customer_health_weekly", HEALTH_COLUMNS)):
+        conn.execute(f"create table if not exists marts.{table} ({', '.join(f'{c} {t}' for c, t in columns.items())})")
+        conn.execute(f"grant select on marts.{table} to {reporter}")
+
+
+def signal_row(key: str, week=WEEK, region="(all)", unit="marketing", section="needs_attention",
+               status="needs_attention", value=2.3, baseline=4.2, rank=1, explained_by=None) -> dict:
+    grain, name, metric = key.split(":")
+    return {
+        "signal_key": key, "week_start": week, "region": region, "business_unit": unit, "grain": grain,
+        "channel": name if grain == "channel" else ("support" if grain == "category" else "email"),
+        "touchpoint": name if grain == "touchpoint" else None, "category": name if grain == "category" else None,
+        "metric": metric, "section": section, "value": value, "sample": 80, "baseline_value": baseline,
+        "baseline_low": baseline - 0.2, "baseline_high": baseline + 0.1, "baseline_sample": 320, "baseline_weeks": 4,
+        "expected": baseline, "change": value - baseline, "ratio": value / baseline, "z_score": -5.0,
+        "is_judged": status != "not_judged", "not_judged_reason": "warmup" if status == "not_judged" else None,
+        "status": status, "explained_by": explained_by, "rank": rank,
+    }
+
+
+def plant_signals(conn: psycopg.Connection, rows: list[dict]) -> None:
+    conn.execute("truncate marts.agg_touchpoint_signals")
+    with conn.cursor() as cur:
+        cur.executemany(f"insert into marts.agg_touchpoint_signals ({', '.join(SIGNAL_COLUMNS)})"
+                        f" values ({', '.join(f'%({c})s' for c in SIGNAL_COLUMNS)})", rows)
 
 
 @pytest.mark.parametrize("slice_", SLICES, ids=lambda s: s.label)
@@ -116,7 +161,9 @@ def test_each_recipient_receives_their_slice_as_html_text_charts_and_csv(built_c
         # every cid: in the HTML is an inline PNG part with that Content-ID, with its size on the tag
         cids = re.findall(r'src="cid:([^"]+)"', html)
         parts = {p["Content-ID"].strip("<>"): p for p in message.walk() if p["Content-ID"]}
+        # the small world's two weeks are too few to judge a signal: the three report charts only
         assert len(cids) == 3 and set(cids) <= set(parts)
+        assert "Not judged this week" in text
         for cid in cids:
             assert parts[cid].get_content_type() == "image/png"
             assert parts[cid].get_content().startswith(b"\x89PNG")
@@ -140,20 +187,137 @@ def test_each_recipient_receives_their_slice_as_html_text_charts_and_csv(built_c
         kpi_cell(messages["all@example.com"].get_body(("html",)).get_content(), "touchpoints")
 
 
-def test_at_risk_customers_are_counted_but_named_only_with_consent(built_copy, settings, mail_sink, recipients_file):
-    from touchpoint.transform import run_dbt
+PLANTED = [
+    # whole company: two lose satisfaction (rank decides the order), one channel only through its
+    # touchpoint (explained_by: not listed twice), one improves, one holds steady
+    signal_row("touchpoint:order_confirmation:nps", value=-30, baseline=12, rank=1),
+    signal_row("touchpoint:delivery_packaging:csat", unit="service", rank=2),
+    signal_row("channel:email:nps", value=-20, baseline=12, rank=3, explained_by="touchpoint:order_confirmation:nps"),
+    signal_row("channel:paid_ads:conversion_rate", status="improved", value=0.12, baseline=0.06),
+    signal_row("touchpoint:website_visit:csat", status="steady", value=4.1, baseline=4.2),
+    # a case category rises, another falls (good news: not a problem to list)
+    signal_row("category:DELIVERY_ISSUE:cases", unit="service", section="recurring_problems", value=96, baseline=31),
+    signal_row("category:BILLING:cases", unit="service", section="recurring_problems", status="improved", value=3,
+               baseline=12),
+    # the newsletter's readers lose engagement
+    signal_row("touchpoint:newsletter:engagement", section="at_risk", value=0.6, baseline=2.9),
+    # the weeks around: history for the chart (but not the week after), and not this week's flags
+    signal_row("touchpoint:delivery_packaging:csat", unit="service", week=WEEK - timedelta(weeks=2), status="steady",
+               value=4.3),
+    signal_row("touchpoint:delivery_packaging:csat", unit="service", week=WEEK - timedelta(weeks=1), status="steady",
+               value=4.1),
+    signal_row("touchpoint:delivery_packaging:csat", unit="service", week=WEEK + timedelta(weeks=1), value=1.0),
+    signal_row("touchpoint:product_research:csat", week=WEEK - timedelta(weeks=1), rank=1),
+    # one region: its own flag, seen in that region's slice only
+    signal_row("touchpoint:delivery_packaging:csat", region="EMEA", unit="service", value=2.0),
+    signal_row("touchpoint:live_chat:csat", region="APAC", unit="service", status="not_judged"),
+]
 
-    # Three named customers turn at risk; one of them has not consented to being named.
+
+@pytest.mark.parametrize(("slice_", "expected"), [
+    (Slice(), {"attention": ["touchpoint:order_confirmation:nps", "touchpoint:delivery_packaging:csat"],
+               "improved": ["channel:paid_ads:conversion_rate"], "problems": ["category:DELIVERY_ISSUE:cases"],
+               "at_risk": ["touchpoint:newsletter:engagement"]}),
+    # a business unit narrows satisfaction and conversion; cases and engagement follow the region only
+    (Slice(business_unit="service"), {"attention": ["touchpoint:delivery_packaging:csat"], "improved": [],
+                                      "problems": ["category:DELIVERY_ISSUE:cases"],
+                                      "at_risk": ["touchpoint:newsletter:engagement"]}),
+    (Slice(business_unit="sales"), {"attention": [], "improved": [], "problems": ["category:DELIVERY_ISSUE:cases"],
+                                    "at_risk": ["touchpoint:newsletter:engagement"]}),
+    (Slice(region="EMEA"), {"attention": ["touchpoint:delivery_packaging:csat"], "improved": [], "problems": [],
+                            "at_risk": []}),
+    (Slice(region="Americas"), {"attention": [], "improved": [], "problems": [], "at_risk": []}),
+], ids=lambda v: v.label if isinstance(v, Slice) else "")
+def test_the_report_picks_the_flagged_signals_of_its_week_and_slice(built_copy, settings, slice_, expected):
     with psycopg.connect(built_copy, autocommit=True) as conn:
-        names = [r[0] for r in conn.execute(
-            "select display_name from marts.dim_customers where display_name is not null and not is_at_risk"
-            " order by customer_key limit 3").fetchall()]
-        assert len(names) == 3
-        conn.execute("update marts.dim_customers set is_at_risk = true, health = 'at_risk', may_be_named = true,"
-                     " recent_support_cases = 2 where display_name = any(%s)", (names,))
-        conn.execute("update marts.dim_customers set may_be_named = false where display_name = %s", (names[0],))
-        at_risk = conn.execute("select count(*) from marts.dim_customers where is_at_risk").fetchone()[0]
-    run_dbt(["run", "--select", "agg_customer_health"], settings.dbt_project_dir, built_copy, settings.var_dir)
+        signal_marts(conn, settings.roles.reporter)
+        plant_signals(conn, PLANTED)
+        signals = load_signals(conn, WEEK, slice_)
+    assert {name: [s.key for s in listed] for name, listed in signals.items()} == expected
+
+
+def test_a_signal_carries_its_numbers_and_the_weeks_up_to_its_own(built_copy, settings):
+    with psycopg.connect(built_copy, autocommit=True) as conn:
+        signal_marts(conn, settings.roles.reporter)
+        plant_signals(conn, PLANTED)
+        whole = load_signals(conn, WEEK)
+        emea = load_signals(conn, WEEK, Slice(region="EMEA"))
+        first_only = load_signals(conn, WEEK, top=1)
+    packaging = whole["attention"][1]
+    assert (packaging.name, packaging.metric, packaging.value, packaging.baseline_value) == \
+        ("delivery packaging (email)", "csat", 2.3, 4.2)
+    assert (packaging.baseline_low, packaging.baseline_high, packaging.sample, packaging.baseline_sample,
+            packaging.baseline_weeks) == (pytest.approx(4.0), pytest.approx(4.3), 80, 320, 4)
+    assert packaging.history == ((WEEK - timedelta(weeks=2), 4.3), (WEEK - timedelta(weeks=1), 4.1), (WEEK, 2.3))
+    assert emea["attention"][0].history == ((WEEK, 2.0),)  # its own region's weeks
+    assert [s.key for s in first_only["attention"]] == ["touchpoint:order_confirmation:nps"]
+
+
+def test_the_report_names_each_planted_signal_under_its_section(built_copy, settings):
+    with psycopg.connect(built_copy, autocommit=True) as conn:
+        signal_marts(conn, settings.roles.reporter)
+        plant_signals(conn, PLANTED)
+        rendered = WeeklyReport(conn, WEEK, REPO / "reports" / "templates").render(
+            Recipient("all@example.com", "All", "UTC", "en_GB"))
+    lists = {list_id: re.findall(r'data-signal="([^"]+)"', re.search(rf'<ul id="{list_id}">(.*?)</ul>',
+                                                                     rendered.html, re.DOTALL)[1])
+             for list_id in ("needs-attention", "improved", "recurring-problems", "at-risk-cohorts")}
+    assert lists == {"needs-attention": ["touchpoint:order_confirmation:nps", "touchpoint:delivery_packaging:csat"],
+                     "improved": ["channel:paid_ads:conversion_rate"],
+                     "recurring-problems": ["category:DELIVERY_ISSUE:cases"],
+                     "at-risk-cohorts": ["touchpoint:newsletter:engagement"]}
+    assert len(rendered.images) == 3 + 5
+    assert "delivery packaging (email): CSAT 2.3 / 5 this week against 4.2 / 5" in rendered.text
+
+
+def test_customers_at_risk_are_those_of_the_reports_week(built_copy, settings):
+    """Counted from fct_customer_health_weekly for the week rendered (in the slice's region),
+    named only with consent; another week's flags do not count."""
+    with psycopg.connect(built_copy, autocommit=True) as conn:
+        signal_marts(conn, settings.roles.reporter)
+        customers = conn.execute("select customer_key, region, display_name from marts.dim_customers"
+                                 " where display_name is not null order by customer_key limit 4").fetchall()
+        (named, _, named_name), (withheld, _, withheld_name), (steady, *_), (last_week, _, last_week_name) = customers
+        conn.execute("truncate marts.fct_customer_health_weekly")
+        conn.execute("insert into marts.fct_customer_health_weekly values"
+                     " (%s, %s, 1, 6, true, 'engagement_drop'), (%s, %s, 0, 5, true, 'engagement_drop'),"
+                     " (%s, %s, 5, 5, false, null), (%s, %s, 0, 7, true, 'engagement_drop')",
+                     (named, WEEK, withheld, WEEK, steady, WEEK, last_week, WEEK - timedelta(weeks=1)))
+        conn.execute("update marts.dim_customers set may_be_named = (customer_key <> %s)"
+                     " where customer_key in (%s, %s, %s)", (withheld, named, withheld, last_week))
+        whole = load_at_risk(conn, WEEK)
+        before = load_at_risk(conn, WEEK - timedelta(weeks=1))
+        by_region = {region: load_at_risk(conn, WEEK, Slice(region=region))
+                     for region in {r for _, r, _ in customers[:3]}}
+    assert (whole.count, whole.may_be_named, whole.customers_total) == (2, 1, 3)
+    assert [c.name for c in whole.named] == [named_name] and whole.named[0].reason == "engagement_drop"
+    assert withheld_name not in [c.name for c in whole.named]
+    assert (before.count, before.customers_total, [c.name for c in before.named]) == (1, 1, [last_week_name])
+    assert sum(a.count for a in by_region.values()) == 2
+    assert sum(a.customers_total for a in by_region.values()) == 3
+
+
+def test_at_risk_customers_are_counted_but_named_only_with_consent(built_copy, settings, mail_sink, recipients_file):
+    # Three named customers are at risk in the report's week; one of them has not consented to being named.
+    with psycopg.connect(built_copy, autocommit=True) as conn:
+        signal_marts(conn, settings.roles.reporter)
+        rows = conn.execute(
+            "select customer_key, display_name from marts.dim_customers as c where display_name is not null"
+            " and not exists (select from marts.fct_customer_health_weekly as h"
+            "                 where h.customer_key = c.customer_key and h.week_start = %s and h.is_at_risk)"
+            " order by customer_key limit 3", (WEEK,)).fetchall()
+        assert len(rows) == 3
+        keys, names = [r[0] for r in rows], [r[1] for r in rows]
+        conn.execute("delete from marts.fct_customer_health_weekly where week_start = %s and customer_key = any(%s)",
+                     (WEEK, keys))
+        conn.execute("insert into marts.fct_customer_health_weekly (customer_key, week_start, inbound_touchpoints,"
+                     " baseline_touchpoints, is_at_risk, at_risk_reason)"
+                     " select unnest(%s::text[]), %s, 0, 6, true, null", (keys, WEEK))
+        conn.execute("update marts.dim_customers set may_be_named = true, recent_support_cases = 2"
+                     " where customer_key = any(%s)", (keys,))
+        conn.execute("update marts.dim_customers set may_be_named = false where customer_key = %s", (keys[0],))
+        at_risk = conn.execute("select count(*) from marts.fct_customer_health_weekly"
+                               " where week_start = %s and is_at_risk", (WEEK,)).fetchone()[0]
     hidden, shown = names[0], names[1:]
     with psycopg.connect(built_copy) as conn:
         content = load_weekly_content(conn, WEEK)
@@ -187,6 +351,7 @@ def test_report_render_writes_a_preview_per_recipient(built_world, tmp_path, rec
         folder = out / address
         html = (folder / "report.html").read_text()
         pngs = re.findall(r'src="([^"]+\.png)"', html)
+        # no signal judged in the small world: no trend chart
         assert len(pngs) == 3 and all((folder / p).read_bytes().startswith(b"\x89PNG") for p in pngs)
         assert (folder / "report.txt").read_text().startswith("CUSTOMER TOUCHPOINTS")
         assert (folder / f"touchpoint-kpis-{iso_week(WEEK)}.csv").exists()

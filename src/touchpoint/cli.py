@@ -188,7 +188,8 @@ def cmd_report_render(args: argparse.Namespace, settings: Settings) -> int:
                                  SliceValues.from_seeds(settings.dbt_project_dir))
     quality = _quality(args, settings, start, end) if args.check_quality else None
     with connect(stage_url(settings.resolved_warehouse_url, settings.roles.reporter)) as conn:
-        report = WeeklyReport(conn, start.date(), settings.reports_dir / "templates", quality)
+        report = WeeklyReport(conn, start.date(), settings.reports_dir / "templates", quality,
+                              trend_url=settings.report_trend_url)
         if not report.has_data:
             print(f"note: week {args.week} has no touchpoints in the warehouse (the report would not be sent)",
                   file=sys.stderr)

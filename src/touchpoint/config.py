@@ -7,6 +7,7 @@ Nothing else in the package reads ``os.environ`` for settings.
 from __future__ import annotations
 
 import os
+import string
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -132,6 +133,9 @@ class Settings:
     #: DAGs take theirs from the smtp_default connection. None: no authentication.
     smtp_login: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
+    #: Where a signal of the weekly report links to (a BI tool's trend page): a URL template with
+    #: {grain} {key} {metric} {week} (and {region}). None: the chart inside the report (#trend-...).
+    report_trend_url: str | None = None
 
     @property
     def pg_data_dir(self) -> Path:
@@ -207,7 +211,8 @@ def load_settings() -> Settings:
     the DAGs take it from the connection's extra ``max_requests_per_second``),
     ``TOUCHPOINT_ROLE_LOADER`` (loader), ``TOUCHPOINT_ROLE_TRANSFORMER`` (transformer),
     ``TOUCHPOINT_ROLE_ANALYST`` (analyst), ``TOUCHPOINT_ROLE_REPORTER`` (reporter),
-    ``TOUCHPOINT_SMTP_LOGIN`` and ``TOUCHPOINT_SMTP_PASSWORD`` (unset: no SMTP AUTH; both or neither).
+    ``TOUCHPOINT_SMTP_LOGIN`` and ``TOUCHPOINT_SMTP_PASSWORD`` (unset: no SMTP AUTH; both or neither),
+    ``TOUCHPOINT_REPORT_TREND_URL`` (unset: a signal links to its chart inside the report).
     """
     project_dir = Path(_env("TOUCHPOINT_PROJECT_DIR", str(DEFAULT_PROJECT_DIR))).resolve()
     var_dir = Path(_env("TOUCHPOINT_VAR_DIR", str(project_dir / "var"))).resolve()
@@ -242,7 +247,32 @@ def load_settings() -> Settings:
         crm_max_requests_per_second=_env_float("TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND", 8.0),
         roles=load_roles(),
         **_smtp_credentials(),
+        report_trend_url=_trend_url_template(_env("TOUCHPOINT_REPORT_TREND_URL")),
     )
+
+
+#: the fields a trend URL template may use (report.render fills them, URL-quoted)
+TREND_URL_FIELDS = ("grain", "key", "metric", "week", "region")
+
+
+def _trend_url_template(value: str | None) -> str | None:
+    """Refuse a template that is no http(s) URL or names a field the report does not fill, now
+    rather than when the Monday report is rendered."""
+    if value is None:
+        return None
+    name = "TOUCHPOINT_REPORT_TREND_URL"
+    if not value.startswith(("https://", "http://")):
+        raise ConfigError(f"{name}={value!r} is not an http(s) URL")
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+    except ValueError as error:
+        raise ConfigError(f"{name}={value!r} is not a valid template ({error}); write a literal brace as {{{{ or }}}}") \
+            from None
+    unknown = sorted(fields - set(TREND_URL_FIELDS))
+    if unknown:
+        raise ConfigError(f"{name}={value!r} uses unknown field(s) {', '.join('{' + f + '}' for f in unknown)};"
+                          f" known: {', '.join('{' + f + '}' for f in TREND_URL_FIELDS)}")
+    return value
 
 
 def _smtp_credentials() -> dict[str, str | None]:

@@ -107,7 +107,7 @@ def send_weekly_report(week_start: date, warehouse_url: str, smtp: SmtpSettings,
             send = _plan if dry_run else deliver
             return send(conn, smtp, DQ_ALERT, period, recipients.sender, recipients.alerts,
                         render=lambda recipient: render_alert(alert, recipient, templates))
-        report = WeeklyReport(conn, week_start, templates, quality)
+        report = WeeklyReport(conn, week_start, templates, quality, trend_url=settings.report_trend_url)
         if settings.report_skip_empty_weeks and not report.has_data:
             log.warning("week %s has no touchpoints in the warehouse: the report is not sent "
                         "(set TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS=false to send it anyway)", period)

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from touchpoint.report.content import WeeklyContent
+from touchpoint.report.content import Signal, WeeklyContent
 from touchpoint.report.message import InlineImage
 
 WIDTH = 552  # px, the content width of the 600 px card minus its padding
@@ -24,6 +24,9 @@ SCALE = 2
 CURRENT = "#2563eb"
 PREVIOUS = "#cbd5e1"
 TEXT = "#374151"
+BAND = "#e5e7eb"
+WORSE = "#b91c1c"
+BETTER = "#047857"
 
 plt.rcParams.update({
     "font.family": "DejaVu Sans",
@@ -101,4 +104,43 @@ def funnel_chart(content: WeeklyContent, cid: str, number: Callable[[float], str
         ax.annotate(number(v), (v, y), ha="left", va="center", fontsize=8, color=TEXT,
                     xytext=(3, 0), textcoords="offset points")
     ax.set_title("Customers entering each journey stage", loc="left", fontsize=10, color=TEXT)
+    return _png(fig, cid, height)
+
+
+def _plain_text(text: str) -> str:
+    """Names go into matplotlib as text, never as mathtext (a '$' pair would start a formula)."""
+    return text.replace("$", r"\$")
+
+
+def signal_chart(signal: Signal, cid: str, number: Callable[[float], str],
+                 day: Callable[[object], str]) -> InlineImage:
+    """A signal's metric over its last weeks: the baseline band (minimum to maximum of the weeks
+    it was judged against) with its median dashed, the report's week highlighted."""
+    height = 150
+    fig, ax = _figure(height)
+    points = [(w, v) for w, v in signal.history if v is not None]
+    if not any(w == signal.week_start for w, _ in points):
+        points.append((signal.week_start, signal.value))
+    weeks = [w for w, _ in points]
+    values = [v for _, v in points]
+    xs = range(len(weeks))
+    ax.axhspan(signal.baseline_low, signal.baseline_high, color=BAND, alpha=0.8, lw=0,
+               label="usual range (weeks before)")
+    ax.axhline(signal.baseline_value, color="#9ca3af", lw=1, ls="--", label="median")
+    ax.plot(xs, values, color=PREVIOUS, lw=1.5, marker="o", ms=4, mfc=CURRENT, mec=CURRENT)
+    bad = signal.status == "needs_attention"
+    current = weeks.index(signal.week_start)
+    ax.plot([current], [values[current]], marker="o", ms=8, color=WORSE if bad else BETTER, ls="none",
+            label="this week")
+    ax.annotate(number(values[current]), (current, values[current]), ha="center", va="bottom", fontsize=8,
+                color=TEXT, xytext=(0, 5), textcoords="offset points")
+    ax.set_xticks(list(xs), [day(w) for w in weeks])
+    ax.yaxis.set_major_locator(MaxNLocator(4))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: number(v)))
+    low = min([*values, signal.baseline_low])
+    high = max([*values, signal.baseline_high])
+    pad = (high - low) * 0.15 or abs(high) * 0.1 or 1
+    ax.set_ylim(low - pad, high + 2 * pad)
+    ax.legend(loc="best", frameon=False, fontsize=7, ncol=3)
+    ax.set_title(_plain_text(f"{signal.name}: {signal.metric_label} per week"), loc="left", fontsize=9, color=TEXT)
     return _png(fig, cid, height)

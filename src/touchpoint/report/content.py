@@ -4,10 +4,15 @@ Every number here is a row the marts already hold (dbt computes them): a slice i
 business unit ('(all)' for either), and each query only selects the rows of that slice.
 Customers at risk and recurring problems are judged per region (a customer or a support case
 belongs to no business unit).
+
+The flags ("needs attention", "improved most", rising case categories, groups of customers losing
+engagement) are rows of ``marts.agg_touchpoint_signals``: dbt judges each metric of a channel,
+touchpoint or case category against its own trailing weeks; the report only picks and shows them.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -19,6 +24,8 @@ from touchpoint.intervals import iso_week
 ALL = "(all)"
 ATTRIBUTION_MODELS = ("first_touch", "last_touch", "linear", "position_based", "time_decay")
 TREND_WEEKS = 8
+#: signals shown per list (needs attention, improved most, recurring problems, at-risk groups)
+TOP_SIGNALS = 5
 
 _WEEK_ROWS = """
     select * from marts.agg_touchpoints_weekly
@@ -46,13 +53,47 @@ _PROBLEMS = """
     order by is_recurring desc, cases desc, category
     limit %(limit)s
 """
-_HEALTH = "select health, customers, may_be_named from marts.agg_customer_health where region = %(region)s"
+# The flagged signals of the week and region. Satisfaction and conversion follow the business
+# unit too; cases and engagement follow the region only, like the rest of their sections. A
+# channel flagged because of one of its touchpoints (explained_by) is shown through that touchpoint.
+_SIGNALS = """
+    select * from marts.agg_touchpoint_signals
+    where week_start = %(week)s and region = %(region)s
+      and status in ('needs_attention', 'improved') and explained_by is null
+      and (%(unit)s = '(all)' or business_unit = %(unit)s or section <> 'needs_attention')
+    order by section, status, rank, signal_key
+"""
+_SIGNALS_JUDGED = """
+    select count(*) filter (where is_judged) from marts.agg_touchpoint_signals
+    where week_start = %(week)s and region = %(region)s
+"""
+_SIGNAL_HISTORY = """
+    select signal_key, week_start, value
+    from marts.agg_touchpoint_signals
+    where region = %(region)s and signal_key = any(%(keys)s)
+      and week_start > %(week)s - 7 * %(weeks)s and week_start <= %(week)s
+    order by signal_key, week_start
+"""
+# Customers at risk in the report's week (not as of today): everyone in the slice's region is
+# counted, only those whose consent allows it are named.
+_AT_RISK_COUNTS = """
+    select count(*) as customers,
+           count(*) filter (where health.is_at_risk) as at_risk,
+           count(*) filter (where health.is_at_risk and customers.may_be_named) as may_be_named
+    from marts.fct_customer_health_weekly as health
+    join marts.dim_customers as customers using (customer_key)
+    where health.week_start = %(week)s and (%(region)s = '(all)' or customers.region = %(region)s)
+"""
 _AT_RISK_NAMED = """
-    select coalesce(display_name, email, customer_key) as name, company_name, region, last_touch_at,
-           latest_nps, latest_csat, recent_support_cases, has_recent_detractor
-    from marts.dim_customers
-    where is_at_risk and may_be_named and (%(region)s = '(all)' or region = %(region)s)
-    order by purchases desc, touchpoints desc, customer_key
+    select coalesce(customers.display_name, customers.email, customers.customer_key) as name,
+           customers.company_name, customers.region, customers.last_touch_at, customers.latest_nps,
+           customers.latest_csat, customers.recent_support_cases, customers.has_recent_detractor,
+           health.at_risk_reason
+    from marts.fct_customer_health_weekly as health
+    join marts.dim_customers as customers using (customer_key)
+    where health.week_start = %(week)s and health.is_at_risk and customers.may_be_named
+      and (%(region)s = '(all)' or customers.region = %(region)s)
+    order by customers.purchases desc, customers.touchpoints desc, customers.customer_key
     limit %(limit)s
 """
 _DATA_AS_OF = "select max(occurred_at) from marts.fct_touchpoints where occurred_at < %(end)s"
@@ -119,23 +160,70 @@ class ChannelRow:
         return 100.0 * (self.touchpoints - self.previous_touchpoints) / self.previous_touchpoints
 
 
-@dataclass(frozen=True)
-class Move:
-    """A channel or touchpoint whose satisfaction or conversion moved beyond the thresholds."""
+METRIC_LABELS = {"csat": "CSAT", "nps": "NPS", "conversion_rate": "conversion rate", "cases": "cases",
+                 "engagement": "inbound touchpoints per customer"}
 
-    channel: str
-    touchpoint: str  # '(all)' for a whole channel
-    metric: str  # csat | nps | conversion_rate
-    current: float
-    previous: float
-    sample: int  # answers (csat, nps) or customers (conversion rate) this week
-    trend: str  # needs_attention | improved
-    #: the move in units of its threshold (dbt var report_*_change)
-    size: float
+
+@dataclass(frozen=True)
+class Signal:
+    """One metric of a channel, touchpoint or case category in one week, judged against its own
+    trailing weeks (a row of marts.agg_touchpoint_signals, whose columns these fields follow)."""
+
+    key: str  # signal_key, e.g. 'touchpoint:delivery_packaging:csat'
+    week_start: date
+    region: str
+    business_unit: str
+    grain: str  # channel | touchpoint | category
+    channel: str | None
+    touchpoint: str | None
+    category: str | None
+    metric: str  # csat | nps | conversion_rate | cases | engagement
+    section: str  # needs_attention | recurring_problems | at_risk
+    status: str  # needs_attention | improved
+    #: this week: mean CSAT 1..5, NPS -100..100, conversion rate 0..1, cases, inbound touchpoints per customer
+    value: float
+    #: answers (csat, nps), reached customers (conversion rate), cases, cohort customers (engagement)
+    sample: int
+    #: median, minimum and maximum of the trailing weeks' values, and what they rest on
+    baseline_value: float
+    baseline_low: float
+    baseline_high: float
+    baseline_sample: int
+    baseline_weeks: int
+    change: float  # value - baseline_value
+    ratio: float | None  # value / baseline_value (None without a base)
+    z: float | None
+    rank: int = 1
+    explained_by: str | None = None
+    #: (week_start, value) of the last weeks up to this one, oldest first, for the trend chart
+    history: tuple[tuple[date, float | None], ...] = ()
 
     @property
     def name(self) -> str:
-        return self.channel if self.touchpoint == ALL else f"{self.touchpoint.replace('_', ' ')} ({self.channel})"
+        """'delivery packaging (email)', 'paid ads', 'delivery issue (delivery packaging)'."""
+        def plain(text: str) -> str:
+            return text.replace("_", " ")
+
+        if self.grain == "category":
+            name = plain(self.category or "").lower()
+            return f"{name} ({plain(self.touchpoint)})" if self.touchpoint else name
+        if self.grain == "touchpoint":
+            return f"{plain(self.touchpoint or '')} ({plain(self.channel or '')})"
+        return plain(self.channel or "")
+
+    @property
+    def name_key(self) -> str:
+        """The grain's own name (the touchpoint, the channel or the case category)."""
+        return {"category": self.category, "touchpoint": self.touchpoint}.get(self.grain, self.channel) or ""
+
+    @property
+    def metric_label(self) -> str:
+        return METRIC_LABELS.get(self.metric, self.metric)
+
+    @property
+    def slug(self) -> str:
+        """A stable anchor for the signal's trend chart ('touchpoint-delivery-packaging-csat')."""
+        return re.sub(r"[^a-z0-9]+", "-", self.key.lower()).strip("-")
 
 
 @dataclass(frozen=True)
@@ -167,6 +255,8 @@ class AtRiskCustomer:
     latest_csat: float | None
     recent_cases: int
     recent_detractor: bool
+    #: why the customer is at risk this week (fct_customer_health_weekly.at_risk_reason)
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,11 +283,19 @@ class WeeklyContent:
     slice: Slice
     kpis: list[Kpi]
     channels: list[ChannelRow] = field(default_factory=list)
-    attention: list[Move] = field(default_factory=list)
-    improved: list[Move] = field(default_factory=list)
+    #: satisfaction or conversion below / above its usual level (section needs_attention)
+    attention: list[Signal] = field(default_factory=list)
+    improved: list[Signal] = field(default_factory=list)
     funnel: list[FunnelStage] = field(default_factory=list)
+    #: case categories that rose beyond their usual level (section recurring_problems)
+    problem_signals: list[Signal] = field(default_factory=list)
+    #: the per-category case table, kept as reference
     problems: list[Problem] = field(default_factory=list)
+    #: groups of customers whose engagement fell beyond its usual level (section at_risk)
+    at_risk_signals: list[Signal] = field(default_factory=list)
     at_risk: AtRisk | None = None
+    #: how many signals of the week and region were judged (0: too little history to judge)
+    signals_judged: int = 0
     #: (week_start, touchpoints, customers, conversions) for the trend chart, oldest first
     history: list[tuple[date, int, int, float]] = field(default_factory=list)
     data_as_of: datetime | None = None
@@ -220,6 +318,15 @@ class WeeklyContent:
     @property
     def has_data(self) -> bool:
         return bool(self.kpi("touchpoints").current)
+
+    @property
+    def shown_signals(self) -> list[Signal]:
+        """Every signal the report names, in the order of its sections (each has a trend chart)."""
+        return [*self.attention, *self.improved, *self.problem_signals, *self.at_risk_signals]
+
+    @property
+    def rising_categories(self) -> set[str]:
+        return {s.category for s in self.problem_signals if s.category}
 
 
 def _float(value) -> float | None:
@@ -244,11 +351,56 @@ def _kpis(row: dict | None) -> list[Kpi]:
     ]
 
 
-def _move(row: dict) -> Move:
-    metric = row["trend_metric"]
-    sample = row["customers"] if metric == "conversion_rate" else row[f"{metric}_responses"]
-    return Move(row["channel"], row["touchpoint"], metric, float(row[metric]), float(row[f"previous_{metric}"]),
-                int(sample), row["trend"], float(row["trend_size"]))
+def _signal(row: dict, history: tuple[tuple[date, float | None], ...]) -> Signal:
+    return Signal(
+        key=row["signal_key"], week_start=row["week_start"], region=row["region"], business_unit=row["business_unit"],
+        grain=row["grain"], channel=row["channel"], touchpoint=row["touchpoint"], category=row["category"],
+        metric=row["metric"], section=row["section"], status=row["status"], value=float(row["value"]),
+        sample=int(row["sample"] or 0), baseline_value=float(row["baseline_value"]),
+        baseline_low=float(row["baseline_low"]), baseline_high=float(row["baseline_high"]),
+        baseline_sample=int(row["baseline_sample"] or 0), baseline_weeks=int(row["baseline_weeks"] or 0),
+        change=float(row["change"]), ratio=_float(row["ratio"]), z=_float(row["z_score"]),
+        rank=int(row["rank"] or 0), explained_by=row["explained_by"], history=history,
+    )
+
+
+def load_signals(conn: psycopg.Connection, week_start: date, slice_: Slice = Slice(),
+                 top: int = TOP_SIGNALS) -> dict[str, list[Signal]]:
+    """The week's flagged signals for a slice, strongest first, at most ``top`` per list:
+    ``attention``, ``improved`` (satisfaction, conversion), ``problems`` (cases) and ``at_risk``
+    (engagement), each with the last ``TREND_WEEKS`` weekly values of its metric."""
+    params = {"week": week_start, "region": slice_.region, "unit": slice_.business_unit, "weeks": TREND_WEEKS}
+    lists: dict[str, list[dict]] = {"attention": [], "improved": [], "problems": [], "at_risk": []}
+    with conn.cursor(row_factory=dict_row) as cur:
+        for row in cur.execute(_SIGNALS, params).fetchall():
+            if row["section"] == "needs_attention":
+                name = "attention" if row["status"] == "needs_attention" else "improved"
+            elif row["status"] != "needs_attention":
+                continue  # falling cases or rising engagement are good news, not a problem to show
+            else:
+                name = "problems" if row["section"] == "recurring_problems" else "at_risk"
+            lists[name].append(row)
+        shown = {name: rows[:top] for name, rows in lists.items()}
+        keys = [r["signal_key"] for rows in shown.values() for r in rows]
+        history: dict[str, list[tuple[date, float | None]]] = {}
+        if keys:
+            for r in cur.execute(_SIGNAL_HISTORY, {**params, "keys": keys}).fetchall():
+                history.setdefault(r["signal_key"], []).append((r["week_start"], _float(r["value"])))
+    return {name: [_signal(r, tuple(history.get(r["signal_key"], ()))) for r in rows] for name, rows in shown.items()}
+
+
+def load_at_risk(conn: psycopg.Connection, week_start: date, slice_: Slice = Slice(), top: int = 5) -> AtRisk:
+    """The customers at risk in the report's week (marts.fct_customer_health_weekly), in the
+    slice's region: all counted, the first ``top`` whose consent allows it named."""
+    params = {"week": week_start, "region": slice_.region, "limit": top}
+    with conn.cursor(row_factory=dict_row) as cur:
+        counts = cur.execute(_AT_RISK_COUNTS, params).fetchone() or {}
+        named = [AtRiskCustomer(r["name"], r["company_name"], r["region"], r["last_touch_at"], _float(r["latest_nps"]),
+                                _float(r["latest_csat"]), r["recent_support_cases"] or 0,
+                                bool(r["has_recent_detractor"]), r["at_risk_reason"])
+                 for r in cur.execute(_AT_RISK_NAMED, params).fetchall()]
+    return AtRisk(count=counts.get("at_risk") or 0, may_be_named=counts.get("may_be_named") or 0,
+                  customers_total=counts.get("customers") or 0, named=named)
 
 
 def load_weekly_content(conn: psycopg.Connection, week_start: date, slice_: Slice = Slice(),
@@ -266,24 +418,18 @@ def load_weekly_content(conn: psycopg.Connection, week_start: date, slice_: Slic
                                r["touchpoints"] / total,
                                {m: float(r[f"conversions_{m}"]) for m in ATTRIBUTION_MODELS})
                     for r in channel_rows]
-        moves = [_move(r) for r in rows if r["grain"] in ("channel", "touchpoint")
-                 and r["trend"] in ("needs_attention", "improved")]
-        attention = sorted((m for m in moves if m.trend == "needs_attention"), key=lambda m: m.size, reverse=True)[:top]
-        improved = sorted((m for m in moves if m.trend == "improved"), key=lambda m: m.size, reverse=True)[:top]
         history = [(r["week_start"], r["touchpoints"], r["customers"], float(r["conversions"]))
                    for r in cur.execute(_HEADLINE_HISTORY, {**params, "grain": headline_grain}).fetchall()]
         funnel = [FunnelStage(r["journey_stage"], r["customers_entered"], r["previous_customers_entered"])
                   for r in cur.execute(_FUNNEL, params).fetchall()]
         problems = [Problem(**r) for r in cur.execute(_PROBLEMS, params).fetchall()]
-        health = {r["health"]: r for r in cur.execute(_HEALTH, params).fetchall()}
-        named = [AtRiskCustomer(r["name"], r["company_name"], r["region"], r["last_touch_at"], _float(r["latest_nps"]),
-                                _float(r["latest_csat"]), r["recent_support_cases"], r["has_recent_detractor"])
-                 for r in cur.execute(_AT_RISK_NAMED, params).fetchall()]
-    at_risk_row = health.get("at_risk") or {"customers": 0, "may_be_named": 0}
-    at_risk = AtRisk(count=at_risk_row["customers"], may_be_named=at_risk_row["may_be_named"],
-                     customers_total=sum(r["customers"] for r in health.values()), named=named)
+        judged = cur.execute(_SIGNALS_JUDGED, params).fetchone()
+    signals = load_signals(conn, week_start, slice_, top)
+    at_risk = load_at_risk(conn, week_start, slice_, top)
     end = datetime.combine(week_start + timedelta(days=7), datetime.min.time(), tzinfo=UTC)
     as_of = conn.execute(_DATA_AS_OF, {"end": end}).fetchone()[0]
     return WeeklyContent(week_start=week_start, slice=slice_, kpis=_kpis(headline), channels=channels,
-                         attention=attention, improved=improved, funnel=funnel, problems=problems,
-                         at_risk=at_risk, history=history, data_as_of=as_of)
+                         attention=signals["attention"], improved=signals["improved"], funnel=funnel,
+                         problem_signals=signals["problems"], problems=problems, at_risk_signals=signals["at_risk"],
+                         at_risk=at_risk, signals_judged=next(iter(judged.values())) if judged else 0,
+                         history=history, data_as_of=as_of)

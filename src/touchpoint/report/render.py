@@ -7,6 +7,7 @@ import hashlib
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import css_inline
@@ -16,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from touchpoint.report import charts
 from touchpoint.report.attachments import kpi_csv
-from touchpoint.report.content import Kpi, WeeklyContent
+from touchpoint.report.content import Kpi, Signal, WeeklyContent
 from touchpoint.report.message import InlineImage, RenderedReport
 from touchpoint.report.recipients import Recipient
 
@@ -50,6 +51,7 @@ def _environment_for(templates_dir: str, locale: str, timezone: str) -> Environm
     env.filters["kpi_change"] = lambda k: _kpi_change(k, locale)
     env.filters["metric_value"] = lambda v, metric: _metric_value(v, metric, locale)
     env.filters["decimal"] = lambda n, digits=1: format_decimal(n, format="#,##0." + "0" * digits, locale=locale)
+    env.filters["signal_facts"] = lambda s: signal_facts(s, locale)
     env.filters["moment"] = (
         lambda m: "no data" if m is None else format_datetime(m.astimezone(tz), format="medium", tzinfo=tz, locale=locale)
         + f" ({timezone})"
@@ -85,6 +87,74 @@ def _kpi_change(kpi: Kpi, locale: str) -> str:
     return ("+" if kpi.percent > 0 else "") + format_percent(kpi.percent / 100, format="#,##0.0%", locale=locale)
 
 
+def _signal_number(value: float, metric: str, locale: str) -> str:
+    """A signal's number without its unit (ranges: '4.0–4.3')."""
+    if metric == "conversion_rate":
+        return format_percent(value, format="#,##0.0%", locale=locale)
+    if metric == "csat":
+        return format_decimal(value, format="0.0", locale=locale)
+    if metric == "nps":
+        return ("+" if value > 0 else "") + format_decimal(value, format="0", locale=locale)
+    if metric == "cases":
+        return format_decimal(value, format="#,##0", locale=locale)
+    return format_decimal(value, format="#,##0.0", locale=locale)
+
+
+_SAMPLE_NOUNS = {"csat": "answers", "nps": "answers", "conversion_rate": "customers reached", "engagement": "customers"}
+
+
+def signal_facts(signal: Signal, locale: str) -> dict[str, str | None]:
+    """The formatted pieces of a signal's line: what it is now, its baseline (median and range of
+    the trailing weeks), the samples behind both, and the change in the metric's natural unit
+    (points for scores, relative for rates and engagement, a factor for case counts)."""
+    metric = signal.metric
+
+    def number(value: float) -> str:
+        return _signal_number(value, metric, locale)
+
+    def with_unit(value: float) -> str:
+        return number(value) + (" / 5" if metric == "csat" else "")
+
+    if metric in ("cases", "engagement"):
+        now = f"{number(signal.value)} {signal.metric_label}"
+    else:
+        now = f"{signal.metric_label} {with_unit(signal.value)}"
+    if metric in ("csat", "nps"):
+        points = format_decimal(signal.change, format="0.0" if metric == "csat" else "0", locale=locale)
+        change = ("+" if signal.change > 0 else "") + points + " pt"
+    elif signal.ratio is None:
+        change = "new"
+    elif metric == "cases":
+        change = "×" + format_decimal(signal.ratio, format="0.0", locale=locale)
+    else:
+        relative = signal.ratio - 1
+        change = ("+" if relative > 0 else "") + format_percent(relative, format="#,##0%", locale=locale)
+    noun = _SAMPLE_NOUNS.get(metric)
+    sample = None if noun is None else (
+        f"{format_decimal(signal.sample, locale=locale)} {noun}"
+        f" ({format_decimal(signal.baseline_sample, locale=locale)} in the weeks before)")
+    weeks = signal.baseline_weeks
+    return {
+        "now": now,
+        "baseline": with_unit(signal.baseline_value),
+        "low": number(signal.baseline_low),
+        "high": number(signal.baseline_high),
+        "weeks": f"the {weeks} weeks before" if weeks != 1 else "the week before",
+        "sample": sample,
+        "change": change,
+    }
+
+
+def trend_link(signal: Signal, url_template: str | None) -> str:
+    """Where a signal's name links: its chart in the report, or the configured trend page
+    (TOUCHPOINT_REPORT_TREND_URL) with the signal's fields URL-quoted."""
+    if not url_template:
+        return f"#trend-{signal.slug}"
+    return url_template.format(grain=quote(signal.grain, safe=""), key=quote(signal.name_key, safe=""),
+                               metric=quote(signal.metric, safe=""), week=signal.week_start.isoformat(),
+                               region=quote(signal.region, safe=""))
+
+
 @dataclass(frozen=True)
 class DataQualityAlert:
     """What the data engineers are told when the gate closes."""
@@ -110,9 +180,12 @@ def render_alert(alert: DataQualityAlert, recipient: Recipient, templates_dir: P
 
 
 def render_weekly_report(content: WeeklyContent, recipient: Recipient, templates_dir: Path,
-                         chart_cache: dict[tuple[str, str], InlineImage] | None = None) -> RenderedReport:
+                         chart_cache: dict[tuple[str, str], InlineImage] | None = None,
+                         trend_url: str | None = None) -> RenderedReport:
     """``chart_cache``: charts already drawn for this ``content``, by (chart, locale); the caller
-    keeps one per content, so recipients of the same slice and locale share their PNGs."""
+    keeps one per content, so recipients of the same slice and locale share their PNGs.
+    ``trend_url``: the TOUCHPOINT_REPORT_TREND_URL template signals link to (None: their chart
+    in the report)."""
     env = _environment(templates_dir, recipient)
     number, short_day = env.filters["number"], env.filters["short_day"]
     # stable across renders, so the same content always hashes the same (reporting.deliveries)
@@ -123,6 +196,10 @@ def render_weekly_report(content: WeeklyContent, recipient: Recipient, templates
         "channels": lambda cid: charts.channel_chart(content, cid, number),
         "funnel": lambda cid: charts.funnel_chart(content, cid, number),
     }
+    locale = recipient.locale
+    for signal in content.shown_signals:
+        drawers[f"trend-{signal.slug}"] = (
+            lambda cid, s=signal: charts.signal_chart(s, cid, lambda v: _signal_number(v, s.metric, locale), short_day))
     cache = {} if chart_cache is None else chart_cache
     images = {}
     for name, draw in drawers.items():
@@ -132,7 +209,9 @@ def render_weekly_report(content: WeeklyContent, recipient: Recipient, templates
             drawn = cache[(name, recipient.locale)] = draw(cid)
         images[name] = replace(drawn, cid=cid, filename=f"{cid.split('@')[0]}.png")
     csv_file = kpi_csv(content)
-    context = {"report": content, "recipient": recipient, "charts": images, "csv_name": csv_file.filename}
+    links = {s.key: trend_link(s, trend_url) for s in content.shown_signals}
+    context = {"report": content, "recipient": recipient, "charts": images, "csv_name": csv_file.filename,
+               "links": links, "links_inside": not trend_url}
     subject = env.get_template("weekly_report.subject.txt").render(context).strip()
     html = css_inline.inline(env.get_template("weekly_report.html").render(context))
     text = env.get_template("weekly_report.txt").render(context)

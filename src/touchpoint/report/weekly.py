@@ -33,6 +33,8 @@ class WeeklyReport:
     week_start: date
     templates_dir: Path
     quality: dict[str, Any] | None = None
+    #: TOUCHPOINT_REPORT_TREND_URL: where signals link (None: their chart inside the report)
+    trend_url: str | None = None
     _contents: dict[Slice, WeeklyContent] = field(default_factory=dict)
     _charts: dict[Slice, dict] = field(default_factory=dict)
 
@@ -50,7 +52,7 @@ class WeeklyReport:
 
     def render(self, recipient: Recipient) -> RenderedReport:
         return render_weekly_report(self.content(recipient.slice), recipient, self.templates_dir,
-                                    chart_cache=self._charts.setdefault(recipient.slice, {}))
+                                    chart_cache=self._charts.setdefault(recipient.slice, {}), trend_url=self.trend_url)
 
 
 def write_preview(report: WeeklyReport, recipients: tuple[Recipient, ...], out_dir: Path) -> list[Path]:
