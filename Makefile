@@ -10,7 +10,7 @@ export PIP_CACHE_DIR ?= $(CURDIR)/var/cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test test-fast bench bench-quick report-screenshots lock clean distclean db-stop airflow
+.PHONY: demo test test-fast bench bench-quick calibrate report-screenshots lock clean distclean db-stop airflow
 
 demo: $(INSTALLED)
 	$(BIN)/touchpoint demo
@@ -31,6 +31,12 @@ bench: $(INSTALLED)
 
 bench-quick: $(INSTALLED)
 	$(BIN)/python -m bench --quick $(BENCH_ARGS)
+
+# Calibration of the weekly signals (never part of `make test`): 10 seeds per planted effect and
+# 10 quiet worlds, detection and false-alarm rates in bench/calibration.md (about 30-50 min).
+CALIBRATE_ARGS ?=
+calibrate: $(INSTALLED)
+	$(BIN)/python -m bench.calibrate $(CALIBRATE_ARGS)
 
 $(INSTALLED): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'

@@ -1,0 +1,101 @@
+"""Planted incidents, end to end: a simulated world with one incident per effect (each on its own
+touchpoint or channel, from the same week), extracted and built by the real pipeline (real
+Postgres, real dbt); the weekly report of the incident's week names each planted target under
+its section, and the report of the week before does not."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import SIM_START, create_db, drop_db
+from touchpoint.report.recipients import Recipient
+from touchpoint.report.weekly import WeeklyReport
+from touchpoint_sim.planted import PlantedWorld, build_planted_world, flags
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+CUSTOMERS, WEEKS, SEED = 6000, 7, 21
+WEEK = WEEKS  # the incidents start in the last week: the weeks before it are its baseline
+
+
+@dataclass(frozen=True)
+class Planted:
+    effect: str
+    incident: str
+    target: str
+    metric: str
+    section: str  # the mart's section
+    html_id: str  # the report's list for that section
+
+
+PLANTED = (
+    Planted("csat", f"delivery_packaging:week={WEEK}:csat=-2", "delivery_packaging", "csat",
+            "needs_attention", "needs-attention"),
+    Planted("nps", f"order_confirmation:week={WEEK}:nps=-3", "order_confirmation", "nps",
+            "needs_attention", "needs-attention"),
+    Planted("conversion", f"paid_ads:week={WEEK}:conversion=x0.3", "paid_ads", "conversion_rate",
+            "needs_attention", "needs-attention"),
+    Planted("tickets", f"billing_pricing:week={WEEK}:tickets=x3", "billing_pricing", "cases",
+            "recurring_problems", "recurring-problems"),
+    Planted("engagement", f"newsletter:week={WEEK}:engagement=x0.2", "newsletter", "engagement",
+            "at_risk", "at-risk-cohorts"),
+)
+EVERYONE = Recipient("all@example.com", "Everyone", "UTC", "en_GB")
+
+
+@pytest.fixture(scope="module")
+def planted_world(cluster_url, settings, tmp_path_factory) -> Iterator[PlantedWorld]:
+    url = create_db(cluster_url)
+    try:
+        yield build_planted_world(url, settings, tmp_path_factory.mktemp("planted"), customers=CUSTOMERS,
+                                  weeks=WEEKS, seed=SEED, start=SIM_START,
+                                  incidents=[p.incident for p in PLANTED])
+    finally:
+        drop_db(cluster_url, url)
+
+
+def report_lists(world: PlantedWorld, week: int) -> dict[str, list[str]]:
+    """The signal keys the whole-company report of ``week`` lists, by the HTML list's id."""
+    with psycopg.connect(world.url) as conn:
+        html = WeeklyReport(conn, world.week_start(week), REPO / "reports" / "templates").render(EVERYONE).html
+    lists = {}
+    for match in re.finditer(r'<ul[^>]*\bid="([a-z-]+)"[^>]*>(.*?)</ul>', html, re.DOTALL):
+        lists[match.group(1)] = re.findall(r'data-signal="([^"]+)"', match.group(2))
+    return lists
+
+
+def named(keys: list[str], planted: Planted) -> bool:
+    """Whether one of the signal keys is the planted target's metric (the key holds the grain,
+    the target and the metric: 'touchpoint:delivery_packaging:csat')."""
+    return any(planted.target in key.split(":")[1:-1] and key.endswith(f":{planted.metric}") for key in keys)
+
+
+@pytest.mark.parametrize("planted", PLANTED, ids=[p.effect for p in PLANTED])
+def test_a_planted_incident_is_named_under_its_section_in_its_week(planted_world, planted):
+    in_mart = [f for f in flags(planted_world.url, planted_world.week_start(WEEK))
+               if f.names(planted.target) and f.metric == planted.metric]
+    assert [f.section for f in in_mart] and {f.section for f in in_mart} == {planted.section}, in_mart
+    lists = report_lists(planted_world, WEEK)
+    assert planted.html_id in lists, f"the report has no list {planted.html_id!r}: {sorted(lists)}"
+    assert named(lists[planted.html_id], planted), lists
+
+
+@pytest.mark.parametrize("planted", PLANTED, ids=[p.effect for p in PLANTED])
+def test_the_week_before_an_incident_does_not_name_it(planted_world, planted):
+    lists = report_lists(planted_world, WEEK - 1)
+    assert planted.html_id in lists, sorted(lists)
+    assert not named(lists[planted.html_id], planted), lists
+    assert not any(f.names(planted.target) and f.metric == planted.metric
+                   for f in flags(planted_world.url, planted_world.week_start(WEEK - 1)))
+
+
+def test_the_week_before_the_incidents_is_quiet(planted_world):
+    """Nothing else stands out either: the steady weeks before the incidents name nothing."""
+    assert flags(planted_world.url, planted_world.week_start(WEEK - 1)) == []
