@@ -22,6 +22,7 @@ from touchpoint.transform import run_dbt
 from touchpoint.warehouse.connection import connect
 from touchpoint.warehouse.schema import ensure_schema
 from touchpoint_sim.crm_server import CrmData, CrmServer
+from touchpoint_sim.incidents import parse_incident
 from touchpoint_sim.population import generate
 from touchpoint_sim.writers import write_world
 
@@ -70,7 +71,8 @@ def build_planted_world(url: str, settings: Settings, root: Path, *, customers: 
                         log=lambda message: None) -> PlantedWorld:
     """Simulate, extract and build into the (empty) database ``url``. ``select``: dbt
     selectors to run (models only, no tests); None builds and tests everything."""
-    world = generate(customers=customers, weeks=weeks, seed=seed, start=start, incidents=tuple(incidents))
+    world = generate(customers=customers, weeks=weeks, seed=seed, start=start,
+                     incidents=tuple(parse_incident(text) for text in incidents))
     write_world(world, root / "landing", root / "sim")
     log(f"simulated {customers} customers x {weeks} weeks, seed {seed}, incidents {list(incidents) or 'none'}")
     local = replace(settings, landing_url=str(root / "landing"))
