@@ -1,0 +1,174 @@
+"""Weekly signals (agg_touchpoint_signals, fct_customer_health_weekly) on a real `dbt build` of a
+quiet simulated world long enough to be judged: nothing is flagged where nothing happened, the
+scores are the documented formula, and the measures add up to the facts they count. The
+scoring's edge cases (steady, a drop, too small a sample, warm-up, explained channels) are dbt
+unit tests in dbt_project/models/marts/_marts__signals_unit_tests.yml."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+import yaml
+from psycopg.rows import dict_row
+
+from conftest import SIM_START, create_db, drop_db
+
+#: a quiet world: about 3000 people over 7 weeks, so that weeks 6 and 7 are judged
+#: (2 warm-up weeks, then at least 3 baseline weeks)
+CUSTOMERS, WEEKS, SEED = 3000, 7, 5
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def quiet_world(cluster_url, settings, tmp_path_factory) -> Iterator[str]:
+    from touchpoint import pipeline
+    from touchpoint.extract.run import CrmEndpoint
+    from touchpoint_sim.crm_server import CrmData, CrmServer
+    from touchpoint_sim.population import generate
+    from touchpoint_sim.writers import write_world
+
+    root = tmp_path_factory.mktemp("quiet")
+    write_world(generate(customers=CUSTOMERS, weeks=WEEKS, seed=SEED, start=SIM_START), root / "landing", root / "sim")
+    start = datetime.combine(SIM_START, datetime.min.time(), UTC)
+    url = create_db(cluster_url)
+    local = replace(settings, landing_url=str(root / "landing"))
+    crm = CrmServer(CrmData.from_dir(root / "sim" / "crm"), port=0).start_in_thread()
+    try:
+        for source in ("crm", "email", "web"):
+            pipeline.extract(source, start, start + timedelta(weeks=WEEKS), url, local,
+                             crm=CrmEndpoint(crm.url, "sim-token", max_requests_per_second=0))
+    finally:
+        crm.shutdown()
+    pipeline.transform(url, local)
+    yield url
+    drop_db(cluster_url, url)
+
+
+def rows(url: str, sql: str, params: dict | None = None) -> list[dict]:
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        return conn.execute(sql, params or {}).fetchall()
+
+
+def project_vars(settings) -> dict:
+    return yaml.safe_load((settings.dbt_project_dir / "dbt_project.yml").read_text())["vars"]
+
+
+def test_a_quiet_world_names_nothing_in_any_section(quiet_world):
+    flagged = rows(quiet_world, "select signal_key, week_start, region, value, baseline_value, z_score"
+                                " from marts.agg_touchpoint_signals where status = 'needs_attention'"
+                                " order by week_start, region, signal_key")
+    assert flagged == []
+
+
+def test_the_judged_weeks_of_a_quiet_world_are_those_past_the_warm_up_with_enough_trailing_weeks(quiet_world, settings):
+    v = project_vars(settings)
+    first = rows(quiet_world, "select min(week_start) as w from marts.agg_touchpoint_signals")[0]["w"]
+    by_week = {r["week_start"]: r for r in rows(
+        quiet_world, "select week_start, bool_or(is_judged) as judged,"
+                     " bool_and(not_judged_reason = 'warmup') as all_warmup"
+                     " from marts.agg_touchpoint_signals group by week_start")}
+    warmup = v["signal_warmup_weeks"]
+    first_judgeable = warmup + v["signal_min_baseline_weeks"]
+    for week, row in by_week.items():
+        index = (week - first).days // 7
+        assert row["all_warmup"] == (index < warmup), week
+        if index < first_judgeable:
+            assert not row["judged"], week
+    assert any(row["judged"] for row in by_week.values()), "a world of 7 weeks has judged weeks"
+
+
+def test_signal_scores_match_a_reference_computation(quiet_world, settings):
+    """z recomputed in Python from the weekly measures, for the judged (all)-region rows of each
+    metric: catches a formula slip in the SQL."""
+    v = project_vars(settings)
+    k, prior = v["signal_baseline_weeks"], v["signal_dispersion_prior_df"]
+    minimum = {"csat": v["signal_min_answers"], "nps": v["signal_min_answers"], "cases": v["signal_min_cases"],
+               "conversion_rate": v["signal_min_customers"], "engagement": v["signal_min_customers"]}
+    judged = rows(quiet_world, """
+        select distinct on (metric) signal_key, week_start, grain, channel, touchpoint, category, metric,
+               value, baseline_value, dispersion, z_score
+        from marts.agg_touchpoint_signals
+        where region = '(all)' and is_judged order by metric, sample desc, signal_key""")
+    assert {r["metric"] for r in judged} >= {"csat", "cases", "conversion_rate", "engagement"}
+    first = rows(quiet_world, "select min(week_start) as w from intermediate.int_signal_measures_weekly")[0]["w"]
+    for row in judged:
+        measures = {m["week_start"]: m for m in rows(quiet_world, """
+            select week_start, sample, total, total_sq from intermediate.int_signal_measures_weekly
+            where region = '(all)' and grain = %(grain)s and metric = %(metric)s
+              and (grain <> 'channel' or channel = %(channel)s)
+              and (grain <> 'touchpoint' or touchpoint = %(touchpoint)s)
+              and (grain <> 'category' or category = %(category)s)""", row)}
+        week = row["week_start"]
+        trailing = [week - timedelta(weeks=i) for i in range(k, 0, -1)]
+        usable = [w for w in trailing if w >= first + timedelta(weeks=v["signal_warmup_weeks"])]
+        cases = row["metric"] == "cases"
+
+        def n(w):
+            return float(measures[w]["sample"]) if w in measures else 0.0
+
+        def x(w):
+            return float(measures[w]["total"]) if w in measures else 0.0
+
+        def xx(w):
+            return float(measures[w]["total_sq"]) if w in measures else 0.0
+
+        if not cases:
+            usable = [w for w in usable if n(w) >= minimum[row["metric"]]]
+        values = [x(w) if cases else x(w) / n(w) for w in usable]
+        baseline = statistics.median(values)
+        value = x(week) if cases else x(week) / n(week)
+        if cases:
+            mean = sum(values) / len(values)
+            chi2 = sum((c - mean) ** 2 for c in values) / mean
+            noise = max(baseline, 1) * (1 + math.pi / 2 / len(values))
+        else:
+            total_n = sum(n(w) for w in usable)
+            pooled = sum(x(w) for w in usable) / total_n
+            s2 = sum(xx(w) - x(w) ** 2 / n(w) for w in usable) / (total_n - len(usable))
+            chi2 = sum(n(w) * (x(w) / n(w) - pooled) ** 2 for w in usable) / s2
+            noise = s2 * (1 / n(week) + math.pi / 2 / total_n)
+        dispersion = max(1.0, (chi2 + prior) / (len(usable) - 1 + prior))
+        z = (value - baseline) / math.sqrt(dispersion * noise)
+        assert float(row["value"]) == pytest.approx(value, rel=1e-6), row["signal_key"]
+        assert float(row["baseline_value"]) == pytest.approx(baseline, rel=1e-6), row["signal_key"]
+        assert float(row["dispersion"]) == pytest.approx(dispersion, rel=1e-6), row["signal_key"]
+        assert float(row["z_score"]) == pytest.approx(z, rel=1e-6, abs=1e-9), row["signal_key"]
+
+
+def test_the_weekly_measures_add_up_to_the_facts_they_count(quiet_world):
+    cases = rows(quiet_world, """
+        select m.week_start, m.category, m.sample, f.cases
+        from (select week_start, category, sum(sample) as sample from intermediate.int_signal_measures_weekly
+              where metric = 'cases' and region = '(all)' group by 1, 2) as m
+        full join (select date_trunc('week', created_at at time zone 'UTC')::date as week_start, category,
+                          count(*) as cases from marts.fct_support_cases group by 1, 2) as f
+            using (week_start, category)
+        where m.sample is distinct from f.cases""")
+    assert cases == []
+    # every customer is in one region: the regions add up to '(all)'
+    regions = rows(quiet_world, """
+        select week_start, grain, channel, touchpoint, category, metric,
+               sum(sample) filter (where region = '(all)') as whole, sum(sample) filter (where region <> '(all)') as parts
+        from intermediate.int_signal_measures_weekly
+        group by 1, 2, 3, 4, 5, 6
+        having sum(sample) filter (where region = '(all)') is distinct from sum(sample) filter (where region <> '(all)')""")
+    assert regions == []
+
+
+def test_customers_at_risk_are_judged_only_with_a_baseline_and_say_why(quiet_world, settings):
+    v = project_vars(settings)
+    bad = rows(quiet_world, """
+        select * from marts.fct_customer_health_weekly
+        where is_at_risk <> (at_risk_reason is not null)
+           or (at_risk_reason is not null and baseline_touchpoints is null)
+           or (at_risk_reason = 'engagement_collapse'
+               and not (baseline_touchpoints >= %(min)s and inbound_touchpoints <= %(ratio)s * baseline_touchpoints))
+        limit 5""", {"min": v["at_risk_min_weekly_engagement"], "ratio": v["at_risk_engagement_ratio"]})
+    assert bad == []
