@@ -60,28 +60,36 @@ def project_vars(settings) -> dict:
     return yaml.safe_load((settings.dbt_project_dir / "dbt_project.yml").read_text())["vars"]
 
 
+def warmup_weeks(v: dict, metric: str) -> int:
+    """The weeks a metric is not judged from the warehouse's first week on (dbt_project.yml)."""
+    looks_back = {"conversion_rate": v["signal_reach_weeks"] - 1, "engagement": v["signal_cohort_weeks"]}
+    return max(v["signal_warmup_weeks"], looks_back.get(metric, 0))
+
+
 def test_a_quiet_world_names_nothing_in_any_section(quiet_world):
+    """Needs a steady simulated population: a world whose arrivals stop before its end (the
+    simulator before issue 10) really does convert less in its last week, and is flagged."""
     flagged = rows(quiet_world, "select signal_key, week_start, region, value, baseline_value, z_score"
                                 " from marts.agg_touchpoint_signals where status = 'needs_attention'"
                                 " order by week_start, region, signal_key")
-    assert flagged == []
+    assert flagged == [], "\n".join(
+        f"{r['week_start']} {r['region']} {r['signal_key']}: {float(r['value']):.3g} against"
+        f" {float(r['baseline_value']):.3g}, z {float(r['z_score']):.1f}" for r in flagged)
 
 
 def test_the_judged_weeks_of_a_quiet_world_are_those_past_the_warm_up_with_enough_trailing_weeks(quiet_world, settings):
     v = project_vars(settings)
     first = rows(quiet_world, "select min(week_start) as w from marts.agg_touchpoint_signals")[0]["w"]
-    by_week = {r["week_start"]: r for r in rows(
-        quiet_world, "select week_start, bool_or(is_judged) as judged,"
-                     " bool_and(not_judged_reason = 'warmup') as all_warmup"
-                     " from marts.agg_touchpoint_signals group by week_start")}
-    warmup = v["signal_warmup_weeks"]
-    first_judgeable = warmup + v["signal_min_baseline_weeks"]
-    for week, row in by_week.items():
-        index = (week - first).days // 7
-        assert row["all_warmup"] == (index < warmup), week
-        if index < first_judgeable:
-            assert not row["judged"], week
-    assert any(row["judged"] for row in by_week.values()), "a world of 7 weeks has judged weeks"
+    weeks = rows(quiet_world, "select metric, week_start, bool_or(is_judged) as judged,"
+                              " bool_and(not_judged_reason = 'warmup') as all_warmup"
+                              " from marts.agg_touchpoint_signals group by metric, week_start")
+    for row in weeks:
+        index = (row["week_start"] - first).days // 7
+        warmup = warmup_weeks(v, row["metric"])
+        assert row["all_warmup"] == (index < warmup), row
+        if index < warmup + v["signal_min_baseline_weeks"]:
+            assert not row["judged"], row
+    assert any(row["judged"] for row in weeks), "a world of 7 weeks has judged weeks"
 
 
 def test_signal_scores_match_a_reference_computation(quiet_world, settings):
@@ -107,7 +115,7 @@ def test_signal_scores_match_a_reference_computation(quiet_world, settings):
               and (grain <> 'category' or category = %(category)s)""", row)}
         week = row["week_start"]
         trailing = [week - timedelta(weeks=i) for i in range(k, 0, -1)]
-        usable = [w for w in trailing if w >= first + timedelta(weeks=v["signal_warmup_weeks"])]
+        usable = [w for w in trailing if w >= first + timedelta(weeks=warmup_weeks(v, row["metric"]))]
         cases = row["metric"] == "cases"
 
         def n(w):

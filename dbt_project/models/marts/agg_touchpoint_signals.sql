@@ -6,7 +6,9 @@
     1. Grid: every key that ever had a measure, every week from the first to the last measured
        week (a week without a measure has sample 0, value null; 0 cases for a category).
     2. Baseline: the signal_baseline_weeks weeks before, leaving out the warehouse's first
-       signal_warmup_weeks weeks (a new warehouse, or a source starting, ramps up) and, for the
+       signal_warmup_weeks weeks (a new warehouse, or a source starting, ramps up; for
+       conversion_rate and engagement at least the signal_reach_weeks - 1 / signal_cohort_weeks
+       weeks their measure looks back, which are incomplete before that) and, for the
        means, weeks whose sample is below the minimum a week needs to be judged itself (their
        value is noise). baseline_value = the median of those weeks' values (a single odd week
        does not move it); baseline_low/high = their range.
@@ -78,7 +80,16 @@ filled as (
             when grid.metric = 'cases' then coalesce(m.total, 0)
             when m.sample > 0 then m.total / m.sample
         end as value,
-        grid.week_start >= bounds.first_week + 7 * {{ var('signal_warmup_weeks') }} as is_past_warmup
+        -- a week whose measure looks back further than the warehouse's history is incomplete
+        -- too (fewer reached / cohort customers): the warm-up covers that look-back
+        grid.week_start >= bounds.first_week + 7 * greatest(
+            {{ var('signal_warmup_weeks') }},
+            case grid.metric
+                when 'conversion_rate' then {{ var('signal_reach_weeks') }} - 1
+                when 'engagement' then {{ var('signal_cohort_weeks') }}
+                else 0
+            end
+        ) as is_past_warmup
     from grid
     cross join bounds
     left join measures as m
