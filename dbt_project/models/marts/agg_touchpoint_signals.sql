@@ -41,6 +41,10 @@ with measures as (
     select * from {{ ref('int_signal_measures_weekly') }}
 ),
 
+units as (
+    select * from {{ ref('int_signal_units_weekly') }}
+),
+
 keys as (
     select distinct region, grain, channel, touchpoint, category, business_unit, metric
     from measures
@@ -115,6 +119,7 @@ baselines as (
         count(*) filter (where is_usable) over trailing_weeks as baseline_weeks,
         sum(sample) filter (where is_usable) over trailing_weeks as baseline_sample,
         sum(total) filter (where is_usable) over trailing_weeks as baseline_total,
+        sum(total_sq) filter (where is_usable) over trailing_weeks as baseline_total_sq,
         -- within-week sums of squares (means): sum over weeks of xx - x^2/n
         sum(total_sq - total * total / nullif(sample, 0)) filter (where is_usable) over trailing_weeks as baseline_within_ss,
         min(value) filter (where is_usable) over trailing_weeks as baseline_low,
@@ -150,18 +155,43 @@ noise as (
     from medians
 ),
 
-dispersed as (
+case_clusters as (
+    -- cases: the mean cluster size sum(clusters^2) / cases of the baseline weeks, over all the
+    -- categories of the week and region (how recurring problems cluster is the customers' habit;
+    -- a small category's own weeks are too few to show it)
+    select week_start, region, sum(baseline_total_sq) / nullif(sum(baseline_total), 0) as pooled_cluster
+    from noise
+    where metric = 'cases'
+    group by week_start, region
+),
+
+clustered as (
     select
         noise.*,
         case
+            when noise.metric = 'cases' then greatest(
+                1.0,
+                coalesce(noise.baseline_total_sq / nullif(noise.baseline_total, 0), 1.0),
+                coalesce(cc.pooled_cluster, 1.0)
+            )
+        end as case_cluster
+    from noise
+    left join case_clusters as cc on noise.metric = 'cases' and cc.week_start = noise.week_start and cc.region = noise.region
+),
+
+dispersed as (
+    select
+        clustered.*,
+        case
             when baseline_weeks >= 2 and metric = 'cases' and baseline_mean_count > 0
-                -- sum (c_i - mean)^2 / mean = (sum c_i^2 - k * mean^2) / mean
-                then (sum_n_sq_dev - baseline_weeks * baseline_mean_count * baseline_mean_count) / baseline_mean_count
+                -- sum (c_i - mean)^2 / (mean * cluster) = (sum c_i^2 - k * mean^2) / (mean * cluster)
+                then (sum_n_sq_dev - baseline_weeks * baseline_mean_count * baseline_mean_count)
+                    / (baseline_mean_count * case_cluster)
             when baseline_weeks >= 2 and metric <> 'cases' and within_variance > 0
                 -- sum n_i (mean_i - pooled)^2 / s2 = (sum n_i mean_i^2 - N * pooled^2) / s2
                 then (sum_n_sq_dev - baseline_sample * pooled_mean * pooled_mean) / within_variance
         end as chi2
-    from noise
+    from clustered
 ),
 
 scored as (
@@ -176,7 +206,7 @@ scored as (
         end as expected_units,
         case
             when metric = 'cases'
-                then greatest(baseline_value, 1) * (1 + pi() / 2 / nullif(baseline_weeks, 0))
+                then greatest(baseline_value, 1) * case_cluster * (1 + pi() / 2 / nullif(baseline_weeks, 0))
             when sample > 0 and baseline_sample > 0
                 then within_variance * (1.0 / sample + pi() / 2 / baseline_sample)
         end as noise_variance
@@ -226,7 +256,8 @@ classified as (
     from judged
 ),
 
-explained as (
+channel_explained as (
+    -- a flagged channel row: by its strongest touchpoint flagged the same way
     select distinct on (ch.signal_key, ch.week_start, ch.region)
         ch.signal_key, ch.week_start, ch.region, tp.signal_key as explained_by
     from classified as ch
@@ -235,6 +266,104 @@ explained as (
         and tp.status = ch.status and tp.grain = 'touchpoint' and tp.channel = ch.channel
     where ch.grain = 'channel' and ch.status in ('needs_attention', 'improved')
     order by ch.signal_key, ch.week_start, ch.region, abs(tp.z_score) desc, tp.signal_key
+),
+
+-- across keys (customer-level metrics): whose anomaly is it? ---------------------------------
+flagged as (
+    select
+        signal_key, week_start, region, grain, metric, status, z_score, min_sample, sample, total,
+        baseline_value, baseline_sample, dispersion, within_variance,
+        case grain when 'channel' then channel else touchpoint end as key
+    from classified
+    where status in ('needs_attention', 'improved') and metric in ('csat', 'nps', 'conversion_rate', 'engagement')
+),
+
+flagged_units as (
+    -- the units of each flagged row (a region's row: its region's customers)
+    select f.signal_key, f.week_start, f.region, f.metric, f.status, u.unit_id, u.unit_value
+    from flagged as f
+    join units as u
+        on u.week_start = f.week_start and u.metric = f.metric and u.grain = f.grain and u.key = f.key
+        and (f.region = '(all)' or u.region = f.region)
+),
+
+unit_memberships as (
+    -- each flagged row's unit with the other flagged rows (same week, region, metric, status) it
+    -- also counts for (a window, not a self-join: a few thousand units per flagged key)
+    select
+        signal_key, week_start, region, unit_value,
+        array_agg(signal_key) over (partition by week_start, region, metric, status, unit_id) as members
+    from flagged_units
+),
+
+shared_units as (
+    -- b's units that are also a's
+    select m.signal_key, m.week_start, m.region, other_key,
+        count(*) as shared_sample, sum(m.unit_value) as shared_total
+    from unit_memberships as m
+    cross join lateral unnest(m.members) as other_key
+    where other_key <> m.signal_key
+    group by m.signal_key, m.week_start, m.region, other_key
+),
+
+residual_sums as (
+    -- b's units that are not a's
+    select
+        b.signal_key, b.week_start, b.region, a.signal_key as other_key,
+        b.sample - coalesce(s.shared_sample, 0) as residual_sample,
+        b.total - coalesce(s.shared_total, 0) as residual_total
+    from flagged as b
+    join flagged as a
+        on a.week_start = b.week_start and a.region = b.region and a.metric = b.metric
+        and a.status = b.status and a.signal_key <> b.signal_key
+    left join shared_units as s
+        on s.signal_key = b.signal_key and s.week_start = b.week_start and s.region = b.region
+        and s.other_key = a.signal_key
+),
+
+residuals as (
+    -- the residual's own anomaly: its z against b's baseline and noise, judged like a week
+    select
+        r.*,
+        f.z_score,
+        r.residual_sample >= f.min_sample
+        and (f.metric <> 'conversion_rate' or f.baseline_value * r.residual_sample >= {{ var('signal_min_expected') }})
+        and sign(f.z_score) * (r.residual_total / nullif(r.residual_sample, 0) - f.baseline_value)
+            / nullif(sqrt(f.dispersion * f.within_variance
+                          * (1.0 / nullif(r.residual_sample, 0) + pi() / 2 / f.baseline_sample)), 0)
+            >= {{ z }} as is_anomalous
+    from residual_sums as r
+    join flagged as f using (signal_key, week_start, region)
+),
+
+cross_explained as (
+    -- b is explained by a flagged touchpoint row a when b's units that are not a's show no
+    -- anomaly of their own, and a has one beyond b's units or (both residuals quiet: the same
+    -- units) the larger |z|; the strongest such a
+    select distinct on (b.signal_key, b.week_start, b.region)
+        b.signal_key, b.week_start, b.region, b.other_key as explained_by
+    from residuals as b
+    join residuals as a
+        on a.signal_key = b.other_key and a.other_key = b.signal_key
+        and a.week_start = b.week_start and a.region = b.region
+    where b.other_key like 'touchpoint:%'
+        and not coalesce(b.is_anomalous, false)
+        and (
+            coalesce(a.is_anomalous, false)
+            or abs(a.z_score) > abs(b.z_score)
+            or (abs(a.z_score) = abs(b.z_score) and a.signal_key < b.signal_key)
+        )
+    order by b.signal_key, b.week_start, b.region, abs(a.z_score) desc, b.other_key
+),
+
+explained as (
+    select
+        c.signal_key, c.week_start, c.region,
+        coalesce(ch.explained_by, x.explained_by) as explained_by
+    from classified as c
+    left join channel_explained as ch using (signal_key, week_start, region)
+    left join cross_explained as x using (signal_key, week_start, region)
+    where ch.explained_by is not null or x.explained_by is not null
 ),
 
 final as (
