@@ -94,7 +94,8 @@ def test_the_judged_weeks_of_a_quiet_world_are_those_past_the_warm_up_with_enoug
 
 def test_signal_scores_match_a_reference_computation(quiet_world, settings):
     """z recomputed in Python from the weekly measures, for the judged (all)-region rows of each
-    metric: catches a formula slip in the SQL."""
+    metric (case counts compound Poisson, their clusters from total_sq): catches a formula slip in
+    the SQL."""
     v = project_vars(settings)
     k, prior = v["signal_baseline_weeks"], v["signal_dispersion_prior_df"]
     minimum = {"csat": v["signal_min_answers"], "nps": v["signal_min_answers"], "cases": v["signal_min_cases"],
@@ -133,9 +134,16 @@ def test_signal_scores_match_a_reference_computation(quiet_world, settings):
         baseline = statistics.median(values)
         value = x(week) if cases else x(week) / n(week)
         if cases:
+            # compound Poisson: the mean cluster (a customer's cases of the category in a week) of
+            # the baseline weeks, the category's or all categories', whichever is larger
+            pooled = rows(quiet_world, """
+                select sum(total_sq) / sum(total) as cluster from intermediate.int_signal_measures_weekly
+                where region = '(all)' and metric = 'cases' and week_start = any(%(weeks)s)""", {"weeks": usable})
+            cluster = max(1.0, sum(xx(w) for w in usable) / sum(x(w) for w in usable),
+                          float(pooled[0]["cluster"]))
             mean = sum(values) / len(values)
-            chi2 = sum((c - mean) ** 2 for c in values) / mean
-            noise = max(baseline, 1) * (1 + math.pi / 2 / len(values))
+            chi2 = sum((c - mean) ** 2 for c in values) / (mean * cluster)
+            noise = max(baseline, 1) * cluster * (1 + math.pi / 2 / len(values))
         else:
             total_n = sum(n(w) for w in usable)
             pooled = sum(x(w) for w in usable) / total_n

@@ -20,7 +20,12 @@
        from their pooled level in units of their own noise; the prior keeps three calm weeks
        from declaring the noise smaller than it is. z_score = (value - expected) / sqrt(
        dispersion * noise), noise = s2 * (1/sample + pi/2/baseline_sample) for means and
-       max(expected, 1) * (1 + pi/2/baseline_weeks) for counts (pi/2: the variance of a median).
+       max(expected, 1) * cluster * (1 + pi/2/baseline_weeks) for counts (pi/2: the variance of
+       a median). Cases cluster (a customer with a recurring problem opens 1-3): a week's count
+       is a sum of clusters (a customer's cases of the category in the week), compound Poisson,
+       variance = mean x cluster, cluster = sum(clusters^2) / cases over the baseline weeks
+       (int_signal_measures_weekly's total_sq / total), the larger of the category's own and
+       that of all categories of the region (a small category's few cases cannot show it).
     4. Judged: past the warm-up, at least signal_min_baseline_weeks baseline weeks, and enough
        sample this week (signal_min_answers answers; signal_min_customers reached / cohort
        customers and signal_min_expected expected conversions at the baseline rate;
@@ -31,8 +36,23 @@
        'improved' for the mirror image of csat, nps and conversion_rate; else 'steady' (or
        'not_judged', with not_judged_reason warmup / baseline / sample).
     6. explained_by: a flagged channel row is explained by the strongest touchpoint row of the
-       same week, region, metric and status that carries that channel. rank: 1 = the largest
-       |z| within (week_start, region, section, status).
+       same week, region, metric and status that carries that channel. Else, for the
+       customer-level metrics (csat, nps, conversion_rate, engagement), whose units are shared
+       between keys (an answer counts for every touchpoint met before it, a customer for every
+       key that reached them or whose cohort they are in), a flagged row B is explained by a
+       flagged touchpoint row A of the same week, region, metric and status when B's residual,
+       its units that are not A's (int_signal_units_weekly), shows no anomaly of its own: its
+       value against B's baseline, with B's noise on the residual's sample, does not reach
+       signal_z in B's direction, or the residual is below B's minimum sample (or, conversion,
+       its expected conversions below signal_min_expected). And A must be the better
+       explanation: A's own residual (its units that are not B's) is anomalous, or, both
+       residuals quiet (the same units, the data cannot tell them apart), A has the larger |z|
+       (then the smaller signal_key). The strongest such A. A CSAT drop after delivery_packaging
+       flags order_confirmation too (the same customers' answers): order_confirmation's answers
+       not after delivery_packaging are normal, delivery_packaging's not after
+       order_confirmation are not: order_confirmation is explained by delivery_packaging.
+       rank: 1 = the largest |z| within (week_start, region, section, status), explained rows
+       included.
     A change that persists is named for about half the baseline window: then the median of the
     trailing weeks has absorbed it. -#}
 {%- set z = var('signal_z') -%}
