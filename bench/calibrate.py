@@ -55,7 +55,7 @@ class Effect:
 #: One canonical incident per effect of the issue (the same as tests/test_planted_incidents.py).
 EFFECTS = (
     Effect("csat", "delivery_packaging:csat=-2", "delivery_packaging", "csat", "needs_attention"),
-    Effect("nps", "order_confirmation:nps=-3", "order_confirmation", "nps", "needs_attention"),
+    Effect("nps", "newsletter:nps=-3", "newsletter", "nps", "needs_attention"),
     Effect("conversion", "paid_ads:conversion=x0.3", "paid_ads", "conversion_rate", "needs_attention"),
     Effect("tickets", "billing_pricing:tickets=x3", "billing_pricing", "cases", "recurring_problems"),
     Effect("engagement", "newsletter:engagement=x0.2", "newsletter", "engagement", "at_risk"),

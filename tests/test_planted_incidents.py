@@ -1,7 +1,13 @@
-"""Planted incidents, end to end: a simulated world with one incident per effect (each on its own
-touchpoint or channel, from the same week), extracted and built by the real pipeline (real
-Postgres, real dbt); the weekly report of the incident's week names each planted target under
-its section, and the report of the week before does not."""
+"""Planted incidents, end to end: a simulated world with one incident per effect (from the same
+week, each on a target the data can single out for its metric), extracted and built by the real
+pipeline (real Postgres, real dbt); the weekly report of the incident's week names each planted
+target under its section, and the report of the week before does not.
+
+The NPS drop is planted on the newsletter, not on order_confirmation: every post-purchase answer
+follows order confirmation, delivery and the purchase alike, so a drop planted on one of those is
+a drop after all of them, and the report rightly names the one that explains it best (measured:
+order confirmation's 48 answers of the week all inside delivery's 49). Newsletter readers are a
+subset the data can tell apart."""
 
 from __future__ import annotations
 
@@ -38,7 +44,7 @@ class Planted:
 PLANTED = (
     Planted("csat", f"delivery_packaging:week={WEEK}:csat=-2", "delivery_packaging", "csat",
             "needs_attention", "needs-attention"),
-    Planted("nps", f"order_confirmation:week={WEEK}:nps=-3", "order_confirmation", "nps",
+    Planted("nps", f"newsletter:week={WEEK}:nps=-3", "newsletter", "nps",
             "needs_attention", "needs-attention"),
     Planted("conversion", f"paid_ads:week={WEEK}:conversion=x0.3", "paid_ads", "conversion_rate",
             "needs_attention", "needs-attention"),
