@@ -279,9 +279,11 @@ def test_customers_at_risk_are_those_of_the_reports_week(built_copy, settings):
                                  " where display_name is not null order by customer_key limit 4").fetchall()
         (named, _, named_name), (withheld, _, withheld_name), (steady, *_), (last_week, _, last_week_name) = customers
         conn.execute("truncate marts.fct_customer_health_weekly")
-        conn.execute("insert into marts.fct_customer_health_weekly values"
-                     " (%s, %s, 1, 6, true, 'engagement_drop'), (%s, %s, 0, 5, true, 'engagement_drop'),"
-                     " (%s, %s, 5, 5, false, null), (%s, %s, 0, 7, true, 'engagement_drop')",
+        # named columns: the built model has more than the report reads
+        conn.execute("insert into marts.fct_customer_health_weekly (customer_key, week_start, inbound_touchpoints,"
+                     " baseline_touchpoints, is_at_risk, at_risk_reason) values"
+                     " (%s, %s, 1, 6, true, 'engagement_collapse'), (%s, %s, 0, 5, true, 'engagement_collapse'),"
+                     " (%s, %s, 5, 5, false, null), (%s, %s, 0, 7, true, 'engagement_collapse')",
                      (named, WEEK, withheld, WEEK, steady, WEEK, last_week, WEEK - timedelta(weeks=1)))
         conn.execute("update marts.dim_customers set may_be_named = (customer_key <> %s)"
                      " where customer_key in (%s, %s, %s)", (withheld, named, withheld, last_week))
@@ -290,7 +292,7 @@ def test_customers_at_risk_are_those_of_the_reports_week(built_copy, settings):
         by_region = {region: load_at_risk(conn, WEEK, Slice(region=region))
                      for region in {r for _, r, _ in customers[:3]}}
     assert (whole.count, whole.may_be_named, whole.customers_total) == (2, 1, 3)
-    assert [c.name for c in whole.named] == [named_name] and whole.named[0].reason == "engagement_drop"
+    assert [c.name for c in whole.named] == [named_name] and whole.named[0].reason == "engagement_collapse"
     assert withheld_name not in [c.name for c in whole.named]
     assert (before.count, before.customers_total, [c.name for c in before.named]) == (1, 1, [last_week_name])
     assert sum(a.count for a in by_region.values()) == 2
