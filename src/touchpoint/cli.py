@@ -262,7 +262,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     # The demo is a harness around the simulator (dev infrastructure), imported only here.
     from touchpoint_sim.demo import run_demo
 
-    return run_demo(settings, customers=args.customers, weeks=args.weeks, seed=args.seed)
+    return run_demo(settings, customers=args.customers, weeks=args.weeks, seed=args.seed,
+                    incidents=tuple(args.incident))
 
 
 # -- airflow -------------------------------------------------------------------------------
@@ -382,6 +383,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=int, default=settings.demo_customers)
     demo.add_argument("--weeks", type=int, default=settings.demo_weeks)
     demo.add_argument("--seed", type=int, default=settings.demo_seed)
+    demo.add_argument("--incident", action="append", default=[], metavar="TARGET:week=N:EFFECT[:EFFECT...]",
+                      help="plant an incident in the simulated world (as `touchpoint simulate --incident`)")
     demo.set_defaults(func=cmd_demo)
 
     airflow = sub.add_parser("airflow", help="Airflow's UI on the project's DAGs (airflow standalone, metadata DB "

@@ -24,6 +24,7 @@ from touchpoint.warehouse.cluster import EmbeddedCluster, port_in_use
 from touchpoint.warehouse.connection import connect, redact
 from touchpoint.warehouse.schema import ensure_schema
 from touchpoint_sim.crm_server import CrmData, CrmServer
+from touchpoint_sim.incidents import check_incidents, parse_incident
 from touchpoint_sim.population import generate
 from touchpoint_sim.writers import write_world
 
@@ -45,10 +46,12 @@ def find_eml(mail_dir: Path, message_id: str) -> Path | None:
     return matches[-1] if matches else None
 
 
-def run_demo(settings: Settings, customers: int, weeks: int, seed: int) -> int:
+def run_demo(settings: Settings, customers: int, weeks: int, seed: int, incidents: tuple[str, ...] = ()) -> int:
     began = time.monotonic()
     if weeks < 2:
         raise TouchpointError("the demo needs at least 2 weeks (the report compares with the week before)")
+    planted = tuple(parse_incident(text) for text in incidents)  # a bad one stops here, before anything starts
+    check_incidents(planted, weeks)
 
     t = _step(1, "warehouse")
     if settings.uses_embedded_warehouse:
@@ -66,7 +69,7 @@ def run_demo(settings: Settings, customers: int, weeks: int, seed: int) -> int:
     print(f"  running (pid {pid}) on 127.0.0.1:{settings.smtp_port}, saving to {settings.mail_dir}")
 
     t = _step(3, f"simulating {customers} customers over {weeks} weeks from {settings.demo_start} (seed {seed})")
-    world = generate(customers, weeks, seed, settings.demo_start)
+    world = generate(customers, weeks, seed, settings.demo_start, incidents=planted)
     manifest = write_world(world, Path(settings.landing_url), settings.sim_dir)
     print(f"  {manifest['web_events']} web events, {manifest['email_events']} email events, "
           f"{manifest['contacts']} CRM contacts ({time.monotonic() - t:.0f} s)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 #: the dbt vars ``feedback_lookback_days`` and ``attribution_lookback_days``: the windows in which
 #: the warehouse ties an answer or a conversion to the touchpoints before it
@@ -81,8 +81,6 @@ class Incident:
 
     def starts(self, start: date) -> datetime:
         """The first moment the incident holds (UTC midnight of week N's Monday)."""
-        from datetime import UTC
-
         return datetime.combine(start, datetime.min.time(), UTC) + timedelta(weeks=self.week - 1)
 
     def categories(self) -> tuple[str, ...]:

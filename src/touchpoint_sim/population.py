@@ -1,8 +1,16 @@
 """A seeded population of customers living journeys across web, email and CRM.
 
-Same seed, same arguments: byte-for-byte the same world (one seeded RNG, no wall clock). Every
+Same seed, same arguments: byte-for-byte the same world (seeded RNGs, no wall clock). Every
 event and CRM object carries the index of the person who produced it, written out as ground
 truth for tests.
+
+The world is steady: people arrive over its whole span, at a rate that varies a little from
+week to week (:data:`WEEK_NOISE`), less at weekends and at night (:data:`WEEKDAY_WEIGHTS`,
+:data:`HOUR_WEIGHTS`). What follows an arrival lags it (a purchase by days to weeks, the answers
+and support cases after it by days more), so the first three weeks are a warm-up. Each person
+lives from random streams of their own and takes CRM ids from a block of their own, so that a
+planted incident (:mod:`touchpoint_sim.incidents`) changes only what the people it touches do
+from its week on: the weeks before it are those of the world without it.
 
 What a person can live through, in order:
 
