@@ -1358,10 +1358,7 @@ class _Builder:
                     dropped.add(event["sg_event_id"])
                 else:
                     kept_mail.append(event)
-            if dropped:
-                self.world.web_events[:] = kept_web
-                self.world.email_events[:] = kept_mail
-                self.world.truth[:] = [row for row in self.world.truth if row[1] not in dropped]
+            self._keep_only(kept_web, kept_mail, dropped)
 
     # -- the end ----------------------------------------------------------------------------
     def after_churn(self) -> None:
@@ -1383,6 +1380,11 @@ class _Builder:
                 dropped.add(event["sg_event_id"])
             else:
                 kept_mail.append(event)
+        self._keep_only(kept_web, kept_mail, dropped)
+
+    def _keep_only(self, kept_web: list, kept_mail: list, dropped: set[str]) -> None:
+        """Replace the world's events by the kept ones and forget the dropped ids in the truth
+        (nothing to do when nothing was dropped)."""
         if dropped:
             self.world.web_events[:] = kept_web
             self.world.email_events[:] = kept_mail
