@@ -193,6 +193,24 @@ def test_a_signal_says_what_changed_by_how_much_against_what_baseline():
            " range 2.7–3.1); 1,480 customers (5,900 in the weeks before); -79%" in rendered.text
 
 
+def test_a_signal_names_the_touchpoints_whose_answers_it_cannot_tell_apart():
+    """A CSAT drop after order confirmation is a drop after the delivery and the purchase too (the
+    same answers): the line names them, the list item carries their keys."""
+    report = content()
+    report.attention = [signal("touchpoint:order_confirmation:csat",
+                               named_with=("touchpoint:delivery_packaging:csat", "touchpoint:purchase:csat"))]
+    rendered = render_weekly_report(report, Recipient("a@example.com", "A", "UTC", "en_GB"), TEMPLATES)
+    line = ("order confirmation (email) (the same answers follow delivery packaging and purchase too:"
+            " the data cannot tell them apart): CSAT 2.3 / 5 this week")
+    assert line in rendered.text
+    assert line in plain(section(rendered.html, "needs-attention"))
+    assert 'data-named-with="touchpoint:delivery_packaging:csat touchpoint:purchase:csat"' \
+        in section(rendered.html, "needs-attention")
+    # a signal without such touchpoints says nothing of the kind
+    assert "cannot tell them apart" not in render_weekly_report(
+        content(), Recipient("a@example.com", "A", "UTC", "en_GB"), TEMPLATES).text
+
+
 def test_a_signal_links_to_its_trend_chart_inlined_in_the_report():
     rendered = render_weekly_report(content(), Recipient("a@example.com", "A", "UTC", "en_GB"), TEMPLATES)
     slug = "touchpoint-delivery-packaging-csat"

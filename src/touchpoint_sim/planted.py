@@ -61,12 +61,14 @@ class Flag:
     category_touchpoint: str | None  # a case category's touchpoint (DELIVERY_ISSUE: delivery_packaging)
     metric: str
     z_score: float | None
+    #: the touchpoints named with it: the same answers or customers, which the data cannot tell apart
+    named_with: tuple[str, ...] = ()
 
     def names(self, target: str) -> bool:
         """Whether this flag is about ``target`` (a touchpoint, a channel, a case category or
-        its touchpoint). A touchpoint's row carries its channel, so a channel's incident is named
-        by the touchpoint row that explains it."""
-        return target in (self.touchpoint, self.channel, self.category, self.category_touchpoint)
+        its touchpoint, or a touchpoint named with it). A touchpoint's row carries its channel,
+        so a channel's incident is named by the touchpoint row that explains it."""
+        return target in (self.touchpoint, self.channel, self.category, self.category_touchpoint, *self.named_with)
 
 
 def build_planted_world(url: str, settings: Settings, root: Path, *, customers: int, weeks: int, seed: int,
@@ -106,11 +108,12 @@ def flags(url: str, week_start: date, region: str = "(all)") -> list[Flag]:
     shows: flagged, not explained by a stronger touchpoint row)."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "select signal_key, section, grain, channel, touchpoint, category, category_touchpoint, metric, z_score"
-            " from marts.agg_touchpoint_signals"
+            "select signal_key, section, grain, channel, touchpoint, category, category_touchpoint, metric, z_score,"
+            " named_with from marts.agg_touchpoint_signals"
             " where week_start = %s and region = %s and status = 'needs_attention' and explained_by is null"
             " order by section, rank", (week_start, region)).fetchall()
-    return [Flag(*row[:-1], float(row[-1]) if row[-1] is not None else None) for row in rows]
+    return [Flag(*row[:-2], float(row[-2]) if row[-2] is not None else None,
+                 tuple(key.split(":")[1] for key in row[-1].split(",")) if row[-1] else ()) for row in rows]
 
 
 def judged_weeks(url: str, region: str = "(all)") -> list[date]:

@@ -51,6 +51,10 @@
        flags order_confirmation too (the same customers' answers): order_confirmation's answers
        not after delivery_packaging are normal, delivery_packaging's not after
        order_confirmation are not: order_confirmation is explained by delivery_packaging.
+    7. named_with: on a shown row A, the touchpoint rows it explains with the same units, as
+       far as the data can tell: both residuals below their minimum sample (comma-separated
+       signal_keys, strongest first). Every post-purchase answer follows the purchase, its order confirmation and
+       its delivery alike: a CSAT drop after any of them is shown once, naming all three.
        rank: 1 = the largest |z| within (week_start, region, section, status), explained rows
        included.
     A change that persists is named for about half the baseline window: then the median of the
@@ -346,6 +350,7 @@ residuals as (
     select
         r.*,
         f.z_score,
+        f.min_sample,
         r.residual_sample >= f.min_sample
         and (f.metric <> 'conversion_rate' or f.baseline_value * r.residual_sample >= {{ var('signal_min_expected') }})
         and sign(f.z_score) * (r.residual_total / nullif(r.residual_sample, 0) - f.baseline_value)
@@ -361,7 +366,8 @@ cross_explained as (
     -- anomaly of their own, and a has one beyond b's units or (both residuals quiet: the same
     -- units) the larger |z|; the strongest such a
     select distinct on (b.signal_key, b.week_start, b.region)
-        b.signal_key, b.week_start, b.region, b.other_key as explained_by
+        b.signal_key, b.week_start, b.region, b.other_key as explained_by, b.z_score,
+        b.residual_sample < b.min_sample and a.residual_sample < a.min_sample as is_same_units
     from residuals as b
     join residuals as a
         on a.signal_key = b.other_key and a.other_key = b.signal_key
@@ -374,6 +380,18 @@ cross_explained as (
             or (abs(a.z_score) = abs(b.z_score) and a.signal_key < b.signal_key)
         )
     order by b.signal_key, b.week_start, b.region, abs(a.z_score) desc, b.other_key
+),
+
+named_with as (
+    -- the touchpoint rows a shown row explains with the same units (each has fewer units
+    -- outside the other's than a week needs to be judged): the data cannot tell them apart, the
+    -- report names them together
+    select
+        explained_by as signal_key, week_start, region,
+        string_agg(signal_key, ',' order by abs(z_score) desc, signal_key) as named_with
+    from cross_explained
+    where is_same_units and signal_key like 'touchpoint:%'
+    group by explained_by, week_start, region
 ),
 
 explained as (
@@ -415,12 +433,14 @@ final as (
         c.not_judged_reason,
         c.status,
         e.explained_by,
+        case when e.explained_by is null then n.named_with end as named_with,
         row_number() over (
             partition by c.week_start, c.region, c.section, c.status
             order by abs(c.z_score) desc nulls last, c.signal_key
         )::integer as rank
     from classified as c
     left join explained as e using (signal_key, week_start, region)
+    left join named_with as n using (signal_key, week_start, region)
 )
 
 select * from final

@@ -195,6 +195,10 @@ class Signal:
     z: float | None
     rank: int = 1
     explained_by: str | None = None
+    #: signal_keys of the touchpoints named with this one (named_with): the same answers or
+    #: customers, which the data cannot tell apart (every post-purchase answer follows the purchase
+    #: and its delivery alike)
+    named_with: tuple[str, ...] = ()
     #: (week_start, value) of the last weeks up to this one, oldest first, for the trend chart
     history: tuple[tuple[date, float | None], ...] = ()
 
@@ -360,7 +364,8 @@ def _signal(row: dict, history: tuple[tuple[date, float | None], ...]) -> Signal
         baseline_low=float(row["baseline_low"]), baseline_high=float(row["baseline_high"]),
         baseline_sample=int(row["baseline_sample"] or 0), baseline_weeks=int(row["baseline_weeks"] or 0),
         change=float(row["change"]), ratio=_float(row["ratio"]), z=_float(row["z_score"]),
-        rank=int(row["rank"] or 0), explained_by=row["explained_by"], history=history,
+        rank=int(row["rank"] or 0), explained_by=row["explained_by"],
+        named_with=tuple(key for key in (row["named_with"] or "").split(",") if key), history=history,
     )
 
 

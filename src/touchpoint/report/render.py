@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import css_inline
 from babel.dates import format_date, format_datetime
+from babel.lists import format_list
 from babel.numbers import format_decimal, format_percent
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -101,6 +102,9 @@ def _signal_number(value: float, metric: str, locale: str) -> str:
 
 
 _SAMPLE_NOUNS = {"csat": "answers", "nps": "answers", "conversion_rate": "customers reached", "engagement": "customers"}
+#: how a signal's line names the touchpoints it shares its answers or customers with
+_SHARED_UNITS = {"csat": "the same answers follow", "nps": "the same answers follow",
+                 "conversion_rate": "the same customers met", "engagement": "the same customers met"}
 
 
 def signal_facts(signal: Signal, locale: str) -> dict[str, str | None]:
@@ -142,6 +146,9 @@ def signal_facts(signal: Signal, locale: str) -> dict[str, str | None]:
         "weeks": f"the {weeks} weeks before" if weeks != 1 else "the week before",
         "sample": sample,
         "change": change,
+        "shared": (f"{_SHARED_UNITS.get(metric, 'the same units belong to')} "
+                   f"{format_list([key.split(':')[1].replace('_', ' ') for key in signal.named_with], locale=locale)}"
+                   if signal.named_with else None),
     }
 
 
