@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -72,6 +73,10 @@ class Outcome:
     planted_z: float | None = None
     quiet_weeks: list[str] = field(default_factory=list)
     alarmed_weeks: dict[str, list[str]] = field(default_factory=dict)  # week -> signal keys flagged
+    #: the regional reports of the quiet weeks (a recipient with a region reads that slice):
+    #: "week region" -> signal keys flagged, of the report-weeks in regional_weeks
+    regional_weeks: list[str] = field(default_factory=list)
+    regional_alarms: dict[str, list[str]] = field(default_factory=dict)
     collateral: list[str] = field(default_factory=list)  # other flags in the incident's week
     seconds: float = 0.0
 
@@ -114,6 +119,10 @@ def run_world(admin_url: str, effect_name: str, seed: int, customers: int, weeks
                 outcome.quiet_weeks.append(week.isoformat())
                 if flagged:
                     outcome.alarmed_weeks[week.isoformat()] = [f.signal_key for f in flagged]
+                for region in regions(url):
+                    outcome.regional_weeks.append(f"{week.isoformat()} {region}")
+                    if regional := flags(url, week, region):
+                        outcome.regional_alarms[f"{week.isoformat()} {region}"] = [f.signal_key for f in regional]
         if effect and outcome.detected is None:
             outcome.detected = False  # the incident's week was not even judged
         outcome.seconds = time.monotonic() - began
@@ -124,10 +133,32 @@ def run_world(admin_url: str, effect_name: str, seed: int, customers: int, weeks
         shutil.rmtree(root, ignore_errors=True)
 
 
+def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a rate (95 % by default): 10 of 10 is 72-100 %, not 100 %."""
+    rate = successes / trials
+    centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def interval(successes: int, trials: int) -> str:
+    low, high = wilson(successes, trials)
+    return f"{low:.1%}–{high:.1%}"
+
+
+def regions(url: str) -> list[str]:
+    """The regions the mart judges apart from the whole company ('(all)')."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute("select distinct region from marts.agg_touchpoint_signals"
+                                           " where region <> '(all)' order by 1")]
+
+
 def tables(outcomes: list[Outcome], seeds: int, customers: int, weeks: int, quiet_weeks: int) -> str:
     lines = [f"#### Calibration: {seeds} seeds per effect ({customers} customers x {weeks} weeks, incident"
              f" from week {weeks}) and {seeds} quiet worlds ({quiet_weeks} weeks)", "",
-             "| effect | incident | worlds | detected | detection rate | median z of the planted flag |"
+             "| effect | incident | worlds | detected | detection rate (95% interval) | median z of the planted flag |"
              " other flags in that week (per world) |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for effect in EFFECTS:
@@ -136,19 +167,29 @@ def tables(outcomes: list[Outcome], seeds: int, customers: int, weeks: int, quie
             continue
         found = sum(1 for o in runs if o.detected)
         zs = [o.planted_z for o in runs if o.planted_z is not None]
+        low, high = wilson(found, len(runs))
         lines.append(f"| {effect.name} | `{incident(effect, weeks)}` | {len(runs)} | {found} |"
-                     f" {found / len(runs):.0%} | {statistics.median(zs):.1f} |" if zs else
-                     f"| {effect.name} | `{incident(effect, weeks)}` | {len(runs)} | {found} |"
-                     f" {found / len(runs):.0%} | — |")
+                     f" {found / len(runs):.0%} ({low:.0%}–{high:.0%}) |"
+                     + (f" {statistics.median(zs):.1f} |" if zs else " — |"))
         lines[-1] += f" {statistics.mean(len(o.collateral) for o in runs):.1f} |"
     quiet = [(o, week) for o in outcomes for week in o.quiet_weeks]
     alarmed = [(o, week) for o, week in quiet if week in o.alarmed_weeks]
-    lines += ["", "| quiet report-weeks | from | with a flag | false-alarm rate |", "|---:|---|---:|---:|",
+    lines += ["", "| quiet report-weeks | from | with a flag | false-alarm rate (95% interval) |", "|---:|---|---:|---:|",
               f"| {len(quiet)} | {sum(1 for o in outcomes if o.effect == 'none')} quiet worlds |"
-              f" {len(alarmed)} | {len(alarmed) / len(quiet):.1%} |" if quiet else "| 0 | — | — | — |"]
-    if alarmed:
+              f" {len(alarmed)} | {len(alarmed) / len(quiet):.1%} ({interval(len(alarmed), len(quiet))}) |"
+              if quiet else "| 0 | — | — | — |"]
+    regional = [(o, week) for o in outcomes for week in o.regional_weeks]
+    regional_alarmed = [(o, week) for o, week in regional if week in o.regional_alarms]
+    if regional:
+        lines += ["", "The same quiet weeks in the regional reports (each region's slice, judged on its own customers):",
+                  "", "| regional report-weeks | with a flag | false-alarm rate (95% interval) |", "|---:|---:|---:|",
+                  f"| {len(regional)} | {len(regional_alarmed)} | {len(regional_alarmed) / len(regional):.1%}"
+                  f" ({interval(len(regional_alarmed), len(regional))}) |"]
+    if alarmed or regional_alarmed:
         lines += ["", "False alarms:"] + [f"- {o.effect} seed {o.seed}, week of {week}: "
                                           f"{', '.join(o.alarmed_weeks[week])}" for o, week in alarmed]
+        lines += [f"- {o.effect} seed {o.seed}, week of {week.replace(' ', ', region ')}: "
+                  f"{', '.join(o.regional_alarms[week])}" for o, week in regional_alarmed]
     return "\n".join(lines)
 
 
