@@ -41,19 +41,23 @@
        between keys (an answer counts for every touchpoint met before it, a customer for every
        key that reached them or whose cohort they are in), a flagged row B is explained by a
        flagged touchpoint row A of the same week, region, metric and status when B's residual,
-       its units that are not A's (int_signal_units_weekly), shows no anomaly of its own: its
-       value against B's baseline, with B's noise on the residual's sample, does not reach
-       signal_z in B's direction, or the residual is below B's minimum sample (or, conversion,
-       its expected conversions below signal_min_expected). And A must be the better
-       explanation: A's own residual (its units that are not B's) is anomalous, or, both
-       residuals quiet (the same units, the data cannot tell them apart), A has the larger |z|
-       (then the smaller signal_key). The strongest such A. A CSAT drop after delivery_packaging
+       its units that are not A's (int_signal_units_weekly), shows no anomaly of its own. A
+       residual is 'small' below B's minimum sample (or, conversion, its expected conversions
+       below signal_min_expected), 'anomalous' when its value against B's baseline, with B's
+       noise on the residual's sample, reaches signal_z in B's direction, else 'normal'. And A
+       must be the better explanation: A's own residual (its units that are not B's) is
+       anomalous; or it is small while B's is normal (A lies within B and B's other units are
+       normal: the anomaly is in A's part; an NPS drop among newsletter readers flags delivery
+       too, most of whose answerers read the newsletter, and delivery is explained by the
+       newsletter however the two |z| compare); or both residuals are alike (both normal, or
+       both small: the same units) and A has the larger |z| (then the smaller signal_key).
+       The strongest such A. A CSAT drop after delivery_packaging
        flags order_confirmation too (the same customers' answers): order_confirmation's answers
        not after delivery_packaging are normal, delivery_packaging's not after
        order_confirmation are not: order_confirmation is explained by delivery_packaging.
     7. named_with: on a shown row A, the touchpoint rows it explains with the same units, as
-       far as the data can tell: both residuals below their minimum sample (comma-separated
-       signal_keys, strongest first). Every post-purchase answer follows the purchase, its order confirmation and
+       far as the data can tell: both residuals small (comma-separated signal_keys, strongest
+       first). Every post-purchase answer follows the purchase, its order confirmation and
        its delivery alike: a CSAT drop after any of them is shown once, naming all three.
        rank: 1 = the largest |z| within (week_start, region, section, status), explained rows
        included.
@@ -346,38 +350,47 @@ residual_sums as (
 ),
 
 residuals as (
-    -- the residual's own anomaly: its z against b's baseline and noise, judged like a week
+    -- the residual judged like a week, against b's baseline and noise: 'small' (below b's
+    -- minimum sample: it tells nothing), 'anomalous' (its z reaches signal_z in b's direction)
+    -- or 'normal'
     select
         r.*,
         f.z_score,
-        f.min_sample,
-        r.residual_sample >= f.min_sample
-        and (f.metric <> 'conversion_rate' or f.baseline_value * r.residual_sample >= {{ var('signal_min_expected') }})
-        and sign(f.z_score) * (r.residual_total / nullif(r.residual_sample, 0) - f.baseline_value)
-            / nullif(sqrt(f.dispersion * f.within_variance
-                          * (1.0 / nullif(r.residual_sample, 0) + pi() / 2 / f.baseline_sample)), 0)
-            >= {{ z }} as is_anomalous
+        case
+            when r.residual_sample < f.min_sample
+                or (f.metric = 'conversion_rate' and f.baseline_value * r.residual_sample < {{ var('signal_min_expected') }})
+                then 'small'
+            when sign(f.z_score) * (r.residual_total / r.residual_sample - f.baseline_value)
+                / nullif(sqrt(f.dispersion * f.within_variance
+                              * (1.0 / r.residual_sample + pi() / 2 / f.baseline_sample)), 0) >= {{ z }}
+                then 'anomalous'
+            else 'normal'
+        end as residual_state
     from residual_sums as r
     join flagged as f using (signal_key, week_start, region)
 ),
 
 cross_explained as (
     -- b is explained by a flagged touchpoint row a when b's units that are not a's show no
-    -- anomaly of their own, and a has one beyond b's units or (both residuals quiet: the same
-    -- units) the larger |z|; the strongest such a
+    -- anomaly of their own, and a is the better explanation: a's units that are not b's are
+    -- anomalous; or they are too few to tell while b's are normal (a within b, the anomaly in
+    -- a's part); or both residuals are alike (both normal, both small: the same units) and a
+    -- has the larger |z|. The strongest such a.
     select distinct on (b.signal_key, b.week_start, b.region)
         b.signal_key, b.week_start, b.region, b.other_key as explained_by, b.z_score,
-        b.residual_sample < b.min_sample and a.residual_sample < a.min_sample as is_same_units
+        b.residual_state = 'small' and a.residual_state = 'small' as is_same_units
     from residuals as b
     join residuals as a
         on a.signal_key = b.other_key and a.other_key = b.signal_key
         and a.week_start = b.week_start and a.region = b.region
     where b.other_key like 'touchpoint:%'
-        and not coalesce(b.is_anomalous, false)
+        and b.residual_state <> 'anomalous'
         and (
-            coalesce(a.is_anomalous, false)
-            or abs(a.z_score) > abs(b.z_score)
-            or (abs(a.z_score) = abs(b.z_score) and a.signal_key < b.signal_key)
+            a.residual_state = 'anomalous'
+            or (a.residual_state = 'small' and b.residual_state = 'normal')
+            or (a.residual_state = b.residual_state and (
+                abs(a.z_score) > abs(b.z_score)
+                or (abs(a.z_score) = abs(b.z_score) and a.signal_key < b.signal_key)))
         )
     order by b.signal_key, b.week_start, b.region, abs(a.z_score) desc, b.other_key
 ),
