@@ -107,6 +107,7 @@ def run_world(admin_url: str, effect_name: str, seed: int, customers: int, weeks
                                     select=SIGNAL_MODELS)
         outcome = Outcome(effect_name, seed)
         incident_week = world.week_start(weeks)
+        judged_regions = [] if effect else regions(url)
         for week in judged_weeks(url):
             flagged = flags(url, week)
             if effect and week == incident_week:
@@ -119,7 +120,7 @@ def run_world(admin_url: str, effect_name: str, seed: int, customers: int, weeks
                 outcome.quiet_weeks.append(week.isoformat())
                 if flagged:
                     outcome.alarmed_weeks[week.isoformat()] = [f.signal_key for f in flagged]
-                for region in regions(url):
+                for region in judged_regions:
                     outcome.regional_weeks.append(f"{week.isoformat()} {region}")
                     if regional := flags(url, week, region):
                         outcome.regional_alarms[f"{week.isoformat()} {region}"] = [f.signal_key for f in regional]

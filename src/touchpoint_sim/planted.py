@@ -18,6 +18,7 @@ import psycopg
 from touchpoint import pipeline
 from touchpoint.config import Settings
 from touchpoint.extract.run import CrmEndpoint
+from touchpoint.report.content import key_name, signal_keys
 from touchpoint.transform import run_dbt
 from touchpoint.warehouse.connection import connect
 from touchpoint.warehouse.schema import ensure_schema
@@ -113,7 +114,7 @@ def flags(url: str, week_start: date, region: str = "(all)") -> list[Flag]:
             " where week_start = %s and region = %s and status = 'needs_attention' and explained_by is null"
             " order by section, rank", (week_start, region)).fetchall()
     return [Flag(*row[:-2], float(row[-2]) if row[-2] is not None else None,
-                 tuple(key.split(":")[1] for key in row[-1].split(",")) if row[-1] else ()) for row in rows]
+                 tuple(key_name(key) for key in signal_keys(row[-1]))) for row in rows]
 
 
 def judged_weeks(url: str, region: str = "(all)") -> list[date]:

@@ -164,6 +164,17 @@ METRIC_LABELS = {"csat": "CSAT", "nps": "NPS", "conversion_rate": "conversion ra
                  "engagement": "inbound touchpoints per customer"}
 
 
+def signal_keys(column: str | None) -> tuple[str, ...]:
+    """The signal_keys of a comma-separated column of agg_touchpoint_signals (named_with)."""
+    return tuple(key for key in (column or "").split(",") if key)
+
+
+def key_name(signal_key: str) -> str:
+    """The touchpoint, channel or case category a signal_key is about
+    ('touchpoint:delivery_packaging:csat' -> 'delivery_packaging')."""
+    return signal_key.split(":")[1]
+
+
 @dataclass(frozen=True)
 class Signal:
     """One metric of a channel, touchpoint or case category in one week, judged against its own
@@ -365,7 +376,7 @@ def _signal(row: dict, history: tuple[tuple[date, float | None], ...]) -> Signal
         baseline_sample=int(row["baseline_sample"] or 0), baseline_weeks=int(row["baseline_weeks"] or 0),
         change=float(row["change"]), ratio=_float(row["ratio"]), z=_float(row["z_score"]),
         rank=int(row["rank"] or 0), explained_by=row["explained_by"],
-        named_with=tuple(key for key in (row["named_with"] or "").split(",") if key), history=history,
+        named_with=signal_keys(row["named_with"]), history=history,
     )
 
 

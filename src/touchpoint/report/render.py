@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from touchpoint.report import charts
 from touchpoint.report.attachments import kpi_csv
-from touchpoint.report.content import Kpi, Signal, WeeklyContent
+from touchpoint.report.content import Kpi, Signal, WeeklyContent, key_name
 from touchpoint.report.message import InlineImage, RenderedReport
 from touchpoint.report.recipients import Recipient
 
@@ -147,7 +147,7 @@ def signal_facts(signal: Signal, locale: str) -> dict[str, str | None]:
         "sample": sample,
         "change": change,
         "shared": (f"{_SHARED_UNITS.get(metric, 'the same units belong to')} "
-                   f"{format_list([key.split(':')[1].replace('_', ' ') for key in signal.named_with], locale=locale)}"
+                   f"{format_list([key_name(key).replace('_', ' ') for key in signal.named_with], locale=locale)}"
                    if signal.named_with else None),
     }
 
