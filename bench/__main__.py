@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     peers_at = {n.strip().upper() for n in args.peers_at.split(",") if n.strip()}
 
     from touchpoint.config import load_settings
-    from touchpoint.warehouse.cluster import EmbeddedCluster
+    from touchpoint.local.cluster import EmbeddedCluster
 
     settings = load_settings()
     EmbeddedCluster(settings).start(log=progress)

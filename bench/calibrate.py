@@ -213,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown effect(s) {unknown}" if unknown else "--seeds and --jobs must be at least 1")
 
     from touchpoint.config import load_settings
-    from touchpoint.transform import ensure_manifest
-    from touchpoint.warehouse.cluster import EmbeddedCluster
+    from touchpoint.transform.dbt import ensure_manifest
+    from touchpoint.local.cluster import EmbeddedCluster
 
     settings = load_settings()
     EmbeddedCluster(settings).start(log=lambda m: print(m, flush=True))

@@ -143,8 +143,8 @@ def _write_copy_csv(dataset: Dataset, source: str) -> tuple[int, int]:
     CSV for ``psql \\copy`` (the limit): read and keyed by our own reader, so both sides load
     exactly the same rows."""
     from touchpoint.extract.landing import files_for_interval, read_items
-    from touchpoint.extract.sources import FILE_STREAMS
-    from touchpoint.extract.stream import InvalidRecord, key_record
+    from touchpoint.sources.catalog import FILE_STREAMS
+    from touchpoint.sources.stream import InvalidRecord, key_record
 
     stream, folder = FILE_STREAMS[source]
     path = dataset.csv_for(source)
@@ -175,6 +175,6 @@ def _write_copy_csv(dataset: Dataset, source: str) -> tuple[int, int]:
 
 def files_of(dataset: Dataset, source: str, start: datetime | None = None, end: datetime | None = None) -> list[str]:
     from touchpoint.extract.landing import files_for_interval
-    from touchpoint.extract.sources import FILE_STREAMS
+    from touchpoint.sources.catalog import FILE_STREAMS
 
     return files_for_interval(str(dataset.landing / FILE_STREAMS[source][1]), start or dataset.start, end or dataset.end)

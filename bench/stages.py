@@ -147,8 +147,8 @@ def crm_extract(wh: Warehouse, ds: Dataset, into: str | None = None) -> dict[str
     """``touchpoint extract crm`` of the history against the simulator (no request-rate limit):
     records/s, and requests made against the fewest the page size allows."""
     from touchpoint.extract.hubspot import ASSOCIATION_BATCH
-    from touchpoint.extract.timeparse import from_iso
-    from touchpoint.extract.sources import hubspot_objects
+    from touchpoint.sources.timeparse import from_iso
+    from touchpoint.sources.catalog import hubspot_objects
     from touchpoint_sim.crm_server import CrmData, CrmServer
 
     page = 200
@@ -179,7 +179,7 @@ def crm_extract(wh: Warehouse, ds: Dataset, into: str | None = None) -> dict[str
 
 # -- c. dbt: full build, then one new day ---------------------------------------------------
 def _dbt(wh: Warehouse, dsn: str, *args: str) -> tuple[Measured, list[dict[str, Any]]]:
-    from touchpoint.transform import dbt_env, dbt_executable
+    from touchpoint.transform.dbt import dbt_env, dbt_executable
 
     project = REPO / "dbt_project"
     env = {**os.environ, **dbt_env(dsn, wh.var_dir)}
@@ -264,7 +264,7 @@ def report(wh: Warehouse, ds: Dataset, dsn: str, count: int = 50) -> dict[str, A
     """``touchpoint report send`` of the last full week to ``count`` recipients through the
     local SMTP server; every message must arrive."""
     from touchpoint.intervals import iso_week
-    from touchpoint.mail_sink import MailSink
+    from touchpoint.local.mail_sink import MailSink
 
     week = iso_week((ds.end - timedelta(weeks=1)).date())
     mail_dir = wh.var_dir / "mail" / uuid.uuid4().hex[:8]

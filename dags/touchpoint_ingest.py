@@ -16,11 +16,11 @@ import pendulum
 from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from touchpoint.airflow_resources import CRM_POOL, MARTS_ASSET
+from touchpoint.orchestration.resources import CRM_POOL, MARTS_ASSET
 from touchpoint.config import load_settings
-from touchpoint.dag_defaults import default_args, interval_params
-from touchpoint.dbt_airflow import dbt_task_group
-from touchpoint.extract.sources import CRM_GROUPS
+from touchpoint.orchestration.defaults import default_args, interval_params
+from touchpoint.orchestration.dbt_tasks import dbt_task_group
+from touchpoint.sources.catalog import CRM_GROUPS
 
 settings = load_settings()
 
@@ -52,7 +52,7 @@ def touchpoint_ingest():
     def extract(source: str, interval: dict[str, str], crm_group: str | None = None) -> dict:
         from datetime import datetime
 
-        from touchpoint import connections, pipeline
+        from touchpoint.orchestration import connections, pipeline
 
         crm = connections.crm_endpoint() if source == "crm" else None
         return pipeline.extract(source, datetime.fromisoformat(interval["start"]),
@@ -64,7 +64,7 @@ def touchpoint_ingest():
         """The interval's suites on raw and marts; fails the run on a critical failure."""
         from datetime import datetime
 
-        from touchpoint import connections, pipeline
+        from touchpoint.orchestration import connections, pipeline
 
         report = pipeline.check_quality(datetime.fromisoformat(interval["start"]),
                                         datetime.fromisoformat(interval["end"]),
@@ -77,7 +77,7 @@ def touchpoint_ingest():
         """The interval is in the marts and checked: the weekly report may count on it."""
         from datetime import datetime
 
-        from touchpoint import connections, pipeline
+        from touchpoint.orchestration import connections, pipeline
 
         pipeline.record_ingested(datetime.fromisoformat(interval["start"]), datetime.fromisoformat(interval["end"]),
                                  connections.warehouse_url(), get_current_context()["run_id"])

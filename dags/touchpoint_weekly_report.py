@@ -18,7 +18,7 @@ from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from touchpoint.config import load_settings
-from touchpoint.dag_defaults import default_args, interval_params
+from touchpoint.orchestration.defaults import default_args, interval_params
 
 settings = load_settings()
 
@@ -55,7 +55,7 @@ def touchpoint_weekly_report():
 
         from airflow.sdk.exceptions import AirflowFailException
 
-        from touchpoint import connections, pipeline
+        from touchpoint.orchestration import connections, pipeline
 
         start, end = datetime.fromisoformat(week["start"]), datetime.fromisoformat(week["end"])
         missing = pipeline.days_not_ingested(start, end, connections.warehouse_url())
@@ -76,7 +76,7 @@ def touchpoint_weekly_report():
         """Validate the week; the result decides what send_report does (it never raises here)."""
         from datetime import datetime
 
-        from touchpoint import connections, pipeline
+        from touchpoint.orchestration import connections, pipeline
 
         report = pipeline.check_quality(datetime.fromisoformat(week["start"]), datetime.fromisoformat(week["end"]),
                                         connections.warehouse_url(), load_settings(),
@@ -89,8 +89,8 @@ def touchpoint_weekly_report():
         from dataclasses import asdict
         from datetime import datetime
 
-        from touchpoint import connections, pipeline
-        from touchpoint.failure_alerts import AlreadyAlerted
+        from touchpoint.orchestration import connections, pipeline
+        from touchpoint.orchestration.failure_alerts import AlreadyAlerted
 
         deliveries = pipeline.send_weekly_report(datetime.fromisoformat(week["start"]).date(),
                                                  connections.warehouse_url(), connections.smtp_settings(),

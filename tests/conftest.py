@@ -38,8 +38,8 @@ os.environ.update({
 os.environ.pop("TOUCHPOINT_WAREHOUSE_URL", None)
 
 from touchpoint.config import Settings, load_settings
-from touchpoint.mail_sink import MailSink
-from touchpoint.warehouse.cluster import EmbeddedCluster
+from touchpoint.local.mail_sink import MailSink
+from touchpoint.local.cluster import EmbeddedCluster
 
 
 def free_port() -> int:
@@ -143,7 +143,7 @@ def settings_for(settings: Settings, small_world):
 @pytest.fixture(scope="session", autouse=True)
 def dbt_manifest(settings: Settings) -> Path:
     """The manifest the DAGs render dbt from, fresh for this session's dbt project."""
-    from touchpoint.transform import ensure_manifest
+    from touchpoint.transform.dbt import ensure_manifest
 
     return ensure_manifest(settings.dbt_project_dir, settings.var_dir)[0]
 

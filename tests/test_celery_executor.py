@@ -16,7 +16,7 @@ import pytest
 
 from conftest import REPO, create_db, drop_db, free_port, mart_checksums
 from touchpoint import pipeline
-from touchpoint.airflow_services import celery_env
+from touchpoint.local.airflow_services import celery_env
 from touchpoint.extract.run import CrmEndpoint
 
 DAG_ID = "touchpoint_ingest"
@@ -30,16 +30,16 @@ DEADLINE_SECONDS = 1200
 
 
 def test_the_workers_celery_settings_keep_airflows_and_preload_every_task_module_without_a_thread(tmp_path):
-    """A worker imports :mod:`touchpoint.task_preload` before forking its tasks: every module
+    """A worker imports :mod:`touchpoint.orchestration.task_preload` before forking its tasks: every module
     it lists must import, and none may start a thread (a fork copies only the forking one)."""
     probe = (
         "import sys, threading\n"
-        "from touchpoint.celery_config import CELERY_CONFIG\n"
+        "from touchpoint.orchestration.celery_config import CELERY_CONFIG\n"
         "from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG\n"
         "assert {k: v for k, v in CELERY_CONFIG.items() if k != 'imports'} == DEFAULT_CELERY_CONFIG\n"
         "for module in CELERY_CONFIG['imports']:\n"
         "    __import__(module)\n"
-        "from touchpoint.task_preload import MODULES\n"
+        "from touchpoint.orchestration.task_preload import MODULES\n"
         "missing = [m for m in MODULES if m not in sys.modules]\n"
         "print(threading.active_count(), missing)\n"
     )
@@ -91,7 +91,7 @@ def _failed_task_logs(metadata: str, log_folder, lines: int = 60) -> str:
 @pytest.mark.slow
 def test_a_three_day_backfill_on_celery_workers_builds_the_marts_of_one_run_over_those_days(
         cluster_url, settings_for, small_world, crm_server, dbt_manifest, tmp_path):
-    from touchpoint.airflow_services import (
+    from touchpoint.local.airflow_services import (
         ServiceGroup,
         api_env,
         celery_env,
@@ -100,8 +100,8 @@ def test_a_three_day_backfill_on_celery_workers_builds_the_marts_of_one_run_over
         shared_secrets_env,
         tool_path,
     )
-    from touchpoint.local_airflow import local_env
-    from touchpoint.redis_broker import RedisServer
+    from touchpoint.local.airflow_runs import local_env
+    from touchpoint.local.redis_broker import RedisServer
 
     started = time.monotonic()
     deadline = started + DEADLINE_SECONDS

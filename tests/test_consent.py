@@ -17,10 +17,10 @@ from psycopg.rows import dict_row
 from conftest import SIM_START, drop_db, mart_checksums, run_cli
 from touchpoint import pipeline
 from touchpoint.extract.run import load_file
-from touchpoint.extract.sources import HUBSPOT_CONTACTS, HUBSPOT_OBJECTS, SEGMENT_EVENTS, SENDGRID_EVENTS
+from touchpoint.sources.catalog import HUBSPOT_CONTACTS, HUBSPOT_OBJECTS, SEGMENT_EVENTS, SENDGRID_EVENTS
 from touchpoint.intervals import iso_week
 from touchpoint.report.content import load_weekly_content
-from touchpoint.transform import run_dbt
+from touchpoint.transform.dbt import run_dbt
 from touchpoint.warehouse.connection import connect
 
 FEEDBACK = next(obj for obj in HUBSPOT_OBJECTS if obj.object_type == "feedback_submissions")

@@ -21,7 +21,7 @@ END = START + timedelta(weeks=2)
 
 def contact_rows(url: str) -> list[tuple]:
     """Every CRM row of every object type (contacts first), payload included."""
-    from touchpoint.extract.sources import HUBSPOT_OBJECTS
+    from touchpoint.sources.catalog import HUBSPOT_OBJECTS
 
     with psycopg.connect(url) as conn:
         return [(obj.stream.table, *row) for obj in HUBSPOT_OBJECTS for row in conn.execute(
@@ -40,7 +40,7 @@ def test_a_faulty_api_yields_exactly_the_same_rows(fresh_db, cluster_url, small_
     try:
         client = HubSpotClient(faulty.url, "sim-token", backoff_base=0.01, max_requests_per_second=0)
         from touchpoint.extract.run import extract_hubspot
-        from touchpoint.extract.sources import HUBSPOT_OBJECTS
+        from touchpoint.sources.catalog import HUBSPOT_OBJECTS
         from touchpoint.warehouse.schema import ensure_schema
 
         with psycopg.connect(fresh_db) as conn:
@@ -109,7 +109,7 @@ def test_a_window_over_the_search_caps_10000_results_is_split_until_each_part_fi
     server = CrmServer(CrmData({"contacts": contacts, "companies": []}), port=0).start_in_thread()
     try:
         from touchpoint.extract.run import extract_hubspot
-        from touchpoint.extract.sources import HUBSPOT_CONTACTS
+        from touchpoint.sources.catalog import HUBSPOT_CONTACTS
         from touchpoint.warehouse.schema import ensure_schema
 
         client = HubSpotClient(server.url, "sim-token", max_requests_per_second=0)

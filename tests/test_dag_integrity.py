@@ -102,7 +102,7 @@ for path in sorted(dags_dir.glob("*.py")):
 print(json.dumps({"files": files, "dags": dags}))
 """
 
-FAILURE_ALERT = "touchpoint.failure_alerts.task_failure_alert"
+FAILURE_ALERT = "touchpoint.orchestration.failure_alerts.task_failure_alert"
 
 
 def parse_dag_folder(tmp_path: Path, dags_dir: Path = REPO / "dags") -> dict:

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from conftest import SIM_START, drop_fact_unique_indexes, free_port, run_cli
-from touchpoint.mail_sink import MailSink, saved_messages
+from touchpoint.local.mail_sink import MailSink, saved_messages
 from touchpoint.quality.gx_runner import run_quality
 
 START = datetime.combine(SIM_START, datetime.min.time(), UTC)
@@ -123,7 +123,7 @@ def test_dq_run_prints_a_table_and_exits_non_zero_on_a_critical_failure(copy):
 
 # -- end to end through Airflow and SMTP -------------------------------------------------------
 def run_weekly_report(url: str, settings, sink: MailSink, tmp_path):
-    from touchpoint.local_airflow import DagRunRequest, local_env, run_dags
+    from touchpoint.local.airflow_runs import DagRunRequest, local_env, run_dags
 
     # the session's project-local Airflow home (var/test/airflow): migrated once, reused
     env = local_env(settings, url, sink.port, "http://127.0.0.1:9", "unused")

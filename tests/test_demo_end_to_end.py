@@ -15,7 +15,7 @@ import pytest
 from babel.numbers import format_decimal
 
 from conftest import TEST_VAR, free_port, run_cli
-from touchpoint.report.recipients import load_recipients
+from touchpoint.delivery.recipients import load_recipients
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from conftest import REPO, SIM_START, free_port
-from touchpoint.mail_sink import MailSink, saved_messages
-from touchpoint.report.recipients import load_recipients
+from touchpoint.local.mail_sink import MailSink, saved_messages
+from touchpoint.delivery.recipients import load_recipients
 
 ALERTS = "data.engineers@touchpoint.example"
 START = datetime.combine(SIM_START, datetime.min.time(), UTC)
@@ -53,8 +53,8 @@ def airflow_home(tmp_path, monkeypatch):
 @pytest.fixture
 def alert_connections(monkeypatch, fresh_db, mail_sink):
     """The callback's connections (smtp_default, touchpoint_warehouse) on the test's sink and DB."""
-    from touchpoint import connections
-    from touchpoint.report.send import SmtpSettings
+    from touchpoint.orchestration import connections
+    from touchpoint.delivery.smtp import SmtpSettings
 
     monkeypatch.setattr(connections, "smtp_settings", lambda: SmtpSettings("127.0.0.1", mail_sink.port))
     monkeypatch.setattr(connections, "warehouse_url", lambda: fresh_db)
@@ -63,7 +63,7 @@ def alert_connections(monkeypatch, fresh_db, mail_sink):
 
 def test_importing_the_callback_module_imports_nothing_heavy():
     """It is imported at DAG-parse time through dag_defaults."""
-    probe = ("import sys, touchpoint.failure_alerts\n"
+    probe = ("import sys, touchpoint.orchestration.failure_alerts\n"
              "heavy = ['airflow', 'psycopg', 'jinja2', 'css_inline', 'touchpoint.report', 'touchpoint.warehouse']\n"
              "print([m for m in heavy if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
@@ -71,7 +71,7 @@ def test_importing_the_callback_module_imports_nothing_heavy():
 
 
 def test_the_alert_names_dag_task_run_interval_try_and_log_with_the_error_on_one_redacted_line(airflow_home):
-    from touchpoint.failure_alerts import failure_from_context
+    from touchpoint.orchestration.failure_alerts import failure_from_context
     from touchpoint.report.render import render_task_failure
 
     error = RuntimeError("cannot connect to postgresql://etl:hunter2@db.internal:5432/warehouse\n"
@@ -97,14 +97,14 @@ def test_the_alert_names_dag_task_run_interval_try_and_log_with_the_error_on_one
 
 def test_a_failure_without_an_exception_says_so():
     """The DAG processor runs the callback for a task whose process died: no exception then."""
-    from touchpoint.failure_alerts import NO_EXCEPTION, one_line_error
+    from touchpoint.orchestration.failure_alerts import NO_EXCEPTION, one_line_error
 
     assert one_line_error(None) == NO_EXCEPTION
     assert len(one_line_error(ValueError("x" * 5000))) == 500
 
 
 def test_a_callback_that_runs_twice_sends_one_alert_per_address(alert_connections, airflow_home):
-    from touchpoint.failure_alerts import task_failure_alert
+    from touchpoint.orchestration.failure_alerts import task_failure_alert
 
     context = fake_context(RuntimeError("boom"))
     task_failure_alert(context)
@@ -118,7 +118,7 @@ def test_a_callback_that_runs_twice_sends_one_alert_per_address(alert_connection
 
 
 def test_a_task_that_alerted_the_engineers_itself_gets_no_second_alert(alert_connections, airflow_home):
-    from touchpoint.failure_alerts import AlreadyAlerted, task_failure_alert
+    from touchpoint.orchestration.failure_alerts import AlreadyAlerted, task_failure_alert
 
     task_failure_alert(fake_context(AlreadyAlerted("data-quality gate closed: alert sent")))
     assert received(alert_connections.sink) == []
@@ -126,9 +126,9 @@ def test_a_task_that_alerted_the_engineers_itself_gets_no_second_alert(alert_con
 
 def test_a_callback_that_cannot_send_logs_the_error_and_does_not_raise(alert_connections, airflow_home, monkeypatch,
                                                                        caplog):
-    from touchpoint import connections
-    from touchpoint.failure_alerts import task_failure_alert
-    from touchpoint.report.send import SmtpSettings
+    from touchpoint.orchestration import connections
+    from touchpoint.orchestration.failure_alerts import task_failure_alert
+    from touchpoint.delivery.smtp import SmtpSettings
 
     monkeypatch.setattr(connections, "smtp_settings", lambda: SmtpSettings("127.0.0.1", free_port(), timeout=2))
     task_failure_alert(fake_context(RuntimeError("boom")))  # no exception escapes
@@ -137,8 +137,8 @@ def test_a_callback_that_cannot_send_logs_the_error_and_does_not_raise(alert_con
 
 def test_an_unreachable_warehouse_still_sends_the_alert_unrecorded(alert_connections, airflow_home, monkeypatch):
     """The warehouse may be why the task failed: the alert must not depend on it."""
-    from touchpoint import connections
-    from touchpoint.failure_alerts import task_failure_alert
+    from touchpoint.orchestration import connections
+    from touchpoint.orchestration.failure_alerts import task_failure_alert
 
     monkeypatch.setattr(connections, "warehouse_url", lambda: f"postgresql://etl@127.0.0.1:{free_port()}/none")
     task_failure_alert(fake_context(RuntimeError("warehouse down")))
@@ -149,7 +149,7 @@ def test_an_unreachable_warehouse_still_sends_the_alert_unrecorded(alert_connect
 def ensure_dbt_manifest(settings) -> None:
     """The ingest DAG renders its dbt tasks (Cosmos) from a manifest: write it if missing."""
     try:
-        from touchpoint.transform import ensure_manifest
+        from touchpoint.transform.dbt import ensure_manifest
     except ImportError:  # an ingest DAG without Cosmos needs none
         return
     ensure_manifest(settings.dbt_project_dir, settings.var_dir)
@@ -162,7 +162,7 @@ def test_failed_tasks_each_email_the_alerts_list_once_and_tasks_that_never_ran_s
     tasks fail (retries are 0 in tests), so the alerts list gets one email per failed task; the
     file extracts succeed, and everything downstream (dbt, checks) is upstream_failed and sends
     nothing. No stakeholder hears about it."""
-    from touchpoint.local_airflow import DagRunRequest, local_env, run_dags
+    from touchpoint.local.airflow_runs import DagRunRequest, local_env, run_dags
 
     ensure_dbt_manifest(settings_for)
     with MailSink(tmp_path / "mail", port=free_port()) as sink:

@@ -20,7 +20,7 @@ from hostile_corpus import CASES, DAY, MARKUP_NAMES, Case
 from touchpoint.extract.hubspot import HubSpotClient, HubSpotError
 from touchpoint.extract.landing import printable
 from touchpoint.extract.run import extract_hubspot
-from touchpoint.extract.sources import FILE_STREAMS, HUBSPOT_CONTACTS
+from touchpoint.sources.catalog import FILE_STREAMS, HUBSPOT_CONTACTS
 from touchpoint.warehouse.schema import ensure_schema
 
 START = datetime.fromisoformat(DAY).replace(tzinfo=UTC)
@@ -273,7 +273,7 @@ def test_hostile_crm_records_load_verbatim_or_are_quarantined_with_a_reason(fres
 def test_names_with_markup_or_template_syntax_render_as_plain_text():
     from test_mail_and_report import content  # the report content the rendering tests share
     from touchpoint.report.content import AtRiskCustomer
-    from touchpoint.report.recipients import Recipient
+    from touchpoint.delivery.recipients import Recipient
     from touchpoint.report.render import render_weekly_report
 
     report = content()
@@ -296,7 +296,7 @@ def test_a_case_category_with_markup_renders_as_plain_text_in_the_signals(name):
     from html.parser import HTMLParser
 
     from test_mail_and_report import content
-    from touchpoint.report.recipients import Recipient
+    from touchpoint.delivery.recipients import Recipient
     from touchpoint.report.render import render_weekly_report
 
     report = content()

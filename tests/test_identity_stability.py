@@ -7,7 +7,7 @@ import json
 import psycopg
 
 from touchpoint.extract.run import load_file
-from touchpoint.extract.sources import SEGMENT_EVENTS
+from touchpoint.sources.catalog import SEGMENT_EVENTS
 from touchpoint.warehouse.connection import connect
 
 
@@ -31,7 +31,7 @@ def load(url: str, tmp_path, name: str, events: list[dict]) -> None:
 
 def build_identity(url: str, settings) -> None:
     """Only the identity models and what they need (faster than the whole project)."""
-    from touchpoint.transform import run_dbt
+    from touchpoint.transform.dbt import run_dbt
     from touchpoint.warehouse.schema import ensure_schema
 
     with connect(url) as conn:

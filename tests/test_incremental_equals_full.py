@@ -15,7 +15,7 @@ import pytest
 from conftest import SIM_START, create_db, drop_db, mart_checksums
 from touchpoint import pipeline
 from touchpoint.extract.run import CrmEndpoint, load_file
-from touchpoint.extract.sources import HUBSPOT_OBJECTS, SEGMENT_EVENTS
+from touchpoint.sources.catalog import HUBSPOT_OBJECTS, SEGMENT_EVENTS
 from touchpoint.warehouse.connection import connect
 
 pytestmark = pytest.mark.slow
@@ -161,7 +161,7 @@ def two_warehouses(cluster_url, settings, small_world, tmp_path_factory):
             pipeline.extract(source, CUTS[0], CUTS[-1], full, local, crm=endpoint)
         load_late_changes(full, files)
         pipeline.transform(full, local)
-        from touchpoint.transform import run_dbt
+        from touchpoint.transform.dbt import run_dbt
         run_dbt(["build", "--full-refresh"], local.dbt_project_dir, full, local.var_dir)
         yield incremental, full, made
     finally:

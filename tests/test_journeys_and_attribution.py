@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from conftest import SIM_START, create_db, drop_db
 from touchpoint import pipeline
 from touchpoint.extract.run import CrmEndpoint, load_file
-from touchpoint.extract.sources import SEGMENT_EVENTS
+from touchpoint.sources.catalog import SEGMENT_EVENTS
 from touchpoint.warehouse.connection import connect
 
 START = datetime.combine(SIM_START, datetime.min.time(), UTC)

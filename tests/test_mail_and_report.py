@@ -18,7 +18,7 @@ from babel.numbers import format_decimal, format_percent
 
 from conftest import REPO, free_port, run_cli
 from touchpoint.errors import ConfigError
-from touchpoint.mail_sink import saved_messages
+from touchpoint.local.mail_sink import saved_messages
 from touchpoint.report.content import (
     ATTRIBUTION_MODELS,
     AtRisk,
@@ -31,7 +31,7 @@ from touchpoint.report.content import (
     Slice,
     WeeklyContent,
 )
-from touchpoint.report.recipients import Recipient, load_recipients
+from touchpoint.delivery.recipients import Recipient, load_recipients
 from touchpoint.report.render import render_weekly_report, signal_facts, trend_link
 
 TEMPLATES = REPO / "reports" / "templates"

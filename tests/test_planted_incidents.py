@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from conftest import SIM_START, create_db, drop_db
-from touchpoint.report.recipients import Recipient
+from touchpoint.delivery.recipients import Recipient
 from touchpoint.report.weekly import WeeklyReport
 from touchpoint_sim.incidents import TOUCHPOINT_CHANNELS
 from touchpoint_sim.planted import PlantedWorld, build_planted_world, flags

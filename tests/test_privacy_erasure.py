@@ -12,7 +12,7 @@ from conftest import SIM_START, run_cli
 
 from touchpoint import pipeline
 from touchpoint.extract.run import CrmEndpoint
-from touchpoint.extract.sources import HUBSPOT_OBJECTS, SEGMENT_EVENTS, SENDGRID_EVENTS
+from touchpoint.sources.catalog import HUBSPOT_OBJECTS, SEGMENT_EVENTS, SENDGRID_EVENTS
 from touchpoint.privacy.erase import find_person, leftovers
 from touchpoint.privacy.identifiers import record_identifiers, tombstone_hash, values_at
 from touchpoint.privacy.tombstones import Tombstones

@@ -125,8 +125,8 @@ def test_payloads_are_stored_as_the_json_that_was_read(fresh_db, tmp_path):
 
 def test_a_key_taken_by_a_concurrent_loader_falls_back_to_inserting_only_the_new_ones(fresh_db, monkeypatch):
     from touchpoint.extract.loader import RawLoader
-    from touchpoint.extract.sources import SEGMENT_EVENTS
-    from touchpoint.extract.stream import key_record
+    from touchpoint.sources.catalog import SEGMENT_EVENTS
+    from touchpoint.sources.stream import key_record
     from touchpoint.warehouse.schema import ensure_schema
 
     def records(numbers):
@@ -153,7 +153,7 @@ def test_making_sure_of_the_schema_waits_for_no_loader(fresh_db):
     DDL must take no lock a loader holds against it (a parallel extract once deadlocked: a
     `create index if not exists` and an `alter table ... add column if not exists` lock the
     table even when there is nothing to do)."""
-    from touchpoint.extract.sources import ALL_STREAMS
+    from touchpoint.sources.catalog import ALL_STREAMS
     from touchpoint.warehouse.schema import ensure_schema
 
     with psycopg.connect(fresh_db) as conn:

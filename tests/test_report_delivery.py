@@ -24,10 +24,11 @@ from aiosmtpd.controller import Controller
 
 from conftest import free_port
 from touchpoint.intervals import iso_week
-from touchpoint.mail_sink import saved_messages
-from touchpoint.report.message import Attachment, InlineImage, RenderedReport
-from touchpoint.report.recipients import Recipient
-from touchpoint.report.send import Delivery, DeliveryIncomplete, RetryPolicy, SmtpSettings, deliver
+from touchpoint.local.mail_sink import saved_messages
+from touchpoint.delivery.message import Attachment, InlineImage, RenderedReport
+from touchpoint.delivery.recipients import Recipient
+from touchpoint.delivery.deliver import Delivery, DeliveryIncomplete, RetryPolicy, deliver
+from touchpoint.delivery.smtp import SmtpSettings
 from touchpoint.warehouse.schema import ensure_schema
 
 PERIOD = "2026-W44"
@@ -222,7 +223,7 @@ def test_each_recipient_gets_the_report_once_however_often_it_is_sent(conn, mail
 def test_changed_content_after_sending_is_not_resent_but_warned_about(conn, flaky, caplog):
     handler, smtp = flaky
     run(conn, smtp, people(2))
-    with caplog.at_level(logging.WARNING, logger="touchpoint.report.send"):
+    with caplog.at_level(logging.WARNING, logger="touchpoint.delivery.deliver"):
         again = run(conn, smtp, people(2), render=lambda r: rendered(r, total=999))
     assert [d.newly_sent for d in again] == [False, False]
     assert len(handler.received) == 2
@@ -294,7 +295,7 @@ def test_a_refused_recipient_is_not_retried_and_the_alerts_list_hears_of_it_once
     handler, smtp = flaky
     handler.refuse = {"p2@example.com"}
     recipients = people(3)
-    with caplog.at_level(logging.ERROR, logger="touchpoint.report.send"):
+    with caplog.at_level(logging.ERROR, logger="touchpoint.delivery.deliver"):
         first = run(conn, smtp, recipients, alerts=ALERTS)
     assert [(d.status, d.newly_sent) for d in first] == [("sent", True), ("failed", False), ("sent", True)]
     assert [len(handler.messages_to(r.address)) for r in recipients] == [1, 0, 1]
@@ -410,7 +411,7 @@ def test_a_relay_that_requires_a_login_gets_it_and_a_wrong_password_is_named_wit
     """SMTP AUTH (the local sink with TOUCHPOINT_SMTP_LOGIN / _PASSWORD, as a real relay): the
     report logs in; a wrong password fails the send with the server's reply, which never holds
     the password, in the error, the log and the send log."""
-    from touchpoint.mail_sink import MailSink
+    from touchpoint.local.mail_sink import MailSink
 
     password, wrong = f"SmtpPw{uuid.uuid4().hex}", f"Wrong{uuid.uuid4().hex}"
     with MailSink(tmp_path / "mail", port=free_port(), credentials=("reports", password)) as sink:

@@ -21,7 +21,7 @@ from psycopg import errors
 
 from conftest import SIM_START, run_cli
 from touchpoint import pipeline
-from touchpoint.report.send import SmtpSettings
+from touchpoint.delivery.smtp import SmtpSettings
 from touchpoint.warehouse.connection import connect
 from touchpoint.warehouse.schema import ensure_schema
 
@@ -236,7 +236,7 @@ def test_each_stage_runs_as_its_own_role(fresh_db, settings, small_world, mail_s
 def test_a_mart_added_without_yaml_hides_columns_named_like_identifiers(built_copy, settings, tmp_path):
     """The safe default: a new model with no YAML entry gets the analyst's grants from the name
     pattern alone."""
-    from touchpoint.transform import run_dbt
+    from touchpoint.transform.dbt import run_dbt
 
     project = tmp_path / "dbt_project"
     shutil.copytree(settings.dbt_project_dir, project, ignore=shutil.ignore_patterns("target", "logs"))
@@ -256,7 +256,7 @@ PROFILE_PROBE = """
 import json, pendulum
 from airflow.sdk import DAG
 from touchpoint.config import load_settings
-from touchpoint.dbt_airflow import dbt_task_group
+from touchpoint.orchestration.dbt_tasks import dbt_task_group
 with DAG("probe", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
     dbt_task_group(load_settings())
 task = next(t for t in dag.tasks if t.task_id.startswith("dbt.dim_customers"))

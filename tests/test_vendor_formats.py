@@ -16,7 +16,7 @@ import psycopg
 
 from conftest import run_cli
 from touchpoint.extract.run import extract_source, load_file
-from touchpoint.extract.sources import SEGMENT_EVENTS, SENDGRID_EVENTS
+from touchpoint.sources.catalog import SEGMENT_EVENTS, SENDGRID_EVENTS
 from touchpoint.warehouse.connection import connect
 
 FIXTURES = Path(__file__).parent / "fixtures"

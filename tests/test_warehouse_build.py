@@ -94,7 +94,7 @@ def test_the_quality_gate_closes_on_an_empty_interval(built, settings):
 
 
 def test_dbt_docs_generate_works(built, settings_module):
-    from touchpoint.transform import run_dbt
+    from touchpoint.transform.dbt import run_dbt
 
     run_dbt(["docs", "generate"], settings_module.dbt_project_dir, built, settings_module.var_dir)
     catalog = settings_module.var_dir / "dbt" / "target" / "catalog.json"

@@ -19,10 +19,10 @@ from conftest import REPO, SIM_START, free_port, run_cli
 from touchpoint import pipeline
 from touchpoint.errors import ConfigError
 from touchpoint.intervals import iso_week, parse_iso_week
-from touchpoint.mail_sink import saved_messages
+from touchpoint.local.mail_sink import saved_messages
 from touchpoint.report.content import Slice, load_at_risk, load_signals, load_weekly_content
-from touchpoint.report.recipients import Recipient, SliceValues, load_recipients
-from touchpoint.report.send import SmtpSettings
+from touchpoint.delivery.recipients import Recipient, SliceValues, load_recipients
+from touchpoint.delivery.smtp import SmtpSettings
 from touchpoint.report.weekly import WeeklyReport
 
 WEEK = SIM_START + timedelta(days=7)  # the small world's second week: it has a week before
@@ -417,7 +417,7 @@ def test_a_disconnect_mid_send_then_the_task_retry_leaves_each_recipient_one_mes
     from aiosmtpd.controller import Controller
 
     from test_report_delivery import FlakyHandler
-    from touchpoint.local_airflow import DagRunRequest, local_env, run_dags
+    from touchpoint.local.airflow_runs import DagRunRequest, local_env, run_dags
 
     handler = FlakyHandler()
     handler.outage_from = 2
@@ -451,8 +451,8 @@ def test_a_disconnect_mid_send_then_the_task_retry_leaves_each_recipient_one_mes
 def test_the_report_refuses_a_week_with_a_day_not_ingested_and_names_it(built_copy, settings, tmp_path):
     """Through real Airflow: a day of the week has no completed ingest run; the report DAG
     sends nothing and fails saying which day is missing."""
-    from touchpoint.local_airflow import DagRunRequest, local_env, run_dags
-    from touchpoint.mail_sink import MailSink
+    from touchpoint.local.airflow_runs import DagRunRequest, local_env, run_dags
+    from touchpoint.local.mail_sink import MailSink
 
     missing = WEEK + timedelta(days=3)
     with psycopg.connect(built_copy, autocommit=True) as conn:

@@ -1,7 +1,8 @@
 """Settings: the one place where the environment becomes typed configuration.
 
-Every knob the project reads from the environment is declared here, with its default.
-Nothing else in the package reads ``os.environ`` for settings.
+Every knob the product reads from the environment is declared here, with its default.
+Nothing else in the package reads ``os.environ`` for settings; the simulator and the demo keep
+theirs in ``touchpoint_sim.settings``.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from touchpoint.errors import ConfigError
 DEFAULT_PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
-def _env(name: str, default: str | None = None) -> str | None:
+def env_str(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return value if value not in (None, "") else default
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = _env(name)
+def env_int(name: str, default: int) -> int:
+    raw = env_str(name)
     if raw is None:
         return default
     try:
@@ -33,8 +34,8 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name}={raw!r} is not an integer; set it to a number or unset it") from None
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = _env(name)
+def env_float(name: str, default: float) -> float:
+    raw = env_str(name)
     if raw is None:
         return default
     try:
@@ -43,8 +44,8 @@ def _env_float(name: str, default: float) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number; set it to a number or unset it") from None
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    value = _env(name)
+def env_bool(name: str, default: bool) -> bool:
+    value = env_str(name)
     if value is None:
         return default
     if value.strip().lower() in ("1", "true", "yes", "on"):
@@ -54,8 +55,8 @@ def _env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={value!r} is not a boolean (use true or false)")
 
 
-def _env_date(name: str, default: date) -> date:
-    raw = _env(name)
+def env_date(name: str, default: date) -> date:
+    raw = env_str(name)
     if raw is None:
         return default
     try:
@@ -82,8 +83,8 @@ class Roles:
         return (self.loader, self.transformer, self.analyst, self.reporter)
 
 
-def _env_role(name: str, default: str) -> str:
-    value = _env(name, default) or default
+def env_role(name: str, default: str) -> str:
+    value = env_str(name, default) or default
     # dbt-postgres sends its profile's role unquoted (set role <name>): keep names plain identifiers
     if not value.replace("_", "").isalnum() or not value.isascii() or value != value.lower() or value[0].isdigit():
         raise ConfigError(f"{name}={value!r} is not a plain lower-case role name (letters, digits, _)")
@@ -99,25 +100,24 @@ class Settings:
     #: An external warehouse; when set, no embedded cluster is ever started. Secrets (this URL's
     #: password, the CRM token, the SMTP password) stay out of the repr, so a logged Settings
     #: shows none of them.
-    warehouse_url: str | None = field(repr=False)
-    pg_port: int
-    pg_database: str
-    pg_user: str
+    warehouse_url: str | None = field(default=None, repr=False)
+    #: the embedded cluster (``touchpoint.local.cluster``): port, database, login user
+    pg_port: int = 54329
+    pg_database: str = "touchpoint"
+    pg_user: str = "touchpoint"
     #: Explicit PostgreSQL bin directory (initdb, pg_ctl); None means auto-detect.
-    pg_bin: str | None
-    smtp_host: str
-    smtp_port: int
-    landing_url: str
-    crm_port: int
-    crm_token: str = field(repr=False)
-    demo_customers: int
-    demo_weeks: int
-    demo_seed: int
-    demo_start: date
+    pg_bin: str | None = None
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    #: where SendGrid and Segment files land (a local dir or an fsspec URL); default var/landing
+    landing_url: str = ""
+    #: the HubSpot API the CLI extracts from (the DAGs take theirs from the connection)
+    crm_url: str = "http://127.0.0.1:8765"
+    crm_token: str = field(default="sim-token", repr=False)
     #: Airflow task retries (0 in the demo and tests, so a failure shows at once)
-    task_retries: int
+    task_retries: int = 2
     #: Time zone of the weekly report's schedule (Mondays 07:00 there)
-    report_timezone: str
+    report_timezone: str = "Europe/Paris"
     #: Send nothing for a week without a single touchpoint (an outage, not a quiet week)
     report_skip_empty_weeks: bool = True
     #: How long after a week ends the report waits for its ingest before failing
@@ -162,10 +162,6 @@ class Settings:
         return self.var_dir / "airflow"
 
     @property
-    def sim_dir(self) -> Path:
-        return self.var_dir / "sim"
-
-    @property
     def dbt_project_dir(self) -> Path:
         return self.project_dir / "dbt_project"
 
@@ -195,59 +191,34 @@ class Settings:
 
 
 def load_settings() -> Settings:
-    """Read the environment into :class:`Settings`.
-
-    Environment variables (all optional):
-    ``TOUCHPOINT_PROJECT_DIR``, ``TOUCHPOINT_VAR_DIR``, ``TOUCHPOINT_WAREHOUSE_URL``,
-    ``TOUCHPOINT_PG_PORT`` (54329), ``TOUCHPOINT_PG_DATABASE`` (touchpoint),
-    ``TOUCHPOINT_PG_BIN``, ``TOUCHPOINT_SMTP_PORT`` (8025), ``TOUCHPOINT_LANDING_URL``
-    (var/landing), ``TOUCHPOINT_CRM_PORT`` (8765), ``TOUCHPOINT_CRM_TOKEN``,
-    ``TOUCHPOINT_DEMO_CUSTOMERS`` (300), ``TOUCHPOINT_DEMO_WEEKS`` (4),
-    ``TOUCHPOINT_DEMO_SEED`` (7), ``TOUCHPOINT_DEMO_START`` (2026-10-05, a Monday),
-    ``TOUCHPOINT_TASK_RETRIES`` (2), ``TOUCHPOINT_REPORT_TIMEZONE`` (Europe/Paris),
-    ``TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS`` (true), ``TOUCHPOINT_REPORT_INGEST_WAIT_HOURS`` (12),
-    ``TOUCHPOINT_SMTP_ATTEMPTS`` (4), ``TOUCHPOINT_SMTP_FIRST_DELAY_SECONDS`` (1.0),
-    ``TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND`` (8; the CLI's HubSpot request rate, 0 = unbounded;
-    the DAGs take it from the connection's extra ``max_requests_per_second``),
-    ``TOUCHPOINT_ROLE_LOADER`` (loader), ``TOUCHPOINT_ROLE_TRANSFORMER`` (transformer),
-    ``TOUCHPOINT_ROLE_ANALYST`` (analyst), ``TOUCHPOINT_ROLE_REPORTER`` (reporter),
-    ``TOUCHPOINT_SMTP_LOGIN`` and ``TOUCHPOINT_SMTP_PASSWORD`` (unset: no SMTP AUTH; both or neither),
-    ``TOUCHPOINT_REPORT_TREND_URL`` (unset: a signal links to its chart inside the report).
-    """
-    project_dir = Path(_env("TOUCHPOINT_PROJECT_DIR", str(DEFAULT_PROJECT_DIR))).resolve()
-    var_dir = Path(_env("TOUCHPOINT_VAR_DIR", str(project_dir / "var"))).resolve()
-    demo_start = _env_date("TOUCHPOINT_DEMO_START", date(2026, 10, 5))
-    if demo_start.weekday() != 0:
-        raise ConfigError(
-            f"TOUCHPOINT_DEMO_START={demo_start} is a {demo_start:%A}; weeks start on Monday"
-        )
+    """Read the environment into :class:`Settings`: each field from ``TOUCHPOINT_<FIELD>``
+    (README, "Settings"), its default the field's own."""
+    d = Settings
+    project_dir = Path(env_str("TOUCHPOINT_PROJECT_DIR") or DEFAULT_PROJECT_DIR).resolve()
+    var_dir = Path(env_str("TOUCHPOINT_VAR_DIR") or project_dir / "var").resolve()
     return Settings(
         project_dir=project_dir,
         var_dir=var_dir,
-        warehouse_url=_env("TOUCHPOINT_WAREHOUSE_URL"),
-        pg_port=_env_int("TOUCHPOINT_PG_PORT", 54329),
-        pg_database=_env("TOUCHPOINT_PG_DATABASE", "touchpoint") or "touchpoint",
-        pg_user=_env("TOUCHPOINT_PG_USER", "touchpoint") or "touchpoint",
-        pg_bin=_env("TOUCHPOINT_PG_BIN"),
-        smtp_host="127.0.0.1",
-        smtp_port=_env_int("TOUCHPOINT_SMTP_PORT", 8025),
-        landing_url=_env("TOUCHPOINT_LANDING_URL", str(var_dir / "landing")) or "",
-        crm_port=_env_int("TOUCHPOINT_CRM_PORT", 8765),
-        crm_token=_env("TOUCHPOINT_CRM_TOKEN", "sim-token") or "sim-token",
-        demo_customers=_env_int("TOUCHPOINT_DEMO_CUSTOMERS", 300),
-        demo_weeks=_env_int("TOUCHPOINT_DEMO_WEEKS", 4),
-        demo_seed=_env_int("TOUCHPOINT_DEMO_SEED", 7),
-        demo_start=demo_start,
-        task_retries=_env_int("TOUCHPOINT_TASK_RETRIES", 2),
-        report_timezone=_env("TOUCHPOINT_REPORT_TIMEZONE", "Europe/Paris") or "Europe/Paris",
-        report_skip_empty_weeks=_env_bool("TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS", True),
-        report_ingest_wait_hours=_env_int("TOUCHPOINT_REPORT_INGEST_WAIT_HOURS", 12),
-        smtp_attempts=_env_int("TOUCHPOINT_SMTP_ATTEMPTS", 4),
-        smtp_first_delay_seconds=_env_float("TOUCHPOINT_SMTP_FIRST_DELAY_SECONDS", 1.0),
-        crm_max_requests_per_second=_env_float("TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND", 8.0),
+        warehouse_url=env_str("TOUCHPOINT_WAREHOUSE_URL"),
+        pg_port=env_int("TOUCHPOINT_PG_PORT", d.pg_port),
+        pg_database=env_str("TOUCHPOINT_PG_DATABASE") or d.pg_database,
+        pg_user=env_str("TOUCHPOINT_PG_USER") or d.pg_user,
+        pg_bin=env_str("TOUCHPOINT_PG_BIN"),
+        smtp_port=env_int("TOUCHPOINT_SMTP_PORT", d.smtp_port),
+        landing_url=env_str("TOUCHPOINT_LANDING_URL") or str(var_dir / "landing"),
+        crm_url=env_str("TOUCHPOINT_CRM_URL") or d.crm_url,
+        crm_token=env_str("TOUCHPOINT_CRM_TOKEN") or d.crm_token,
+        task_retries=env_int("TOUCHPOINT_TASK_RETRIES", d.task_retries),
+        report_timezone=env_str("TOUCHPOINT_REPORT_TIMEZONE") or d.report_timezone,
+        report_skip_empty_weeks=env_bool("TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS", d.report_skip_empty_weeks),
+        report_ingest_wait_hours=env_int("TOUCHPOINT_REPORT_INGEST_WAIT_HOURS", d.report_ingest_wait_hours),
+        smtp_attempts=env_int("TOUCHPOINT_SMTP_ATTEMPTS", d.smtp_attempts),
+        smtp_first_delay_seconds=env_float("TOUCHPOINT_SMTP_FIRST_DELAY_SECONDS", d.smtp_first_delay_seconds),
+        crm_max_requests_per_second=env_float("TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND",
+                                              d.crm_max_requests_per_second),
         roles=load_roles(),
         **_smtp_credentials(),
-        report_trend_url=_trend_url_template(_env("TOUCHPOINT_REPORT_TREND_URL")),
+        report_trend_url=_trend_url_template(env_str("TOUCHPOINT_REPORT_TREND_URL")),
     )
 
 
@@ -276,7 +247,7 @@ def _trend_url_template(value: str | None) -> str | None:
 
 
 def _smtp_credentials() -> dict[str, str | None]:
-    login, password = _env("TOUCHPOINT_SMTP_LOGIN"), _env("TOUCHPOINT_SMTP_PASSWORD")
+    login, password = env_str("TOUCHPOINT_SMTP_LOGIN"), env_str("TOUCHPOINT_SMTP_PASSWORD")
     if bool(login) != bool(password):
         missing = "TOUCHPOINT_SMTP_PASSWORD" if login else "TOUCHPOINT_SMTP_LOGIN"
         raise ConfigError(f"SMTP authentication needs both TOUCHPOINT_SMTP_LOGIN and TOUCHPOINT_SMTP_PASSWORD;"
@@ -286,7 +257,8 @@ def _smtp_credentials() -> dict[str, str | None]:
 
 def load_roles() -> Roles:
     """The role names alone (``ensure_schema`` and connections need them without the rest)."""
-    return Roles(loader=_env_role("TOUCHPOINT_ROLE_LOADER", "loader"),
-                 transformer=_env_role("TOUCHPOINT_ROLE_TRANSFORMER", "transformer"),
-                 analyst=_env_role("TOUCHPOINT_ROLE_ANALYST", "analyst"),
-                 reporter=_env_role("TOUCHPOINT_ROLE_REPORTER", "reporter"))
+    d = Roles
+    return Roles(loader=env_role("TOUCHPOINT_ROLE_LOADER", d.loader),
+                 transformer=env_role("TOUCHPOINT_ROLE_TRANSFORMER", d.transformer),
+                 analyst=env_role("TOUCHPOINT_ROLE_ANALYST", d.analyst),
+                 reporter=env_role("TOUCHPOINT_ROLE_REPORTER", d.reporter))

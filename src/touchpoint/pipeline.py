@@ -13,15 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from touchpoint.config import Settings, load_roles
+from touchpoint.delivery.deliver import Delivery, RetryPolicy, deliver
+from touchpoint.delivery.ledger import PERMANENT, delivery_states
+from touchpoint.delivery.message import RenderedReport
+from touchpoint.delivery.recipients import Recipient, RecipientList, SliceValues, load_recipients
+from touchpoint.delivery.smtp import SmtpSettings
+from touchpoint.extract import run as extract_run
 from touchpoint.extract.run import CrmEndpoint, extract_source
 from touchpoint.intervals import iso_week
 from touchpoint.quality.gx_runner import GXValidationFailed, QualityReport, run_quality
-from touchpoint.report.message import RenderedReport
-from touchpoint.report.recipients import Recipient, SliceValues, load_recipients
 from touchpoint.report.render import DataQualityAlert, render_alert
-from touchpoint.report.send import PERMANENT, Delivery, RetryPolicy, SmtpSettings, deliver, delivery_states
-from touchpoint.report.weekly import WeeklyReport
-from touchpoint.transform import run_dbt
+from touchpoint.report.weekly import WeeklyReport, write_preview
+from touchpoint.sources.catalog import FILE_STREAMS
+from touchpoint.transform.dbt import run_dbt
 from touchpoint.warehouse.connection import connect, set_role
 from touchpoint.warehouse.schema import ensure_schema, stage_url
 
@@ -39,6 +43,16 @@ def extract(source: str, start: datetime, end: datetime, warehouse_url: str, set
     return {s.stream: s.as_dict() for s in stats}
 
 
+def load_file(source: str, path: str, warehouse_url: str, settings: Settings) -> dict[str, Any]:
+    """Load one landing file of ``source`` by hand, as the loader role (no watermark moves)."""
+    if source not in FILE_STREAMS:
+        raise ValueError(f"{source!r} has no landing files; expected one of {', '.join(FILE_STREAMS)}")
+    stream, _folder = FILE_STREAMS[source]
+    with connect(stage_url(warehouse_url, settings.roles.loader)) as conn:
+        stats = extract_run.load_file(conn, stream, path)
+    return {stats.stream: stats.as_dict()}
+
+
 def transform(warehouse_url: str, settings: Settings) -> None:
     """Build and test every dbt model (seeds, models, tests) on the warehouse, as the
     transformer role (the profile's ``role``, from :func:`touchpoint.transform.dbt_env`)."""
@@ -48,12 +62,13 @@ def transform(warehouse_url: str, settings: Settings) -> None:
 
 
 def check_quality(start: datetime, end: datetime, warehouse_url: str, settings: Settings,
-                  run_id: str | None = None, raise_on_critical: bool = True) -> QualityReport:
+                  run_id: str | None = None, raise_on_critical: bool = True,
+                  suites: list[str] | None = None) -> QualityReport:
     """Run every suite on the interval and store the results; by default raise
     :class:`GXValidationFailed` when a critical expectation fails (the gate). The checks read
     raw and the marts and write dq.*: they run as the transformer role."""
     report = run_quality(stage_url(warehouse_url, settings.roles.transformer), settings.expectations_dir,
-                         settings.var_dir / "gx", start, end, run_id=run_id)
+                         settings.var_dir / "gx", start, end, run_id=run_id, only=suites or None)
     if raise_on_critical and report.critical_failures:
         raise GXValidationFailed(report)
     return report
@@ -86,6 +101,23 @@ def days_not_ingested(start: datetime, end: datetime, warehouse_url: str) -> lis
     return [row[0] for row in rows]
 
 
+def _recipients(settings: Settings, recipients_file: Path | None) -> RecipientList:
+    return load_recipients(recipients_file or settings.reports_dir / "recipients.yml",
+                           SliceValues.from_seeds(settings.dbt_project_dir))
+
+
+def render_weekly_report(week_start: date, warehouse_url: str, settings: Settings, out: Path,
+                         quality: dict[str, Any] | None = None,
+                         recipients_file: Path | None = None) -> tuple[bool, list[Path]]:
+    """Write each recipient's HTML, text, images and CSV under ``out``; send nothing. Returns
+    whether the week has data (a week without is not sent) and the files written."""
+    recipients = _recipients(settings, recipients_file)
+    with connect(stage_url(warehouse_url, settings.roles.reporter)) as conn:
+        report = WeeklyReport(conn, week_start, settings.reports_dir / "templates", quality,
+                              trend_url=settings.report_trend_url)
+        return report.has_data, write_preview(report, recipients.recipients, out)
+
+
 def send_weekly_report(week_start: date, warehouse_url: str, smtp: SmtpSettings, settings: Settings,
                        quality: dict[str, Any] | None = None, recipients_file: Path | None = None,
                        dry_run: bool = False) -> list[Delivery]:
@@ -95,8 +127,7 @@ def send_weekly_report(week_start: date, warehouse_url: str, smtp: SmtpSettings,
     a note. A week without a single touchpoint sends nothing (unless
     TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS=false). ``dry_run`` renders every message that would go
     out and returns the plan, sending and recording nothing. Runs as the reporter role."""
-    recipients = load_recipients(recipients_file or settings.reports_dir / "recipients.yml",
-                                 SliceValues.from_seeds(settings.dbt_project_dir))
+    recipients = _recipients(settings, recipients_file)
     templates = settings.reports_dir / "templates"
     period = iso_week(week_start)
     with connect(warehouse_url) as conn:

@@ -8,10 +8,50 @@ import threading
 from datetime import date
 from pathlib import Path
 
+from touchpoint.config import Settings
 from touchpoint_sim.crm_server import CrmData, CrmServer
 from touchpoint_sim.incidents import Incident, check_incidents, parse_incident
 from touchpoint_sim.population import generate
+from touchpoint_sim.settings import crm_port, load_demo_settings, sim_dir
 from touchpoint_sim.writers import write_world
+
+INCIDENT_METAVAR = "TARGET:week=N:EFFECT[:EFFECT...]"
+
+
+def add_world_arguments(parser: argparse.ArgumentParser) -> None:
+    """The world's size and seed, shared by ``simulate`` and ``demo`` (defaults: TOUCHPOINT_DEMO_*)."""
+    demo = load_demo_settings()
+    parser.add_argument("--customers", type=int, default=demo.customers)
+    parser.add_argument("--weeks", type=int, default=demo.weeks)
+    parser.add_argument("--seed", type=int, default=demo.seed)
+    parser.add_argument("--start", type=date.fromisoformat, default=demo.start,
+                        help="first day (a Monday), ISO date")
+    parser.add_argument("--incident", action="append", default=[], metavar=INCIDENT_METAVAR,
+                        help="plant an incident from week N (repeatable): TARGET a touchpoint, channel or ticket"
+                             " category; EFFECT csat=-D, nps=-D, conversion=xF, tickets=xF or engagement=xF,"
+                             " e.g. delivery_packaging:week=3:csat=-2:tickets=x3")
+
+
+def add_arguments(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    """``touchpoint simulate``'s arguments."""
+    add_world_arguments(parser)
+    parser.add_argument("--landing", type=Path, default=Path(settings.landing_url),
+                        help="where to write the SendGrid and Segment files (local dir)")
+    parser.add_argument("--out", type=Path, default=sim_dir(settings),
+                        help="where to write the CRM data set and the ground truth")
+    parser.add_argument("--return-visits-per-week", type=float, default=0.0,
+                        help="how often a signed-up customer comes back to the site, on average (default 0:"
+                             " only the visits of their journey)")
+    sub = parser.add_subparsers(dest="sim_command")
+    serve = sub.add_parser("serve-crm", help="serve the generated CRM as a HubSpot-compatible API")
+    serve.add_argument("--port", type=int, default=crm_port(settings),
+                       help="default: the port of TOUCHPOINT_CRM_URL")
+    serve.add_argument("--fault-rate", type=float, default=0.0,
+                       help="share of requests answered 429, 500 or slowly (0..1)")
+    serve.add_argument("--page-size", type=int, default=None,
+                       help="cap every page at N results (HubSpot: 100 for lists, 200 for search)")
+    serve.add_argument("--token", default=settings.crm_token)
+    serve.add_argument("--verbose", action="store_true")
 
 
 def generate_world(customers: int, weeks: int, seed: int, start: date, landing: Path, out: Path,

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import socket
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 
-from touchpoint import services
+from touchpoint.local import background as services
 from touchpoint.config import Settings
 from touchpoint.errors import TouchpointError
 from touchpoint.intervals import iso_week
-from touchpoint.local_airflow import DagRunRequest, local_env, run_dags
+from touchpoint.local.airflow_runs import DagRunRequest, local_env, run_dags
 from touchpoint.pipeline import WEEKLY_REPORT, days_not_ingested
-from touchpoint.warehouse.cluster import EmbeddedCluster, port_in_use
+from touchpoint.local.cluster import EmbeddedCluster, port_in_use
 from touchpoint.warehouse.connection import connect, redact
 from touchpoint.warehouse.schema import ensure_schema
 from touchpoint_sim.crm_server import CrmData, CrmServer
 from touchpoint_sim.incidents import check_incidents, parse_incident
 from touchpoint_sim.population import generate
+from touchpoint_sim.settings import crm_port, sim_dir
 from touchpoint_sim.writers import write_world
 
 
@@ -46,7 +47,8 @@ def find_eml(mail_dir: Path, message_id: str) -> Path | None:
     return matches[-1] if matches else None
 
 
-def run_demo(settings: Settings, customers: int, weeks: int, seed: int, incidents: tuple[str, ...] = ()) -> int:
+def run_demo(settings: Settings, customers: int, weeks: int, seed: int, start_day: date,
+             incidents: tuple[str, ...] = ()) -> int:
     began = time.monotonic()
     if weeks < 2:
         raise TouchpointError("the demo needs at least 2 weeks (the report compares with the week before)")
@@ -68,20 +70,20 @@ def run_demo(settings: Settings, customers: int, weeks: int, seed: int, incident
         settings.log_dir / "mail.log", settings.smtp_port)
     print(f"  running (pid {pid}) on 127.0.0.1:{settings.smtp_port}, saving to {settings.mail_dir}")
 
-    t = _step(3, f"simulating {customers} customers over {weeks} weeks from {settings.demo_start} (seed {seed})")
-    world = generate(customers, weeks, seed, settings.demo_start, incidents=planted)
-    manifest = write_world(world, Path(settings.landing_url), settings.sim_dir)
+    t = _step(3, f"simulating {customers} customers over {weeks} weeks from {start_day} (seed {seed})")
+    world = generate(customers, weeks, seed, start_day, incidents=planted)
+    manifest = write_world(world, Path(settings.landing_url), sim_dir(settings))
     print(f"  {manifest['web_events']} web events, {manifest['email_events']} email events, "
           f"{manifest['contacts']} CRM contacts ({time.monotonic() - t:.0f} s)")
 
     _step(4, "CRM simulator (HubSpot-compatible API)")
-    port = settings.crm_port if not port_in_use(settings.crm_port) else _free_port()
-    crm = CrmServer(CrmData.from_dir(settings.sim_dir / "crm"), port=port, token=settings.crm_token).start_in_thread()
+    port = crm_port(settings) if not port_in_use(crm_port(settings)) else _free_port()
+    crm = CrmServer(CrmData.from_dir(sim_dir(settings) / "crm"), port=port, token=settings.crm_token).start_in_thread()
     print(f"  serving on {crm.url}")
 
     try:
         t = _step(5, "running the DAGs through Airflow (logs: var/log/demo-airflow.log)")
-        start = datetime.combine(settings.demo_start, dtime.min, UTC)
+        start = datetime.combine(start_day, dtime.min, UTC)
         report_monday = start + timedelta(weeks=weeks)
         # One ingest run over the whole simulated period (a manual range, as a backfill by hand
         # would be); skipped when a previous demo has ingested it already.

@@ -19,7 +19,7 @@ from touchpoint import pipeline
 from touchpoint.config import Settings
 from touchpoint.extract.run import CrmEndpoint
 from touchpoint.report.content import key_name, signal_keys
-from touchpoint.transform import run_dbt
+from touchpoint.transform.dbt import run_dbt
 from touchpoint.warehouse.connection import connect
 from touchpoint.warehouse.schema import ensure_schema
 from touchpoint_sim.crm_server import CrmData, CrmServer

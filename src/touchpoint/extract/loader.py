@@ -17,8 +17,8 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from touchpoint.extract.stream import KeyedRecord, Stream
 from touchpoint.privacy.tombstones import Tombstones
+from touchpoint.sources.stream import KeyedRecord, Stream
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,11 @@ class LoadStats:
     #: records of erased people, dropped (privacy.tombstones)
     erased: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def records_seen(self) -> int:
+        """Records settled so far (loaded rows count once their chunk is written)."""
+        return self.loaded + self.duplicates + self.quarantined + self.erased
 
     def as_dict(self) -> dict[str, int]:
         return {"loaded": self.loaded, "duplicates": self.duplicates, "quarantined": self.quarantined,

@@ -13,14 +13,14 @@ import psycopg
 from touchpoint.extract.hubspot import ASSOCIATION_BATCH, HubSpotClient
 from touchpoint.extract.landing import RawItem, files_for_interval, read_items
 from touchpoint.extract.loader import LoadStats, RawLoader, advance_watermark
-from touchpoint.extract.sources import FILE_STREAMS, HubSpotObject, hubspot_objects
-from touchpoint.extract.stream import InvalidRecord, Stream, key_record
+from touchpoint.progress import progress
+from touchpoint.sources.catalog import FILE_STREAMS, SOURCES, HubSpotObject, hubspot_objects
+from touchpoint.sources.stream import InvalidRecord, Stream, key_record
 from touchpoint.warehouse.connection import connect
 from touchpoint.warehouse.schema import ensure_schema
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("crm", "email", "web")
 #: log a line every this many landing files
 PROGRESS_EVERY = 100
 
@@ -71,11 +71,18 @@ def extract_files(
 ) -> LoadStats:
     files = files_for_interval(base_url, start, end)
     log.info("%s: %d file(s) under %s for %s .. %s", stream.name, len(files), base_url, start, end)
-    with RawLoader(conn, stream, f"{base_url} {start.isoformat()}..{end.isoformat()}") as loader:
+    with (
+        RawLoader(conn, stream, f"{base_url} {start.isoformat()}..{end.isoformat()}") as loader,
+        progress(f"{stream.name}: files", total=len(files), unit="files") as files_done,
+        progress(f"{stream.name}: records", unit="records") as records_done,
+    ):
         for number, url in enumerate(files, 1):
             # Chunks span files: SendGrid lands one small file per webhook batch, and a commit
             # per file made the email load four times slower than its COPY.
+            before = loader.stats.records_seen
             load_items(loader, stream, read_items(url))
+            files_done.advance()
+            records_done.advance(loader.stats.records_seen - before)
             if number % PROGRESS_EVERY == 0 or number == len(files):
                 log.info("%s: %d/%d file(s) read (%s), %d row(s) loaded so far", stream.name, number, len(files),
                          url, loader.stats.loaded)
@@ -104,7 +111,12 @@ def extract_hubspot(
     conn: psycopg.Connection, client: HubSpotClient, obj: HubSpotObject, start: datetime, end: datetime
 ) -> LoadStats:
     stream = obj.stream
-    with RawLoader(conn, stream, f"{client.base_url} {obj.object_type} {start.isoformat()}..{end.isoformat()}") as loader:
+    with (
+        RawLoader(conn, stream, f"{client.base_url} {obj.object_type} {start.isoformat()}..{end.isoformat()}")
+        as loader,
+        progress(f"{stream.name}: pages", unit="pages") as pages_done,
+        progress(f"{stream.name}: records", unit="records") as records_done,
+    ):
         def load(batch: list[tuple[dict, str]]) -> None:
             with_associations(client, obj, [record for record, _ in batch])
             for record, location in batch:
@@ -116,6 +128,8 @@ def extract_hubspot(
         for records, location in client.search_pages(obj.object_type, obj.modified_property, obj.properties,
                                                      start, end):
             batch.extend((record, location) for record in records)
+            pages_done.advance()
+            records_done.advance(len(records))
             if len(batch) >= ASSOCIATION_BATCH:
                 load(batch)
                 batch = []

@@ -27,10 +27,11 @@ import psycopg
 from psycopg import sql
 
 from touchpoint.errors import TouchpointError
-from touchpoint.extract.sources import ALL_STREAMS
-from touchpoint.extract.stream import Stream
 from touchpoint.privacy.identifiers import IDENTIFIER_TYPES, normalise, tombstone_hash
-from touchpoint.transform import run_dbt
+from touchpoint.progress import progress
+from touchpoint.sources.catalog import ALL_STREAMS
+from touchpoint.sources.stream import Stream
+from touchpoint.transform.dbt import run_dbt
 from touchpoint.warehouse.connection import connect
 from touchpoint.warehouse.schema import ensure_schema
 
@@ -215,13 +216,15 @@ def leftovers(conn: psycopg.Connection, person: Person) -> dict[str, int]:
         "select table_schema, table_name from information_schema.tables"
         " where table_type = 'BASE TABLE' and table_schema <> all(%s) order by 1, 2", (list(_NOT_SEARCHED),)).fetchall()
     found: dict[str, int] = {}
-    for schema, table in tables:
-        count = conn.execute(
-            sql.SQL("select count(*) from {} as t where exists (select 1 from unnest(%s::text[]) as s (value)"
-                    " where strpos(lower(t::text), s.value) > 0)").format(sql.Identifier(schema, table)),
-            (needles,)).fetchone()[0]
-        if count:
-            found[f"{schema}.{table}"] = count
+    with progress("erase: tables searched", total=len(tables), unit="tables") as searched:
+        for schema, table in tables:
+            searched.advance()
+            row = conn.execute(
+                sql.SQL("select count(*) from {} as t where exists (select 1 from unnest(%s::text[]) as s (value)"
+                        " where strpos(lower(t::text), s.value) > 0)").format(sql.Identifier(schema, table)),
+                (needles,)).fetchone()
+            if row and row[0]:
+                found[f"{schema}.{table}"] = row[0]
     return found
 
 
@@ -231,7 +234,7 @@ def _count_tables(conn: psycopg.Connection) -> int:
 
 
 def erase(warehouse_url: str, emails: Iterable[str], crm_ids: Iterable[str], project_dir: Path, var_dir: Path,
-          dry_run: bool = False, progress: Callable[[str], None] = log.info) -> Erasure:
+          dry_run: bool = False, note: Callable[[str], None] = log.info) -> Erasure:
     """Erase one person (see the module's docstring); with ``dry_run``, only count what would go."""
     erasure_id = uuid.uuid4().hex
     with connect(warehouse_url) as conn:
@@ -240,7 +243,7 @@ def erase(warehouse_url: str, emails: Iterable[str], crm_ids: Iterable[str], pro
             # one erasure at a time: two could tombstone and rebuild over each other
             conn.execute("select pg_advisory_xact_lock(hashtext('touchpoint.privacy.erase'))")
             person = find_person(conn, emails, crm_ids)
-            progress(f"found {person.count()} identifier(s) and {len(person.customer_keys)} customer key(s)")
+            note(f"found {person.count()} identifier(s) and {len(person.customer_keys)} customer key(s)")
             rows = {**_delete_raw(conn, person), **_delete_derived(conn, person)}
             if dry_run:
                 raise psycopg.Rollback(tx)
@@ -249,12 +252,13 @@ def erase(warehouse_url: str, emails: Iterable[str], crm_ids: Iterable[str], pro
     if dry_run:
         return result
     if not any(rows.values()):
-        progress(f"nothing of this person is stored; {person.count()} tombstone(s) keep them out of later loads")
+        note(f"nothing of this person is stored; {person.count()} tombstone(s) keep them out of later loads")
         return result
-    progress(f"raw rows removed and {person.count()} tombstone(s) written (erasure {erasure_id});"
+    note(f"raw rows removed and {person.count()} tombstone(s) written (erasure {erasure_id});"
              " rebuilding every dbt model without them (dbt build --full-refresh)")
     try:
-        run_dbt(["build", "--full-refresh"], project_dir, warehouse_url, var_dir)
+        with progress("erase: rebuilding the marts (dbt build --full-refresh)"):
+            run_dbt(["build", "--full-refresh"], project_dir, warehouse_url, var_dir)
     except TouchpointError as exc:
         raise ErasureError(
             f"erasure {erasure_id}: the raw records are gone and tombstoned, but the rebuild of the marts failed"

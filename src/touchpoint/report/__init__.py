@@ -1,1 +1,1 @@
-"""The weekly touchpoint report: gather numbers from the marts, render, send once per recipient."""
+"""The weekly touchpoint report: gather numbers from the marts and render them per recipient."""

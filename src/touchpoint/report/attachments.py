@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
+from touchpoint.delivery.message import Attachment
 from touchpoint.report.content import WeeklyContent
-from touchpoint.report.message import Attachment
 
 COLUMNS = ("week", "week_start", "region", "business_unit", "kpi", "this_week", "previous_week",
            "change", "change_percent", "sample")

@@ -16,8 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from touchpoint.delivery.message import InlineImage
 from touchpoint.report.content import Signal, WeeklyContent
-from touchpoint.report.message import InlineImage
 
 WIDTH = 552  # px, the content width of the 600 px card minus its padding
 SCALE = 2

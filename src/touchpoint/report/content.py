@@ -19,9 +19,9 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from psycopg.rows import dict_row
 
+from touchpoint.delivery.recipients import ALL, Slice
 from touchpoint.intervals import iso_week
 
-ALL = "(all)"
 ATTRIBUTION_MODELS = ("first_touch", "last_touch", "linear", "position_based", "time_decay")
 TREND_WEEKS = 8
 #: signals shown per list (needs attention, improved most, recurring problems, at-risk groups)
@@ -97,25 +97,6 @@ _AT_RISK_NAMED = """
     limit %(limit)s
 """
 _DATA_AS_OF = "select max(occurred_at) from marts.fct_touchpoints where occurred_at < %(end)s"
-
-
-@dataclass(frozen=True)
-class Slice:
-    region: str = ALL
-    business_unit: str = ALL
-
-    @property
-    def is_everything(self) -> bool:
-        return self.region == ALL and self.business_unit == ALL
-
-    @property
-    def label(self) -> str:
-        parts = []
-        if self.region != ALL:
-            parts.append(f"region {self.region}")
-        if self.business_unit != ALL:
-            parts.append(f"{self.business_unit} channels")
-        return ", ".join(parts) or "whole company"
 
 
 @dataclass(frozen=True)

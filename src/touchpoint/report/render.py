@@ -16,11 +16,11 @@ from babel.lists import format_list
 from babel.numbers import format_decimal, format_percent
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from touchpoint.delivery.message import InlineImage, RenderedReport
+from touchpoint.delivery.recipients import Recipient
 from touchpoint.report import charts
 from touchpoint.report.attachments import kpi_csv
 from touchpoint.report.content import Kpi, Signal, WeeklyContent, key_name
-from touchpoint.report.message import InlineImage, RenderedReport
-from touchpoint.report.recipients import Recipient
 
 
 def _environment(templates_dir: Path, recipient: Recipient) -> Environment:

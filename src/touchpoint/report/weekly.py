@@ -11,9 +11,9 @@ from typing import Any
 
 import psycopg
 
+from touchpoint.delivery.message import RenderedReport
+from touchpoint.delivery.recipients import Recipient
 from touchpoint.report.content import ALL, Slice, WeeklyContent, load_weekly_content
-from touchpoint.report.message import RenderedReport
-from touchpoint.report.recipients import Recipient
 from touchpoint.report.render import render_weekly_report
 
 

@@ -1,1 +1,1 @@
-"""The warehouse: the embedded PostgreSQL cluster, connections, and the raw-layer schema."""
+"""The warehouse: connections, roles and the raw-layer schema."""

@@ -11,6 +11,10 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
+from touchpoint.config import load_roles
+from touchpoint.sources.catalog import ALL_STREAMS
+from touchpoint.warehouse.connection import connect, role_url
+
 
 def ddl_files() -> list[tuple[str, str]]:
     folder = resources.files("touchpoint.warehouse") / "ddl"
@@ -24,9 +28,6 @@ def ensure_schema(conn: psycopg.Connection) -> None:
 
     The DDL runs as the login user (the warehouse's owner) even on a connection that has taken
     a stage's role, which could not create it; the connection's role is the same afterwards."""
-    from touchpoint.config import load_roles
-    from touchpoint.extract.sources import ALL_STREAMS
-
     roles = load_roles()
     with conn.transaction():
         stage_role = conn.execute("select current_user::text, session_user::text").fetchone()
@@ -52,8 +53,6 @@ def ensure_schema(conn: psycopg.Connection) -> None:
 def stage_url(warehouse_url: str, role: str) -> str:
     """The URL a stage connects with to run as its ``role``, once the warehouse's owner has
     made sure of the schema (and so of the role): for steps that open their own connections."""
-    from touchpoint.warehouse.connection import connect, role_url
-
     with connect(warehouse_url) as conn:
         ensure_schema(conn)
     return role_url(warehouse_url, role)

@@ -30,7 +30,7 @@ create table if not exists raw._quarantine (
 );
 
 -- Every stream table has the same shape; a stream declares only its name
--- (touchpoint.extract.sources), and the loader creates its table through this function.
+-- (touchpoint.sources.catalog), and the loader creates its table through this function.
 create or replace function raw._create_stream_table(stream_table text) returns void
 language plpgsql as $$
 begin

@@ -1,6 +1,6 @@
 -- Report deliveries: one row per (report, period, recipient). The primary key is what makes a
 -- re-run send nothing twice; the row is written as 'sending' (and committed) before the SMTP
--- server sees the message and as 'sent' right after it accepted it (touchpoint.report.send).
+-- server sees the message and as 'sent' right after it accepted it (touchpoint.delivery.deliver).
 create schema if not exists reporting;
 
 create table if not exists reporting.deliveries (

@@ -6,8 +6,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from touchpoint.extract.stream import InvalidRecord, Record, Stream
-from touchpoint.extract.timeparse import from_iso, from_unix_millis_or_iso, from_unix_seconds
+from touchpoint.sources.stream import InvalidRecord, Record, Stream
+from touchpoint.sources.timeparse import from_iso, from_unix_millis_or_iso, from_unix_seconds
 
 
 # -- Email: SendGrid Event Webhook batches ---------------------------------------------------
@@ -176,6 +176,9 @@ def hubspot_objects(group: str | None = None) -> tuple[HubSpotObject, ...]:
 
 #: Landing sub-folder of each file-based stream.
 FILE_STREAMS = {"email": (SENDGRID_EVENTS, "sendgrid"), "web": (SEGMENT_EVENTS, "segment")}
+
+#: What ``touchpoint extract`` and the ingest DAG extract: the CRM API and each file source.
+SOURCES = ("crm", *FILE_STREAMS)
 
 #: Every declared stream: each gets a raw table of the common shape.
 ALL_STREAMS = (SENDGRID_EVENTS, SEGMENT_EVENTS, *(obj.stream for obj in HUBSPOT_OBJECTS))

@@ -16,13 +16,19 @@ from __future__ import annotations
 from typing import Any
 
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
+from cosmos.constants import (
+    ExecutionMode,
+    InvocationMode,
+    LoadMode,
+    TestBehavior,
+    TestIndirectSelection,
+)
 from cosmos.operators.local import DbtLocalBaseOperator
 from cosmos.profiles.postgres.user_pass import PostgresUserPasswordProfileMapping
 
 from touchpoint.config import Settings
 from touchpoint.errors import ConfigError
-from touchpoint.transform import dbt_role_env, manifest_path
+from touchpoint.transform.dbt import dbt_role_env, manifest_path
 
 WAREHOUSE_CONN_ID = "touchpoint_warehouse"
 DBT_PROFILE = "touchpoint"

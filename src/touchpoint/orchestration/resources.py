@@ -1,7 +1,7 @@
 """The Airflow resources the DAGs share: the CRM API pool and the marts Asset.
 
 The pool must exist in the Airflow deployment (``airflow pools set crm_api 2 "..."``);
-``touchpoint.local_airflow`` creates it for the demo and the tests.
+``touchpoint.local.airflow_runs`` creates it for the demo and the tests.
 """
 
 from __future__ import annotations

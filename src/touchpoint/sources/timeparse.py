@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from touchpoint.extract.stream import InvalidRecord
+from touchpoint.sources.stream import InvalidRecord
 
 #: Events before this or far in the future are impossible for this product.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)

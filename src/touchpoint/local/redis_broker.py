@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Self
 
 from touchpoint.errors import TouchpointError
-from touchpoint.warehouse.cluster import port_in_use
+from touchpoint.local.cluster import port_in_use
 
 _PACKAGE = "redis-server"
 

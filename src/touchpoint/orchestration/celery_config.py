@@ -1,6 +1,6 @@
 """Celery settings for Airflow's CeleryExecutor (``[celery] celery_config_options``): Airflow's
 defaults, plus the modules every task of this project needs, imported once by each worker
-before it forks its pool (:mod:`touchpoint.task_preload`).
+before it forks its pool (:mod:`touchpoint.orchestration.task_preload`).
 
 Why: Airflow 3 runs each task in a process forked from the worker's pool process, which then
 imports what the DAG file and the task need. For a dbt task that import (dbt, its Postgres
@@ -15,4 +15,4 @@ from __future__ import annotations
 
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 
-CELERY_CONFIG = {**DEFAULT_CELERY_CONFIG, "imports": ("touchpoint.task_preload",)}
+CELERY_CONFIG = {**DEFAULT_CELERY_CONFIG, "imports": ("touchpoint.orchestration.task_preload",)}

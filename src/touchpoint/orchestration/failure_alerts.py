@@ -1,7 +1,7 @@
 """Email the alerts list of ``reports/recipients.yml`` when an Airflow task has failed for good.
 
 :func:`task_failure_alert` is every touchpoint task's ``on_failure_callback`` (set in
-:func:`touchpoint.dag_defaults.default_args`). Airflow 3 calls it in the task's own process
+:func:`touchpoint.orchestration.defaults.default_args`). Airflow 3 calls it in the task's own process
 (the task runner's ``finalize``) once the task ends ``failed``, i.e. after its last retry; a
 try that will be retried ends ``up_for_retry`` and runs ``on_retry_callback`` instead. Tasks
 that never ran (``upstream_failed``, ``skipped``) call nothing, so one failure sends one alert
@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from touchpoint.errors import TouchpointError
 
 if TYPE_CHECKING:
-    from touchpoint.report.message import RenderedReport
-    from touchpoint.report.recipients import Recipient
+    from touchpoint.delivery.deliver import Delivery
+    from touchpoint.delivery.message import RenderedReport
+    from touchpoint.delivery.recipients import Recipient
     from touchpoint.report.render import TaskFailure
-    from touchpoint.report.send import Delivery, SmtpSettings
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +106,11 @@ def period_of(failure: TaskFailure) -> str:
 
 def send_failure_alert(failure: TaskFailure) -> list[Delivery]:
     """Render and deliver the alert to every address of the alerts list."""
-    from touchpoint import connections
     from touchpoint.config import load_settings
-    from touchpoint.report.recipients import load_recipients
+    from touchpoint.delivery.deliver import RetryPolicy, deliver, send_unrecorded
+    from touchpoint.delivery.recipients import load_recipients
+    from touchpoint.orchestration import connections
     from touchpoint.report.render import render_task_failure
-    from touchpoint.report.send import RetryPolicy, deliver
     from touchpoint.warehouse.connection import connect, set_role
     from touchpoint.warehouse.schema import ensure_schema
 
@@ -132,7 +132,7 @@ def send_failure_alert(failure: TaskFailure) -> list[Delivery]:
     except Exception as exc:  # noqa: BLE001 - whatever keeps the ledger away, the alert goes out
         log.warning("task-failure alert for %s: the ledger reporting.deliveries is out of reach (%s); "
                     "sending without recording it", failure.task_label, one_line_error(exc))
-        return _send_unrecorded(smtp, recipients.sender, recipients.alerts, render, period_of(failure))
+        return send_unrecorded(smtp, REPORT, period_of(failure), recipients.sender, recipients.alerts, render)
     with conn:
         ensure_schema(conn)
         set_role(conn, settings.roles.reporter)  # the send log is the reporter's, as for the weekly report
@@ -201,28 +201,3 @@ def _log_file(ti: Any, try_number: int) -> str | None:
         return f"{folder.rstrip('/')}/{name}"
     except Exception:  # noqa: BLE001 - the alert goes out without it
         return None
-
-
-def _send_unrecorded(smtp: SmtpSettings, sender: str, alerts: tuple[Recipient, ...],
-                     render: Callable[[Recipient], RenderedReport], period: str) -> list[Delivery]:
-    """Without the ledger: one attempt per address, with a Message-ID derived from the failure
-    (a second callback's duplicate carries the same one)."""
-    import hashlib
-    from email.utils import parseaddr
-
-    from touchpoint.report.send import Delivery, _close, _open_smtp, build_message
-
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "touchpoint.local"
-    client = _open_smtp(smtp)
-    deliveries = []
-    try:
-        for recipient in alerts:
-            digest = hashlib.sha256(f"{REPORT}|{period}|{recipient.address}".encode()).hexdigest()[:32]
-            message_id = f"<{REPORT}.{digest}@{domain}>"
-            rendered = render(recipient)
-            client.send_message(build_message(rendered, sender, recipient, message_id),
-                                from_addr=parseaddr(sender)[1], to_addrs=[recipient.address])
-            deliveries.append(Delivery(recipient.address, rendered.subject, message_id, True, "sent"))
-    finally:
-        _close(client)
-    return deliveries

@@ -16,12 +16,34 @@ import yaml
 from babel import Locale, UnknownLocaleError
 
 from touchpoint.errors import ConfigError
-from touchpoint.report.content import ALL, Slice
 
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _RECIPIENT_KEYS = {"address", "name", "timezone", "locale", "filters"}
 _FILTER_KEYS = {"region", "business_unit"}
 _TOP_KEYS = {"recipients", "alerts", "sender"}
+
+
+#: a slice field that filters nothing
+ALL = "(all)"
+
+
+@dataclass(frozen=True)
+class Slice:
+    region: str = ALL
+    business_unit: str = ALL
+
+    @property
+    def is_everything(self) -> bool:
+        return self.region == ALL and self.business_unit == ALL
+
+    @property
+    def label(self) -> str:
+        parts = []
+        if self.region != ALL:
+            parts.append(f"region {self.region}")
+        if self.business_unit != ALL:
+            parts.append(f"{self.business_unit} channels")
+        return ", ".join(parts) or "whole company"
 
 
 @dataclass(frozen=True)

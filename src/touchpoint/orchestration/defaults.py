@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from touchpoint.config import load_settings
-from touchpoint.failure_alerts import task_failure_alert
+from touchpoint.orchestration.failure_alerts import task_failure_alert
 
 OWNER = "data-engineering"
 

@@ -1,6 +1,6 @@
 """Airflow as long-running services on a PostgreSQL metadata database.
 
-``dag.test()`` (see :mod:`touchpoint.local_airflow`) runs a DAG in one process. This module
+``dag.test()`` (see :mod:`touchpoint.local.airflow_runs`) runs a DAG in one process. This module
 holds what the same DAGs need when Airflow runs as services instead: a metadata database on
 PostgreSQL, the api-server that serves the task execution API, the CeleryExecutor's settings
 (Redis broker, result backend), ``airflow standalone`` for the UI (``touchpoint airflow``,
@@ -26,7 +26,7 @@ from touchpoint.warehouse.connection import url_parts
 
 # Airflow's Celery settings plus the preloaded task modules (a dotted path, not an import:
 # importing it reads Airflow's configuration)
-CELERY_CONFIG_PATH = "touchpoint.celery_config.CELERY_CONFIG"
+CELERY_CONFIG_PATH = "touchpoint.orchestration.celery_config.CELERY_CONFIG"
 
 #: The metadata database ``touchpoint airflow`` creates next to the warehouse database.
 METADATA_DB = "airflow"
@@ -97,7 +97,7 @@ def tool_path(extra: Iterable[str] = ()) -> str:
 # -- what a deployment prepares before the DAGs parse and run ------------------------------
 def ensure_dbt_manifest(settings: Settings) -> None:
     """The dbt manifest the DAG files render dbt tasks from (Cosmos): parsing needs it."""
-    from touchpoint.transform import ensure_manifest
+    from touchpoint.transform.dbt import ensure_manifest
 
     ensure_manifest(settings.dbt_project_dir, settings.var_dir)
 
@@ -105,29 +105,20 @@ def ensure_dbt_manifest(settings: Settings) -> None:
 def migrate_metadata_db(env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """``airflow db migrate`` plus the pools the DAGs use, in one child process (one Airflow
     start-up instead of one per CLI call), configured by ``env``."""
-    return subprocess.run([sys.executable, "-m", "touchpoint.airflow_services", "migrate"], env=env, check=False,
+    return subprocess.run([sys.executable, "-m", "touchpoint.orchestration.dag_runner", "migrate"], env=env, check=False,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def _migrate() -> None:
-    from airflow.utils import db
-
-    from touchpoint.local_airflow import ensure_pools
-
-    db.upgradedb()
-    ensure_pools()
 
 
 # -- `touchpoint airflow`: the UI ----------------------------------------------------------
 def ui_env(settings: Settings, metadata_url: str, port: int) -> dict[str, str]:
     """``airflow standalone`` on the project's DAGs, home under ``var/airflow-ui``, the
-    connections as :func:`touchpoint.local_airflow.local_env` sets them, the UI on loopback
+    connections as :func:`touchpoint.local.airflow_runs.local_env` sets them, the UI on loopback
     with no login (every visitor is admin: it is a developer's machine)."""
-    from touchpoint.local_airflow import local_env
+    from touchpoint.local.airflow_runs import local_env
 
     home = settings.var_dir / "airflow-ui"
     env = local_env(settings, settings.resolved_warehouse_url, settings.smtp_port,
-                    f"http://127.0.0.1:{settings.crm_port}", settings.crm_token)
+                    settings.crm_url, settings.crm_token)
     env.update({
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
@@ -148,7 +139,7 @@ def prepare_ui(settings: Settings, port: int, log=print) -> dict[str, str]:
     is the warehouse), the ``airflow`` metadata database next to the warehouse database,
     migrated, with the DAGs' pools, and the dbt manifest. Returns its environment."""
     if settings.uses_embedded_warehouse:
-        from touchpoint.warehouse.cluster import EmbeddedCluster
+        from touchpoint.local.cluster import EmbeddedCluster
 
         EmbeddedCluster(settings).start(log=log)
     metadata_url = ensure_database(settings.resolved_warehouse_url, METADATA_DB)
@@ -170,7 +161,7 @@ def airflow_command(settings: Settings, port: int, args: list[str], log=print, g
     SIGTERM to it alone: it then stops its components one by one. A Ctrl-C that reaches every
     component at once can leave the scheduler waiting for its LocalExecutor workers forever.
     """
-    from touchpoint.warehouse.cluster import port_in_use
+    from touchpoint.local.cluster import port_in_use
 
     if not args and port_in_use(port):
         raise TouchpointError(f"port {port} on 127.0.0.1 is already in use; pass --port with a free port "
@@ -275,9 +266,3 @@ class ServiceGroup:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] != ["migrate"]:
-        raise SystemExit("usage: python -m touchpoint.airflow_services migrate")
-    _migrate()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from touchpoint.delivery.smtp import SmtpSettings
 from touchpoint.extract.run import CrmEndpoint
-from touchpoint.report.send import SmtpSettings
 
 WAREHOUSE_CONN_ID = "touchpoint_warehouse"
 CRM_CONN_ID = "crm_hubspot"

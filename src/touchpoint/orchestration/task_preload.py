@@ -1,5 +1,5 @@
 """The modules a task of this project imports, imported ahead of time in a long-lived process
-that forks tasks (a Celery worker, through :mod:`touchpoint.celery_config`): the forked task
+that forks tasks (a Celery worker, through :mod:`touchpoint.orchestration.celery_config`): the forked task
 starts with them loaded instead of importing them again, every task.
 
 Only imports: none of these starts a thread or opens a connection when imported (a fork
@@ -17,13 +17,13 @@ MODULES = (
     "airflow.sdk",
     "airflow.sdk.execution_time.task_runner",
     "airflow.timetables.interval",
-    "touchpoint.dbt_airflow",
+    "touchpoint.orchestration.dbt_tasks",
     "cosmos.operators.local",
     "cosmos.dbt.runner",
     "dbt.cli.main",
     "dbt.adapters.postgres",
     "touchpoint.pipeline",
-    "touchpoint.connections",
+    "touchpoint.orchestration.connections",
     "great_expectations",
     "touchpoint.report.weekly",
     "touchpoint.report.charts",

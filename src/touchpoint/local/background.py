@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from touchpoint.errors import TouchpointError
-from touchpoint.warehouse.cluster import port_in_use, wait_for_port
+from touchpoint.local.cluster import port_in_use, wait_for_port
 
 
 def _read_pid(pid_file: Path) -> int | None:

@@ -1,0 +1,40 @@
+"""The ``touchpoint`` command line: one entry point for engineers and for the demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from touchpoint.cli import dbt, extract, privacy, quality, report, services, simulate
+from touchpoint.config import Settings, load_settings
+from touchpoint.errors import TouchpointError
+
+#: the command groups, in the order ``touchpoint --help`` lists them
+GROUPS = (services, simulate, extract, quality, dbt, report, privacy)
+
+
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="touchpoint", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.add_commands(sub, settings)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = load_settings()
+        args = build_parser(settings).parse_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose or args.command in ("extract", "load") else logging.WARNING,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        return int(args.func(args, settings))
+    except (TouchpointError, ValueError) as exc:
+        print(f"touchpoint: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("touchpoint: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Development services: embedded PostgreSQL, SMTP sink, Redis, local Airflow runs and background processes."""

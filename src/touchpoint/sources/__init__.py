@@ -1,0 +1,1 @@
+"""Source declarations: each vendor stream's name, keys, raw table, identifiers and record parsing."""
