@@ -52,7 +52,8 @@ def touchpoint_ingest():
     def extract(source: str, interval: dict[str, str], crm_group: str | None = None) -> dict:
         from datetime import datetime
 
-        from touchpoint.orchestration import connections, pipeline
+        from touchpoint import pipeline
+        from touchpoint.orchestration import connections
 
         crm = connections.crm_endpoint() if source == "crm" else None
         return pipeline.extract(source, datetime.fromisoformat(interval["start"]),
@@ -64,7 +65,8 @@ def touchpoint_ingest():
         """The interval's suites on raw and marts; fails the run on a critical failure."""
         from datetime import datetime
 
-        from touchpoint.orchestration import connections, pipeline
+        from touchpoint import pipeline
+        from touchpoint.orchestration import connections
 
         report = pipeline.check_quality(datetime.fromisoformat(interval["start"]),
                                         datetime.fromisoformat(interval["end"]),
@@ -77,7 +79,8 @@ def touchpoint_ingest():
         """The interval is in the marts and checked: the weekly report may count on it."""
         from datetime import datetime
 
-        from touchpoint.orchestration import connections, pipeline
+        from touchpoint import pipeline
+        from touchpoint.orchestration import connections
 
         pipeline.record_ingested(datetime.fromisoformat(interval["start"]), datetime.fromisoformat(interval["end"]),
                                  connections.warehouse_url(), get_current_context()["run_id"])

@@ -55,7 +55,8 @@ def touchpoint_weekly_report():
 
         from airflow.sdk.exceptions import AirflowFailException
 
-        from touchpoint.orchestration import connections, pipeline
+        from touchpoint import pipeline
+        from touchpoint.orchestration import connections
 
         start, end = datetime.fromisoformat(week["start"]), datetime.fromisoformat(week["end"])
         missing = pipeline.days_not_ingested(start, end, connections.warehouse_url())
@@ -76,7 +77,8 @@ def touchpoint_weekly_report():
         """Validate the week; the result decides what send_report does (it never raises here)."""
         from datetime import datetime
 
-        from touchpoint.orchestration import connections, pipeline
+        from touchpoint import pipeline
+        from touchpoint.orchestration import connections
 
         report = pipeline.check_quality(datetime.fromisoformat(week["start"]), datetime.fromisoformat(week["end"]),
                                         connections.warehouse_url(), load_settings(),
@@ -89,7 +91,8 @@ def touchpoint_weekly_report():
         from dataclasses import asdict
         from datetime import datetime
 
-        from touchpoint.orchestration import connections, pipeline
+        from touchpoint import pipeline
+        from touchpoint.orchestration import connections
         from touchpoint.orchestration.failure_alerts import AlreadyAlerted
 
         deliveries = pipeline.send_weekly_report(datetime.fromisoformat(week["start"]).date(),

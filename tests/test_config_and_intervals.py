@@ -23,9 +23,11 @@ def test_a_malformed_number_in_the_environment_names_the_variable(monkeypatch):
 
 
 def test_the_demo_start_must_be_a_monday(monkeypatch):
+    from touchpoint_sim.settings import load_demo_settings
+
     monkeypatch.setenv("TOUCHPOINT_DEMO_START", "2026-10-06")
     with pytest.raises(ConfigError, match="Monday"):
-        load_settings()
+        load_demo_settings()
 
 
 def test_a_scheduled_daily_run_owns_its_data_interval():

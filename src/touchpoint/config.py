@@ -194,6 +194,7 @@ def load_settings() -> Settings:
     """Read the environment into :class:`Settings`: each field from ``TOUCHPOINT_<FIELD>``
     (README, "Settings"), its default the field's own."""
     d = Settings
+    smtp_login, smtp_password = _smtp_credentials()
     project_dir = Path(env_str("TOUCHPOINT_PROJECT_DIR") or DEFAULT_PROJECT_DIR).resolve()
     var_dir = Path(env_str("TOUCHPOINT_VAR_DIR") or project_dir / "var").resolve()
     return Settings(
@@ -217,7 +218,8 @@ def load_settings() -> Settings:
         crm_max_requests_per_second=env_float("TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND",
                                               d.crm_max_requests_per_second),
         roles=load_roles(),
-        **_smtp_credentials(),
+        smtp_login=smtp_login,
+        smtp_password=smtp_password,
         report_trend_url=_trend_url_template(env_str("TOUCHPOINT_REPORT_TREND_URL")),
     )
 
@@ -246,13 +248,13 @@ def _trend_url_template(value: str | None) -> str | None:
     return value
 
 
-def _smtp_credentials() -> dict[str, str | None]:
+def _smtp_credentials() -> tuple[str | None, str | None]:
     login, password = env_str("TOUCHPOINT_SMTP_LOGIN"), env_str("TOUCHPOINT_SMTP_PASSWORD")
     if bool(login) != bool(password):
         missing = "TOUCHPOINT_SMTP_PASSWORD" if login else "TOUCHPOINT_SMTP_LOGIN"
         raise ConfigError(f"SMTP authentication needs both TOUCHPOINT_SMTP_LOGIN and TOUCHPOINT_SMTP_PASSWORD;"
                           f" {missing} is not set")
-    return {"smtp_login": login or None, "smtp_password": password or None}
+    return login or None, password or None
 
 
 def load_roles() -> Roles:

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 
-from touchpoint.local import background as services
+from touchpoint.local import background
 from touchpoint.config import Settings
 from touchpoint.errors import TouchpointError
 from touchpoint.intervals import iso_week
@@ -65,7 +65,7 @@ def run_demo(settings: Settings, customers: int, weeks: int, seed: int, start_da
     print(f"  using {redact(warehouse_url)} ({time.monotonic() - t:.0f} s)")
 
     _step(2, "local SMTP sink")
-    pid = services.start_background(
+    pid = background.start_background(
         "SMTP sink", ["mail", "serve", "--port", str(settings.smtp_port)], settings.run_dir / "mail.pid",
         settings.log_dir / "mail.log", settings.smtp_port)
     print(f"  running (pid {pid}) on 127.0.0.1:{settings.smtp_port}, saving to {settings.mail_dir}")

@@ -94,6 +94,6 @@ def refuses_the_session(exc: BaseException) -> bool:
     """A refusal of the sender or of the credentials (MAIL FROM answered 530, say), not of a
     recipient: no recipient can be served until the configuration changes."""
     code = getattr(exc, "smtp_code", None)
-    return code in AUTH_REPLY_CODES or (isinstance(exc, smtplib.SMTPSenderRefused) and 500 <= code <= 599)
+    return code in AUTH_REPLY_CODES or (isinstance(exc, smtplib.SMTPSenderRefused) and 500 <= exc.smtp_code <= 599)
 
 

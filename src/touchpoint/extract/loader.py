@@ -215,7 +215,7 @@ class RawLoader:
         query = sql.SQL("select natural_key from {} where natural_key = any(%s)").format(self._target)
         return {row[0] for row in self.conn.execute(query, (keys,))}
 
-    def _copy(self, rows: list[KeyedRecord], statement: sql.Composable, batch_id: str | None = None) -> None:
+    def _copy(self, rows: list[KeyedRecord], statement: sql.SQL | sql.Composed, batch_id: str | None = None) -> None:
         """COPY rows (natural key, object id, event time, payload, source[, batch id]), the text
         built in blocks: a fraction of the cost of formatting them row by row."""
         tail = f"\t{batch_id}\n" if batch_id else "\n"

@@ -14,6 +14,7 @@ import warnings
 from datetime import UTC, datetime
 from email import message_from_bytes
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -80,8 +81,8 @@ class MailSink:
                  credentials: tuple[str, str] | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        auth = ({"authenticator": _OneAccount(*credentials), "auth_required": True, "auth_require_tls": False}
-                if credentials else {})
+        auth: dict[str, Any] = ({"authenticator": _OneAccount(*credentials), "auth_required": True,
+                                 "auth_require_tls": False} if credentials else {})
         self.controller = Controller(_SaveToDir(directory), hostname=host, port=port, **auth)
 
     def start(self) -> MailSink:

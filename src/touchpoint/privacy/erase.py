@@ -32,7 +32,7 @@ from touchpoint.progress import progress
 from touchpoint.sources.catalog import ALL_STREAMS
 from touchpoint.sources.stream import Stream
 from touchpoint.transform.dbt import run_dbt
-from touchpoint.warehouse.connection import connect
+from touchpoint.warehouse.connection import connect, scalar
 from touchpoint.warehouse.schema import ensure_schema
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ def _value(identifier_type: str) -> sql.Composable:
 
 def _matches(stream: Stream, person: Person) -> tuple[sql.Composable, list[object]]:
     """A predicate on a raw row: one of its declared identifiers is the person's."""
-    parts, params = [], []
+    parts: list[sql.Composable] = []
+    params: list[object] = []
     for identifier_type, path in stream.identifiers:
         values = sorted(person.identifiers[identifier_type])
         if values:
@@ -111,7 +112,7 @@ def _of_one_person(stream: Stream) -> bool:
 
 
 def _exists(conn: psycopg.Connection, relation: str) -> bool:
-    return conn.execute("select to_regclass(%s) is not null", (relation,)).fetchone()[0]
+    return bool(scalar(conn, "select to_regclass(%s) is not null", (relation,)))
 
 
 def find_person(conn: psycopg.Connection, emails: Iterable[str], crm_ids: Iterable[str]) -> Person:
@@ -229,8 +230,8 @@ def leftovers(conn: psycopg.Connection, person: Person) -> dict[str, int]:
 
 
 def _count_tables(conn: psycopg.Connection) -> int:
-    return conn.execute("select count(*) from information_schema.tables where table_type = 'BASE TABLE'"
-                        " and table_schema <> all(%s)", (list(_NOT_SEARCHED),)).fetchone()[0]
+    return int(scalar(conn, "select count(*) from information_schema.tables where table_type = 'BASE TABLE'"
+                      " and table_schema <> all(%s)", (list(_NOT_SEARCHED),)))
 
 
 def erase(warehouse_url: str, emails: Iterable[str], crm_ids: Iterable[str], project_dir: Path, var_dir: Path,

@@ -43,7 +43,7 @@ def values_at(document: Any, path: str) -> Iterator[Any]:
     nodes = [document]
     for step in _steps(path):
         name, each = (step[:-3], True) if step.endswith("[*]") else (step, False)
-        found = []
+        found: list[Any] = []
         for node in nodes:
             child = node.get(name) if isinstance(node, dict) else None
             if each:

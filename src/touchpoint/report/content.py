@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 
 from touchpoint.delivery.recipients import ALL, Slice
 from touchpoint.intervals import iso_week
+from touchpoint.warehouse.connection import scalar
 
 ATTRIBUTION_MODELS = ("first_touch", "last_touch", "linear", "position_based", "time_decay")
 TREND_WEEKS = 8
@@ -424,7 +425,7 @@ def load_weekly_content(conn: psycopg.Connection, week_start: date, slice_: Slic
     signals = load_signals(conn, week_start, slice_, top)
     at_risk = load_at_risk(conn, week_start, slice_, top)
     end = datetime.combine(week_start + timedelta(days=7), datetime.min.time(), tzinfo=UTC)
-    as_of = conn.execute(_DATA_AS_OF, {"end": end}).fetchone()[0]
+    as_of = scalar(conn, _DATA_AS_OF, {"end": end})
     return WeeklyContent(week_start=week_start, slice=slice_, kpis=_kpis(headline), channels=channels,
                          attention=signals["attention"], improved=signals["improved"], funnel=funnel,
                          problem_signals=signals["problems"], problems=problems, at_risk_signals=signals["at_risk"],

@@ -4,6 +4,7 @@ alternative from the same context, PNG charts referenced by Content-ID, and the 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -198,15 +199,21 @@ def render_weekly_report(content: WeeklyContent, recipient: Recipient, templates
     # stable across renders, so the same content always hashes the same (reporting.deliveries)
     who = hashlib.sha256(f"{recipient.address}|{content.slice}".encode()).hexdigest()[:12]
     tag = f"{content.iso_week}.{who}@touchpoint.report"
-    drawers = {
+    drawers: dict[str, Callable[[str], InlineImage]] = {
         "trend": lambda cid: charts.trend_chart(content, cid, number, short_day),
         "channels": lambda cid: charts.channel_chart(content, cid, number),
         "funnel": lambda cid: charts.funnel_chart(content, cid, number),
     }
     locale = recipient.locale
+
+    def signal_drawer(signal: Signal) -> Callable[[str], InlineImage]:
+        def number(value: float) -> str:
+            return _signal_number(value, signal.metric, locale)
+
+        return lambda cid: charts.signal_chart(signal, cid, number, short_day)
+
     for signal in content.shown_signals:
-        drawers[f"trend-{signal.slug}"] = (
-            lambda cid, s=signal: charts.signal_chart(s, cid, lambda v: _signal_number(v, s.metric, locale), short_day))
+        drawers[f"trend-{signal.slug}"] = signal_drawer(signal)
     cache = {} if chart_cache is None else chart_cache
     images = {}
     for name, draw in drawers.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -82,3 +83,11 @@ def set_role(conn: psycopg.Connection, role: str) -> None:
     conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
     if not conn.autocommit:
         conn.commit()
+
+
+def scalar(conn: psycopg.Connection, query: Any, params: Any = None) -> Any:
+    """The first column of the first row of ``query`` (an aggregate's one value)."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise WarehouseError(f"expected one row, got none from: {str(query)[:120]}")
+    return row[0]
