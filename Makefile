@@ -10,18 +10,28 @@ export PIP_CACHE_DIR ?= $(CURDIR)/var/cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test test-fast bench bench-quick calibrate report-screenshots lock clean distclean db-stop airflow
+.PHONY: demo test test-fast lint bench bench-quick calibrate report-screenshots lock clean distclean db-stop airflow
 
 demo: $(INSTALLED)
 	$(BIN)/touchpoint demo
 
-# Two workers (pytest-xdist), one file per worker at a time: each has its own cluster and var dir.
-test: $(INSTALLED)
+# Lint first (so CI enforces it), then two workers (pytest-xdist), one file per worker at a
+# time: each has its own cluster and var dir.
+test: lint
 	$(BIN)/pytest -n 2 --dist loadfile
 
 # Unit and integration tests without the slow end-to-end runs.
 test-fast: $(INSTALLED)
 	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"
+
+# The habits: ruff (lint and format) over the code, mypy on the package, and the import
+# contracts in pyproject.toml (layers by stage, the simulator and Airflow kept in their rooms).
+LINTED := src tests dags bench
+lint: $(INSTALLED)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/lint-imports
+	$(BIN)/mypy --cache-dir var/cache/mypy
 
 # Benchmarks (never part of `make test`): scales S, M, L of simulated data, every stage against
 # the limit and a peer, results in bench/results.json and bench/results.md. `bench-quick`: S only, no peers, results in bench/results-quick.*.

@@ -1,5 +1,6 @@
 """Shared test fixtures: one PostgreSQL cluster per session (under var/test), a fresh database
-per test that needs one, a real SMTP sink and a real CRM simulator on loopback."""
+per test that needs one, a built warehouse to copy, a real SMTP sink and a real CRM simulator
+on loopback. Helpers the tests import live in ``tests/helpers``, not here."""
 
 from __future__ import annotations
 
@@ -16,17 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-# Parallel test sessions (several engineers on one machine) pass their own var dir and port.
-TEST_VAR = Path(os.environ.get("TOUCHPOINT_TEST_VAR", str(REPO / "var" / "test")))
-TEST_PG_PORT = int(os.environ.get("TOUCHPOINT_TEST_PG_PORT", "54339"))
-# `make test` runs the suite in parallel (pytest-xdist): each worker gets its own cluster, var
-# dir and Airflow home, so no two workers share a port, a sqlite metadata DB or a manifest.
-_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
-if _WORKER:
-    TEST_VAR = TEST_VAR / _WORKER
-    TEST_PG_PORT += 100 + int(_WORKER.removeprefix("gw") or 0)
-SIM_START = date(2026, 10, 5)
+from helpers import SIM_START, TEST_PG_PORT, TEST_VAR, create_db, drop_db, free_port
 
 # Settings for everything the tests start in-process: kept apart from the demo's var/.
 os.environ.update({
@@ -42,18 +33,8 @@ from touchpoint.local.mail_sink import MailSink
 from touchpoint.local.cluster import EmbeddedCluster
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run ``touchpoint ARGS`` in a subprocess, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "touchpoint", *args], capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="session")
@@ -68,35 +49,12 @@ def cluster_url(settings: Settings) -> str:
     return f"postgresql://{settings.pg_user}@127.0.0.1:{settings.pg_port}/postgres"
 
 
-def create_db(cluster_url: str) -> str:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(cluster_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    return cluster_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-def drop_db(cluster_url: str, url: str) -> None:
-    with psycopg.connect(cluster_url, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{url.rsplit("/", 1)[1]}" with (force)')
 
 
-def mart_checksums(url: str) -> dict[str, tuple[int, str]]:
-    """Row count and an order-independent md5 of every mart: equal iff the marts are equal."""
-    with psycopg.connect(url) as conn:
-        tables = [r[0] for r in conn.execute(
-            "select table_name from information_schema.tables where table_schema = 'marts' order by 1")]
-        return {t: tuple(conn.execute(
-            f"select count(*), coalesce(md5(string_agg(md5(m::text), '' order by md5(m::text))), '')"
-            f" from marts.{t} as m").fetchone()) for t in tables}
 
 
-def drop_fact_unique_indexes(url: str) -> None:
-    """Drop marts.fct_touchpoints' unique index, as a broken build might have, so a test can
-    inject the duplicate or null keys the data-quality suites must catch."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        for (index,) in conn.execute("select indexname from pg_indexes where schemaname = 'marts'"
-                                     " and tablename = 'fct_touchpoints' and indexdef like 'CREATE UNIQUE%'").fetchall():
-            conn.execute(f'drop index marts."{index}"')
 
 
 @pytest.fixture
@@ -180,11 +138,6 @@ def built_world(cluster_url: str, settings: Settings, small_world) -> Iterator[s
 def built_copy(cluster_url: str, built_world: str) -> Iterator[str]:
     """A private copy of the built small world (``create database ... template``), for a test
     that writes to it."""
-    name, template = f"c_{uuid.uuid4().hex[:12]}", built_world.rsplit("/", 1)[1]
-    with psycopg.connect(cluster_url, autocommit=True) as conn:
-        # a template must have no other session (a pooled GX engine may still hold one)
-        conn.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (template,))
-        conn.execute(f'create database "{name}" template "{template}"')
-    url = cluster_url.rsplit("/", 1)[0] + f"/{name}"
+    url = create_db(cluster_url, template=built_world)
     yield url
     drop_db(cluster_url, url)

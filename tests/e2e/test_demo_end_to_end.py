@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from babel.numbers import format_decimal
 
-from conftest import TEST_VAR, free_port, run_cli
+from helpers import REPO, TEST_VAR, free_port, run_cli
 from touchpoint.delivery.recipients import load_recipients
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def raw_counts(url: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def demo(cluster_url, tmp_path_factory):
-    from conftest import create_db, drop_db
+    from helpers import create_db, drop_db
 
     url = create_db(cluster_url)
     var = TEST_VAR / f"demo-{uuid.uuid4().hex[:8]}"
@@ -61,7 +61,7 @@ def demo(cluster_url, tmp_path_factory):
 def test_the_demo_runs_end_to_end_and_prints_what_was_delivered(demo):
     first = demo["first"]
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    recipients = load_recipients(Path(__file__).resolve().parents[1] / "reports" / "recipients.yml").recipients
+    recipients = load_recipients(REPO / "reports" / "recipients.yml").recipients
     for recipient in recipients:
         assert f"to {recipient.address}" in first.stdout
     saved = re.findall(r"saved:\s+(\S+\.eml)", first.stdout)
@@ -76,7 +76,7 @@ def test_the_emailed_report_carries_the_weeks_touchpoint_count_from_the_warehous
                              " and occurred_at < %s::date + 7", (week, week)).fetchone()[0]
     assert count > 0
     recipients = {r.address: r for r in load_recipients(
-        Path(__file__).resolve().parents[1] / "reports" / "recipients.yml").recipients}
+        REPO / "reports" / "recipients.yml").recipients}
     whole_company = 0
     for path in demo["mails_after_first"]:
         message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())

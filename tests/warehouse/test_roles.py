@@ -19,14 +19,13 @@ import pytest
 import yaml
 from psycopg import errors
 
-from conftest import SIM_START, run_cli
+from helpers import FIXTURES, REPO, SIM_START, run_cli
 from touchpoint import pipeline
 from touchpoint.delivery.smtp import SmtpSettings
 from touchpoint.warehouse.connection import connect
 from touchpoint.warehouse.schema import ensure_schema
 
 ROLES = ("loader", "transformer", "analyst", "reporter")
-FIXTURES = Path(__file__).parent / "fixtures"
 #: direct identifiers the analyst must never read, named here rather than derived from the
 #: YAML, so that unmarking one (or breaking the grant macro) fails a test
 KNOWN_IDENTIFIERS = [("dim_customers", "email"), ("dim_customers", "hubspot_contact_id"),
@@ -278,5 +277,5 @@ def test_airflows_dbt_tasks_run_as_the_transformer_and_grant_to_the_readers(tmp_
     assert probe["profile"]["role"] == "transformer"
     assert {k: probe["env"][k] for k in ("TOUCHPOINT_DBT_ANALYST_ROLE", "TOUCHPOINT_DBT_REPORTER_ROLE")} == {
         "TOUCHPOINT_DBT_ANALYST_ROLE": "analyst", "TOUCHPOINT_DBT_REPORTER_ROLE": "reporter"}
-    profiles = yaml.safe_load((Path(__file__).resolve().parents[1] / "dbt_project" / "profiles.yml").read_text())
+    profiles = yaml.safe_load((REPO / "dbt_project" / "profiles.yml").read_text())
     assert "TOUCHPOINT_DBT_ROLE" in profiles["touchpoint"]["outputs"]["warehouse"]["role"]

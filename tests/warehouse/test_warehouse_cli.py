@@ -10,7 +10,7 @@ import uuid
 import psycopg
 import pytest
 
-from conftest import TEST_VAR, free_port, run_cli
+from helpers import TEST_VAR, free_port, run_cli
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import free_port
+from helpers import free_port
 from touchpoint.intervals import iso_week
 from touchpoint.local.mail_sink import saved_messages
 from touchpoint.delivery.message import Attachment, InlineImage, RenderedReport

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psycopg
 import pytest
 
-from conftest import SIM_START
+from helpers import SIM_START
 from touchpoint.extract.hubspot import HubSpotClient, HubSpotError
 from touchpoint.extract.run import CrmEndpoint, extract_source
 from touchpoint_sim.crm_server import CrmData, CrmServer

@@ -12,7 +12,7 @@ from email.parser import BytesParser
 import psycopg
 import pytest
 
-from conftest import SIM_START, drop_fact_unique_indexes, free_port, run_cli
+from helpers import SIM_START, drop_fact_unique_indexes, free_port, run_cli
 from touchpoint.local.mail_sink import MailSink, saved_messages
 from touchpoint.quality.gx_runner import run_quality
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from conftest import SIM_START
+from helpers import SIM_START
 from touchpoint import pipeline
 from touchpoint.quality.gx_runner import GXValidationFailed, run_quality
 

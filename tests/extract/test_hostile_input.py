@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import REPO, create_db, drop_db, run_cli
-from hostile_corpus import CASES, DAY, MARKUP_NAMES, Case
+from helpers import REPO, create_db, drop_db, run_cli
+from helpers.hostile_corpus import CASES, DAY, MARKUP_NAMES, Case
 from touchpoint.extract.hubspot import HubSpotClient, HubSpotError
 from touchpoint.extract.landing import printable
 from touchpoint.extract.run import extract_hubspot

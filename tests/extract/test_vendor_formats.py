@@ -14,12 +14,11 @@ from pathlib import Path
 
 import psycopg
 
-from conftest import run_cli
+from helpers import FIXTURES, run_cli
 from touchpoint.extract.run import extract_source, load_file
 from touchpoint.sources.catalog import SEGMENT_EVENTS, SENDGRID_EVENTS
 from touchpoint.warehouse.connection import connect
 
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def rows(url: str, table: str) -> list[dict]:

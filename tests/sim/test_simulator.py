@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from conftest import REPO, SIM_START
+from helpers import REPO, SIM_START
 from touchpoint_sim.crm_server import CrmData, CrmServer
 from touchpoint_sim.population import ASSOCIATION_PAIRS, CRM_TYPES, ENGAGEMENT_TYPES, generate
 from touchpoint_sim.writers import write_world

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from conftest import SIM_START, run_cli
+from helpers import SIM_START, run_cli
 
 from touchpoint import pipeline
 from touchpoint.extract.run import CrmEndpoint

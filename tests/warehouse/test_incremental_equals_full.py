@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import SIM_START, create_db, drop_db, mart_checksums
+from helpers import SIM_START, create_db, drop_db, mart_checksums
 from touchpoint import pipeline
 from touchpoint.extract.run import CrmEndpoint, load_file
 from touchpoint.sources.catalog import HUBSPOT_OBJECTS, SEGMENT_EVENTS

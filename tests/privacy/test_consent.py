@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from conftest import SIM_START, drop_db, mart_checksums, run_cli
+from helpers import SIM_START, drop_db, mart_checksums, run_cli
 from touchpoint import pipeline
 from touchpoint.extract.run import load_file
 from touchpoint.sources.catalog import HUBSPOT_CONTACTS, HUBSPOT_OBJECTS, SEGMENT_EVENTS, SENDGRID_EVENTS

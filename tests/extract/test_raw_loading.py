@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from conftest import SIM_START, run_cli
+from helpers import SIM_START, run_cli
 from touchpoint.extract.landing import folder_day, read_items
 from touchpoint.extract.run import extract_source
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from psycopg.rows import dict_row
 
-from conftest import SIM_START, create_db, drop_db
+from helpers import SIM_START, create_db, drop_db
 
 #: a quiet world: about 3000 people over 7 weeks, so that weeks 6 and 7 are judged
 #: (2 warm-up weeks, then at least 3 baseline weeks)

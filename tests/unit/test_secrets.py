@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import free_port, run_cli
+from helpers import free_port, run_cli
 
 INTERVAL = ("--start", "2026-10-05T00:00:00+00:00", "--end", "2026-10-06T00:00:00+00:00")
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from psycopg.rows import dict_row
 
-from conftest import SIM_START, create_db, drop_db
+from helpers import SIM_START, create_db, drop_db
 from touchpoint import pipeline
 from touchpoint.extract.run import CrmEndpoint, load_file
 from touchpoint.sources.catalog import SEGMENT_EVENTS

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from babel.numbers import format_decimal, format_percent
 
-from conftest import REPO, free_port, run_cli
+from helpers import REPO, free_port, run_cli
 from touchpoint.errors import ConfigError
 from touchpoint.local.mail_sink import saved_messages
 from touchpoint.report.content import (

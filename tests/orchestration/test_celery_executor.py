@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from conftest import REPO, create_db, drop_db, free_port, mart_checksums
+from helpers import REPO, create_db, drop_db, free_port, mart_checksums
 from touchpoint import pipeline
 from touchpoint.local.airflow_services import celery_env
 from touchpoint.extract.run import CrmEndpoint

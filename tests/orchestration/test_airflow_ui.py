@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port
+from helpers import free_port
 
 
 def _get(url: str):

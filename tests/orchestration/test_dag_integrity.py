@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 # Imports every DAG file of a folder (argv[1]) the way the DAG processor does, with the calls a
 # DAG file must not make at parse time patched to raise (and recorded, so a DAG file that

@@ -7,6 +7,8 @@ the same seed and no incident.
 
 from __future__ import annotations
 
+from helpers import REPO
+
 import csv
 import json
 from collections import Counter, defaultdict
@@ -27,7 +29,6 @@ from touchpoint_sim.incidents import (
 from touchpoint_sim.population import World, generate
 from touchpoint_sim.writers import write_world
 
-REPO = Path(__file__).resolve().parents[1]
 START = date(2026, 10, 5)
 T0 = datetime.combine(START, datetime.min.time(), UTC)
 CUSTOMERS, WEEKS, SEED = 3000, 8, 21

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from babel.numbers import format_decimal
 
-from conftest import REPO, SIM_START, free_port, run_cli
+from helpers import REPO, SIM_START, free_port, run_cli
 from touchpoint import pipeline
 from touchpoint.errors import ConfigError
 from touchpoint.intervals import iso_week, parse_iso_week

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from conftest import SIM_START, create_db, drop_db
+from helpers import SIM_START, create_db, drop_db
 from touchpoint import pipeline
 from touchpoint.extract.run import CrmEndpoint
 

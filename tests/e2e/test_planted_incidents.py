@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import SIM_START, create_db, drop_db
+from helpers import REPO, SIM_START, create_db, drop_db
 from touchpoint.delivery.recipients import Recipient
 from touchpoint.report.weekly import WeeklyReport
 from touchpoint_sim.incidents import TOUCHPOINT_CHANNELS
@@ -27,7 +27,6 @@ from touchpoint_sim.planted import PlantedWorld, build_planted_world, flags
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 CUSTOMERS, WEEKS, SEED = 6000, 7, 21
 WEEK = WEEKS  # the incidents start in the last week: the weeks before it are its baseline
 

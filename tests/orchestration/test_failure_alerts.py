@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 
-from conftest import REPO, SIM_START, free_port
+from helpers import REPO, SIM_START, free_port
 from touchpoint.local.mail_sink import MailSink, saved_messages
 from touchpoint.delivery.recipients import load_recipients
 

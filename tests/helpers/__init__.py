@@ -1,0 +1,89 @@
+"""Helpers the tests share: paths, ports, the CLI as a user runs it, and databases on the test
+cluster (fresh, dropped, copied from a template, compared)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from datetime import date
+from pathlib import Path
+
+import psycopg
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+# Parallel test sessions (several engineers on one machine) pass their own var dir and port.
+TEST_VAR = Path(os.environ.get("TOUCHPOINT_TEST_VAR", str(REPO / "var" / "test")))
+TEST_PG_PORT = int(os.environ.get("TOUCHPOINT_TEST_PG_PORT", "54339"))
+# `make test` runs the suite in parallel (pytest-xdist): each worker gets its own cluster, var
+# dir and Airflow home, so no two workers share a port, a sqlite metadata DB or a manifest.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER:
+    TEST_VAR = TEST_VAR / _WORKER
+    TEST_PG_PORT += 100 + int(_WORKER.removeprefix("gw") or 0)
+#: the first day of every simulated world in the tests (a Monday)
+SIM_START = date(2026, 10, 5)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``touchpoint ARGS`` in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "touchpoint", *args], capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=timeout, check=False,
+    )
+
+
+def _sibling(cluster_url: str, name: str) -> str:
+    return cluster_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def create_db(cluster_url: str, template: str | None = None) -> str:
+    """A new database on the cluster, empty or a copy of ``template`` (a database URL)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(cluster_url, autocommit=True) as conn:
+        if template is None:
+            conn.execute(f'create database "{name}"')
+        else:
+            source = template.rsplit("/", 1)[1]
+            # a template must have no other session (a pooled GX engine may still hold one)
+            conn.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (source,))
+            conn.execute(f'create database "{name}" template "{source}"')
+    return _sibling(cluster_url, name)
+
+
+def drop_db(cluster_url: str, url: str) -> None:
+    with psycopg.connect(cluster_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{url.rsplit("/", 1)[1]}" with (force)')
+
+
+def mart_checksums(url: str) -> dict[str, tuple[int, str]]:
+    """Row count and an order-independent md5 of every mart: equal iff the marts are equal."""
+    with psycopg.connect(url) as conn:
+        tables = [r[0] for r in conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts' order by 1")]
+        sums = {}
+        for table in tables:
+            row = conn.execute(
+                f"select count(*), coalesce(md5(string_agg(md5(m::text), '' order by md5(m::text))), '')"
+                f" from marts.{table} as m").fetchone()
+            assert row is not None
+            sums[table] = (int(row[0]), str(row[1]))
+        return sums
+
+
+def drop_fact_unique_indexes(url: str) -> None:
+    """Drop marts.fct_touchpoints' unique index, as a broken build might have, so a test can
+    inject the duplicate or null keys the data-quality suites must catch."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for (index,) in conn.execute("select indexname from pg_indexes where schemaname = 'marts'"
+                                     " and tablename = 'fct_touchpoints' and indexdef like 'CREATE UNIQUE%'").fetchall():
+            conn.execute(f'drop index marts."{index}"')
