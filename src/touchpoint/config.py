@@ -191,8 +191,8 @@ class Settings:
 
 
 def load_settings() -> Settings:
-    """Read the environment into :class:`Settings`: each field from ``TOUCHPOINT_<FIELD>``
-    (README, "Settings"), its default the field's own."""
+    """Read the environment into :class:`Settings`: each field from ``TOUCHPOINT_<FIELD>`` in
+    capitals (the roles from ``TOUCHPOINT_ROLE_<ROLE>``), its default the field's own."""
     d = Settings
     smtp_login, smtp_password = _smtp_credentials()
     project_dir = Path(env_str("TOUCHPOINT_PROJECT_DIR") or DEFAULT_PROJECT_DIR).resolve()
