@@ -5,16 +5,10 @@ on loopback. Helpers the tests import live in ``tests/helpers``, not here."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from helpers import SIM_START, TEST_PG_PORT, TEST_VAR, create_db, drop_db, free_port

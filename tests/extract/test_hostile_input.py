@@ -10,7 +10,6 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -271,7 +270,7 @@ def test_hostile_crm_records_load_verbatim_or_are_quarantined_with_a_reason(fres
 
 # -- names with markup in the email -----------------------------------------------------------
 def test_names_with_markup_or_template_syntax_render_as_plain_text():
-    from test_mail_and_report import content  # the report content the rendering tests share
+    from helpers.report_content import content  # the report content the rendering tests share
     from touchpoint.report.content import AtRiskCustomer
     from touchpoint.delivery.recipients import Recipient
     from touchpoint.report.render import render_weekly_report
@@ -295,7 +294,7 @@ def test_a_case_category_with_markup_renders_as_plain_text_in_the_signals(name):
     from dataclasses import replace
     from html.parser import HTMLParser
 
-    from test_mail_and_report import content
+    from helpers.report_content import content
     from touchpoint.delivery.recipients import Recipient
     from touchpoint.report.render import render_weekly_report
 

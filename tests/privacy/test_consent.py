@@ -270,7 +270,7 @@ def test_a_refusal_through_any_source_stops_the_report_naming_a_customer_at_risk
     # The report counts the week's at-risk customers from fct_customer_health_weekly: these four
     # are at risk in the report's week there too (whatever its engagement rule makes of the small
     # world), so what is tested is the naming, which follows the consent in dim_customers.
-    from test_weekly_report import signal_marts
+    from helpers.signal_marts import signal_marts
 
     planted = [c["customer_key"] for c in (*refused.values(), consent_world["kept"])]
     with psycopg.connect(url, autocommit=True) as conn:

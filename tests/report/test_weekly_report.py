@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from babel.numbers import format_decimal
 
+from helpers.signal_marts import SIGNAL_COLUMNS, signal_marts
 from helpers import REPO, SIM_START, free_port, run_cli
 from touchpoint import pipeline
 from touchpoint.errors import ConfigError
@@ -51,28 +52,6 @@ def mart_row(url: str, slice_: Slice, week=WEEK) -> dict:
 
 def parse(path: Path):
     return BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-
-
-# The two marts the report's signals come from, as their contract fixes them (dbt builds them; a
-# test that needs particular rows writes them by hand, creating the tables if this build has none).
-SIGNAL_COLUMNS = {
-    "signal_key": "text", "week_start": "date", "region": "text", "business_unit": "text", "grain": "text",
-    "channel": "text", "touchpoint": "text", "category": "text", "metric": "text", "section": "text",
-    "value": "numeric", "sample": "integer", "baseline_value": "numeric", "baseline_low": "numeric",
-    "baseline_high": "numeric", "baseline_sample": "integer", "baseline_weeks": "integer", "expected": "numeric",
-    "change": "numeric", "ratio": "numeric", "z_score": "numeric", "is_judged": "boolean",
-    "not_judged_reason": "text", "status": "text", "explained_by": "text", "rank": "integer",
-}
-HEALTH_COLUMNS = {
-    "customer_key": "text", "week_start": "date", "inbound_touchpoints": "integer",
-    "baseline_touchpoints": "numeric", "is_at_risk": "boolean", "at_risk_reason": "text",
-}
-
-
-def signal_marts(conn: psycopg.Connection, reporter: str) -> None:
-    for table, columns in (("agg_touchpoint_signals", SIGNAL_COLUMNS), ("fct_customer_health_weekly", HEALTH_COLUMNS)):
-        conn.execute(f"create table if not exists marts.{table} ({', '.join(f'{c} {t}' for c, t in columns.items())})")
-        conn.execute(f"grant select on marts.{table} to {reporter}")
 
 
 def signal_row(key: str, week=WEEK, region="(all)", unit="marketing", section="needs_attention",
@@ -416,7 +395,7 @@ def test_a_disconnect_mid_send_then_the_task_retry_leaves_each_recipient_one_mes
     send task fails; the server recovers and the re-run sends the missing messages only."""
     from aiosmtpd.controller import Controller
 
-    from test_report_delivery import FlakyHandler
+    from helpers.smtp_server import FlakyHandler
     from touchpoint.local.airflow_runs import DagRunRequest, local_env, run_dags
 
     handler = FlakyHandler()

@@ -13,7 +13,6 @@ import csv
 import json
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from statistics import mean
 
 import pytest
