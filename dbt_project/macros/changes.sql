@@ -146,7 +146,7 @@
         business_unit, channel, touchpoint), times `sign`. Each contributor's rows are netted
         per key first, then counted once per group: a customer with touchpoints in the group
         is one of its customers, an answer present in the group counts once. -#}
-    {%- set kinds = ['first_touch', 'last_touch', 'linear', 'position_based', 'time_decay'] -%}
+    {%- set kinds = var('attribution_models') -%}
     with netted as (
         select
             contributor, kind, week_start, region, business_unit, channel, touchpoint,

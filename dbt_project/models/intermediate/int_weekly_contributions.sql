@@ -22,7 +22,7 @@
     since), and the difference to what the ledger holds for those weeks is appended (rows
     logged at this run, _logged_at). An unchanged contribution appends nothing. -#}
 {%- set lookback = "interval '1 day' * " ~ var('feedback_lookback_days') -%}
-{%- set kinds = ['first_touch', 'last_touch', 'linear', 'position_based', 'time_decay'] -%}
+{%- set kinds = var('attribution_models') -%}
 with
 {%- if is_incremental() %}
 contacts as (

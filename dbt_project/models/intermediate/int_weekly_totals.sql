@@ -51,7 +51,7 @@ deltas as (
         sum(customers)::bigint as customers,
         sum(anonymous_touchpoints)::bigint as anonymous_touchpoints,
         sum(new_customers)::bigint as new_customers,
-        {%- for kind in ['first_touch', 'last_touch', 'linear', 'position_based', 'time_decay'] %}
+        {%- for kind in var('attribution_models') %}
         sum(credit_{{ kind }}) as credit_{{ kind }},
         {%- endfor %}
         sum(csat_sum) as csat_sum,
@@ -70,7 +70,7 @@ deltas as (
         or sum(new_customers) <> 0 or sum(csat_sum) <> 0 or sum(csat_responses) <> 0
         or sum(promoters) <> 0 or sum(detractors) <> 0 or sum(nps_responses) <> 0
         or sum(dissatisfied_responses) <> 0
-        {%- for kind in ['first_touch', 'last_touch', 'linear', 'position_based', 'time_decay'] %}
+        {%- for kind in var('attribution_models') %}
         or sum(credit_{{ kind }}) <> 0
         {%- endfor %}
 ),
@@ -82,7 +82,7 @@ final as (
         coalesce(stored.customers, 0) + deltas.customers as customers,
         coalesce(stored.anonymous_touchpoints, 0) + deltas.anonymous_touchpoints as anonymous_touchpoints,
         coalesce(stored.new_customers, 0) + deltas.new_customers as new_customers,
-        {%- for kind in ['first_touch', 'last_touch', 'linear', 'position_based', 'time_decay'] %}
+        {%- for kind in var('attribution_models') %}
         coalesce(stored.credit_{{ kind }}, 0) + deltas.credit_{{ kind }} as credit_{{ kind }},
         {%- endfor %}
         coalesce(stored.csat_sum, 0) + deltas.csat_sum as csat_sum,

@@ -27,7 +27,7 @@
 
     Incremental: the weeks with a total changed since the watermark, and the week after each
     (its previous_* and trend), are re-derived from the totals and their rows replaced. -#}
-{%- set models = ['first_touch', 'last_touch', 'linear', 'position_based', 'time_decay'] -%}
+{%- set models = var('attribution_models') -%}
 with
 {%- if is_incremental() %}
 recomputed_weeks as materialized (

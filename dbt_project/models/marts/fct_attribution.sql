@@ -167,11 +167,9 @@ by_model as (
     from weighted as w
     cross join lateral (
         values
-            ('first_touch', w.w_first_touch),
-            ('last_touch', w.w_last_touch),
-            ('linear', w.w_linear),
-            ('position_based', w.w_position_based),
-            ('time_decay', w.w_time_decay)
+        {%- for model in var('attribution_models') %}
+            ('{{ model }}', w.w_{{ model }}){{ ',' if not loop.last }}
+        {%- endfor %}
     ) as m (attribution_model, weight)
 ),
 
