@@ -18,15 +18,16 @@
     - csat, nps: survey answers that followed the row's touchpoints within
       var('feedback_lookback_days'), each answer counted once per row.
     - previous_*: the same row one week earlier (null when it had no touchpoints).
-    - trend (channel and touchpoint rows): 'needs_attention' when satisfaction or conversion
-      fell beyond the report_* vars with enough answers / customers / conversions, 'improved'
-      when one rose beyond them and none fell, else 'steady'.
+    - csat_change, nps_change, conversion_rate_change: the move against the week before, when
+      both weeks have enough answers / customers / conversions (report_min_* vars);
+      trend_metric, trend_size (channel and touchpoint rows): the metric that fell (else rose)
+      furthest beyond its report_*_change threshold, and how far in units of it.
     The additive totals behind these numbers are kept in int_weekly_totals (from the
     contributions ledger int_weekly_contributions); credit is summed exactly (numeric), so the
     figures do not depend on the order rows are read in.
 
     Incremental: the weeks with a total changed since the watermark, and the week after each
-    (its previous_* and trend), are re-derived from the totals and their rows replaced. -#}
+    (its previous_* and changes), are re-derived from the totals and their rows replaced. -#}
 {%- set models = var('attribution_models') -%}
 with
 {%- if is_incremental() %}
@@ -148,14 +149,8 @@ moves as (
 final as (
     select
         moves.*,
-        case
-            when grain not in ('channel', 'touchpoint') then null
-            when fallen_metric is not null then 'needs_attention'
-            when risen_metric is not null then 'improved'
-            else 'steady'
-        end as trend,
         case when grain in ('channel', 'touchpoint') then coalesce(fallen_metric, risen_metric) end as trend_metric,
-        -- how far beyond its threshold the named metric moved (the report ranks by it)
+        -- how far beyond its threshold the named metric moved
         case when grain in ('channel', 'touchpoint') then coalesce(fallen_size, risen_size) end as trend_size
     from moves
 )
