@@ -1,3 +1,4 @@
+{{ config(materialized='view') }}
 {#- Merges across runs: identifiers whose customer_key changed between two builds (two known
     customers turned out to be one person), from the identity_assignments snapshot. -#}
 with history as (

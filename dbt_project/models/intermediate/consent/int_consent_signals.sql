@@ -14,7 +14,7 @@
 {#- Every consent signal a source gave about a customer, for a purpose (analytics, marketing):
     granted or refused, when, by which source and record. dim_customer_consents decides each
     customer's state from these (the latest wins); the mapping is documented in
-    _intermediate.yml.
+    _int_consent__models.yml.
 
     - HubSpot (the contact as last staged: HubSpot gives its current properties, not when each
       changed, so a contact's signals are dated by its last modification):
