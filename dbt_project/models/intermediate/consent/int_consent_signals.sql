@@ -11,30 +11,8 @@
     ],
     post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
-{#- Every consent signal a source gave about a customer, for a purpose (analytics, marketing):
-    granted or refused, when, by which source and record. dim_customer_consents decides each
-    customer's state from these (the latest wins); the mapping is documented in
-    _int_consent__models.yml.
-
-    - HubSpot (the contact as last staged: HubSpot gives its current properties, not when each
-      changed, so a contact's signals are dated by its last modification):
-      hs_email_optout true -> marketing refused; hs_legal_basis 'Freely given consent from
-      contact' -> marketing granted; a contact not opted out now that an earlier extracted
-      version shows opted out -> marketing granted (opted in again). A contact opted out with a
-      consent legal basis gives both at the same time: the refusal wins the tie.
-    - SendGrid: unsubscribe, group_unsubscribe -> marketing refused; group_resubscribe ->
-      marketing granted, at the event's time.
-    - Segment: context.consent.categoryPreferences.analytics / .marketing -> that purpose.
-      The consent manager repeats the visitor's stored choice on every event, so only a
-      change is a signal: a device's first event with a preference for the purpose, and each
-      event whose preference differs from the device's previous one (per customer). A banner
-      choice repeated on a page view after an unsubscribe is not a new decision.
-
-    Incremental ('replace' by signal_group: a contact, an address, a device): a group's
-    signals are re-derived whole when its input changed since the watermark: the contact
-    re-staged (or its raw versions grew) or re-mapped to another customer, an address with a
-    new (un/re)subscribe event or re-mapped, a device with a new or re-keyed Segment event. A
-    group whose signals are gone loses its rows. -#}
+{#- Every consent signal a source gave about a customer, per purpose (analytics, marketing).
+    Method, grain and incremental logic: its docs block in _int_consent__docs.md. -#}
 {%- set consent_basis = 'Freely given consent from contact' %}
 with
 {%- if is_incremental() %}

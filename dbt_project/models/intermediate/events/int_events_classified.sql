@@ -5,24 +5,9 @@
     indexes=[{'columns': ['event_key'], 'unique': True}, {'columns': ['_updated_at']}],
     post_hook=["{{ analyze_if_rebuilt('_updated_at') }}", "{{ save_watermark() }}"],
 ) }}
-{#- Every source event in one shape, classified through the touchpoint_taxonomy seed.
-    Events no taxonomy row matches keep a null touchpoint and are reported by the
-    `assert_every_event_is_classified` warning test instead of being dropped silently.
-
-    Incremental: an event's row depends on its source row, the taxonomy and the mapping of the
-    identifier that names its customer. A run therefore re-derives
-    - the web events whose int_segment_events_identified row changed (new, or re-keyed),
-    - the SendGrid events staged since the watermark, and those of every address whose
-      mapping changed,
-    - the events of every HubSpot object staged since the watermark, and those of every
-      contact whose mapping changed,
-    and writes the ones that differ from the stored row. An event its source no longer yields
-    (a meeting no longer completed, a deal no longer won) stays as a row with
-    is_removed = true. Each written row records when it changed (_updated_at), when the event
-    first appeared (_inserted_at), every customer it belonged to before (former_customer_keys)
-    and every time it had before (former_occurred_ats): the marts re-build exactly the
-    customers and weeks whose events changed.
-    A taxonomy edit needs a full refresh (dbt build --full-refresh). -#}
+{#- Every source event in one shape, classified through the touchpoint_taxonomy seed, with
+    the change tracking the incremental marts re-build from.
+    Method, grain and incremental logic: its docs block in _int_events__docs.md. -#}
 with taxonomy as (
     select * from {{ ref('touchpoint_taxonomy') }}
 ),

@@ -12,15 +12,9 @@
     ],
     post_hook=["{{ analyze_if_rebuilt('_updated_at') }}", "{{ save_watermark() }}"],
 ) }}
-{#- Each Segment event with the customer its userId resolves to, the customer its device
-    (anonymousId) resolves to, and the one to use: the userId's first. The one place web
-    events meet the identity map. Also the event's visitor (its anonymousId, else its userId),
-    which web sessions are cut from.
-
-    Incremental: an event's row changes only when it is new or when its userId's or device's
-    mapping changed, so a run takes the events staged since the watermark and the events of
-    every Segment identifier whose mapping changed since, and writes those whose keys differ
-    from the stored ones (_updated_at = this run). Events never disappear. -#}
+{#- Each Segment event with its customer (userId first, else device) and its visitor: the one
+    place web events meet the identity map.
+    Method, grain and incremental logic: its docs block in _int_events__docs.md. -#}
 with
 {%- if is_incremental() %}
 changed_identifiers as (

@@ -7,15 +7,8 @@
     indexes=[{'columns': ['customer_key'], 'unique': True}, {'columns': ['_updated_at']}],
     post_hook=["{{ analyze_if_rebuilt('_updated_at') }}", "{{ save_watermark() }}"],
 ) }}
-{#- Each customer's primary HubSpot contact (the earliest created, then the lowest id) and the
-    region of its country (seed regions; 'Unknown' without a contact or a known country). The
-    one place that choice is made: dim_customers reads it, and the weekly aggregates learn here
-    which customers moved to another region (_updated_at).
-
-    Incremental: a customer's row depends on the contacts among its identifiers, so the rows of
-    the customers whose identifiers changed since the watermark (new and former keys) and of
-    the customers of contacts staged since are replaced (a customer merged into another loses
-    its row). A row that comes out the same keeps its _updated_at. -#}
+{#- Each customer's primary HubSpot contact and its region: the one place that choice is made.
+    Method, grain and incremental logic: its docs block in _int_identity__docs.md. -#}
 with
 {%- if is_incremental() %}
 affected as (

@@ -13,17 +13,9 @@
     ],
     post_hook=["{{ analyze_if_rebuilt('_updated_at') }}", "{{ save_watermark() }}"],
 ) }}
-{#- Every identifier, the customer it resolves to, and why. customer_key is a hash of the
-    component's anchor: its earliest-seen person identifier (email, HubSpot contact or Segment
-    user). A later identifier joining the group therefore keeps the existing key. Groups of
-    only anonymous devices, and shared addresses, resolve to no customer.
-
-    Incremental: a component's rows depend only on its members (which node, first seen when,
-    excluded or not). The components to re-derive are the old and the new component of every
-    node whose component row or node row changed since the watermark; all their members'
-    rows are replaced (a node that is gone loses its row). A row that comes out the same keeps
-    its _updated_at; when customer_key changes, the old key joins former_customer_keys, so
-    the models after this one can re-build the customers an identifier left. -#}
+{#- Every identifier and the customer it resolves to: a hash of its component's earliest-seen
+    person identifier.
+    Method, grain and incremental logic: its docs block in _int_identity__docs.md. -#}
 with
 {%- if is_incremental() %}
 stored as not materialized (

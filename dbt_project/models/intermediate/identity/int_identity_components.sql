@@ -12,16 +12,9 @@
     ],
     post_hook=["{{ analyze_if_rebuilt('_updated_at') }}", "{{ save_watermark() }}"],
 ) }}
-{#- Connected components of the identity graph (a recursive walk over undirected edges),
-    then the guards: groups above the identity_max_identifiers var are not merged.
-
-    Incremental: the seeds are the nodes and the edge ends that changed since the watermark
-    (new, re-timed, dropped). The region is the seeds plus every node of the components they
-    were in. No other node's component can change: a path from a node outside the region to
-    the region would have to cross a changed edge, whose ends are seeds, or lie inside an old
-    component of the region. So the walk runs over the region alone, and the region's rows are
-    replaced (a node that is gone loses its row). Unchanged rows keep their _updated_at, so
-    int_identifiers_mapped re-derives only the components that really changed. -#}
+{#- The connected component of each node of the identity graph; groups above
+    identity_max_identifiers are not merged.
+    Method, grain and incremental logic: its docs block in _int_identity__docs.md. -#}
 with recursive
 {%- if is_incremental() %}
 stored as not materialized (

@@ -5,15 +5,8 @@
     indexes=[{'columns': ['node_a']}, {'columns': ['node_b']}, {'columns': ['_updated_at']}],
     post_hook=["{{ analyze_if_rebuilt('_updated_at') }}", "{{ save_watermark() }}"],
 ) }}
-{#- Every pair of identifiers a source says belong to the same person. Nodes are written
-    '<type>:<value>'. Shared and role addresses (identity_exclusions seed) never link.
-
-    Incremental (watermark: macros/incremental.sql). An edge from HubSpot has one contact as
-    node_a and only that contact's latest version makes it, so the edges of every contact
-    staged since the watermark are recomputed whole; an edge the contact no longer makes stays
-    as a row with is_active = false, so the models after this one learn which nodes it touched.
-    Segment events never change: an edge's first_seen_at is the earlier of the stored one and
-    that of the new events. Only rows that changed are written (_updated_at = this run). -#}
+{#- Every pair of identifiers a source says belong to the same person ('<type>:<value>' nodes).
+    Method, grain and incremental logic: its docs block in _int_identity__docs.md. -#}
 with contacts as (
     select * from {{ ref('stg_hubspot__contacts') }}
     {%- if is_incremental() %}

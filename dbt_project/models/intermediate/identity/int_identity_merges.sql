@@ -8,12 +8,8 @@
     indexes=[{'columns': ['merged_node'], 'unique': True}],
     post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
-{#- The merge log: every identifier that joined a customer other than through itself, with
-    the links that brought it in. One row per (identifier, customer).
-
-    Incremental: a row depends on its identifier's mapping and on the edges at that node, so
-    the rows of identifiers whose mapping changed, or that a changed edge touches, are
-    replaced (an identifier that is no longer merged loses its row). -#}
+{#- The merge log: every identifier that joined a customer other than through itself, and how.
+    Method, grain and incremental logic: its docs block in _int_identity__docs.md. -#}
 with
 {%- if is_incremental() %}
 affected as (

@@ -5,16 +5,8 @@
     indexes=[{'columns': ['node'], 'unique': True}, {'columns': ['_updated_at']}],
     post_hook=["{{ analyze_if_rebuilt('_updated_at') }}", "{{ save_watermark() }}"],
 ) }}
-{#- Every identifier seen anywhere, with when it was first seen.
-
-    first_seen_at is the earlier of two parts kept apart so that each can be maintained:
-    - event_first_seen_at, from SendGrid and Segment events and the edges Segment makes: these
-      never change, so a run takes the earlier of the stored value and the new events';
-    - contact_first_seen_at, from HubSpot contacts and the edges they make: a new version of a
-      contact can move or drop them, so a run recomputes this part for every node a restaged
-      contact or a changed HubSpot edge touches (edges keep dropped links as inactive rows).
-    A node no source mentions any more stays as a row with is_active = false, so that
-    int_identity_components learns it is gone. Only rows that changed are written. -#}
+{#- Every identifier seen anywhere, with when it was first seen (an event part and a contact part).
+    Method, grain and incremental logic: its docs block in _int_identity__docs.md. -#}
 with contacts as not materialized (
     select * from {{ ref('stg_hubspot__contacts') }}
 ),

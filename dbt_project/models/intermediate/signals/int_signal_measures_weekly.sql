@@ -1,27 +1,7 @@
 {{ config(materialized='table') }}
-{#- The raw material of the weekly signals (agg_touchpoint_signals): per ISO week (Monday, UTC),
-    region ('(all)' and each region of int_customers_located) and key (a channel, a touchpoint or
-    a support case category), the sums behind each metric:
-    - sample: how many units the week's value is the mean of (or, for cases, the count);
-    - total, total_sq: the sum of the units' values and of their squares (the noise model in
-      agg_touchpoint_signals takes the within-week variance from them).
-    The customer-level units (csat, nps, conversion_rate, engagement: an answer, a reached or a
-    cohort customer) are int_signal_units_weekly's, where the table of what a unit is lives.
-    | metric | grain    | sample                            | total_sq |
-    | cases  | category | the support cases opened in the week | the sum over the customers with cases of the category in the week of the square of their count |
-    Cases cluster (a customer with a recurring problem opens 1-3 of them): a week's count is a sum
-    of clusters, so its variance is sum(clusters^2), not the count (Poisson); total_sq carries it
-    (a case without a customer is a cluster of 1).
-    Satisfaction is counted in the week the answer was given (not the week of the touch), so a
-    week's figures are complete when the week ends and never change after: a report for an
-    older week shows what it showed then. Every definition uses data up to the week's end only.
-
-    A touchpoint is one key whatever the channel it came through (the incident grammar names
-    touchpoints); its row carries the channel most of its touchpoints came through (its business
-    unit is that channel's). A case category's touchpoint is the taxonomy's ticket row for it
-    (else customer_support), its channel 'support'. Weeks with nothing to count have no row:
-    agg_touchpoint_signals fills the grid. A table (not a view): the mart and the tests read it
-    several times. -#}
+{#- The sums behind the weekly signals per week, region, key and metric: sample, total,
+    total_sq.
+    Method and grain: its docs block in _int_signals__docs.md. -#}
 with units as (
     select * from {{ ref('int_signal_units_weekly') }}
 ),

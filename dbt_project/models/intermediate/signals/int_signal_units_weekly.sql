@@ -1,16 +1,7 @@
 {{ config(materialized='table') }}
-{#- The units behind the customer-level weekly signals (csat, nps, conversion_rate, engagement):
-    one row per ISO week (Monday, UTC), key (a channel or a touchpoint), metric and unit, with the
-    unit's value. int_signal_measures_weekly sums them per week, region and key;
-    agg_touchpoint_signals reads them to tell whether a flagged key's anomaly is another flagged
-    key's (its units that are not the other's: explained_by). What a unit is per metric:
-    | metric          | unit (unit_id)                                         | unit_value |
-    | csat            | a CSAT answer submitted in the week by a customer who met the key in the feedback_lookback_days before (feedback_id; once per key) | its score 1..5 |
-    | nps             | the same for NPS answers                               | +100 (9-10), 0 (7-8), -100 (0-6) |
-    | conversion_rate | a customer reached: an awareness or consideration touch of the key in the signal_reach_weeks ending with the week (customer_key) | 1 when they converted in the week with such a touch in the attribution_lookback_days before, else 0 |
-    | engagement      | a cohort customer: met the key (any touch) in the signal_cohort_weeks before the week (customer_key) | their inbound touchpoints of the week outside the CRM |
-    Every definition uses data up to the week's end only. A table: a few units per customer,
-    key and week (about 40 per customer over seven weeks), read by the measures and the mart. -#}
+{#- The units (answers, reached and cohort customers) behind the customer-level weekly
+    signals, one row per week, key, metric and unit.
+    Method and grain: its docs block in _int_signals__docs.md. -#}
 {%- set lookback = "interval '1 day' * " ~ var('feedback_lookback_days') -%}
 {%- set attribution = "interval '1 day' * " ~ var('attribution_lookback_days') -%}
 with touchpoints as (

@@ -5,22 +5,9 @@
     post_hook=["{{ analyze_if_rebuilt('_logged_at') }}", "{{ save_watermark() }}"],
 ) }}
 /* depends_on: {{ ref('int_events_classified') }} {{ ref('stg_hubspot__feedback_submissions') }} {{ ref('int_identifiers_mapped') }} */
-{#- What each contributor adds to the weekly report's numbers (agg_touchpoints_weekly), per ISO
-    week and finest group (region, business unit, channel, touchpoint), as a ledger. A
-    contributor is a customer, or an anonymous touchpoint on its own. Three kinds of row:
-    - touch: its touchpoints in the week and group, and how many of them are its first ever;
-    - credit: the attribution credit of its conversions in the week, per model, to its
-      touchpoints of the group;
-    - answer: one of its survey answers (with its score) following one of its touchpoints of
-      the group in the week (multiplicity 1).
-    A key's contribution is the sum of its rows (int_weekly_totals adds them up).
-
-    Incremental: for each contributor whose inputs changed since the watermark, its
-    contributions are recomputed from the week they changed from (a customer's touchpoints,
-    journeys, conversions and answers change only from the time changed_customers gives; all
-    weeks when its region changed; from the lookback window before an answer staged or moved
-    since), and the difference to what the ledger holds for those weeks is appended (rows
-    logged at this run, _logged_at). An unchanged contribution appends nothing. -#}
+{#- The ledger of what each contributor (a customer, or an anonymous touchpoint) adds to the
+    weekly report's numbers, per week and finest group.
+    Method, grain and incremental logic: its docs block in _int_weekly__docs.md. -#}
 {%- set lookback = "interval '1 day' * " ~ var('feedback_lookback_days') -%}
 {%- set kinds = var('attribution_models') -%}
 with

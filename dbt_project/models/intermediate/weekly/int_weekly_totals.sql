@@ -9,22 +9,9 @@
     ],
     post_hook=["{{ analyze_if_rebuilt('_updated_at') }}", "{{ save_watermark() }}"],
 ) }}
-{#- The weekly report's additive totals per ISO week (Monday, UTC), grain (week, business
-    unit, channel, touchpoint), region ('(all)' and each one), business unit, channel and
-    touchpoint: touchpoints, customers, anonymous touchpoints, new customers, credit per
-    attribution model (exact, numeric), and the sums and counts of the survey answers that
-    followed the group's touchpoints. agg_touchpoints_weekly derives its rates and trends from
-    them. Built from int_weekly_contributions: each contributor's rows are netted per key
-    first, then counted once per group (a customer with touchpoints in the group is one of its
-    customers, an answer present in the group counts once).
-
-    Incremental: only the contributors with ledger rows logged since the watermark can have
-    changed a total, and only in the weeks of those rows. For each such (contributor, week)
-    the totals of its contributions as they are now (sign 1) and as they were at the watermark
-    (its rows logged before it, sign -1) are computed the same way, side by side; the
-    difference is added to the stored totals of the groups it touches. Customers and answers
-    are counted per contributor, so a customer who leaves a group or joins it moves the count
-    by exactly one. -#}
+{#- The weekly report's additive totals per week, grain, region, business unit, channel and
+    touchpoint, summed from the contributions ledger.
+    Method, grain and incremental logic: its docs block in _int_weekly__docs.md. -#}
 {%- set models = var('attribution_models') -%}
 with
 {%- if is_incremental() %}

@@ -2,14 +2,8 @@
     materialized='table',
     indexes=[{'columns': ['customer_key', 'purpose'], 'unique': True}],
 ) }}
-{#- Each customer's consent for each purpose (analytics, marketing): granted, refused or
-    unknown (no source ever said), decided by the latest signal in int_consent_signals, whatever
-    its source, and which signal that was. Ties in time go to a refusal, then by source and
-    record id, so the decision never depends on row order.
-
-    A table, rebuilt every run: it reads only the signals (a few per customer, since a Segment
-    preference counts only when it changes) and the list of customers. dim_customers copies
-    these states and re-derives the rows whose stored states differ. -#}
+{#- Each customer's consent per purpose, decided by the latest signal of any source.
+    Method and grain: its docs block in _customers__docs.md. -#}
 with signals as (
     select * from {{ ref('int_consent_signals') }}
 ),

@@ -16,20 +16,8 @@
 ) }}
 {%- set half_window = "interval '1 day' * " ~ var('health_window_days') ~ " / 2" -%}
 {%- set window = "interval '1 day' * " ~ var('health_window_days') -%}
-{#- The customer 360: one row per resolved customer. Health is judged as of the newest
-    touchpoint in the warehouse, over var('health_window_days'). Ties in time are broken by a
-    key (contact id, event id, source), so every "latest" and "first" is well defined.
-
-    Incremental: a customer's row depends on their identifiers, contacts (and company),
-    touchpoints, consent states (dim_customer_consents), answers and cases, and on the as-of
-    time. The rows replaced
-    are those of every customer any of these changed for since the watermark (a customer who
-    merged into another loses the row), plus the customers whose health windows moved: those
-    with a touchpoint, answer or case between where a window boundary was at the last run (the
-    as_of saved with the watermark) and where it is now, plus the customers whose consent
-    state in dim_customer_consents differs from the stored one (compared, not tracked: that
-    mart is rebuilt whole, so any change to it, from any source, is seen). Everyone else's
-    row, windows included, is the same under the new as_of. -#}
+{#- The customer 360: one row per resolved customer, health judged as of the newest touchpoint.
+    Method, grain and incremental logic: its docs block in _customers__docs.md. -#}
 {#- The import CTEs are not materialized: on an incremental run each one is a handful of
     index lookups, and joining them as materialized sets would be nested loops over sets the
     planner takes for one row. -#}

@@ -6,14 +6,8 @@
     indexes=[{'columns': ['feedback_id'], 'unique': True}, {'columns': ['customer_key']}],
     post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
-{#- NPS and CSAT answers, each with a summary of the customer's touchpoints in the
-    feedback_lookback_days before it (the detail is in fct_feedback_touchpoints). Ties in time
-    are broken by touchpoint_id, so the last touchpoint before an answer is well defined.
-
-    Incremental: an answer's row depends on the answer, its contact's customer and the
-    touchpoints before it, so the answers any of these changed for since the watermark
-    (changed_feedback, the same set fct_feedback_touchpoints re-derives) are rewritten. Every
-    answer has a row: none disappears. -#}
+{#- NPS and CSAT answers, each with a summary of the touchpoints before it.
+    Method, grain and incremental logic: its docs block in _feedback__docs.md. -#}
 with
 {%- if is_incremental() %}
 replaced as (

@@ -8,13 +8,8 @@
     indexes=[{'columns': ['feedback_id', 'touchpoint_id'], 'unique': True}, {'columns': ['customer_key', 'occurred_at']}],
     post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
-{#- Which touchpoints came before each survey answer: one row per (feedback, touchpoint) in the
-    feedback_lookback_days before it, so dissatisfaction can be traced back to touchpoints.
-
-    Incremental: an answer's rows depend on the answer, its contact's customer and that
-    customer's touchpoints in the window before it; the answers any of these changed for since
-    the watermark (changed_feedback) have all their rows replaced. (unique_key names the
-    column that is null on the marker row of an answer left with no touchpoints.) -#}
+{#- The touchpoints in the feedback_lookback_days before each survey answer.
+    Method, grain and incremental logic: its docs block in _feedback__docs.md. -#}
 with
 {%- if is_incremental() %}
 replaced as (

@@ -8,16 +8,8 @@
     post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
 /* depends_on: {{ ref('int_events_classified') }} {{ ref('int_customers_located') }} {{ ref('fct_touchpoints') }} */
-{#- The journey funnel per ISO week (Monday, UTC): how many customers entered each stage that
-    week, for every region together ('(all)') and each region, and for every business unit
-    together ('(all)') and the unit whose channel brought the customer into the stage. Every
-    stage appears every week (0 when nobody entered it), so the funnel always has its shape.
-
-    Incremental: a week's rows depend on the stage entries in it and on the customers'
-    regions, so the weeks that may have changed since the watermark (affected_weeks: changed
-    events at their old and new times, customers' journeys from the time they changed,
-    customers who moved region) and the week after each (previous_customers_entered) are
-    recomputed and their rows replaced; the week before a recomputed one is read as stored. -#}
+{#- The journey funnel: customers entering each stage per week, region and business unit.
+    Method, grain and incremental logic: its docs block in _journeys__docs.md. -#}
 with
 {%- if is_incremental() %}
 changed_weeks as (

@@ -1,31 +1,7 @@
 /* depends_on: {{ ref('int_events_classified') }} */
-{#- Multi-touch attribution: for each conversion, the customer's touchpoints strictly before it
-    (so never the conversion touchpoint itself nor anything after it) within var
-    attribution_lookback_days (inclusive bound), credited by five models. One row per
-    (conversion, touchpoint, model), zero weights included, so every model shows the whole path.
-
-    - first_touch / last_touch: all credit to the earliest / latest touchpoint.
-    - linear: 1 / n each.
-    - position_based: 40% first, 40% last, 20% shared by the ones between; a 1-touch path gives
-      100% to its touchpoint, a 2-touch path 50/50.
-    - time_decay: weight proportional to 2^(-age_days / attribution_half_life_days), normalised
-      so the path sums to 1 (a touch one half-life older gets half the credit).
-
-    Path order is occurred_at, then touchpoint_id, so ties are deterministic.
-    A conversion with no touchpoint in the window gets one row per model crediting the
-    conversion touchpoint itself with weight 1 and channel 'direct' (is_conversion_touchpoint),
-    so every conversion is fully credited once per model and channel totals add up.
-
-    Incremental: a conversion's rows depend on it (its time, type, customer) and on its
-    customer's touchpoints in the window before it. They are replaced for
-    - every conversion whose event changed (one that is no longer a conversion loses its rows);
-    - every conversion at or after the time from which its customer's touchpoints changed
-      (changed_customers): an earlier conversion's window ends before the change, and its
-      number and type depend only on earlier purchases. That time is the earliest new event,
-      or all of the customer's history when an existing event changed or moved, which covers
-      conversions that were removed or re-numbered and stages moved by a new first purchase.
-    The time-decay weights are normalised by a sum taken in path order, so they do not depend
-    on the order rows are read in. -#}
+{#- Multi-touch attribution: each conversion's path credited by every model of var
+    attribution_models.
+    Method, grain and incremental logic: its docs block in _journeys__docs.md. -#}
 {{ config(
     materialized='incremental',
     unique_key='attribution_key',

@@ -7,17 +7,8 @@
     indexes=[{'columns': ['conversion_id'], 'unique': True}, {'columns': ['customer_key', 'conversion_number']}],
     post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
-{#- One row per conversion: every purchase touchpoint of a known customer (a web order
-    completed, a CRM new-business deal closed-won). Anonymous purchases cannot be tied to a
-    customer's journey and are left out. A customer's first conversion in the warehouse is
-    'new', every later one 'repeat' (history before the warehouse's first load is unknown).
-    Read from int_events_classified (a purchase touchpoint there is one in fct_touchpoints),
-    so that fct_touchpoints can take each customer's first purchase from here.
-
-    Incremental: a customer's conversions depend only on their purchase touchpoints. The
-    customers with a purchase event that changed since the watermark (a new purchase, or one
-    that was theirs and changed) get all their conversions re-numbered: the stored ones whose
-    event did not change, plus the changed events that are their purchases now. -#}
+{#- One row per conversion: every purchase touchpoint of a known customer.
+    Method, grain and incremental logic: its docs block in _journeys__docs.md. -#}
 with
 {%- if is_incremental() %}
 changed as (

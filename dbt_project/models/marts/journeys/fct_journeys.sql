@@ -9,18 +9,8 @@
     indexes=[{'columns': ['stage_entry_key'], 'unique': True}, {'columns': ['customer_key', 'stage_order']}, {'columns': ['entered_at']}],
     post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
-{#- Journey stage transitions: one row each time a known customer enters a stage. A stage entry
-    is a touchpoint whose journey_stage differs from the customer's previous touchpoint's
-    (touchpoints ordered by time, then touchpoint_id so ties are deterministic); the first
-    touchpoint is the first entry. A stage is left when the next one is entered; the current
-    stage has no left_at and no time_in_stage.
-
-    Incremental: for each customer whose touchpoints changed since the watermark, from the time
-    they changed (changed_customers: the earliest new event, or all of the history), the
-    journey is re-derived from the last stay entered before that time: that stay's entry and
-    everything before it are untouched by the change, so its stage and number carry over and
-    its rows and the later ones (stage_order >= its own) are replaced. A customer with no such
-    stay, or whose history changed, is re-derived whole. -#}
+{#- Journey stage transitions: one row each time a known customer enters a stage.
+    Method, grain and incremental logic: its docs block in _journeys__docs.md. -#}
 with
 {%- if is_incremental() %}
 customers as (

@@ -8,20 +8,8 @@
     indexes=[{'columns': ['session_key'], 'unique': True}, {'columns': ['visitor_id', 'session_number']}],
     post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
-{#- Web sessions: a visitor's page and track events (identify, alias and group carry no
-    activity), split when var session_timeout_minutes (default 30) minutes or more pass without an
-    event. A visitor is the Segment anonymous_id (the userId when an event has none). The
-    session's customer is resolved through the identity map by the first userId seen in it, then
-    by its anonymous_id. Its channel comes from the landing event (the first page view, else the
-    first event) through the channel_grouping seed, the one place those rules live.
-
-    Incremental: a visitor's sessions depend only on the visitor's events and their keys. For
-    each visitor with an event whose int_segment_events_identified row changed since the
-    watermark, the sessions are re-derived from the last one that started before the
-    visitor's earliest new event: a gap of at least the timeout lies before that session, so
-    nothing earlier can join it, and its number carries over. A visitor one of whose older
-    events changed customer is re-derived whole. The rows from that session on are replaced.
-    Whether an event is a conversion is decided by the taxonomy when the event is new. -#}
+{#- Web sessions: a visitor's page and track events, split after session_timeout_minutes idle.
+    Method, grain and incremental logic: its docs block in _journeys__docs.md. -#}
 {%- set timeout_minutes = var('session_timeout_minutes') | int -%}
 {%- if timeout_minutes <= 0 -%}
     {{ exceptions.raise_compiler_error("var session_timeout_minutes must be a positive number of minutes, got " ~ var('session_timeout_minutes')) }}

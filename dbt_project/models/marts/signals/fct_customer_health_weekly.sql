@@ -1,20 +1,7 @@
 {{ config(indexes=[{'columns': ['week_start', 'customer_key'], 'unique': True}]) }}
-{#- Each customer's health per ISO week (Monday, UTC), judged as of the week's end (only data
-    before it), so the report for an older week shows that week's customers at risk.
-    - inbound_touchpoints: the customer's inbound touchpoints of the week outside the CRM (the
-      engagement measure of agg_touchpoint_signals);
-    - baseline_touchpoints: the median of the usable weeks among the signal_baseline_weeks
-      before (weeks after the customer's first week, whose arrival burst is no baseline, and
-      past the warehouse's signal_warmup_weeks; a week without touchpoints counts 0); null
-      with fewer than signal_min_baseline_weeks usable weeks;
-    - recent_detractor / recent_cases: a dissatisfied answer / cases in the
-      health_window_days up to the week's end;
-    - at risk, reason 'dissatisfied': a recent detractor or at least 2 recent cases, and fewer
-      inbound touchpoints than the baseline (dim_customers' rule, at weekly resolution);
-      reason 'engagement_collapse': a baseline of at least at_risk_min_weekly_engagement that
-      fell to at most at_risk_engagement_ratio of it.
-    Grain: one row per customer and week, for the weeks with a touchpoint of the customer in
-    that week or the signal_baseline_weeks before. dim_customers.health stays the "now" view. -#}
+{#- Each customer's health per week, judged as of the week's end: the report's customers at
+    risk.
+    Method and grain: its docs block in _signals__docs.md. -#}
 {%- set k = var('signal_baseline_weeks') -%}
 {%- set window = "interval '1 day' * " ~ var('health_window_days') -%}
 with touchpoints as (

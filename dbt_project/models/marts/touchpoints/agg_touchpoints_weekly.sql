@@ -7,27 +7,9 @@
     indexes=[{'columns': ['week_start', 'grain', 'region', 'business_unit', 'channel', 'touchpoint'], 'unique': True}],
     post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
-{#- The weekly report's numbers, per ISO week (Monday, UTC), at four grains: the whole week,
-    a business unit (a set of channels, seed business_units), a channel, a touchpoint; each for
-    every region together (region '(all)') and for each region (seed regions; 'Unknown' for
-    customers without a country and anonymous visitors). A report slice is therefore a plain
-    row selection: the report computes nothing itself.
-    - new_customers: customers whose first touchpoint ever is in the row.
-    - conversions: conversions of the week credited to the row's touchpoints (linear model;
-      each model's credit is in its own column); conversion_rate = conversions / customers.
-    - csat, nps: survey answers that followed the row's touchpoints within
-      var('feedback_lookback_days'), each answer counted once per row.
-    - previous_*: the same row one week earlier (null when it had no touchpoints).
-    - csat_change, nps_change, conversion_rate_change: the move against the week before, when
-      both weeks have enough answers / customers / conversions (report_min_* vars);
-      trend_metric, trend_size (channel and touchpoint rows): the metric that fell (else rose)
-      furthest beyond its report_*_change threshold, and how far in units of it.
-    The additive totals behind these numbers are kept in int_weekly_totals (from the
-    contributions ledger int_weekly_contributions); credit is summed exactly (numeric), so the
-    figures do not depend on the order rows are read in.
-
-    Incremental: the weeks with a total changed since the watermark, and the week after each
-    (its previous_* and changes), are re-derived from the totals and their rows replaced. -#}
+{#- The weekly report's numbers per week, grain, region and business unit, from
+    int_weekly_totals.
+    Method, grain and incremental logic: its docs block in _touchpoints__docs.md. -#}
 {%- set models = var('attribution_models') -%}
 with
 {%- if is_incremental() %}

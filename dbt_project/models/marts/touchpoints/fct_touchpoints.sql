@@ -11,16 +11,8 @@
     ],
     post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
-{#- One row per touchpoint: the events int_events_classified marks as touchpoints, with the
-    journey stage resolved ('by_lifecycle': loyalty from the customer's first purchase on,
-    consideration before it).
-
-    Incremental: a touchpoint's row depends on its event and on its customer's first purchase.
-    A run replaces the touchpoints of every event changed since the watermark (an event that is
-    no longer a touchpoint, or was removed, loses its row; late arrivals are new events,
-    whatever their time) and all touchpoints of the customers whose purchases changed (their
-    first purchase, hence their stages, may have moved). Every other row is as a full refresh
-    would write it. -#}
+{#- One row per touchpoint, with its journey stage resolved.
+    Method, grain and incremental logic: its docs block in _touchpoints__docs.md. -#}
 with
 {%- if is_incremental() %}
 changed as (
