@@ -10,7 +10,7 @@ attribution as (
 
 models as (
     select model from (
-        values ('first_touch'), ('last_touch'), ('linear'), ('position_based'), ('time_decay')
+        values {% for model in var('attribution_models') %}('{{ model }}'){{ ', ' if not loop.last }}{% endfor %}
     ) as m (model)
 ),
 

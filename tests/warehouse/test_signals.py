@@ -2,7 +2,7 @@
 quiet simulated world long enough to be judged: nothing is flagged where nothing happened, the
 scores are the documented formula, and the measures add up to the facts they count. The
 scoring's edge cases (steady, a drop, too small a sample, warm-up, explained channels) are dbt
-unit tests in dbt_project/models/marts/_marts__signals_unit_tests.yml."""
+unit tests in dbt_project/models/marts/signals/_signals__unit_tests.yml."""
 
 from __future__ import annotations
 

@@ -1,0 +1,78 @@
+/* depends_on: {{ ref('int_events_classified') }} */
+{{ config(
+    materialized='incremental',
+    unique_key='feedback_id',
+    incremental_strategy='delete+insert',
+    indexes=[{'columns': ['feedback_id'], 'unique': True}, {'columns': ['customer_key']}],
+    post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
+) }}
+{#- NPS and CSAT answers, each with a summary of the touchpoints before it.
+    Method, grain and incremental logic: its docs block in _feedback__docs.md. -#}
+with
+{%- if is_incremental() %}
+replaced as (
+    {{ changed_feedback() }}
+),
+{%- endif %}
+
+feedback as (
+    select * from {{ ref('stg_hubspot__feedback_submissions') }}
+    {%- if is_incremental() %}
+    where feedback_id in (select feedback_id from replaced)
+    {%- endif %}
+),
+
+identifiers as (
+    select * from {{ ref('int_identifiers_mapped') }} where identifier_type = 'hubspot_contact'
+),
+
+before as (
+    select * from {{ ref('fct_feedback_touchpoints') }}
+    {%- if is_incremental() %}
+    where feedback_id in (select feedback_id from replaced)
+    {%- endif %}
+),
+
+scored as (
+    select
+        f.feedback_id,
+        i.customer_key,
+        f.survey_type,
+        f.survey_name,
+        f.score,
+        f.submitted_at,
+        f.comment,
+        case
+            when f.survey_type = 'NPS' and f.score >= 9 then 'promoter'
+            when f.survey_type = 'NPS' and f.score >= 7 then 'passive'
+            when f.survey_type = 'NPS' then 'detractor'
+        end as nps_group,
+        case when f.survey_type = 'CSAT' then f.score >= 4 end as is_satisfied,
+        (f.survey_type = 'NPS' and f.score <= 6) or (f.survey_type = 'CSAT' and f.score <= 2) as is_dissatisfied
+    from feedback as f
+    left join identifiers as i on i.identifier = f.contact_id
+),
+
+summary as (
+    select
+        feedback_id,
+        count(*) as touchpoints_before,
+        string_agg(distinct touchpoint, ', ' order by touchpoint) as touchpoint_types_before,
+        (array_agg(touchpoint order by occurred_at desc, touchpoint_id desc))[1] as last_touchpoint_before,
+        (array_agg(channel order by occurred_at desc, touchpoint_id desc))[1] as last_channel_before
+    from before
+    group by feedback_id
+),
+
+final as (
+    select
+        scored.*,
+        coalesce(summary.touchpoints_before, 0) as touchpoints_before,
+        summary.touchpoint_types_before,
+        summary.last_touchpoint_before,
+        summary.last_channel_before
+    from scored
+    left join summary using (feedback_id)
+)
+
+select * from final

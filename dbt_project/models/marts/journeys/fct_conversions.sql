@@ -1,0 +1,69 @@
+{{ config(
+    materialized='incremental',
+    unique_key='conversion_id',
+    incremental_strategy='replace',
+    replace_key='customer_key',
+    on_schema_change='ignore',
+    indexes=[{'columns': ['conversion_id'], 'unique': True}, {'columns': ['customer_key', 'conversion_number']}],
+    post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
+) }}
+{#- One row per conversion: every purchase touchpoint of a known customer.
+    Method, grain and incremental logic: its docs block in _journeys__docs.md. -#}
+with
+{%- if is_incremental() %}
+changed as (
+    {{ changed_events() }}
+),
+
+customers as (
+    {{ purchase_changed_customers('(select conversion_id as touchpoint_id, customer_key from ' ~ this ~ ')') }}
+),
+
+purchases as (
+    select conversion_id as touchpoint_id, customer_key, converted_at as occurred_at,
+           source, channel, source_event_id, source_event_type
+    from {{ this }}
+    where customer_key in (select customer_key from customers)
+      and conversion_id not in (select event_key from changed)
+    union all
+    select event_key, customer_key, occurred_at, source, channel, source_event_id, event_type
+    from changed
+    where touchpoint = 'purchase' and is_touchpoint and not is_removed
+      and customer_key in (select customer_key from customers)
+),
+{%- else %}
+purchases as (
+    select event_key as touchpoint_id, customer_key, occurred_at, source, channel, source_event_id,
+           event_type as source_event_type
+    from {{ ref('int_events_classified') }}
+    where touchpoint = 'purchase' and is_touchpoint and not is_removed
+      and customer_key is not null
+),
+{%- endif %}
+
+numbered as (
+    select
+        *,
+        row_number() over (partition by customer_key order by occurred_at, touchpoint_id) as conversion_number
+    from purchases
+),
+
+final as (
+    select
+        touchpoint_id as conversion_id,
+        customer_key,
+        occurred_at as converted_at,
+        case when conversion_number = 1 then 'new' else 'repeat' end as conversion_type,
+        conversion_number,
+        source,
+        channel,
+        source_event_id,
+        source_event_type
+    from numbered
+)
+
+{% if is_incremental() %}
+{{ replace_rows('final', 'customers', 'customers.customer_key') }}
+{% else %}
+select * from final
+{% endif %}
