@@ -59,8 +59,9 @@ class Dataset:
 def _fingerprint(scale: Scale) -> str:
     h = hashlib.sha256(json.dumps([scale.customers, SEED, START.isoformat(), WEEKS, RETURN_VISITS_PER_WEEK,
                                    SLICE]).encode())
-    for name in ("population.py", "writers.py"):
-        h.update((REPO / "src" / "touchpoint_sim" / name).read_bytes())
+    simulator = REPO / "src" / "touchpoint_sim"
+    for path in [*sorted((simulator / "population").glob("*.py")), simulator / "writers.py"]:
+        h.update(path.read_bytes())
     return h.hexdigest()[:10]
 
 
