@@ -8,9 +8,8 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from touchpoint_sim.incidents import FEEDBACK_LOOKBACK_DAYS
-from touchpoint_sim.population.catalog import TICKET_CATEGORIES
 from touchpoint_sim.population.records import CrmRecord, iso
-from touchpoint_sim.population.service import Service
+from touchpoint_sim.population.service import Service, read_answer
 from touchpoint_sim.population.taxonomy import email_category, is_browsing
 
 
@@ -58,7 +57,6 @@ class Effects(Service):
             return
         people = {p.index: p for p in self.world.people}
         latest: dict[int, CrmRecord] = {}
-        weight = {c[0]: c[2] for c in TICKET_CATEGORIES}
         for rec in self.records["feedback_submissions"]:
             p = people[rec.person]
             kind = rec.props["hs_survey_type"]
@@ -74,15 +72,8 @@ class Effects(Service):
             if changed == value:
                 continue
             changed = int(max(0, min(10, round(changed))) if kind == "NPS" else max(1, min(5, round(changed))))
-            hurt = sum(weight[category] for opened, category in p.ticket_log if opened < rec.created)
-            if kind == "NPS":
-                low, high = changed <= 6, changed >= 9
-                rec.props["hs_response_group"] = "promoter" if high else "passive" if changed >= 7 else "detractor"
-            else:
-                low, high = changed <= 2, changed >= 5
-            rec.props["hs_value"] = changed
-            rec.props["hs_content"] = ("Same problem again, I am fed up." if low and hurt else "Not convinced."
-                                       if low else "Great product, smooth delivery!" if high else "Fine overall.")
+            group, comment, _, _ = read_answer(kind, changed, p.hurt_before(rec.created))
+            rec.props.update(hs_value=changed, hs_response_group=group, hs_content=comment)
         for index, rec in latest.items():
             people[index].satisfaction = int(rec.props["hs_value"])
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from touchpoint_sim.incidents import Incident
-from touchpoint_sim.population.catalog import PLANS, USER_AGENT
+from touchpoint_sim.population.catalog import PLANS, TICKET_CATEGORIES, USER_AGENT
 
 CRM_TYPES = ("contacts", "companies", "deals", "tickets", "calls", "meetings", "notes", "emails", "tasks",
              "feedback_submissions")
@@ -19,11 +19,14 @@ ASSOCIATION_PAIRS = (
     *((kind, to) for kind in ENGAGEMENT_TYPES for to in ("contacts", "companies", "deals")),
 )
 ID_BASE = {"contacts": 5000, "companies": 7_000_000, "deals": 9_100_000, "tickets": 3_100_000,
-            "feedback_submissions": 6_100_000, "engagements": 40_000_000_000, "merged": 800_000}
+           "feedback_submissions": 6_100_000, "engagements": 40_000_000_000, "merged": 800_000}
 #: CRM ids a person's objects take from (a block per person: what one person does never moves
 #: another person's ids, so an incident leaves everyone else's CRM as it was)
 ID_BLOCK = {"engagements": 100}
 ID_BLOCK_DEFAULT = 20
+
+#: how much a support case of each category hurts satisfaction
+_HURT = {c[0]: c[2] for c in TICKET_CATEGORIES}
 
 
 def modified_property(object_type: str) -> str:
@@ -127,6 +130,10 @@ class Person:
     @property
     def marketing_ok(self) -> bool:
         return self.consent is None or self.consent["marketing"]
+
+    def hurt_before(self, at: datetime) -> int:
+        """How much the support cases opened before ``at`` weigh on satisfaction (TICKET_CATEGORIES)."""
+        return sum(_HURT[category] for opened, category in self.ticket_log if opened < at)
 
 
 @dataclass

@@ -130,18 +130,12 @@ class Service(Journeys):
         answered = sent.clicked_at + timedelta(seconds=rng.randint(30, 240))
         if not self.live(answered) or p.contact is None:
             return
-        weight = {c[0]: c[2] for c in TICKET_CATEGORIES}
-        hurt = sum(weight[category] for opened, category in p.ticket_log if opened < answered)
+        hurt = p.hurt_before(answered)
         if kind == "NPS":
             value = max(0, min(10, rng.choice((8, 9, 9, 10, 10, 7)) - (3 * hurt) // 2 + rng.randint(-1, 0)))
-            group = "promoter" if value >= 9 else "passive" if value >= 7 else "detractor"
-            low, high = value <= 6, value >= 9
         else:
             value = max(1, min(5, rng.choice((4, 5, 5)) - hurt // 2 + (rng.random() < 0.3)))
-            group = None
-            low, high = value <= 2, value >= 5
-        comment = ("Same problem again, I am fed up." if low and hurt else "Not convinced." if low
-                   else "Great product, smooth delivery!" if high else "Fine overall.")
+        group, comment, low, high = read_answer(kind, value, hurt)
         rec = self.record("feedback_submissions", p, answered, {
             "hs_survey_type": kind, "hs_survey_name": name, "hs_survey_id": survey_id, "hs_survey_channel": "EMAIL",
             "hs_value": value, "hs_response_group": group, "hs_content": comment,
@@ -180,3 +174,17 @@ class Service(Journeys):
             self.close(deal, due, False, "Churned - dissatisfied")
         else:
             self.close(deal, due, True, p=p)
+
+
+def read_answer(kind: str, value: int, hurt: int) -> tuple[str | None, str, bool, bool]:
+    """An NPS (0-10) or CSAT (1-5) answer as the customer means it: its NPS group (None for
+    CSAT), the comment they write (``hurt``: see :meth:`Person.hurt_before`), whether it is low
+    and whether it is high."""
+    if kind == "NPS":
+        group: str | None = "promoter" if value >= 9 else "passive" if value >= 7 else "detractor"
+        low, high = value <= 6, value >= 9
+    else:
+        group, low, high = None, value <= 2, value >= 5
+    comment = ("Same problem again, I am fed up." if low and hurt else "Not convinced." if low
+               else "Great product, smooth delivery!" if high else "Fine overall.")
+    return group, comment, low, high

@@ -8,10 +8,10 @@ from typing import Any
 #: sign-ups and forms, whose counts other signals read)
 _NOT_BROWSING = ("/signup", "/checkout", "/newsletter", "/contact-sales")
 EMAIL_TOUCHPOINTS = {"newsletter": "newsletter", "order_confirmation": "order_confirmation",
-                      "shipping": "delivery_packaging", "renewal": "renewals_subscriptions",
-                      "survey": "post_purchase_survey"}
+                     "shipping": "delivery_packaging", "renewal": "renewals_subscriptions",
+                     "survey": "post_purchase_survey"}
 TICKET_TOUCHPOINTS = {"DELIVERY_ISSUE": "delivery_packaging", "PRODUCT_ISSUE": "product_quality",
-                       "BILLING_ISSUE": "billing_pricing"}
+                      "BILLING_ISSUE": "billing_pricing"}
 
 
 def email_category(event: dict[str, Any]) -> str | None:
