@@ -39,8 +39,8 @@ class Effects(Service):
                             at = self.moment(lo, hi)
                             for _attempt in range(20):
                                 p = self.rng.choice(buyers) if buyers else None
-                                if p is not None and p.purchased_at < at and (p.churned_at is None
-                                                                              or at < p.churned_at):
+                                if (p is not None and p.purchased_at is not None and p.purchased_at < at
+                                        and (p.churned_at is None or at < p.churned_at)):
                                     before = len(self.records["tickets"])
                                     self.tickets(p, at, category, 1)
                                     for rec in self.records["tickets"][before:]:
@@ -64,14 +64,14 @@ class Effects(Service):
             if rec.person not in latest or rec.created >= latest[rec.person].created:
                 latest[rec.person] = rec
             value = int(rec.props["hs_value"])
-            changed = value
+            moved: float = value
             for _, incident in self.active_incidents(effect, rec.created):
                 if self.has_met(p, incident, rec.created - timedelta(days=FEEDBACK_LOOKBACK_DAYS), rec.created):
-                    changed = changed + incident.effects[effect]
+                    moved += incident.effects[effect]
                     self.log_change(incident, effect, "feedback_submissions", rec.id, p.index)
-            if changed == value:
+            if moved == value:
                 continue
-            changed = int(max(0, min(10, round(changed))) if kind == "NPS" else max(1, min(5, round(changed))))
+            changed = int(max(0, min(10, round(moved))) if kind == "NPS" else max(1, min(5, round(moved))))
             group, comment, _, _ = read_answer(kind, changed, p.hurt_before(rec.created))
             rec.props.update(hs_value=changed, hs_response_group=group, hs_content=comment)
         for index, rec in latest.items():

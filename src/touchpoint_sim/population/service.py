@@ -33,7 +33,7 @@ class Service(Journeys):
         for _ in range(rng.randint(0, 2)):
             self.session(p, self.later(bought, timedelta(hours=6), timedelta(days=6)),
                          [rng.choice(list(HELP_PAGES.values()))])
-        survey_at = bought + timedelta(days=rng.randint(3, 6), hours=rng.randint(0, 8))
+        survey_at: datetime | None = bought + timedelta(days=rng.randint(3, 6), hours=rng.randint(0, 8))
         last = bought
         if rng.random() < 0.4:  # this customer's recurring problem
             p.problem = rng.choices([c[0] for c in TICKET_CATEGORIES], [c[1] for c in TICKET_CATEGORIES])[0]
