@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 
+from touchpoint.progress import progress
 from touchpoint_sim.incidents import Incident, check_incidents
 from touchpoint_sim.population.catalog import ACQUISITION, PRODUCTS
 from touchpoint_sim.population.effects import Effects
@@ -19,11 +20,13 @@ class _Builder(Effects, Newsletters, People):
     def build(self) -> World:
         people = [self.person(index) for index in range(self.first_index, self.first_index + self.customers)]
         self.world.people.extend(people)
-        for person in people:
-            # Each person lives from a stream of their own: what changes for one person (an
-            # incident) never moves the draws of anyone else.
-            self.rng = random.Random(f"{self.seed}:person:{person.index}")
-            self.journey(person)
+        with progress("simulating journeys", total=len(people), unit="customers") as step:
+            for person in people:
+                # Each person lives from a stream of their own: what changes for one person (an
+                # incident) never moves the draws of anyone else.
+                self.rng = random.Random(f"{self.seed}:person:{person.index}")
+                self.journey(person)
+                step.advance()
         self.more_cases()
         self.return_visits()
         self.lower_answers()

@@ -6,6 +6,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
+from touchpoint.progress import progress
 from touchpoint_sim.population.base import Base
 from touchpoint_sim.population.catalog import HELP_PAGES, PRODUCTS, RESEARCH_PAGES, SITE
 from touchpoint_sim.population.records import Person, iso
@@ -92,16 +93,18 @@ class Web(Base):
         mean_gap_hours = 7 * 24 / self.return_visits_per_week
         pages = (*RESEARCH_PAGES, "/", "/help", *HELP_PAGES.values())
         try:
-            for p in self.world.people:
-                self.rng = random.Random(f"{self.world.seed}:return-visits:{p.index}")  # each their own
-                at = p.signed_up_at
-                while at is not None:
-                    at = at + timedelta(hours=self.rng.expovariate(1 / mean_gap_hours))
-                    if not self.live(at) or (p.churned_at is not None and at >= p.churned_at):
-                        break
-                    if at.weekday() >= 5 and self.rng.random() < 0.4:  # quieter weekends
-                        continue
-                    self.session(p, at, [self.rng.choice(pages) for _ in range(self.rng.randint(1, 4))])
+            with progress("simulating return visits", total=len(self.world.people), unit="customers") as step:
+                for p in self.world.people:
+                    self.rng = random.Random(f"{self.world.seed}:return-visits:{p.index}")  # each their own
+                    at = p.signed_up_at
+                    while at is not None:
+                        at = at + timedelta(hours=self.rng.expovariate(1 / mean_gap_hours))
+                        if not self.live(at) or (p.churned_at is not None and at >= p.churned_at):
+                            break
+                        if at.weekday() >= 5 and self.rng.random() < 0.4:  # quieter weekends
+                            continue
+                        self.session(p, at, [self.rng.choice(pages) for _ in range(self.rng.randint(1, 4))])
+                    step.advance()
         finally:
             self.rng = main
 
