@@ -27,10 +27,12 @@ os.environ.pop("TOUCHPOINT_WAREHOUSE_URL", None)
 
 from bench import stages  # noqa: E402
 from bench.dataset import ensure_dataset  # noqa: E402
+from bench.log import say  # noqa: E402
 from bench.measure import repeated, run_measured, side_by_side  # noqa: E402
 from bench.scales import SCALES  # noqa: E402
 from bench.table import render  # noqa: E402
 from bench.targets import judge  # noqa: E402
+from touchpoint.progress import progress as bar  # noqa: E402
 
 #: the scales the peers load by default: dlt loads a few thousand rows a second, so at M and L
 #: it would take most of the run without saying more than the ratio at S does
@@ -38,7 +40,7 @@ PEERS_AT = "S"
 
 
 def progress(message: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {message}", flush=True)
+    say(f"[{datetime.now():%H:%M:%S}] {message}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,50 +87,65 @@ def main(argv: list[str] | None = None) -> int:
     dlt_python = None
     for name in names:
         scale = SCALES[name]
-        ds = ensure_dataset(scale, progress)
-        missing = [what for what, have, need in zip(("web", "email", "CRM"), (
-            ds.manifest["web_events"], ds.manifest["email_events"], ds.manifest["crm_objects"]), scale.minimum)
-            if have < need]
-        if missing:
-            progress(f"  WARNING: data set {name} holds fewer {', '.join(missing)} records than the scale asks for")
-        here: dict[str, Any] = {"dataset": ds.manifest, "load": {}}
-        results["scales"][name] = here
-        scale_reps = reps if name != "L" else 1
-        # The first run of each of our loads fills this warehouse, which the later stages build on.
-        warehouse = wh.fresh(f"warehouse_{name}")
-        for source in ("web", "email"):
-            progress(f"{name} {source} load of the history ({ds.manifest[f'{source}_csv_rows']:,} rows), "
-                     f"the contenders side by side, {scale_reps} round(s)")
-            contenders: dict[str, Callable[[], dict[str, Any]]] = {
-                "ours": first_into(warehouse, lambda into, source=source: stages.load_ours(wh, ds, source, into=into)),
-                "copy": lambda source=source: stages.load_copy(wh, ds, source),
-            }
-            if name in peers_at and not args.no_peers:
-                if dlt_python is None:
-                    from bench.peers import ensure_dlt_python
-                    dlt_python = ensure_dlt_python(settings.var_dir)
-                # dlt's fastest mode measured (csv files, loaded with COPY): the comparison is
-                # against the best a dlt user gets, not its slower default (insert_values).
-                contenders["dlt"] = lambda source=source: stages.load_peer(wh, ds, source, "dlt", dlt_python,
-                                                                           mode="append-csv")
-                contenders["pandas"] = lambda source=source: stages.load_peer(wh, ds, source, "pandas")
-            here["load"][source] = side_by_side(scale_reps, contenders, progress, before=wh.settle)
+        # data set, web load, email load, CRM extraction, dbt, report (and the profile at M)
+        with bar(f"{name}: data set", total=7 if name == "M" else 6) as done:
+            ds = ensure_dataset(scale, progress)
+            done.advance()
+            missing = [what for what, have, need in zip(("web", "email", "CRM"), (
+                ds.manifest["web_events"], ds.manifest["email_events"], ds.manifest["crm_objects"]), scale.minimum)
+                if have < need]
+            if missing:
+                progress(f"  WARNING: data set {name} holds fewer {', '.join(missing)} records than the scale asks for")
+            here: dict[str, Any] = {"dataset": ds.manifest, "load": {}}
+            results["scales"][name] = here
+            scale_reps = reps if name != "L" else 1
+            # The first run of each of our loads fills this warehouse, which the later stages build on.
+            warehouse = wh.fresh(f"warehouse_{name}")
+            for source in ("web", "email"):
+                done.update(description=f"{name}: {source} load")
+                progress(f"{name} {source} load of the history ({ds.manifest[f'{source}_csv_rows']:,} rows), "
+                         f"the contenders side by side, {scale_reps} round(s)")
+                contenders: dict[str, Callable[[], dict[str, Any]]] = {
+                    "ours": first_into(warehouse,
+                                       lambda into, source=source: stages.load_ours(wh, ds, source, into=into)),
+                    "copy": lambda source=source: stages.load_copy(wh, ds, source),
+                }
+                if name in peers_at and not args.no_peers:
+                    if dlt_python is None:
+                        from bench.peers import ensure_dlt_python
+                        dlt_python = ensure_dlt_python(settings.var_dir)
+                    # dlt's fastest mode measured (csv files, loaded with COPY): the comparison is
+                    # against the best a dlt user gets, not its slower default (insert_values).
+                    contenders["dlt"] = lambda source=source: stages.load_peer(wh, ds, source, "dlt", dlt_python,
+                                                                               mode="append-csv")
+                    contenders["pandas"] = lambda source=source: stages.load_peer(wh, ds, source, "pandas")
+                here["load"][source] = side_by_side(scale_reps, contenders, progress, before=wh.settle)
+                save()
+                done.advance()
+            done.update(description=f"{name}: CRM extraction")
+            progress(f"{name} CRM extraction of the history ({ds.manifest['crm_objects']:,} objects in all)")
+            here["crm"] = repeated(scale_reps,
+                                   first_into(warehouse, lambda into: stages.crm_extract(wh, ds, into=into)),
+                                   progress, "crm", before=wh.settle)
             save()
-        progress(f"{name} CRM extraction of the history ({ds.manifest['crm_objects']:,} objects in all)")
-        here["crm"] = repeated(scale_reps, first_into(warehouse, lambda into: stages.crm_extract(wh, ds, into=into)),
-                               progress, "crm", before=wh.settle)
-        save()
-        progress(f"{name} dbt: full build of the history, then one new day")
-        here["dbt"] = stages.transform(wh, ds, warehouse, progress)
-        save()
-        progress(f"{name} report to 50 recipients")
-        here["report"] = repeated(reps, lambda: stages.report(wh, ds, warehouse), progress, "report",
-                                  before=wh.settle)
-        wh.drop(warehouse)
-        save()
-        if name == "M":
-            here["profile"] = profile_load(wh, ds)
+            done.advance()
+            done.update(description=f"{name}: dbt builds")
+            progress(f"{name} dbt: full build of the history, then one new day")
+            here["dbt"] = stages.transform(wh, ds, warehouse, progress)
             save()
+            done.advance()
+            done.update(description=f"{name}: report")
+            progress(f"{name} report to 50 recipients")
+            here["report"] = repeated(reps, lambda: stages.report(wh, ds, warehouse), progress, "report",
+                                      before=wh.settle)
+            wh.drop(warehouse)
+            save()
+            done.advance()
+            if name == "M":
+                done.update(description=f"{name}: profile of the web load")
+                here["profile"] = profile_load(wh, ds)
+                save()
+                done.advance()
     save()
     table = render(results)
     args.out.with_suffix(".md").write_text(table)

@@ -28,7 +28,6 @@ import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -212,9 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or args.seeds < 1 or args.jobs < 1:
         parser.error(f"unknown effect(s) {unknown}" if unknown else "--seeds and --jobs must be at least 1")
 
+    from bench.log import say
+    from bench.measure import worker_pool
     from touchpoint.config import load_settings
-    from touchpoint.transform.dbt import ensure_manifest
     from touchpoint.local.cluster import EmbeddedCluster
+    from touchpoint.progress import progress as bar
+    from touchpoint.transform.dbt import ensure_manifest
 
     settings = load_settings()
     EmbeddedCluster(settings).start(log=lambda m: print(m, flush=True))
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
           f" {args.quiet_weeks} without), {args.jobs} at a time", flush=True)
     began = time.monotonic()
     outcomes: list[Outcome] = []
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+    with worker_pool(args.jobs) as pool, bar("worlds simulated, built and judged", total=len(jobs)) as finished:
         # a quiet world runs longer with as many people per week as an incident world
         quiet_customers = round(args.customers * args.quiet_weeks / args.weeks)
         futures = [pool.submit(run_world, admin_url, name, seed, *((quiet_customers, args.quiet_weeks)
@@ -237,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
             outcomes.append(outcome)
             verdict = ("quiet" if outcome.detected is None else "detected" if outcome.detected else "MISSED")
             alarms = f", false alarms in {sorted(outcome.alarmed_weeks)}" if outcome.alarmed_weeks else ""
-            print(f"[{done}/{len(jobs)}] {outcome.effect} seed {outcome.seed}: {verdict}{alarms}"
-                  f" ({outcome.seconds:.0f} s; {time.monotonic() - began:.0f} s in all)", flush=True)
+            say(f"[{done}/{len(jobs)}] {outcome.effect} seed {outcome.seed}: {verdict}{alarms}"
+                f" ({outcome.seconds:.0f} s; {time.monotonic() - began:.0f} s in all)")
+            finished.advance()
     table = tables(outcomes, args.seeds, args.customers, args.weeks, args.quiet_weeks)
     print("\n" + table)
     args.out.write_text(json.dumps({"finished": datetime.now().isoformat(timespec="seconds"),

@@ -13,13 +13,14 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.measure import worker_pool
 from bench.scales import RETURN_VISITS_PER_WEEK, SEED, SLICE, START, WEEKS, Scale
+from touchpoint.progress import progress as bar
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "bench" / "data"
@@ -59,8 +60,9 @@ class Dataset:
 def _fingerprint(scale: Scale) -> str:
     h = hashlib.sha256(json.dumps([scale.customers, SEED, START.isoformat(), WEEKS, RETURN_VISITS_PER_WEEK,
                                    SLICE]).encode())
-    for name in ("population.py", "writers.py"):
-        h.update((REPO / "src" / "touchpoint_sim" / name).read_bytes())
+    simulator = REPO / "src" / "touchpoint_sim"
+    for path in [*sorted((simulator / "population").glob("*.py")), simulator / "writers.py"]:
+        h.update(path.read_bytes())
     return h.hexdigest()[:10]
 
 
@@ -97,9 +99,10 @@ def ensure_dataset(scale: Scale, progress: Callable[[str], None] = print) -> Dat
     merged = World(start=START, weeks=WEEKS, seed=SEED)
     merged.associations = {pair: {} for pair in ASSOCIATION_PAIRS}
     web = email = 0
-    with ProcessPoolExecutor(max_workers=2) as pool:
+    with (worker_pool(2) as pool,
+          bar(f"data set {scale.name}: slices", total=scale.customers, unit="customers") as built):
         futures = [pool.submit(_build_slice, i, first, count, str(root / "landing")) for i, first, count in slices]
-        for n, future in enumerate(futures, 1):
+        for n, (future, (_, _, count)) in enumerate(zip(futures, slices), 1):
             part = future.result()
             web, email = web + part["web"], email + part["email"]
             for object_type in CRM_TYPES:
@@ -107,6 +110,7 @@ def ensure_dataset(scale: Scale, progress: Callable[[str], None] = print) -> Dat
             for pair, links in part["associations"].items():
                 merged.associations[pair].update(links)
             progress(f"  slice {n}/{len(slices)} written ({web:,} web, {email:,} email events so far)")
+            built.advance(count)
     counts = write_crm(merged, root / "sim" / "crm")
     generated = time.perf_counter() - started
     manifest = {"scale": scale.name, "customers": scale.customers, "weeks": WEEKS, "seed": SEED,
@@ -127,8 +131,12 @@ CSV_OF = "history: every day but the last; duplicates counted"
 
 def _write_copy_csvs(dataset: Dataset, progress: Callable[[str], None]) -> None:
     started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        rows = dict(zip(("web", "email"), pool.map(_write_copy_csv, (dataset, dataset), ("web", "email"))))
+    rows = {}
+    with (worker_pool(2) as pool,
+          bar(f"data set {dataset.scale.name}: CSV for psql \\copy", total=2) as converted):
+        for source, written in zip(("web", "email"), pool.map(_write_copy_csv, (dataset, dataset), ("web", "email"))):
+            rows[source] = written
+            converted.advance()
     for source, (count, duplicates) in rows.items():
         dataset.manifest[f"{source}_csv_rows"] = count
         dataset.manifest[f"{source}_duplicates_in_history"] = duplicates

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import statistics
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+from touchpoint.progress import progress as bar
+
+#: touchpoint.progress's switch: 0 draws no bars
+NO_BARS = {"TOUCHPOINT_PROGRESS": "0"}
 
 
 class StageFailed(RuntimeError):
@@ -40,7 +48,9 @@ def _peak_rss_mb(pid: int) -> float | None:
 def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None,
                  timeout: float = 3600) -> Measured:
     """Run ``cmd``; its wall time, and its peak RSS sampled every 10 ms from /proc (that of the
-    process itself; a grandchild is not counted)."""
+    process itself; a grandchild is not counted). The child never draws progress bars, even
+    when TOUCHPOINT_PROGRESS=1 asks the bench for them: drawing is not part of what is measured."""
+    env = {**(os.environ if env is None else env), **NO_BARS}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env, cwd=cwd, text=True)
@@ -73,11 +83,13 @@ def repeated(times: int, once: Callable[[], dict[str, Any]], progress: Callable[
     """Run ``once`` ``times`` times (``before`` ahead of each); the result holds the median of
     every number and the runs."""
     runs = []
-    for n in range(times):
-        before()
-        result = once()
-        _report(progress, label, n, times, result)
-        runs.append(result)
+    with bar(f"{label} runs", total=times) as done:
+        for n in range(times):
+            before()
+            result = once()
+            _report(progress, label, n, times, result)
+            runs.append(result)
+            done.advance()
     return summarise(runs)
 
 
@@ -88,13 +100,28 @@ def side_by_side(times: int, contenders: dict[str, Callable[[], dict[str, Any]]]
     machine's slow spells fall on all of them alike, so their ratio holds when a shared machine
     does not. The result holds each contender's medians and runs."""
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label in contenders}
-    for n in range(times):
-        for label, once in contenders.items():
-            before()
-            result = once()
-            _report(progress, label, n, times, result)
-            runs[label].append(result)
+    with bar("runs", total=times * len(contenders)) as done:
+        for n in range(times):
+            for label, once in contenders.items():
+                done.update(description=f"{label} run {n + 1}/{times}")
+                before()
+                result = once()
+                _report(progress, label, n, times, result)
+                runs[label].append(result)
+                done.advance()
     return {label: summarise(results) for label, results in runs.items()}
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes that draw no progress bars: the parent draws them, and workers sharing
+    its terminal would draw over them. Spawned, not forked: a fork taken while the parent's bars
+    are drawing would copy their thread's locks, held, into the worker."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_no_bars)
+
+
+def _no_bars() -> None:
+    os.environ.update(NO_BARS)
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:

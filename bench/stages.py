@@ -21,6 +21,7 @@ import yaml
 
 from bench.dataset import REPO, Dataset, files_of
 from bench.measure import Measured, run_measured
+from touchpoint.progress import progress as bar
 
 Progress = Callable[[str], None]
 
@@ -205,16 +206,22 @@ def transform(wh: Warehouse, ds: Dataset, dsn: str, progress: Progress) -> dict[
     ingest the last day and build again (incremental)."""
     from touchpoint_sim.crm_server import CrmData, CrmServer
 
-    wh.settle()
-    full, full_slowest = _dbt(wh, dsn, "build", "--full-refresh")
-    progress(f"  full dbt build: {full.seconds:.0f} s")
-    wh.settle()  # the day between: what the full build set off is done before the next one
-    server = CrmServer(CrmData.from_dir(ds.crm_dir), port=0).start_in_thread()
-    try:
-        day = _ingest(wh, ds, dsn, ds.last_day, ds.end, server.url)
-    finally:
-        server.shutdown()
-    incremental, incremental_slowest = _dbt(wh, dsn, "build")
+    with bar("full dbt build", total=3) as done:
+        wh.settle()
+        full, full_slowest = _dbt(wh, dsn, "build", "--full-refresh")
+        progress(f"  full dbt build: {full.seconds:.0f} s")
+        done.advance()
+        done.update(description="ingest of the last day")
+        wh.settle()  # the day between: what the full build set off is done before the next one
+        server = CrmServer(CrmData.from_dir(ds.crm_dir), port=0).start_in_thread()
+        try:
+            day = _ingest(wh, ds, dsn, ds.last_day, ds.end, server.url)
+        finally:
+            server.shutdown()
+        done.advance()
+        done.update(description="incremental dbt build")
+        incremental, incremental_slowest = _dbt(wh, dsn, "build")
+        done.advance()
     progress(f"  last day: ingest {day['seconds']:.1f} s ({day['rows']:,} rows), incremental build "
              f"{incremental.seconds:.1f} s")
     return {

@@ -8,10 +8,12 @@ import io
 import json
 import shutil
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from touchpoint.progress import progress
 from touchpoint_sim.population import World
 
 SENDGRID_BATCH = 200
@@ -42,13 +44,9 @@ def write_sendgrid(world: World, root: Path, part: int | None = None) -> int:
     if part is None:
         shutil.rmtree(root, ignore_errors=True)
     prefix = "batch-" if part is None else f"batch-p{part:03d}-"
-    by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for event in world.email_events:
-        by_day[_day_of_unix(event["timestamp"])].append(event)
     files = 0
-    for day, events in sorted(by_day.items()):
-        folder = root / day
-        folder.mkdir(parents=True, exist_ok=True)
+    days = _days(world.email_events, lambda e: _day_of_unix(e["timestamp"]), root, "writing SendGrid batches")
+    for _, folder, events in days:
         for n, offset in enumerate(range(0, len(events), SENDGRID_BATCH)):
             batch = events[offset:offset + SENDGRID_BATCH]
             style = (files + n) % 3
@@ -66,15 +64,28 @@ def write_segment(world: World, root: Path, part: int | None = None) -> int:
     """One gzipped NDJSON file a day (``part``: as for :func:`write_sendgrid`)."""
     if part is None:
         shutil.rmtree(root, ignore_errors=True)
-    by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for event in world.web_events:
-        by_day[_segment_day_folder(event["receivedAt"])].append(event)
-    for day, events in sorted(by_day.items()):
-        folder = root / day
-        folder.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for day, folder, events in _days(world.web_events, lambda e: _segment_day_folder(e["receivedAt"]), root,
+                                     "writing Segment files"):
         text = "".join(json.dumps(e) + "\n" for e in events)
         (folder / f"{day}.part-{part or 0:04d}.json.gz").write_bytes(_gzip_bytes(text))
-    return len(by_day)
+        written += 1
+    return written
+
+
+def _days(events: list[dict[str, Any]], day_of: Callable[[dict[str, Any]], str], root: Path,
+          description: str) -> Iterator[tuple[str, Path, list[dict[str, Any]]]]:
+    """The events by day, in day order, each with its folder under ``root`` made; a progress
+    line (``description``) counts the events written."""
+    by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        by_day[day_of(event)].append(event)
+    with progress(description, total=len(events), unit="events") as step:
+        for day, day_events in sorted(by_day.items()):
+            folder = root / day
+            folder.mkdir(parents=True, exist_ok=True)
+            yield day, folder, day_events
+            step.advance(len(day_events))
 
 
 def _json_list(items: list[Any]) -> str:
@@ -86,8 +97,10 @@ def write_crm(world: World, root: Path) -> dict[str, int]:
     (``associations/<from>__<to>.json``: ``{from id: [to ids]}``). Returns the count per type."""
     shutil.rmtree(root, ignore_errors=True)
     (root / "associations").mkdir(parents=True)
-    for object_type, objects in world.crm.items():
-        (root / f"{object_type}.json").write_text(_json_list(objects))
+    with progress("writing CRM objects", total=sum(map(len, world.crm.values())), unit="objects") as step:
+        for object_type, objects in world.crm.items():
+            (root / f"{object_type}.json").write_text(_json_list(objects))
+            step.advance(len(objects))
     for (from_type, to_type), links in world.associations.items():
         (root / "associations" / f"{from_type}__{to_type}.json").write_text(json.dumps(links, indent=0) + "\n")
     return {object_type: len(objects) for object_type, objects in world.crm.items()}
