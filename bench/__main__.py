@@ -27,7 +27,6 @@ os.environ.pop("TOUCHPOINT_WAREHOUSE_URL", None)
 
 from bench import stages  # noqa: E402
 from bench.dataset import ensure_dataset  # noqa: E402
-from bench.log import say  # noqa: E402
 from bench.measure import repeated, run_measured, side_by_side  # noqa: E402
 from bench.scales import SCALES  # noqa: E402
 from bench.table import render  # noqa: E402
@@ -40,7 +39,7 @@ PEERS_AT = "S"
 
 
 def progress(message: str) -> None:
-    say(f"[{datetime.now():%H:%M:%S}] {message}")
+    print(f"[{datetime.now():%H:%M:%S}] {message}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

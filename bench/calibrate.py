@@ -211,7 +211,6 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or args.seeds < 1 or args.jobs < 1:
         parser.error(f"unknown effect(s) {unknown}" if unknown else "--seeds and --jobs must be at least 1")
 
-    from bench.log import say
     from bench.measure import worker_pool
     from touchpoint.config import load_settings
     from touchpoint.local.cluster import EmbeddedCluster
@@ -239,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             outcomes.append(outcome)
             verdict = ("quiet" if outcome.detected is None else "detected" if outcome.detected else "MISSED")
             alarms = f", false alarms in {sorted(outcome.alarmed_weeks)}" if outcome.alarmed_weeks else ""
-            say(f"[{done}/{len(jobs)}] {outcome.effect} seed {outcome.seed}: {verdict}{alarms}"
-                f" ({outcome.seconds:.0f} s; {time.monotonic() - began:.0f} s in all)")
+            print(f"[{done}/{len(jobs)}] {outcome.effect} seed {outcome.seed}: {verdict}{alarms}"
+                f" ({outcome.seconds:.0f} s; {time.monotonic() - began:.0f} s in all)", flush=True)
             finished.advance()
     table = tables(outcomes, args.seeds, args.customers, args.weeks, args.quiet_weeks)
     print("\n" + table)

@@ -89,6 +89,10 @@ def progress(description: str, total: float | None = None, unit: str = "") -> It
         TimeRemainingColumn(),
         console=Console(stderr=True, force_terminal=os.environ.get(_ENV) == "1" or None),
         transient=False,
+        # Lines printed while bars are drawn go above them on a terminal, but straight into stdout
+        # when it is a file or a pipe (a log kept with `> file` must get them).
+        redirect_stdout=sys.stdout.isatty(),
+        redirect_stderr=False,
     )
     _active = bars
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from helpers import run_cli
 
 CUSTOMERS = 200
 #: the progress lines of a simulation with return visits, in the order they are drawn
