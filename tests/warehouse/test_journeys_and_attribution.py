@@ -4,6 +4,8 @@ are known to the second."""
 
 from __future__ import annotations
 
+from touchpoint.report.content import ATTRIBUTION_MODELS
+
 import json
 import math
 from collections import defaultdict
@@ -23,7 +25,7 @@ from touchpoint.sources.catalog import SEGMENT_EVENTS
 from touchpoint.warehouse.connection import connect
 
 START = datetime.combine(SIM_START, datetime.min.time(), UTC)
-MODELS = ("first_touch", "last_touch", "linear", "position_based", "time_decay")
+MODELS = ATTRIBUTION_MODELS
 # The documented defaults of the dbt vars (checked against dbt_project.yml below).
 LOOKBACK = timedelta(days=30)
 HALF_LIFE_DAYS = 7

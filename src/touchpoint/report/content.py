@@ -20,10 +20,13 @@ import psycopg
 from psycopg.rows import dict_row
 
 from touchpoint.delivery.recipients import ALL, Slice
+from touchpoint.config import DEFAULT_PROJECT_DIR
 from touchpoint.intervals import iso_week
+from touchpoint.transform.project import attribution_models
 from touchpoint.warehouse.connection import scalar
 
-ATTRIBUTION_MODELS = ("first_touch", "last_touch", "linear", "position_based", "time_decay")
+#: the models the marts credit conversions by, as the dbt project declares them
+ATTRIBUTION_MODELS = attribution_models(DEFAULT_PROJECT_DIR / "dbt_project")
 TREND_WEEKS = 8
 #: signals shown per list (needs attention, improved most, recurring problems, at-risk groups)
 TOP_SIGNALS = 5

@@ -85,19 +85,7 @@ compared as (
         prev.csat_responses as previous_csat_responses,
         prev.nps as previous_nps,
         prev.nps_responses as previous_nps_responses,
-        case when prev.touchpoints > 0 then cur.touchpoints::numeric / prev.touchpoints - 1 end as touchpoints_change,
-        -- the moves that count: enough evidence in both weeks and beyond the documented thresholds
-        case when cur.csat_responses >= {{ var('report_min_responses') }}
-                  and prev.csat_responses >= {{ var('report_min_responses') }}
-             then cur.csat - prev.csat end as csat_change,
-        case when cur.nps_responses >= {{ var('report_min_responses') }}
-                  and prev.nps_responses >= {{ var('report_min_responses') }}
-             then cur.nps - prev.nps end as nps_change,
-        case when cur.customers >= {{ var('report_min_customers') }}
-                  and prev.customers >= {{ var('report_min_customers') }}
-                  and prev.conversion_rate > 0
-                  and greatest(cur.conversions, prev.conversions) >= {{ var('report_min_conversions') }}
-             then cur.conversion_rate / prev.conversion_rate - 1 end as conversion_rate_change
+        case when prev.touchpoints > 0 then cur.touchpoints::numeric / prev.touchpoints - 1 end as touchpoints_change
     from measured as cur
     left join previous_weeks as prev
         on prev.week_start = cur.week_start - 7
@@ -105,36 +93,8 @@ compared as (
         and prev.channel = cur.channel and prev.touchpoint = cur.touchpoint
 ),
 
--- each metric's move in units of its threshold (1 = exactly the threshold)
-moves as (
-    select
-        compared.*,
-        fallen.metric as fallen_metric, fallen.size as fallen_size,
-        risen.metric as risen_metric, risen.size as risen_size
-    from compared
-    left join lateral (
-        select metric, size from (values
-            ('csat', -csat_change / {{ var('report_csat_change') }}),
-            ('nps', -nps_change / {{ var('report_nps_change') }}),
-            ('conversion_rate', -conversion_rate_change / {{ var('report_conversion_rate_change') }})
-        ) as falls (metric, size) where size >= 1 order by size desc limit 1
-    ) as fallen on true
-    left join lateral (
-        select metric, size from (values
-            ('csat', csat_change / {{ var('report_csat_change') }}),
-            ('nps', nps_change / {{ var('report_nps_change') }}),
-            ('conversion_rate', conversion_rate_change / {{ var('report_conversion_rate_change') }})
-        ) as rises (metric, size) where size >= 1 order by size desc limit 1
-    ) as risen on true
-),
-
 final as (
-    select
-        moves.*,
-        case when grain in ('channel', 'touchpoint') then coalesce(fallen_metric, risen_metric) end as trend_metric,
-        -- how far beyond its threshold the named metric moved
-        case when grain in ('channel', 'touchpoint') then coalesce(fallen_size, risen_size) end as trend_size
-    from moves
+    select * from compared
 )
 
 {% if is_incremental() %}
