@@ -11,9 +11,8 @@ import json
 import os
 import platform
 import sys
-import time
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,24 +44,39 @@ def progress(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--scales", default="S,M,L", help="comma-separated, from S, M, L")
-    parser.add_argument("--repetitions", type=int, default=3, help="runs per load and report measurement")
-    parser.add_argument("--quick", action="store_true",
-                        help="S only, one repetition, without the peers (a couple of minutes); results in "
-                             "bench/results-quick.json unless --out says otherwise")
-    parser.add_argument("--peers-at", default=PEERS_AT,
-                        help=f"scales at which dlt and pandas load too (default {PEERS_AT}; e.g. S,M)")
-    parser.add_argument("--no-peers", action="store_true", help="skip dlt and pandas (ours and psql \\copy only)")
+    parser.add_argument(
+        "--repetitions", type=int, default=3, help="runs per load and report measurement"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="S only, one repetition, without the peers (a couple of minutes); results in "
+        "bench/results-quick.json unless --out says otherwise",
+    )
+    parser.add_argument(
+        "--peers-at",
+        default=PEERS_AT,
+        help=f"scales at which dlt and pandas load too (default {PEERS_AT}; e.g. S,M)",
+    )
+    parser.add_argument(
+        "--no-peers", action="store_true", help="skip dlt and pandas (ours and psql \\copy only)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="default bench/results.json")
     args = parser.parse_args(argv)
     if args.out is None:  # a quick run does not overwrite the results of a complete one
         args.out = REPO / "bench" / ("results-quick.json" if args.quick else "results.json")
     if args.quick:  # dlt and pandas take most of a run at S: the complete run measures them
         args.no_peers = True
-    names = ["S"] if args.quick else [s.strip().upper() for s in args.scales.split(",") if s.strip()]
+    names = (
+        ["S"] if args.quick else [s.strip().upper() for s in args.scales.split(",") if s.strip()]
+    )
     unknown = [n for n in names if n not in SCALES]
     if unknown or args.repetitions < 1:
-        parser.error(f"unknown scale(s) {unknown}; choose from {', '.join(SCALES)}" if unknown
-                     else "--repetitions must be at least 1")
+        parser.error(
+            f"unknown scale(s) {unknown}; choose from {', '.join(SCALES)}"
+            if unknown
+            else "--repetitions must be at least 1"
+        )
     reps = 1 if args.quick else args.repetitions
     peers_at = {n.strip().upper() for n in args.peers_at.split(",") if n.strip()}
 
@@ -71,12 +85,16 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings()
     EmbeddedCluster(settings).start(log=progress)
-    wh = stages.Warehouse(f"postgresql://{settings.pg_user}@127.0.0.1:{settings.pg_port}/postgres", settings.var_dir)
+    wh = stages.Warehouse(
+        f"postgresql://{settings.pg_user}@127.0.0.1:{settings.pg_port}/postgres", settings.var_dir
+    )
     results: dict[str, Any] = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "postgres": "embedded cluster (fsync=off, synchronous_commit=off), one for every contender",
-        "repetitions": reps, "scales": {}, "targets": [],
+        "repetitions": reps,
+        "scales": {},
+        "targets": [],
     }
 
     def save() -> None:
@@ -90,11 +108,23 @@ def main(argv: list[str] | None = None) -> int:
         with bar(f"{name}: data set", total=7 if name == "M" else 6) as done:
             ds = ensure_dataset(scale, progress)
             done.advance()
-            missing = [what for what, have, need in zip(("web", "email", "CRM"), (
-                ds.manifest["web_events"], ds.manifest["email_events"], ds.manifest["crm_objects"]), scale.minimum)
-                if have < need]
+            missing = [
+                what
+                for what, have, need in zip(
+                    ("web", "email", "CRM"),
+                    (
+                        ds.manifest["web_events"],
+                        ds.manifest["email_events"],
+                        ds.manifest["crm_objects"],
+                    ),
+                    scale.minimum,
+                )
+                if have < need
+            ]
             if missing:
-                progress(f"  WARNING: data set {name} holds fewer {', '.join(missing)} records than the scale asks for")
+                progress(
+                    f"  WARNING: data set {name} holds fewer {', '.join(missing)} records than the scale asks for"
+                )
             here: dict[str, Any] = {"dataset": ds.manifest, "load": {}}
             results["scales"][name] = here
             scale_reps = reps if name != "L" else 1
@@ -102,30 +132,46 @@ def main(argv: list[str] | None = None) -> int:
             warehouse = wh.fresh(f"warehouse_{name}")
             for source in ("web", "email"):
                 done.update(description=f"{name}: {source} load")
-                progress(f"{name} {source} load of the history ({ds.manifest[f'{source}_csv_rows']:,} rows), "
-                         f"the contenders side by side, {scale_reps} round(s)")
+                progress(
+                    f"{name} {source} load of the history ({ds.manifest[f'{source}_csv_rows']:,} rows), "
+                    f"the contenders side by side, {scale_reps} round(s)"
+                )
                 contenders: dict[str, Callable[[], dict[str, Any]]] = {
-                    "ours": first_into(warehouse,
-                                       lambda into, source=source: stages.load_ours(wh, ds, source, into=into)),
+                    "ours": first_into(
+                        warehouse,
+                        lambda into, source=source: stages.load_ours(wh, ds, source, into=into),
+                    ),
                     "copy": lambda source=source: stages.load_copy(wh, ds, source),
                 }
                 if name in peers_at and not args.no_peers:
                     if dlt_python is None:
                         from bench.peers import ensure_dlt_python
+
                         dlt_python = ensure_dlt_python(settings.var_dir)
                     # dlt's fastest mode measured (csv files, loaded with COPY): the comparison is
                     # against the best a dlt user gets, not its slower default (insert_values).
-                    contenders["dlt"] = lambda source=source: stages.load_peer(wh, ds, source, "dlt", dlt_python,
-                                                                               mode="append-csv")
-                    contenders["pandas"] = lambda source=source: stages.load_peer(wh, ds, source, "pandas")
-                here["load"][source] = side_by_side(scale_reps, contenders, progress, before=wh.settle)
+                    contenders["dlt"] = lambda source=source: stages.load_peer(
+                        wh, ds, source, "dlt", dlt_python, mode="append-csv"
+                    )
+                    contenders["pandas"] = lambda source=source: stages.load_peer(
+                        wh, ds, source, "pandas"
+                    )
+                here["load"][source] = side_by_side(
+                    scale_reps, contenders, progress, before=wh.settle
+                )
                 save()
                 done.advance()
             done.update(description=f"{name}: CRM extraction")
-            progress(f"{name} CRM extraction of the history ({ds.manifest['crm_objects']:,} objects in all)")
-            here["crm"] = repeated(scale_reps,
-                                   first_into(warehouse, lambda into: stages.crm_extract(wh, ds, into=into)),
-                                   progress, "crm", before=wh.settle)
+            progress(
+                f"{name} CRM extraction of the history ({ds.manifest['crm_objects']:,} objects in all)"
+            )
+            here["crm"] = repeated(
+                scale_reps,
+                first_into(warehouse, lambda into: stages.crm_extract(wh, ds, into=into)),
+                progress,
+                "crm",
+                before=wh.settle,
+            )
             save()
             done.advance()
             done.update(description=f"{name}: dbt builds")
@@ -135,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
             done.advance()
             done.update(description=f"{name}: report")
             progress(f"{name} report to 50 recipients")
-            here["report"] = repeated(reps, lambda: stages.report(wh, ds, warehouse), progress, "report",
-                                      before=wh.settle)
+            here["report"] = repeated(
+                reps, lambda: stages.report(wh, ds, warehouse), progress, "report", before=wh.settle
+            )
             wh.drop(warehouse)
             save()
             done.advance()
@@ -152,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def first_into(warehouse: str, run: Callable[[str | None], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+def first_into(
+    warehouse: str, run: Callable[[str | None], dict[str, Any]]
+) -> Callable[[], dict[str, Any]]:
     """A measurement whose first run loads into ``warehouse`` and the others into fresh databases."""
     runs = iter([warehouse])
     return lambda: run(next(runs, None))
@@ -166,17 +215,47 @@ def profile_load(wh: stages.Warehouse, ds) -> dict[str, Any]:
     progress(f"profiling the web load at {ds.scale.name} -> {out}.txt / .html")
     pyinstrument = [sys.executable, "-m", "pyinstrument"]
     try:
-        run = run_measured([*pyinstrument, "-r", "pyisession", "-o", f"{out}.pyisession", "-m", "touchpoint",
-                            "extract", "web", "--start", ds.start.isoformat(), "--end", ds.end.isoformat()],
-                           env=wh.env(dsn, ds))
+        run = run_measured(
+            [
+                *pyinstrument,
+                "-r",
+                "pyisession",
+                "-o",
+                f"{out}.pyisession",
+                "-m",
+                "touchpoint",
+                "extract",
+                "web",
+                "--start",
+                ds.start.isoformat(),
+                "--end",
+                ds.end.isoformat(),
+            ],
+            env=wh.env(dsn, ds),
+        )
     finally:
         wh.drop(dsn)
     for renderer in ("text", "html"):
-        run_measured([*pyinstrument, "--load", f"{out}.pyisession", "-r", renderer, "--no-color",
-                      "-o", f"{out}.{'txt' if renderer == 'text' else 'html'}"] if renderer == "text" else
-                     [*pyinstrument, "--load", f"{out}.pyisession", "-r", renderer, "-o", f"{out}.html"])
+        run_measured(
+            [
+                *pyinstrument,
+                "--load",
+                f"{out}.pyisession",
+                "-r",
+                renderer,
+                "--no-color",
+                "-o",
+                f"{out}.{'txt' if renderer == 'text' else 'html'}",
+            ]
+            if renderer == "text"
+            else [*pyinstrument, "--load", f"{out}.pyisession", "-r", renderer, "-o", f"{out}.html"]
+        )
     Path(f"{out}.pyisession").unlink()
-    return {"text": f"bench/{out.name}.txt", "html": f"bench/{out.name}.html", "seconds": run.seconds}
+    return {
+        "text": f"bench/{out.name}.txt",
+        "html": f"bench/{out.name}.html",
+        "seconds": run.seconds,
+    }
 
 
 if __name__ == "__main__":

@@ -56,8 +56,12 @@ class Effect:
 EFFECTS = (
     Effect("csat", "delivery_packaging:csat=-2", "delivery_packaging", "csat", "needs_attention"),
     Effect("nps", "newsletter:nps=-3", "newsletter", "nps", "needs_attention"),
-    Effect("conversion", "paid_ads:conversion=x0.3", "paid_ads", "conversion_rate", "needs_attention"),
-    Effect("tickets", "billing_pricing:tickets=x3", "billing_pricing", "cases", "recurring_problems"),
+    Effect(
+        "conversion", "paid_ads:conversion=x0.3", "paid_ads", "conversion_rate", "needs_attention"
+    ),
+    Effect(
+        "tickets", "billing_pricing:tickets=x3", "billing_pricing", "cases", "recurring_problems"
+    ),
     Effect("engagement", "newsletter:engagement=x0.2", "newsletter", "engagement", "at_risk"),
 )
 
@@ -101,17 +105,30 @@ def run_world(admin_url: str, effect_name: str, seed: int, customers: int, weeks
     url = admin_url.rsplit("/", 1)[0] + f"/{name}"
     root = Path(tempfile.mkdtemp(prefix=f"calibrate-{effect_name}-{seed}-"))
     try:
-        world = build_planted_world(url, load_settings(), root, customers=customers, weeks=weeks, seed=seed,
-                                    start=START, incidents=[incident(effect, weeks)] if effect else [],
-                                    select=SIGNAL_MODELS)
+        world = build_planted_world(
+            url,
+            load_settings(),
+            root,
+            customers=customers,
+            weeks=weeks,
+            seed=seed,
+            start=START,
+            incidents=[incident(effect, weeks)] if effect else [],
+            select=SIGNAL_MODELS,
+        )
         outcome = Outcome(effect_name, seed)
         incident_week = world.week_start(weeks)
         judged_regions = [] if effect else regions(url)
         for week in judged_weeks(url):
             flagged = flags(url, week)
             if effect and week == incident_week:
-                planted = [f for f in flagged if f.names(effect.target) and f.metric == effect.metric
-                           and f.section == effect.section]
+                planted = [
+                    f
+                    for f in flagged
+                    if f.names(effect.target)
+                    and f.metric == effect.metric
+                    and f.section == effect.section
+                ]
                 outcome.detected = bool(planted)
                 outcome.planted_z = planted[0].z_score if planted else None
                 outcome.collateral = [f.signal_key for f in flagged if f not in planted]
@@ -122,7 +139,9 @@ def run_world(admin_url: str, effect_name: str, seed: int, customers: int, weeks
                 for region in judged_regions:
                     outcome.regional_weeks.append(f"{week.isoformat()} {region}")
                     if regional := flags(url, week, region):
-                        outcome.regional_alarms[f"{week.isoformat()} {region}"] = [f.signal_key for f in regional]
+                        outcome.regional_alarms[f"{week.isoformat()} {region}"] = [
+                            f.signal_key for f in regional
+                        ]
         if effect and outcome.detected is None:
             outcome.detected = False  # the incident's week was not even judged
         outcome.seconds = time.monotonic() - began
@@ -137,7 +156,11 @@ def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval of a rate (95 % by default): 10 of 10 is 72-100 %, not 100 %."""
     rate = successes / trials
     centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    half = (
+        z
+        * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials))
+        / (1 + z * z / trials)
+    )
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
@@ -151,16 +174,26 @@ def regions(url: str) -> list[str]:
     import psycopg
 
     with psycopg.connect(url) as conn:
-        return [r[0] for r in conn.execute("select distinct region from marts.agg_touchpoint_signals"
-                                           " where region <> '(all)' order by 1")]
+        return [
+            r[0]
+            for r in conn.execute(
+                "select distinct region from marts.agg_touchpoint_signals"
+                " where region <> '(all)' order by 1"
+            )
+        ]
 
 
-def tables(outcomes: list[Outcome], seeds: int, customers: int, weeks: int, quiet_weeks: int) -> str:
-    lines = [f"#### Calibration: {seeds} seeds per effect ({customers} customers x {weeks} weeks, incident"
-             f" from week {weeks}) and {seeds} quiet worlds ({quiet_weeks} weeks)", "",
-             "| effect | incident | worlds | detected | detection rate (95% interval) | median z of the planted flag |"
-             " other flags in that week (per world) |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+def tables(
+    outcomes: list[Outcome], seeds: int, customers: int, weeks: int, quiet_weeks: int
+) -> str:
+    lines = [
+        f"#### Calibration: {seeds} seeds per effect ({customers} customers x {weeks} weeks, incident"
+        f" from week {weeks}) and {seeds} quiet worlds ({quiet_weeks} weeks)",
+        "",
+        "| effect | incident | worlds | detected | detection rate (95% interval) | median z of the planted flag |"
+        " other flags in that week (per world) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for effect in EFFECTS:
         runs = [o for o in outcomes if o.effect == effect.name]
         if not runs:
@@ -168,48 +201,79 @@ def tables(outcomes: list[Outcome], seeds: int, customers: int, weeks: int, quie
         found = sum(1 for o in runs if o.detected)
         zs = [o.planted_z for o in runs if o.planted_z is not None]
         low, high = wilson(found, len(runs))
-        lines.append(f"| {effect.name} | `{incident(effect, weeks)}` | {len(runs)} | {found} |"
-                     f" {found / len(runs):.0%} ({low:.0%}–{high:.0%}) |"
-                     + (f" {statistics.median(zs):.1f} |" if zs else " — |"))
+        lines.append(
+            f"| {effect.name} | `{incident(effect, weeks)}` | {len(runs)} | {found} |"
+            f" {found / len(runs):.0%} ({low:.0%}–{high:.0%}) |"
+            + (f" {statistics.median(zs):.1f} |" if zs else " — |")
+        )
         lines[-1] += f" {statistics.mean(len(o.collateral) for o in runs):.1f} |"
     quiet = [(o, week) for o in outcomes for week in o.quiet_weeks]
     alarmed = [(o, week) for o, week in quiet if week in o.alarmed_weeks]
-    lines += ["", "| quiet report-weeks | from | with a flag | false-alarm rate (95% interval) |", "|---:|---|---:|---:|",
-              f"| {len(quiet)} | {sum(1 for o in outcomes if o.effect == 'none')} quiet worlds |"
-              f" {len(alarmed)} | {len(alarmed) / len(quiet):.1%} ({interval(len(alarmed), len(quiet))}) |"
-              if quiet else "| 0 | — | — | — |"]
+    lines += [
+        "",
+        "| quiet report-weeks | from | with a flag | false-alarm rate (95% interval) |",
+        "|---:|---|---:|---:|",
+        f"| {len(quiet)} | {sum(1 for o in outcomes if o.effect == 'none')} quiet worlds |"
+        f" {len(alarmed)} | {len(alarmed) / len(quiet):.1%} ({interval(len(alarmed), len(quiet))}) |"
+        if quiet
+        else "| 0 | — | — | — |",
+    ]
     regional = [(o, week) for o in outcomes for week in o.regional_weeks]
     regional_alarmed = [(o, week) for o, week in regional if week in o.regional_alarms]
     if regional:
-        lines += ["", "The same quiet weeks in the regional reports (each region's slice, judged on its own customers):",
-                  "", "| regional report-weeks | with a flag | false-alarm rate (95% interval) |", "|---:|---:|---:|",
-                  f"| {len(regional)} | {len(regional_alarmed)} | {len(regional_alarmed) / len(regional):.1%}"
-                  f" ({interval(len(regional_alarmed), len(regional))}) |"]
+        lines += [
+            "",
+            "The same quiet weeks in the regional reports (each region's slice, judged on its own customers):",
+            "",
+            "| regional report-weeks | with a flag | false-alarm rate (95% interval) |",
+            "|---:|---:|---:|",
+            f"| {len(regional)} | {len(regional_alarmed)} | {len(regional_alarmed) / len(regional):.1%}"
+            f" ({interval(len(regional_alarmed), len(regional))}) |",
+        ]
     if alarmed or regional_alarmed:
-        lines += ["", "False alarms:"] + [f"- {o.effect} seed {o.seed}, week of {week}: "
-                                          f"{', '.join(o.alarmed_weeks[week])}" for o, week in alarmed]
-        lines += [f"- {o.effect} seed {o.seed}, week of {week.replace(' ', ', region ')}: "
-                  f"{', '.join(o.regional_alarms[week])}" for o, week in regional_alarmed]
+        lines += ["", "False alarms:"] + [
+            f"- {o.effect} seed {o.seed}, week of {week}: {', '.join(o.alarmed_weeks[week])}"
+            for o, week in alarmed
+        ]
+        lines += [
+            f"- {o.effect} seed {o.seed}, week of {week.replace(' ', ', region ')}: "
+            f"{', '.join(o.regional_alarms[week])}"
+            for o, week in regional_alarmed
+        ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.calibrate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=10, help="seeds per effect, and quiet worlds (default 10)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.calibrate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=10, help="seeds per effect, and quiet worlds (default 10)"
+    )
     parser.add_argument("--first-seed", type=int, default=101)
-    parser.add_argument("--effects", default=",".join(e.name for e in EFFECTS),
-                        help="comma-separated, from " + ", ".join(e.name for e in EFFECTS))
+    parser.add_argument(
+        "--effects",
+        default=",".join(e.name for e in EFFECTS),
+        help="comma-separated, from " + ", ".join(e.name for e in EFFECTS),
+    )
     parser.add_argument("--customers", type=int, default=6000)
-    parser.add_argument("--weeks", type=int, default=7, help="weeks of an incident world (the incident: the last)")
-    parser.add_argument("--quiet-weeks", type=int, default=10, help="weeks of a quiet world (default 10)")
+    parser.add_argument(
+        "--weeks", type=int, default=7, help="weeks of an incident world (the incident: the last)"
+    )
+    parser.add_argument(
+        "--quiet-weeks", type=int, default=10, help="weeks of a quiet world (default 10)"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="worlds built at once (default 2)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "calibration.json")
     args = parser.parse_args(argv)
     chosen = [e.strip() for e in args.effects.split(",") if e.strip()]
     unknown = sorted(set(chosen) - {e.name for e in EFFECTS})
     if unknown or args.seeds < 1 or args.jobs < 1:
-        parser.error(f"unknown effect(s) {unknown}" if unknown else "--seeds and --jobs must be at least 1")
+        parser.error(
+            f"unknown effect(s) {unknown}" if unknown else "--seeds and --jobs must be at least 1"
+        )
 
     from bench.measure import worker_pool
     from touchpoint.config import load_settings
@@ -219,33 +283,72 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings()
     EmbeddedCluster(settings).start(log=lambda m: print(m, flush=True))
-    ensure_manifest(settings.dbt_project_dir, settings.var_dir)  # parse once, before the workers run dbt
+    ensure_manifest(
+        settings.dbt_project_dir, settings.var_dir
+    )  # parse once, before the workers run dbt
     admin_url = f"postgresql://{settings.pg_user}@127.0.0.1:{settings.pg_port}/postgres"
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [(name, seed) for seed in seeds for name in [*chosen, "none"]]
-    print(f"{len(jobs)} worlds of {args.customers} customers ({args.weeks} weeks with an incident,"
-          f" {args.quiet_weeks} without), {args.jobs} at a time", flush=True)
+    print(
+        f"{len(jobs)} worlds of {args.customers} customers ({args.weeks} weeks with an incident,"
+        f" {args.quiet_weeks} without), {args.jobs} at a time",
+        flush=True,
+    )
     began = time.monotonic()
     outcomes: list[Outcome] = []
-    with worker_pool(args.jobs) as pool, bar("worlds simulated, built and judged", total=len(jobs)) as finished:
+    with (
+        worker_pool(args.jobs) as pool,
+        bar("worlds simulated, built and judged", total=len(jobs)) as finished,
+    ):
         # a quiet world runs longer with as many people per week as an incident world
         quiet_customers = round(args.customers * args.quiet_weeks / args.weeks)
-        futures = [pool.submit(run_world, admin_url, name, seed, *((quiet_customers, args.quiet_weeks)
-                                                                 if name == "none" else (args.customers, args.weeks)))
-                   for name, seed in jobs]
+        futures = [
+            pool.submit(
+                run_world,
+                admin_url,
+                name,
+                seed,
+                *(
+                    (quiet_customers, args.quiet_weeks)
+                    if name == "none"
+                    else (args.customers, args.weeks)
+                ),
+            )
+            for name, seed in jobs
+        ]
         for done, future in enumerate(futures, start=1):
             outcome = future.result()
             outcomes.append(outcome)
-            verdict = ("quiet" if outcome.detected is None else "detected" if outcome.detected else "MISSED")
-            alarms = f", false alarms in {sorted(outcome.alarmed_weeks)}" if outcome.alarmed_weeks else ""
-            print(f"[{done}/{len(jobs)}] {outcome.effect} seed {outcome.seed}: {verdict}{alarms}"
-                f" ({outcome.seconds:.0f} s; {time.monotonic() - began:.0f} s in all)", flush=True)
+            verdict = (
+                "quiet"
+                if outcome.detected is None
+                else "detected"
+                if outcome.detected
+                else "MISSED"
+            )
+            alarms = (
+                f", false alarms in {sorted(outcome.alarmed_weeks)}"
+                if outcome.alarmed_weeks
+                else ""
+            )
+            print(
+                f"[{done}/{len(jobs)}] {outcome.effect} seed {outcome.seed}: {verdict}{alarms}"
+                f" ({outcome.seconds:.0f} s; {time.monotonic() - began:.0f} s in all)",
+                flush=True,
+            )
             finished.advance()
     table = tables(outcomes, args.seeds, args.customers, args.weeks, args.quiet_weeks)
     print("\n" + table)
-    args.out.write_text(json.dumps({"finished": datetime.now().isoformat(timespec="seconds"),
-                                    "arguments": vars(args) | {"out": str(args.out)},
-                                    "outcomes": [asdict(o) for o in outcomes]}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "finished": datetime.now().isoformat(timespec="seconds"),
+                "arguments": vars(args) | {"out": str(args.out)},
+                "outcomes": [asdict(o) for o in outcomes],
+            },
+            indent=2,
+        )
+    )
     args.out.with_suffix(".md").write_text(table + "\n")
     return 0
 

@@ -58,8 +58,11 @@ class Dataset:
 
 
 def _fingerprint(scale: Scale) -> str:
-    h = hashlib.sha256(json.dumps([scale.customers, SEED, START.isoformat(), WEEKS, RETURN_VISITS_PER_WEEK,
-                                   SLICE]).encode())
+    h = hashlib.sha256(
+        json.dumps(
+            [scale.customers, SEED, START.isoformat(), WEEKS, RETURN_VISITS_PER_WEEK, SLICE]
+        ).encode()
+    )
     simulator = REPO / "src" / "touchpoint_sim"
     for path in [*sorted((simulator / "population").glob("*.py")), simulator / "writers.py"]:
         h.update(path.read_bytes())
@@ -73,8 +76,12 @@ def _build_slice(index: int, first: int, count: int, landing: str) -> dict[str, 
     world = generate(count, WEEKS, SEED, START, RETURN_VISITS_PER_WEEK, first_index=first)
     write_sendgrid(world, Path(landing) / "sendgrid", part=index)
     write_segment(world, Path(landing) / "segment", part=index)
-    return {"web": len(world.web_events), "email": len(world.email_events), "crm": world.crm,
-            "associations": world.associations}
+    return {
+        "web": len(world.web_events),
+        "email": len(world.email_events),
+        "crm": world.crm,
+        "associations": world.associations,
+    }
 
 
 def ensure_dataset(scale: Scale, progress: Callable[[str], None] = print) -> Dataset:
@@ -90,18 +97,27 @@ def ensure_dataset(scale: Scale, progress: Callable[[str], None] = print) -> Dat
     for stale in DATA.glob(f"{scale.name}-*"):
         shutil.rmtree(stale)
     started = time.perf_counter()
-    progress(f"generating data set {scale.name}: {scale.customers:,} customers x {WEEKS} weeks under {root}")
-    slices = [(i, first, min(SLICE, scale.customers - first))
-              for i, first in enumerate(range(0, scale.customers, SLICE))]
+    progress(
+        f"generating data set {scale.name}: {scale.customers:,} customers x {WEEKS} weeks under {root}"
+    )
+    slices = [
+        (i, first, min(SLICE, scale.customers - first))
+        for i, first in enumerate(range(0, scale.customers, SLICE))
+    ]
     from touchpoint_sim.population import ASSOCIATION_PAIRS, CRM_TYPES, World
     from touchpoint_sim.writers import write_crm
 
     merged = World(start=START, weeks=WEEKS, seed=SEED)
     merged.associations = {pair: {} for pair in ASSOCIATION_PAIRS}
     web = email = 0
-    with (worker_pool(2) as pool,
-          bar(f"data set {scale.name}: slices", total=scale.customers, unit="customers") as built):
-        futures = [pool.submit(_build_slice, i, first, count, str(root / "landing")) for i, first, count in slices]
+    with (
+        worker_pool(2) as pool,
+        bar(f"data set {scale.name}: slices", total=scale.customers, unit="customers") as built,
+    ):
+        futures = [
+            pool.submit(_build_slice, i, first, count, str(root / "landing"))
+            for i, first, count in slices
+        ]
         for n, (future, (_, _, count)) in enumerate(zip(futures, slices), 1):
             part = future.result()
             web, email = web + part["web"], email + part["email"]
@@ -109,17 +125,30 @@ def ensure_dataset(scale: Scale, progress: Callable[[str], None] = print) -> Dat
                 merged.crm[object_type].extend(part["crm"][object_type])
             for pair, links in part["associations"].items():
                 merged.associations[pair].update(links)
-            progress(f"  slice {n}/{len(slices)} written ({web:,} web, {email:,} email events so far)")
+            progress(
+                f"  slice {n}/{len(slices)} written ({web:,} web, {email:,} email events so far)"
+            )
             built.advance(count)
     counts = write_crm(merged, root / "sim" / "crm")
     generated = time.perf_counter() - started
-    manifest = {"scale": scale.name, "customers": scale.customers, "weeks": WEEKS, "seed": SEED,
-                "start": START.isoformat(), "return_visits_per_week": RETURN_VISITS_PER_WEEK,
-                "web_events": web, "email_events": email, "crm_objects": sum(counts.values()), "crm": counts,
-                "generation_seconds": round(generated, 1)}
+    manifest = {
+        "scale": scale.name,
+        "customers": scale.customers,
+        "weeks": WEEKS,
+        "seed": SEED,
+        "start": START.isoformat(),
+        "return_visits_per_week": RETURN_VISITS_PER_WEEK,
+        "web_events": web,
+        "email_events": email,
+        "crm_objects": sum(counts.values()),
+        "crm": counts,
+        "generation_seconds": round(generated, 1),
+    }
     dataset = Dataset(scale, root, manifest)
-    progress(f"  data set {scale.name}: {web:,} web, {email:,} email events, {manifest['crm_objects']:,} CRM objects"
-             f" in {generated:.0f} s")
+    progress(
+        f"  data set {scale.name}: {web:,} web, {email:,} email events, {manifest['crm_objects']:,} CRM objects"
+        f" in {generated:.0f} s"
+    )
     _write_copy_csvs(dataset, progress)
     done.write_text(json.dumps(manifest, indent=2))
     return dataset
@@ -132,9 +161,13 @@ CSV_OF = "history: every day but the last; duplicates counted"
 def _write_copy_csvs(dataset: Dataset, progress: Callable[[str], None]) -> None:
     started = time.perf_counter()
     rows = {}
-    with (worker_pool(2) as pool,
-          bar(f"data set {dataset.scale.name}: CSV for psql \\copy", total=2) as converted):
-        for source, written in zip(("web", "email"), pool.map(_write_copy_csv, (dataset, dataset), ("web", "email"))):
+    with (
+        worker_pool(2) as pool,
+        bar(f"data set {dataset.scale.name}: CSV for psql \\copy", total=2) as converted,
+    ):
+        for source, written in zip(
+            ("web", "email"), pool.map(_write_copy_csv, (dataset, dataset), ("web", "email"))
+        ):
             rows[source] = written
             converted.advance()
     for source, (count, duplicates) in rows.items():
@@ -142,8 +175,10 @@ def _write_copy_csvs(dataset: Dataset, progress: Callable[[str], None]) -> None:
         dataset.manifest[f"{source}_duplicates_in_history"] = duplicates
     dataset.manifest["csv_seconds"] = round(time.perf_counter() - started, 1)
     dataset.manifest["csv_of"] = CSV_OF
-    progress(f"  CSV of the history for psql \\copy: {rows['web'][0]:,} web, {rows['email'][0]:,} email rows"
-             f" in {dataset.manifest['csv_seconds']:.0f} s (not counted)")
+    progress(
+        f"  CSV of the history for psql \\copy: {rows['web'][0]:,} web, {rows['email'][0]:,} email rows"
+        f" in {dataset.manifest['csv_seconds']:.0f} s (not counted)"
+    )
 
 
 def _write_copy_csv(dataset: Dataset, source: str) -> tuple[int, int]:
@@ -161,7 +196,9 @@ def _write_copy_csv(dataset: Dataset, source: str) -> tuple[int, int]:
     seen: set[str] = set()
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        for url in files_for_interval(str(dataset.landing / folder), dataset.start, dataset.last_day):
+        for url in files_for_interval(
+            str(dataset.landing / folder), dataset.start, dataset.last_day
+        ):
             for item in read_items(url):
                 if item.error is not None:
                     continue
@@ -175,14 +212,26 @@ def _write_copy_csv(dataset: Dataset, source: str) -> tuple[int, int]:
                     duplicates += 1
                     continue
                 seen.add(record.natural_key)
-                writer.writerow((record.natural_key, record.object_id or "", record.event_time.isoformat(),
-                                 record.payload_json, "bench", record.source))
+                writer.writerow(
+                    (
+                        record.natural_key,
+                        record.object_id or "",
+                        record.event_time.isoformat(),
+                        record.payload_json,
+                        "bench",
+                        record.source,
+                    )
+                )
                 rows += 1
     return rows, duplicates
 
 
-def files_of(dataset: Dataset, source: str, start: datetime | None = None, end: datetime | None = None) -> list[str]:
+def files_of(
+    dataset: Dataset, source: str, start: datetime | None = None, end: datetime | None = None
+) -> list[str]:
     from touchpoint.extract.landing import files_for_interval
     from touchpoint.sources.catalog import FILE_STREAMS
 
-    return files_for_interval(str(dataset.landing / FILE_STREAMS[source][1]), start or dataset.start, end or dataset.end)
+    return files_for_interval(
+        str(dataset.landing / FILE_STREAMS[source][1]), start or dataset.start, end or dataset.end
+    )

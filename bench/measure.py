@@ -45,8 +45,12 @@ def _peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None,
-                 timeout: float = 3600) -> Measured:
+def run_measured(
+    cmd: Sequence[str],
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    timeout: float = 3600,
+) -> Measured:
     """Run ``cmd``; its wall time, and its peak RSS sampled every 10 ms from /proc (that of the
     process itself; a grandchild is not counted). The child never draws progress bars, even
     when TOUCHPOINT_PROGRESS=1 asks the bench for them: drawing is not part of what is measured."""
@@ -72,14 +76,26 @@ def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str
     return Measured(seconds, peak, stdout, stderr)
 
 
-def _report(progress: Callable[[str], None], label: str, n: int, times: int, result: dict[str, Any]) -> None:
-    progress(f"  {label} run {n + 1}/{times}: " + ", ".join(
-        f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
-        if isinstance(v, int | float)))
+def _report(
+    progress: Callable[[str], None], label: str, n: int, times: int, result: dict[str, Any]
+) -> None:
+    progress(
+        f"  {label} run {n + 1}/{times}: "
+        + ", ".join(
+            f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in result.items()
+            if isinstance(v, int | float)
+        )
+    )
 
 
-def repeated(times: int, once: Callable[[], dict[str, Any]], progress: Callable[[str], None],
-             label: str, before: Callable[[], None] = lambda: None) -> dict[str, Any]:
+def repeated(
+    times: int,
+    once: Callable[[], dict[str, Any]],
+    progress: Callable[[str], None],
+    label: str,
+    before: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
     """Run ``once`` ``times`` times (``before`` ahead of each); the result holds the median of
     every number and the runs."""
     runs = []
@@ -93,9 +109,12 @@ def repeated(times: int, once: Callable[[], dict[str, Any]], progress: Callable[
     return summarise(runs)
 
 
-def side_by_side(times: int, contenders: dict[str, Callable[[], dict[str, Any]]],
-                 progress: Callable[[str], None], before: Callable[[], None] = lambda: None
-                 ) -> dict[str, dict[str, Any]]:
+def side_by_side(
+    times: int,
+    contenders: dict[str, Callable[[], dict[str, Any]]],
+    progress: Callable[[str], None],
+    before: Callable[[], None] = lambda: None,
+) -> dict[str, dict[str, Any]]:
     """Run every contender once per round, ``times`` rounds (``before`` ahead of each run): the
     machine's slow spells fall on all of them alike, so their ratio holds when a shared machine
     does not. The result holds each contender's medians and runs."""
@@ -116,8 +135,9 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes that draw no progress bars: the parent draws them, and workers sharing
     its terminal would draw over them. Spawned, not forked: a fork taken while the parent's bars
     are drawing would copy their thread's locks, held, into the worker."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_no_bars)
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_no_bars
+    )
 
 
 def _no_bars() -> None:

@@ -49,20 +49,32 @@ class Warehouse:
         After ``limit_seconds`` the run goes ahead anyway."""
         deadline = time.monotonic() + limit_seconds
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            while time.monotonic() < deadline and conn.execute(
+            while (
+                time.monotonic() < deadline
+                and conn.execute(
                     "select count(*) from pg_stat_activity where backend_type = 'autovacuum worker'"
-                    " and state is distinct from 'idle'").fetchone()[0]:
+                    " and state is distinct from 'idle'"
+                ).fetchone()[0]
+            ):
                 time.sleep(1)
             conn.execute("checkpoint")
 
     def env(self, dsn: str, dataset: Dataset, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
-        env.update({"TOUCHPOINT_WAREHOUSE_URL": dsn, "TOUCHPOINT_LANDING_URL": str(dataset.landing),
-                    "TOUCHPOINT_VAR_DIR": str(self.var_dir), **extra})
+        env.update(
+            {
+                "TOUCHPOINT_WAREHOUSE_URL": dsn,
+                "TOUCHPOINT_LANDING_URL": str(dataset.landing),
+                "TOUCHPOINT_VAR_DIR": str(self.var_dir),
+                **extra,
+            }
+        )
         return env
 
     def cli(self, dsn: str, dataset: Dataset, *args: str, **extra_env: str) -> Measured:
-        return run_measured([sys.executable, "-m", "touchpoint", *args], env=self.env(dsn, dataset, **extra_env))
+        return run_measured(
+            [sys.executable, "-m", "touchpoint", *args], env=self.env(dsn, dataset, **extra_env)
+        )
 
 
 def _iso(moment: datetime) -> str:
@@ -87,19 +99,39 @@ def load_ours(wh: Warehouse, ds: Dataset, source: str, into: str | None = None) 
     raw layer: a fresh database, or ``into`` (kept: the warehouse the later stages build on)."""
     dsn = into or wh.fresh(f"ours_{source}")
     try:
-        run = wh.cli(dsn, ds, "extract", source, "--start", _iso(ds.start), "--end", _iso(ds.last_day), "--json")
+        run = wh.cli(
+            dsn,
+            ds,
+            "extract",
+            source,
+            "--start",
+            _iso(ds.start),
+            "--end",
+            _iso(ds.last_day),
+            "--json",
+        )
         loaded = _last_json(run)["loaded"]
         rows = _table_rows(dsn, RAW_TABLE[source])
         if rows != loaded or rows != ds.manifest[f"{source}_csv_rows"]:
-            raise RuntimeError(f"ours loaded {loaded} / {rows} rows of {source}, expected {ds.manifest[f'{source}_csv_rows']}")
-        return {"rows": rows, "seconds": run.seconds, "rows_per_s": rows / run.seconds, "peak_rss_mb": run.peak_rss_mb}
+            raise RuntimeError(
+                f"ours loaded {loaded} / {rows} rows of {source}, expected {ds.manifest[f'{source}_csv_rows']}"
+            )
+        return {
+            "rows": rows,
+            "seconds": run.seconds,
+            "rows_per_s": rows / run.seconds,
+            "peak_rss_mb": run.peak_rss_mb,
+        }
     finally:
         if into is None:
             wh.drop(dsn)
 
 
 def _psql() -> str:
-    for candidate in (shutil.which("psql"), *sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"), reverse=True)):
+    for candidate in (
+        shutil.which("psql"),
+        *sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"), reverse=True),
+    ):
         if candidate:
             return str(candidate)
     raise RuntimeError("psql not found: install Debian's postgresql-client")
@@ -115,16 +147,35 @@ def load_copy(wh: Warehouse, ds: Dataset, source: str) -> dict[str, Any]:
         with psycopg.connect(dsn) as conn:
             ensure_schema(conn)
         columns = "natural_key, object_id, event_time, payload, _batch_id, _source"
-        run = run_measured([_psql(), dsn, "-v", "ON_ERROR_STOP=1", "-c",
-                            f"\\copy {RAW_TABLE[source]} ({columns}) from '{ds.csv_for(source)}' with (format csv)"])
+        run = run_measured(
+            [
+                _psql(),
+                dsn,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                f"\\copy {RAW_TABLE[source]} ({columns}) from '{ds.csv_for(source)}' with (format csv)",
+            ]
+        )
         rows = _table_rows(dsn, RAW_TABLE[source])
-        return {"rows": rows, "seconds": run.seconds, "rows_per_s": rows / run.seconds, "peak_rss_mb": run.peak_rss_mb}
+        return {
+            "rows": rows,
+            "seconds": run.seconds,
+            "rows_per_s": rows / run.seconds,
+            "peak_rss_mb": run.peak_rss_mb,
+        }
     finally:
         wh.drop(dsn)
 
 
-def load_peer(wh: Warehouse, ds: Dataset, source: str, peer: str, dlt_python: Path | None = None,
-              mode: str = "append") -> dict[str, Any]:
+def load_peer(
+    wh: Warehouse,
+    ds: Dataset,
+    source: str,
+    peer: str,
+    dlt_python: Path | None = None,
+    mode: str = "append",
+) -> dict[str, Any]:
     from bench.peers import run_dlt, run_pandas
 
     dsn = wh.fresh(f"{peer}_{source}")
@@ -136,9 +187,13 @@ def load_peer(wh: Warehouse, ds: Dataset, source: str, peer: str, dlt_python: Pa
             result = run_pandas(source, files, dsn, f"pandas_{source}")
         # The peer checks its own count against the events in the files (in append mode, the
         # events a vendor delivered twice are rows twice: the same rows ours reads).
-        return {"rows": result["rows"], "seconds": result["wall_seconds"],
-                "rows_per_s": result["rows"] / result["wall_seconds"], "peak_rss_mb": result["peak_rss_mb"],
-                "config": result.get("config", mode)}
+        return {
+            "rows": result["rows"],
+            "seconds": result["wall_seconds"],
+            "rows_per_s": result["rows"] / result["wall_seconds"],
+            "peak_rss_mb": result["peak_rss_mb"],
+            "config": result.get("config", mode),
+        }
     finally:
         wh.drop(dsn)
 
@@ -148,8 +203,8 @@ def crm_extract(wh: Warehouse, ds: Dataset, into: str | None = None) -> dict[str
     """``touchpoint extract crm`` of the history against the simulator (no request-rate limit):
     records/s, and requests made against the fewest the page size allows."""
     from touchpoint.extract.hubspot import ASSOCIATION_BATCH
-    from touchpoint.sources.timeparse import from_iso
     from touchpoint.sources.catalog import hubspot_objects
+    from touchpoint.sources.timeparse import from_iso
     from touchpoint_sim.crm_server import CrmData, CrmServer
 
     page = 200
@@ -157,21 +212,43 @@ def crm_extract(wh: Warehouse, ds: Dataset, into: str | None = None) -> dict[str
     server = CrmServer(data, port=0).start_in_thread()
     dsn = into or wh.fresh("crm")
     try:
-        run = wh.cli(dsn, ds, "extract", "crm", "--start", _iso(ds.start), "--end", _iso(ds.last_day),
-                     "--crm-url", server.url, "--json", TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND="0")
+        run = wh.cli(
+            dsn,
+            ds,
+            "extract",
+            "crm",
+            "--start",
+            _iso(ds.start),
+            "--end",
+            _iso(ds.last_day),
+            "--crm-url",
+            server.url,
+            "--json",
+            TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND="0",
+        )
         loaded = _last_json(run)["loaded"]
         search_min = assoc_min = 0
         for obj in hubspot_objects(None):
-            n = sum(1 for r in data.listing(obj.object_type)
-                    if ds.start <= from_iso(r["properties"][obj.modified_property]) < ds.last_day)
+            n = sum(
+                1
+                for r in data.listing(obj.object_type)
+                if ds.start <= from_iso(r["properties"][obj.modified_property]) < ds.last_day
+            )
             search_min += max(1, math.ceil(n / page))
             assoc_min += len(obj.associations) * math.ceil(n / ASSOCIATION_BATCH)
         minimum = search_min + assoc_min
-        return {"records": loaded, "seconds": run.seconds, "records_per_s": loaded / run.seconds,
-                "requests": server.requests, "requests_minimum": minimum, "search_requests_minimum": search_min,
-                "association_requests_minimum": assoc_min, "requests_over_minimum": server.requests / minimum,
-                "peak_rss_mb": run.peak_rss_mb,
-                "records_per_s_at_8_requests_per_s": loaded / (server.requests / 8.0)}
+        return {
+            "records": loaded,
+            "seconds": run.seconds,
+            "records_per_s": loaded / run.seconds,
+            "requests": server.requests,
+            "requests_minimum": minimum,
+            "search_requests_minimum": search_min,
+            "association_requests_minimum": assoc_min,
+            "requests_over_minimum": server.requests / minimum,
+            "peak_rss_mb": run.peak_rss_mb,
+            "records_per_s_at_8_requests_per_s": loaded / (server.requests / 8.0),
+        }
     finally:
         server.shutdown()
         if into is None:
@@ -184,20 +261,48 @@ def _dbt(wh: Warehouse, dsn: str, *args: str) -> tuple[Measured, list[dict[str, 
 
     project = REPO / "dbt_project"
     env = {**os.environ, **dbt_env(dsn, wh.var_dir)}
-    run = run_measured([dbt_executable(), *args, "--project-dir", str(project), "--profiles-dir", str(project)],
-                       env=env, cwd=str(project))
-    results = json.loads((wh.var_dir / "dbt" / "target" / "run_results.json").read_text())["results"]
-    slowest = sorted(({"node": r["unique_id"].split(".", 2)[-1], "seconds": round(r["execution_time"], 2)}
-                      for r in results), key=lambda r: -r["seconds"])[:6]
+    run = run_measured(
+        [dbt_executable(), *args, "--project-dir", str(project), "--profiles-dir", str(project)],
+        env=env,
+        cwd=str(project),
+    )
+    results = json.loads((wh.var_dir / "dbt" / "target" / "run_results.json").read_text())[
+        "results"
+    ]
+    slowest = sorted(
+        (
+            {"node": r["unique_id"].split(".", 2)[-1], "seconds": round(r["execution_time"], 2)}
+            for r in results
+        ),
+        key=lambda r: -r["seconds"],
+    )[:6]
     return run, slowest
 
 
-def _ingest(wh: Warehouse, ds: Dataset, dsn: str, start: datetime, end: datetime, crm_url: str) -> dict[str, Any]:
+def _ingest(
+    wh: Warehouse, ds: Dataset, dsn: str, start: datetime, end: datetime, crm_url: str
+) -> dict[str, Any]:
     seconds, rows, rss = 0.0, 0, 0.0
     for source in ("web", "email", "crm"):
-        run = wh.cli(dsn, ds, "extract", source, "--start", _iso(start), "--end", _iso(end), "--crm-url", crm_url,
-                     "--json", TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND="0")
-        seconds, rows, rss = seconds + run.seconds, rows + _last_json(run)["loaded"], max(rss, run.peak_rss_mb)
+        run = wh.cli(
+            dsn,
+            ds,
+            "extract",
+            source,
+            "--start",
+            _iso(start),
+            "--end",
+            _iso(end),
+            "--crm-url",
+            crm_url,
+            "--json",
+            TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND="0",
+        )
+        seconds, rows, rss = (
+            seconds + run.seconds,
+            rows + _last_json(run)["loaded"],
+            max(rss, run.peak_rss_mb),
+        )
     return {"seconds": seconds, "rows": rows, "peak_rss_mb": rss}
 
 
@@ -222,12 +327,17 @@ def transform(wh: Warehouse, ds: Dataset, dsn: str, progress: Progress) -> dict[
         done.update(description="incremental dbt build")
         incremental, incremental_slowest = _dbt(wh, dsn, "build")
         done.advance()
-    progress(f"  last day: ingest {day['seconds']:.1f} s ({day['rows']:,} rows), incremental build "
-             f"{incremental.seconds:.1f} s")
+    progress(
+        f"  last day: ingest {day['seconds']:.1f} s ({day['rows']:,} rows), incremental build "
+        f"{incremental.seconds:.1f} s"
+    )
     return {
-        "full_build_seconds": full.seconds, "full_build_peak_rss_mb": full.peak_rss_mb,
-        "full_build_slowest": full_slowest, "day_ingest": day,
-        "incremental_build_seconds": incremental.seconds, "incremental_build_peak_rss_mb": incremental.peak_rss_mb,
+        "full_build_seconds": full.seconds,
+        "full_build_peak_rss_mb": full.peak_rss_mb,
+        "full_build_slowest": full_slowest,
+        "day_ingest": day,
+        "incremental_build_seconds": incremental.seconds,
+        "incremental_build_peak_rss_mb": incremental.peak_rss_mb,
         "incremental_build_slowest": incremental_slowest,
         "incremental_over_full": incremental.seconds / full.seconds,
         "one_day_ingest_and_transform_seconds": day["seconds"] + incremental.seconds,
@@ -235,27 +345,57 @@ def transform(wh: Warehouse, ds: Dataset, dsn: str, progress: Progress) -> dict[
 
 
 # -- d. the report: render and send to 50 recipients ----------------------------------------
-_SLICES = [{}, {"region": "EMEA"}, {"region": "Americas"}, {"business_unit": "marketing"},
-           {"business_unit": "sales"}, {"business_unit": "service"}, {"region": "EMEA", "business_unit": "sales"},
-           {"region": "Americas", "business_unit": "service"}, {"region": "APAC"}, {"region": "EMEA",
-                                                                                     "business_unit": "marketing"}]
-_PEOPLE = [("en_GB", "Europe/London"), ("fr_FR", "Europe/Paris"), ("en_US", "America/New_York"),
-           ("de_DE", "Europe/Berlin"), ("es_ES", "Europe/Madrid")]
+_SLICES = [
+    {},
+    {"region": "EMEA"},
+    {"region": "Americas"},
+    {"business_unit": "marketing"},
+    {"business_unit": "sales"},
+    {"business_unit": "service"},
+    {"region": "EMEA", "business_unit": "sales"},
+    {"region": "Americas", "business_unit": "service"},
+    {"region": "APAC"},
+    {"region": "EMEA", "business_unit": "marketing"},
+]
+_PEOPLE = [
+    ("en_GB", "Europe/London"),
+    ("fr_FR", "Europe/Paris"),
+    ("en_US", "America/New_York"),
+    ("de_DE", "Europe/Berlin"),
+    ("es_ES", "Europe/Madrid"),
+]
 
 
 def recipients_file(path: Path, count: int = 50) -> Path:
     recipients = []
     for n in range(count):
         locale, zone = _PEOPLE[n % len(_PEOPLE)]
-        entry: dict[str, Any] = {"address": f"reader{n:02d}@touchpoint.example", "name": f"Reader {n}",
-                                 "timezone": zone, "locale": locale}
+        entry: dict[str, Any] = {
+            "address": f"reader{n:02d}@touchpoint.example",
+            "name": f"Reader {n}",
+            "timezone": zone,
+            "locale": locale,
+        }
         if _SLICES[n % len(_SLICES)]:
             entry["filters"] = _SLICES[n % len(_SLICES)]
         recipients.append(entry)
-    path.write_text(yaml.safe_dump({
-        "sender": "Touchpoint reports <reports@touchpoint.example>", "recipients": recipients,
-        "alerts": [{"address": "data.engineers@touchpoint.example", "name": "Data engineering",
-                    "timezone": "UTC", "locale": "en_GB"}]}, sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "sender": "Touchpoint reports <reports@touchpoint.example>",
+                "recipients": recipients,
+                "alerts": [
+                    {
+                        "address": "data.engineers@touchpoint.example",
+                        "name": "Data engineering",
+                        "timezone": "UTC",
+                        "locale": "en_GB",
+                    }
+                ],
+            },
+            sort_keys=False,
+        )
+    )
     return path
 
 
@@ -277,13 +417,29 @@ def report(wh: Warehouse, ds: Dataset, dsn: str, count: int = 50) -> dict[str, A
     mail_dir = wh.var_dir / "mail" / uuid.uuid4().hex[:8]
     recipients = recipients_file(wh.var_dir / "bench-recipients.yml", count)
     with MailSink(mail_dir, port=_free_port()) as sink:
-        run = wh.cli(dsn, ds, "report", "send", "--week", week, "--recipients", str(recipients),
-                     "--skip-quality-gate", TOUCHPOINT_SMTP_PORT=str(sink.port))
+        run = wh.cli(
+            dsn,
+            ds,
+            "report",
+            "send",
+            "--week",
+            week,
+            "--recipients",
+            str(recipients),
+            "--skip-quality-gate",
+            TOUCHPOINT_SMTP_PORT=str(sink.port),
+        )
     received = len(list(mail_dir.glob("*.eml")))
     shutil.rmtree(mail_dir, ignore_errors=True)
     with psycopg.connect(dsn) as conn:  # so that the next repetition sends again
         conn.execute("delete from reporting.deliveries")
     if received != count:
         raise RuntimeError(f"the report reached {received} of {count} recipients")
-    return {"recipients": count, "received": received, "seconds": run.seconds,
-            "seconds_per_recipient": run.seconds / count, "peak_rss_mb": run.peak_rss_mb, "week": week}
+    return {
+        "recipients": count,
+        "received": received,
+        "seconds": run.seconds,
+        "seconds_per_recipient": run.seconds / count,
+        "peak_rss_mb": run.peak_rss_mb,
+        "week": week,
+    }

@@ -16,10 +16,10 @@ import pendulum
 from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from touchpoint.orchestration.resources import CRM_POOL, MARTS_ASSET
 from touchpoint.config import load_settings
-from touchpoint.orchestration.defaults import default_args, interval_params
 from touchpoint.orchestration.dbt_tasks import dbt_task_group
+from touchpoint.orchestration.defaults import default_args, interval_params
+from touchpoint.orchestration.resources import CRM_POOL, MARTS_ASSET
 from touchpoint.sources.catalog import CRM_GROUPS
 
 settings = load_settings()
@@ -44,8 +44,11 @@ def touchpoint_ingest():
         context = get_current_context()
         # a run triggered without a logical date (the UI button, `airflow dags trigger`) has no
         # data interval: it owns the last complete period before now
-        start, end = daily_interval(dict(context["params"]), context.get("data_interval_start"),
-                                    context.get("data_interval_end"))
+        start, end = daily_interval(
+            dict(context["params"]),
+            context.get("data_interval_start"),
+            context.get("data_interval_end"),
+        )
         return {"start": start.isoformat(), "end": end.isoformat()}
 
     @task
@@ -56,9 +59,15 @@ def touchpoint_ingest():
         from touchpoint.orchestration import connections
 
         crm = connections.crm_endpoint() if source == "crm" else None
-        return pipeline.extract(source, datetime.fromisoformat(interval["start"]),
-                                datetime.fromisoformat(interval["end"]),
-                                connections.warehouse_url(), load_settings(), crm=crm, crm_group=crm_group)
+        return pipeline.extract(
+            source,
+            datetime.fromisoformat(interval["start"]),
+            datetime.fromisoformat(interval["end"]),
+            connections.warehouse_url(),
+            load_settings(),
+            crm=crm,
+            crm_group=crm_group,
+        )
 
     @task
     def check_quality(interval: dict[str, str]) -> dict:
@@ -68,10 +77,13 @@ def touchpoint_ingest():
         from touchpoint import pipeline
         from touchpoint.orchestration import connections
 
-        report = pipeline.check_quality(datetime.fromisoformat(interval["start"]),
-                                        datetime.fromisoformat(interval["end"]),
-                                        connections.warehouse_url(), load_settings(),
-                                        run_id=get_current_context()["run_id"])
+        report = pipeline.check_quality(
+            datetime.fromisoformat(interval["start"]),
+            datetime.fromisoformat(interval["end"]),
+            connections.warehouse_url(),
+            load_settings(),
+            run_id=get_current_context()["run_id"],
+        )
         return report.as_dict()
 
     @task(outlets=[MARTS_ASSET])
@@ -82,15 +94,24 @@ def touchpoint_ingest():
         from touchpoint import pipeline
         from touchpoint.orchestration import connections
 
-        pipeline.record_ingested(datetime.fromisoformat(interval["start"]), datetime.fromisoformat(interval["end"]),
-                                 connections.warehouse_url(), get_current_context()["run_id"])
+        pipeline.record_ingested(
+            datetime.fromisoformat(interval["start"]),
+            datetime.fromisoformat(interval["end"]),
+            connections.warehouse_url(),
+            get_current_context()["run_id"],
+        )
 
     interval = resolve_interval()
     # One task per CRM object group (people, sales, service) and per file source, in parallel;
     # the CRM tasks share the crm_api pool, which bounds concurrent calls to the HubSpot API.
-    extracted = [extract.override(task_id=f"extract_crm_{group}", pool=CRM_POOL)("crm", interval, group)
-                 for group in CRM_GROUPS]
-    extracted += [extract.override(task_id=f"extract_{source}")(source, interval) for source in ("email", "web")]
+    extracted = [
+        extract.override(task_id=f"extract_crm_{group}", pool=CRM_POOL)("crm", interval, group)
+        for group in CRM_GROUPS
+    ]
+    extracted += [
+        extract.override(task_id=f"extract_{source}")(source, interval)
+        for source in ("email", "web")
+    ]
     dbt = dbt_task_group(settings, default_args=default_args(retry_delay=timedelta(minutes=1)))
     quality = check_quality(interval)
     extracted >> dbt >> quality

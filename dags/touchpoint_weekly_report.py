@@ -42,12 +42,18 @@ def touchpoint_weekly_report():
         context = get_current_context()
         # a run triggered without a logical date (the UI button, `airflow dags trigger`) has no
         # data interval: it owns the last complete period before now
-        start, end = weekly_interval(dict(context["params"]), context.get("data_interval_start"),
-                                     context.get("data_interval_end"))
+        start, end = weekly_interval(
+            dict(context["params"]),
+            context.get("data_interval_start"),
+            context.get("data_interval_end"),
+        )
         return {"start": start.isoformat(), "end": end.isoformat()}
 
-    @task.sensor(poke_interval=15 * 60, timeout=(settings.report_ingest_wait_hours + 1) * 3600,
-                 mode="reschedule")
+    @task.sensor(
+        poke_interval=15 * 60,
+        timeout=(settings.report_ingest_wait_hours + 1) * 3600,
+        mode="reschedule",
+    )
     def wait_for_ingest(week: dict[str, str]) -> bool:
         """True once every day of the week is ingested; fails naming the missing days when
         the wait is over (a backfill of those days, then a re-run, sends the report)."""
@@ -68,7 +74,8 @@ def touchpoint_weekly_report():
         if waited >= limit:
             raise AirflowFailException(
                 f"the week {week['start'][:10]} .. {week['end'][:10]} is not fully ingested {waited} after it "
-                f"ended: missing day(s) {days}; backfill touchpoint_ingest for them, then clear this run")
+                f"ended: missing day(s) {days}; backfill touchpoint_ingest for them, then clear this run"
+            )
         print(f"waiting for the ingest of {days} (up to {limit - waited} more)")
         return False
 
@@ -80,9 +87,14 @@ def touchpoint_weekly_report():
         from touchpoint import pipeline
         from touchpoint.orchestration import connections
 
-        report = pipeline.check_quality(datetime.fromisoformat(week["start"]), datetime.fromisoformat(week["end"]),
-                                        connections.warehouse_url(), load_settings(),
-                                        run_id=get_current_context()["run_id"], raise_on_critical=False)
+        report = pipeline.check_quality(
+            datetime.fromisoformat(week["start"]),
+            datetime.fromisoformat(week["end"]),
+            connections.warehouse_url(),
+            load_settings(),
+            run_id=get_current_context()["run_id"],
+            raise_on_critical=False,
+        )
         return report.as_dict()
 
     @task
@@ -95,15 +107,20 @@ def touchpoint_weekly_report():
         from touchpoint.orchestration import connections
         from touchpoint.orchestration.failure_alerts import AlreadyAlerted
 
-        deliveries = pipeline.send_weekly_report(datetime.fromisoformat(week["start"]).date(),
-                                                 connections.warehouse_url(), connections.smtp_settings(),
-                                                 load_settings(), quality=quality)
+        deliveries = pipeline.send_weekly_report(
+            datetime.fromisoformat(week["start"]).date(),
+            connections.warehouse_url(),
+            connections.smtp_settings(),
+            load_settings(),
+            quality=quality,
+        )
         if quality["status"] == "fail":
             # the engineers have the gate's alert; the failure callback sends no second one
             raise AlreadyAlerted(
                 f"data-quality gate closed for {week['start'][:10]}: report held, alert sent to "
                 f"{', '.join(d.recipient for d in deliveries)}; failures: "
-                + "; ".join(f"{f['rule_id']} observed {f['observed']}" for f in quality["failures"]))
+                + "; ".join(f"{f['rule_id']} observed {f['observed']}" for f in quality["failures"])
+            )
         return [asdict(d) for d in deliveries]
 
     week = resolve_week()

@@ -14,21 +14,19 @@ import pytest
 from helpers import SIM_START, TEST_PG_PORT, TEST_VAR, create_db, drop_db, free_port
 
 # Settings for everything the tests start in-process: kept apart from the demo's var/.
-os.environ.update({
-    "TOUCHPOINT_VAR_DIR": str(TEST_VAR),
-    "TOUCHPOINT_PG_PORT": str(TEST_PG_PORT),
-    "TOUCHPOINT_TASK_RETRIES": "0",
-    "MPLCONFIGDIR": str(TEST_VAR / "cache" / "matplotlib"),
-})
+os.environ.update(
+    {
+        "TOUCHPOINT_VAR_DIR": str(TEST_VAR),
+        "TOUCHPOINT_PG_PORT": str(TEST_PG_PORT),
+        "TOUCHPOINT_TASK_RETRIES": "0",
+        "MPLCONFIGDIR": str(TEST_VAR / "cache" / "matplotlib"),
+    }
+)
 os.environ.pop("TOUCHPOINT_WAREHOUSE_URL", None)
 
 from touchpoint.config import Settings, load_settings
-from touchpoint.local.mail_sink import MailSink
 from touchpoint.local.cluster import EmbeddedCluster
-
-
-
-
+from touchpoint.local.mail_sink import MailSink
 
 
 @pytest.fixture(scope="session")
@@ -41,14 +39,6 @@ def cluster_url(settings: Settings) -> str:
     """The session's cluster (started once, left running for the next session)."""
     EmbeddedCluster(settings).start(log=lambda m: None)
     return f"postgresql://{settings.pg_user}@127.0.0.1:{settings.pg_port}/postgres"
-
-
-
-
-
-
-
-
 
 
 @pytest.fixture
@@ -116,12 +106,20 @@ def built_world(cluster_url: str, settings: Settings, small_world) -> Iterator[s
     crm = CrmServer(CrmData.from_dir(small_world["sim"] / "crm"), port=0).start_in_thread()
     try:
         for source in ("crm", "email", "web"):
-            pipeline.extract(source, start, start + timedelta(weeks=2), url, local,
-                             crm=CrmEndpoint(crm.url, "sim-token", max_requests_per_second=0))
+            pipeline.extract(
+                source,
+                start,
+                start + timedelta(weeks=2),
+                url,
+                local,
+                crm=CrmEndpoint(crm.url, "sim-token", max_requests_per_second=0),
+            )
         pipeline.transform(url, local)
         # as the ingest DAG does after each interval: the weekly report waits for these
         for day in range(14):
-            pipeline.record_ingested(start + timedelta(days=day), start + timedelta(days=day + 1), url, "built_world")
+            pipeline.record_ingested(
+                start + timedelta(days=day), start + timedelta(days=day + 1), url, "built_world"
+            )
     finally:
         crm.shutdown()
     yield url

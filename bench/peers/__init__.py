@@ -52,17 +52,29 @@ def ensure_dlt_python(var_dir: Path) -> Path:
     shutil.rmtree(venv, ignore_errors=True)
     # The project's python makes it: the pins were resolved for that Python version.
     _checked([sys.executable, "-m", "venv", str(venv)], "creating the dlt virtualenv")
-    _checked([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-              "-r", str(REQUIREMENTS_DLT)], f"pip install -r {REQUIREMENTS_DLT}")
-    dlt_version = _checked([str(python), "-c", "import dlt; print(dlt.__version__)"],
-                           "importing dlt").strip()
+    _checked(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            str(REQUIREMENTS_DLT),
+        ],
+        f"pip install -r {REQUIREMENTS_DLT}",
+    )
+    dlt_version = _checked(
+        [str(python), "-c", "import dlt; print(dlt.__version__)"], "importing dlt"
+    ).strip()
     marker.write_text(digest + "\n")
     print(f"dlt {dlt_version} ready in {venv}", flush=True)
     return python
 
 
 def _checked(cmd: list[str], what: str) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-15:])
         raise PeerFailed(f"{what} failed (exit {proc.returncode}):\n{tail}")
@@ -70,8 +82,9 @@ def _checked(cmd: list[str], what: str) -> str:
 
 
 # -- the peers -------------------------------------------------------------------------------
-def run_dlt(python: Path, source: str, files: list[str], dsn: str, dataset: str,
-            mode: str = "append") -> dict[str, Any]:
+def run_dlt(
+    python: Path, source: str, files: list[str], dsn: str, dataset: str, mode: str = "append"
+) -> dict[str, Any]:
     """Load ``files`` of ``source`` ("web" or "email") into dataset ``dataset`` (a schema,
     dropped first with its ``_staging`` twin) with dlt under ``python``.
 
@@ -92,36 +105,60 @@ def run_dlt(python: Path, source: str, files: list[str], dsn: str, dataset: str,
     with tempfile.TemporaryDirectory(dir=work_root) as work:
         work_dir = Path(work)
         # a fresh pipelines dir each run: no local state or schema carried over from the last one
-        request = {"source": source, "files": [str(f) for f in files], "dsn": conninfo,
-                   "dataset": dataset, "mode": mode, "pipelines_dir": str(work_dir / "pipelines")}
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-        env.update({
-            "RUNTIME__DLTHUB_TELEMETRY": "false",  # no network here, and none of dlt's business
-            "RUNTIME__LOG_LEVEL": "WARNING",
-            # nothing read from or written to ~/.dlt or a .dlt folder of the caller's cwd
-            "DLT_DATA_DIR": str(work_dir / "dlt-data"),
-            "DLT_PROJECT_DIR": str(work_dir / "dlt-project"),
-        })
-        child = _run_child(python, HERE / "dlt_load.py", request, work_dir, env,
-                           f"dlt {source} {mode}")
+        request = {
+            "source": source,
+            "files": [str(f) for f in files],
+            "dsn": conninfo,
+            "dataset": dataset,
+            "mode": mode,
+            "pipelines_dir": str(work_dir / "pipelines"),
+        }
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+        }
+        env.update(
+            {
+                "RUNTIME__DLTHUB_TELEMETRY": "false",  # no network here, and none of dlt's business
+                "RUNTIME__LOG_LEVEL": "WARNING",
+                # nothing read from or written to ~/.dlt or a .dlt folder of the caller's cwd
+                "DLT_DATA_DIR": str(work_dir / "dlt-data"),
+                "DLT_PROJECT_DIR": str(work_dir / "dlt-project"),
+            }
+        )
+        child = _run_child(
+            python, HERE / "dlt_load.py", request, work_dir, env, f"dlt {source} {mode}"
+        )
     result = child["result"]
     rows = _count(conninfo, result["schema"], result["table"])
     expected = _expected_rows(source, files, dedup=mode == "merge")
     if rows != expected:
         what = "distinct events" if mode == "merge" else "events"
-        raise PeerFailed(f"dlt ({mode}) left {rows} rows in {result['schema']}.{result['table']} "
-                         f"but the {len(files)} {source} files hold {expected} {what} "
-                         f"(the child yielded {result['events_yielded']})")
+        raise PeerFailed(
+            f"dlt ({mode}) left {rows} rows in {result['schema']}.{result['table']} "
+            f"but the {len(files)} {source} files hold {expected} {what} "
+            f"(the child yielded {result['events_yielded']})"
+        )
     formats = ",".join(result["file_formats"]) or "?"
     disposition = "merge" if mode == "merge" else "append"
-    config = (f"dlt {result['dlt_version']}, write_disposition={disposition}, "
-              f"loader_file_format={formats}, {len(result['tables'])} tables "
-              f"(root {result['table']}: {result['root_columns']} columns)")
-    return {"peer": "dlt", "source": source, "mode": mode, "rows": rows,
-            "seconds": result["seconds"], "wall_seconds": child["wall_seconds"],
-            "cpu_seconds": child["cpu_seconds"], "peak_rss_mb": child["peak_rss_mb"],
-            "config": config, "steps": result["steps"]}
+    config = (
+        f"dlt {result['dlt_version']}, write_disposition={disposition}, "
+        f"loader_file_format={formats}, {len(result['tables'])} tables "
+        f"(root {result['table']}: {result['root_columns']} columns)"
+    )
+    return {
+        "peer": "dlt",
+        "source": source,
+        "mode": mode,
+        "rows": rows,
+        "seconds": result["seconds"],
+        "wall_seconds": child["wall_seconds"],
+        "cpu_seconds": child["cpu_seconds"],
+        "peak_rss_mb": child["peak_rss_mb"],
+        "config": config,
+        "steps": result["steps"],
+    }
 
 
 def run_pandas(source: str, files: list[str], dsn: str, table: str) -> dict[str, Any]:
@@ -135,34 +172,65 @@ def run_pandas(source: str, files: list[str], dsn: str, table: str) -> dict[str,
     conninfo = _libpq_url(dsn)
     _drop_table(conninfo, schema, name)
     with tempfile.TemporaryDirectory(prefix="pandas-peer-") as work:
-        request = {"source": source, "files": [str(f) for f in files], "dsn": conninfo,
-                   "schema": schema, "table": name}
-        child = _run_child(Path(sys.executable), HERE / "pandas_load.py", request, Path(work),
-                           dict(os.environ), f"pandas {source}")
+        request = {
+            "source": source,
+            "files": [str(f) for f in files],
+            "dsn": conninfo,
+            "schema": schema,
+            "table": name,
+        }
+        child = _run_child(
+            Path(sys.executable),
+            HERE / "pandas_load.py",
+            request,
+            Path(work),
+            dict(os.environ),
+            f"pandas {source}",
+        )
     result = child["result"]
     rows = _count(conninfo, schema, name)
     expected = _expected_rows(source, files, dedup=False)
     if rows != expected:
-        raise PeerFailed(f"pandas to_sql left {rows} rows in {schema}.{name} but the "
-                         f"{len(files)} {source} files hold {expected} events")
+        raise PeerFailed(
+            f"pandas to_sql left {rows} rows in {schema}.{name} but the "
+            f"{len(files)} {source} files hold {expected} events"
+        )
     not_objects = _count(conninfo, schema, name, where="jsonb_typeof(payload) <> 'object'")
     if not_objects:
-        raise PeerFailed(f"pandas to_sql stored {not_objects} payloads of {schema}.{name} as "
-                         "something other than a JSON object (a str given to the JSONB type is "
-                         "stored as a jsonb string)")
+        raise PeerFailed(
+            f"pandas to_sql stored {not_objects} payloads of {schema}.{name} as "
+            "something other than a JSON object (a str given to the JSONB type is "
+            "stored as a jsonb string)"
+        )
     versions = result["versions"]
-    config = (f"pandas {versions['pandas']} to_sql(method=None, chunksize=5000), "
-              f"SQLAlchemy {versions['sqlalchemy']} postgresql+psycopg {versions['psycopg']}, "
-              "payload jsonb")
+    config = (
+        f"pandas {versions['pandas']} to_sql(method=None, chunksize=5000), "
+        f"SQLAlchemy {versions['sqlalchemy']} postgresql+psycopg {versions['psycopg']}, "
+        "payload jsonb"
+    )
     steps = {"read": round(result["read_seconds"], 3), "to_sql": round(result["to_sql_seconds"], 3)}
-    return {"peer": "pandas", "source": source, "rows": rows, "seconds": result["seconds"],
-            "wall_seconds": child["wall_seconds"], "cpu_seconds": child["cpu_seconds"],
-            "peak_rss_mb": child["peak_rss_mb"], "config": config, "steps": steps}
+    return {
+        "peer": "pandas",
+        "source": source,
+        "rows": rows,
+        "seconds": result["seconds"],
+        "wall_seconds": child["wall_seconds"],
+        "cpu_seconds": child["cpu_seconds"],
+        "peak_rss_mb": child["peak_rss_mb"],
+        "config": config,
+        "steps": steps,
+    }
 
 
 # -- the child process -----------------------------------------------------------------------
-def _run_child(python: Path, script: Path, request: dict[str, Any], work_dir: Path,
-               env: dict[str, str], label: str) -> dict[str, Any]:
+def _run_child(
+    python: Path,
+    script: Path,
+    request: dict[str, Any],
+    work_dir: Path,
+    env: dict[str, str],
+    label: str,
+) -> dict[str, Any]:
     """Run ``python script REQUEST RESULT`` in ``work_dir``; its result, wall time and peak RSS.
 
     Peak RSS is the child's VmHWM, read from /proc while it runs (every 10 ms; VmHWM is a
@@ -178,9 +246,14 @@ def _run_child(python: Path, script: Path, request: dict[str, Any], work_dir: Pa
     request_path.write_text(json.dumps(request))
     with log_path.open("w") as log:
         started = time.perf_counter()
-        proc = subprocess.Popen([str(python), str(script), str(request_path), str(result_path)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=env, cwd=work_dir)
+        proc = subprocess.Popen(
+            [str(python), str(script), str(request_path), str(result_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=work_dir,
+        )
         peak_kb = 0
         while True:
             pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
@@ -194,8 +267,12 @@ def _run_child(python: Path, script: Path, request: dict[str, Any], work_dir: Pa
         lines = log_path.read_text(errors="replace").strip().splitlines()
         tail = "\n".join(lines[-20:]) or "no output"
         raise PeerFailed(f"{label}: {script.name} exited {proc.returncode}:\n{tail}")
-    return {"result": json.loads(result_path.read_text()), "wall_seconds": wall,
-            "peak_rss_mb": peak_kb / 1024, "cpu_seconds": rusage.ru_utime + rusage.ru_stime}
+    return {
+        "result": json.loads(result_path.read_text()),
+        "wall_seconds": wall,
+        "peak_rss_mb": peak_kb / 1024,
+        "cpu_seconds": rusage.ru_utime + rusage.ru_stime,
+    }
 
 
 def _vm_hwm_kb(pid: int) -> int:
@@ -238,7 +315,8 @@ def _count(conninfo: str, schema: str, table: str, where: str = "true") -> int:
     from psycopg import sql
 
     query = sql.SQL("select count(*) from {} where {}").format(
-        sql.Identifier(schema, table), sql.SQL(where))
+        sql.Identifier(schema, table), sql.SQL(where)
+    )
     with psycopg.connect(conninfo) as conn:
         row = conn.execute(query).fetchone()
     assert row is not None
@@ -249,8 +327,11 @@ def _expected_rows(source: str, files: list[str], dedup: bool) -> int:
     if not dedup:
         return _landing.count_events([str(f) for f in files])
     key_name = _landing.NATURAL_KEY[source]
-    keys = {event.get(key_name) or _landing.content_key(event)
-            for f in files for event in _landing.iter_events(str(f))}
+    keys = {
+        event.get(key_name) or _landing.content_key(event)
+        for f in files
+        for event in _landing.iter_events(str(f))
+    }
     return len(keys)
 
 
@@ -261,5 +342,7 @@ def _check_source(source: str) -> None:
 
 def _check_identifier(name: str, what: str) -> None:
     if not _IDENTIFIER.match(name):
-        raise ValueError(f"{what} {name!r} is not a plain lower-case SQL identifier "
-                         "([a-z_][a-z0-9_]*, at most 63 characters)")
+        raise ValueError(
+            f"{what} {name!r} is not a plain lower-case SQL identifier "
+            "([a-z_][a-z0-9_]*, at most 63 characters)"
+        )

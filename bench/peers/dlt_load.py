@@ -104,12 +104,14 @@ def main(request_path: str, result_path: str) -> int:
         "tables": sorted(schema.data_table_names()),
         "root_columns": len(schema.get_table_columns(root)),
         "dlt_version": version("dlt"),
-        "file_formats": sorted({
-            job.job_file_info.file_format
-            for package in info.load_packages
-            for job in package.jobs.get("completed_jobs", [])
-            if job.job_file_info.table_name == root
-        }),
+        "file_formats": sorted(
+            {
+                job.job_file_info.file_format
+                for package in info.load_packages
+                for job in package.jobs.get("completed_jobs", [])
+                if job.job_file_info.table_name == root
+            }
+        ),
     }
     return _landing.write_result(result_path, result)
 

@@ -57,8 +57,15 @@ def main(request_path: str, result_path: str) -> int:
     else:
         frame["event_time"] = pd.to_datetime(frame["event_time"], unit="s", utc=True)
     read_done = time.perf_counter()
-    frame.to_sql(table, engine, schema=schema, if_exists="append", index=False, chunksize=5000,
-                 dtype={"payload": JSONB})
+    frame.to_sql(
+        table,
+        engine,
+        schema=schema,
+        if_exists="append",
+        index=False,
+        chunksize=5000,
+        dtype={"payload": JSONB},
+    )
     done = time.perf_counter()
     engine.dispose()
 

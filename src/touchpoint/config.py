@@ -31,7 +31,9 @@ def env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer; set it to a number or unset it") from None
+        raise ConfigError(
+            f"{name}={raw!r} is not an integer; set it to a number or unset it"
+        ) from None
 
 
 def env_float(name: str, default: float) -> float:
@@ -41,7 +43,9 @@ def env_float(name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number; set it to a number or unset it") from None
+        raise ConfigError(
+            f"{name}={raw!r} is not a number; set it to a number or unset it"
+        ) from None
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -86,8 +90,15 @@ class Roles:
 def env_role(name: str, default: str) -> str:
     value = env_str(name, default) or default
     # dbt-postgres sends its profile's role unquoted (set role <name>): keep names plain identifiers
-    if not value.replace("_", "").isalnum() or not value.isascii() or value != value.lower() or value[0].isdigit():
-        raise ConfigError(f"{name}={value!r} is not a plain lower-case role name (letters, digits, _)")
+    if (
+        not value.replace("_", "").isalnum()
+        or not value.isascii()
+        or value != value.lower()
+        or value[0].isdigit()
+    ):
+        raise ConfigError(
+            f"{name}={value!r} is not a plain lower-case role name (letters, digits, _)"
+        )
     return value
 
 
@@ -211,12 +222,19 @@ def load_settings() -> Settings:
         crm_token=env_str("TOUCHPOINT_CRM_TOKEN") or d.crm_token,
         task_retries=env_int("TOUCHPOINT_TASK_RETRIES", d.task_retries),
         report_timezone=env_str("TOUCHPOINT_REPORT_TIMEZONE") or d.report_timezone,
-        report_skip_empty_weeks=env_bool("TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS", d.report_skip_empty_weeks),
-        report_ingest_wait_hours=env_int("TOUCHPOINT_REPORT_INGEST_WAIT_HOURS", d.report_ingest_wait_hours),
+        report_skip_empty_weeks=env_bool(
+            "TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS", d.report_skip_empty_weeks
+        ),
+        report_ingest_wait_hours=env_int(
+            "TOUCHPOINT_REPORT_INGEST_WAIT_HOURS", d.report_ingest_wait_hours
+        ),
         smtp_attempts=env_int("TOUCHPOINT_SMTP_ATTEMPTS", d.smtp_attempts),
-        smtp_first_delay_seconds=env_float("TOUCHPOINT_SMTP_FIRST_DELAY_SECONDS", d.smtp_first_delay_seconds),
-        crm_max_requests_per_second=env_float("TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND",
-                                              d.crm_max_requests_per_second),
+        smtp_first_delay_seconds=env_float(
+            "TOUCHPOINT_SMTP_FIRST_DELAY_SECONDS", d.smtp_first_delay_seconds
+        ),
+        crm_max_requests_per_second=env_float(
+            "TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND", d.crm_max_requests_per_second
+        ),
         roles=load_roles(),
         smtp_login=smtp_login,
         smtp_password=smtp_password,
@@ -239,12 +257,15 @@ def _trend_url_template(value: str | None) -> str | None:
     try:
         fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
     except ValueError as error:
-        raise ConfigError(f"{name}={value!r} is not a valid template ({error}); write a literal brace as {{{{ or }}}}") \
-            from None
+        raise ConfigError(
+            f"{name}={value!r} is not a valid template ({error}); write a literal brace as {{{{ or }}}}"
+        ) from None
     unknown = sorted(fields - set(TREND_URL_FIELDS))
     if unknown:
-        raise ConfigError(f"{name}={value!r} uses unknown field(s) {', '.join('{' + f + '}' for f in unknown)};"
-                          f" known: {', '.join('{' + f + '}' for f in TREND_URL_FIELDS)}")
+        raise ConfigError(
+            f"{name}={value!r} uses unknown field(s) {', '.join('{' + f + '}' for f in unknown)};"
+            f" known: {', '.join('{' + f + '}' for f in TREND_URL_FIELDS)}"
+        )
     return value
 
 
@@ -252,15 +273,19 @@ def _smtp_credentials() -> tuple[str | None, str | None]:
     login, password = env_str("TOUCHPOINT_SMTP_LOGIN"), env_str("TOUCHPOINT_SMTP_PASSWORD")
     if bool(login) != bool(password):
         missing = "TOUCHPOINT_SMTP_PASSWORD" if login else "TOUCHPOINT_SMTP_LOGIN"
-        raise ConfigError(f"SMTP authentication needs both TOUCHPOINT_SMTP_LOGIN and TOUCHPOINT_SMTP_PASSWORD;"
-                          f" {missing} is not set")
+        raise ConfigError(
+            f"SMTP authentication needs both TOUCHPOINT_SMTP_LOGIN and TOUCHPOINT_SMTP_PASSWORD;"
+            f" {missing} is not set"
+        )
     return login or None, password or None
 
 
 def load_roles() -> Roles:
     """The role names alone (``ensure_schema`` and connections need them without the rest)."""
     d = Roles
-    return Roles(loader=env_role("TOUCHPOINT_ROLE_LOADER", d.loader),
-                 transformer=env_role("TOUCHPOINT_ROLE_TRANSFORMER", d.transformer),
-                 analyst=env_role("TOUCHPOINT_ROLE_ANALYST", d.analyst),
-                 reporter=env_role("TOUCHPOINT_ROLE_REPORTER", d.reporter))
+    return Roles(
+        loader=env_role("TOUCHPOINT_ROLE_LOADER", d.loader),
+        transformer=env_role("TOUCHPOINT_ROLE_TRANSFORMER", d.transformer),
+        analyst=env_role("TOUCHPOINT_ROLE_ANALYST", d.analyst),
+        reporter=env_role("TOUCHPOINT_ROLE_REPORTER", d.reporter),
+    )

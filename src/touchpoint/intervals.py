@@ -23,7 +23,7 @@ def _parse(value: Any, name: str) -> datetime:
         moment = datetime.combine(value, datetime.min.time())
     else:
         try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(str(value))
         except ValueError:
             raise ConfigError(f"param {name}={value!r} is not an ISO date or datetime") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -42,15 +42,21 @@ def _explicit(params: dict[str, Any] | None) -> tuple[datetime, datetime] | None
     return first, last
 
 
-def daily_interval(params: dict[str, Any] | None, data_start: datetime | None,
-                   data_end: datetime | None, now: datetime | None = None) -> tuple[datetime, datetime]:
+def daily_interval(
+    params: dict[str, Any] | None,
+    data_start: datetime | None,
+    data_end: datetime | None,
+    now: datetime | None = None,
+) -> tuple[datetime, datetime]:
     """The ingest run's interval. Without a data interval (a run triggered with no logical
     date): the last complete UTC day before ``now``."""
     explicit = _explicit(params)
     if explicit:
         return explicit
     if data_start is None or data_end is None:
-        today = datetime.combine((now or datetime.now(UTC)).astimezone(UTC).date(), datetime.min.time(), UTC)
+        today = datetime.combine(
+            (now or datetime.now(UTC)).astimezone(UTC).date(), datetime.min.time(), UTC
+        )
         return today - timedelta(days=1), today
     if data_end > data_start:
         return data_start, data_end
@@ -63,20 +69,28 @@ def week_start_of(moment: datetime) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def weekly_interval(params: dict[str, Any] | None, data_start: datetime | None,
-                    data_end: datetime | None, now: datetime | None = None) -> tuple[datetime, datetime]:
+def weekly_interval(
+    params: dict[str, Any] | None,
+    data_start: datetime | None,
+    data_end: datetime | None,
+    now: datetime | None = None,
+) -> tuple[datetime, datetime]:
     """The report run's week: Monday 00:00 UTC to the next Monday. Without a data interval (a
     run triggered with no logical date): the last full week before ``now``."""
     explicit = _explicit(params)
     if explicit:
         start = explicit[0]
     elif data_start is None or data_end is None:
-        start = datetime.combine(week_start_of(now or datetime.now(UTC)) - timedelta(days=7), datetime.min.time(), UTC)
+        start = datetime.combine(
+            week_start_of(now or datetime.now(UTC)) - timedelta(days=7), datetime.min.time(), UTC
+        )
     elif data_end > data_start:
         start = data_start
     else:
         # the last full week that ended on or before this moment
-        start = datetime.combine(week_start_of(data_start) - timedelta(days=7), datetime.min.time(), UTC)
+        start = datetime.combine(
+            week_start_of(data_start) - timedelta(days=7), datetime.min.time(), UTC
+        )
     week = week_start_of(start)
     first = datetime.combine(week, datetime.min.time(), UTC)
     return first, first + timedelta(days=7)

@@ -35,18 +35,34 @@ WEEKLY_REPORT = "weekly_touchpoints"
 DQ_ALERT = "dq_alert"
 
 
-def extract(source: str, start: datetime, end: datetime, warehouse_url: str, settings: Settings,
-            crm: CrmEndpoint | None = None, crm_group: str | None = None) -> dict[str, Any]:
+def extract(
+    source: str,
+    start: datetime,
+    end: datetime,
+    warehouse_url: str,
+    settings: Settings,
+    crm: CrmEndpoint | None = None,
+    crm_group: str | None = None,
+) -> dict[str, Any]:
     """Extract one source for ``[start, end)`` into raw, as the loader role."""
-    stats = extract_source(source, stage_url(warehouse_url, settings.roles.loader), start, end,
-                           landing_url=settings.landing_url, crm=crm, crm_group=crm_group)
+    stats = extract_source(
+        source,
+        stage_url(warehouse_url, settings.roles.loader),
+        start,
+        end,
+        landing_url=settings.landing_url,
+        crm=crm,
+        crm_group=crm_group,
+    )
     return {s.stream: s.as_dict() for s in stats}
 
 
 def load_file(source: str, path: str, warehouse_url: str, settings: Settings) -> dict[str, Any]:
     """Load one landing file of ``source`` by hand, as the loader role (no watermark moves)."""
     if source not in FILE_STREAMS:
-        raise ValueError(f"{source!r} has no landing files; expected one of {', '.join(FILE_STREAMS)}")
+        raise ValueError(
+            f"{source!r} has no landing files; expected one of {', '.join(FILE_STREAMS)}"
+        )
     stream, _folder = FILE_STREAMS[source]
     with connect(stage_url(warehouse_url, settings.roles.loader)) as conn:
         stats = extract_run.load_file(conn, stream, path)
@@ -61,14 +77,27 @@ def transform(warehouse_url: str, settings: Settings) -> None:
     run_dbt(["build"], settings.dbt_project_dir, warehouse_url, settings.var_dir)
 
 
-def check_quality(start: datetime, end: datetime, warehouse_url: str, settings: Settings,
-                  run_id: str | None = None, raise_on_critical: bool = True,
-                  suites: list[str] | None = None) -> QualityReport:
+def check_quality(
+    start: datetime,
+    end: datetime,
+    warehouse_url: str,
+    settings: Settings,
+    run_id: str | None = None,
+    raise_on_critical: bool = True,
+    suites: list[str] | None = None,
+) -> QualityReport:
     """Run every suite on the interval and store the results; by default raise
     :class:`GXValidationFailed` when a critical expectation fails (the gate). The checks read
     raw and the marts and write dq.*: they run as the transformer role."""
-    report = run_quality(stage_url(warehouse_url, settings.roles.transformer), settings.expectations_dir,
-                         settings.var_dir / "gx", start, end, run_id=run_id, only=suites or None)
+    report = run_quality(
+        stage_url(warehouse_url, settings.roles.transformer),
+        settings.expectations_dir,
+        settings.var_dir / "gx",
+        start,
+        end,
+        run_id=run_id,
+        only=suites or None,
+    )
     if raise_on_critical and report.critical_failures:
         raise GXValidationFailed(report)
     return report
@@ -80,9 +109,11 @@ def record_ingested(start: datetime, end: datetime, warehouse_url: str, run_id: 
     with connect(warehouse_url) as conn:
         ensure_schema(conn)
         set_role(conn, load_roles().transformer)
-        conn.execute("insert into ops.ingest_intervals (interval_start, interval_end, run_id) values (%s, %s, %s)"
-                     " on conflict (interval_start, interval_end, run_id) do update set finished_at = now()",
-                     (start, end, run_id))
+        conn.execute(
+            "insert into ops.ingest_intervals (interval_start, interval_end, run_id) values (%s, %s, %s)"
+            " on conflict (interval_start, interval_end, run_id) do update set finished_at = now()",
+            (start, end, run_id),
+        )
 
 
 def days_not_ingested(start: datetime, end: datetime, warehouse_url: str) -> list[date]:
@@ -97,30 +128,50 @@ def days_not_ingested(start: datetime, end: datetime, warehouse_url: str) -> lis
             " interval '1 day') as day"
             " where not exists (select 1 from ops.ingest_intervals as i"
             "                   where i.interval_start <= day and i.interval_end >= day + interval '1 day')"
-            " order by 1", {"start": start, "end": end}).fetchall()
+            " order by 1",
+            {"start": start, "end": end},
+        ).fetchall()
     return [row[0] for row in rows]
 
 
 def _recipients(settings: Settings, recipients_file: Path | None) -> RecipientList:
-    return load_recipients(recipients_file or settings.reports_dir / "recipients.yml",
-                           SliceValues.from_seeds(settings.dbt_project_dir))
+    return load_recipients(
+        recipients_file or settings.reports_dir / "recipients.yml",
+        SliceValues.from_seeds(settings.dbt_project_dir),
+    )
 
 
-def render_weekly_report(week_start: date, warehouse_url: str, settings: Settings, out: Path,
-                         quality: dict[str, Any] | None = None,
-                         recipients_file: Path | None = None) -> tuple[bool, list[Path]]:
+def render_weekly_report(
+    week_start: date,
+    warehouse_url: str,
+    settings: Settings,
+    out: Path,
+    quality: dict[str, Any] | None = None,
+    recipients_file: Path | None = None,
+) -> tuple[bool, list[Path]]:
     """Write each recipient's HTML, text, images and CSV under ``out``; send nothing. Returns
     whether the week has data (a week without is not sent) and the files written."""
     recipients = _recipients(settings, recipients_file)
     with connect(stage_url(warehouse_url, settings.roles.reporter)) as conn:
-        report = WeeklyReport(conn, week_start, settings.reports_dir / "templates", quality,
-                              trend_url=settings.report_trend_url)
+        report = WeeklyReport(
+            conn,
+            week_start,
+            settings.reports_dir / "templates",
+            quality,
+            trend_url=settings.report_trend_url,
+        )
         return report.has_data, write_preview(report, recipients.recipients, out)
 
 
-def send_weekly_report(week_start: date, warehouse_url: str, smtp: SmtpSettings, settings: Settings,
-                       quality: dict[str, Any] | None = None, recipients_file: Path | None = None,
-                       dry_run: bool = False) -> list[Delivery]:
+def send_weekly_report(
+    week_start: date,
+    warehouse_url: str,
+    smtp: SmtpSettings,
+    settings: Settings,
+    quality: dict[str, Any] | None = None,
+    recipients_file: Path | None = None,
+    dry_run: bool = False,
+) -> list[Delivery]:
     """The gate and the send. With a critical data-quality failure (``quality["status"] ==
     "fail"``) stakeholders get nothing and the alerts list gets the failures; otherwise each
     recipient who has not had this week's report gets their slice of it, with any warnings as
@@ -136,26 +187,64 @@ def send_weekly_report(week_start: date, warehouse_url: str, smtp: SmtpSettings,
         if quality and quality.get("status") == "fail":
             alert = DataQualityAlert.from_dict(quality)
             send = _plan if dry_run else deliver
-            return send(conn, smtp, DQ_ALERT, period, recipients.sender, recipients.alerts,
-                        render=lambda recipient: render_alert(alert, recipient, templates))
-        report = WeeklyReport(conn, week_start, templates, quality, trend_url=settings.report_trend_url)
+            return send(
+                conn,
+                smtp,
+                DQ_ALERT,
+                period,
+                recipients.sender,
+                recipients.alerts,
+                render=lambda recipient: render_alert(alert, recipient, templates),
+            )
+        report = WeeklyReport(
+            conn, week_start, templates, quality, trend_url=settings.report_trend_url
+        )
         if settings.report_skip_empty_weeks and not report.has_data:
-            log.warning("week %s has no touchpoints in the warehouse: the report is not sent "
-                        "(set TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS=false to send it anyway)", period)
+            log.warning(
+                "week %s has no touchpoints in the warehouse: the report is not sent "
+                "(set TOUCHPOINT_REPORT_SKIP_EMPTY_WEEKS=false to send it anyway)",
+                period,
+            )
             return []
         if dry_run:
-            return _plan(conn, smtp, WEEKLY_REPORT, period, recipients.sender, recipients.recipients,
-                         render=report.render)
-        return deliver(conn, smtp, WEEKLY_REPORT, period, recipients.sender, recipients.recipients,
-                       render=report.render, alerts=recipients.alerts, policy=retry_policy(settings))
+            return _plan(
+                conn,
+                smtp,
+                WEEKLY_REPORT,
+                period,
+                recipients.sender,
+                recipients.recipients,
+                render=report.render,
+            )
+        return deliver(
+            conn,
+            smtp,
+            WEEKLY_REPORT,
+            period,
+            recipients.sender,
+            recipients.recipients,
+            render=report.render,
+            alerts=recipients.alerts,
+            policy=retry_policy(settings),
+        )
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
-    return RetryPolicy(attempts=settings.smtp_attempts, first_delay=settings.smtp_first_delay_seconds)
+    return RetryPolicy(
+        attempts=settings.smtp_attempts, first_delay=settings.smtp_first_delay_seconds
+    )
 
 
-def _plan(conn, smtp: SmtpSettings, report: str, period: str, sender: str, recipients: tuple[Recipient, ...],
-          render: Callable[[Recipient], RenderedReport], alerts: tuple[Recipient, ...] = ()) -> list[Delivery]:
+def _plan(
+    conn,
+    smtp: SmtpSettings,
+    report: str,
+    period: str,
+    sender: str,
+    recipients: tuple[Recipient, ...],
+    render: Callable[[Recipient], RenderedReport],
+    alerts: tuple[Recipient, ...] = (),
+) -> list[Delivery]:
     """What :func:`deliver` would do, rendering each message but sending and recording nothing."""
     states = delivery_states(conn, report, period)
     plan = []
@@ -163,5 +252,14 @@ def _plan(conn, smtp: SmtpSettings, report: str, period: str, sender: str, recip
         status, error = states.get(recipient.address, ("pending", None))
         due = status != "sent" and not (error or "").startswith(PERMANENT)
         subject = render(recipient).subject
-        plan.append(Delivery(recipient.address, subject, "(dry run)", newly_sent=due, status=status, last_error=error))
+        plan.append(
+            Delivery(
+                recipient.address,
+                subject,
+                "(dry run)",
+                newly_sent=due,
+                status=status,
+                last_error=error,
+            )
+        )
     return plan

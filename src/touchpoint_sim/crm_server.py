@@ -33,25 +33,56 @@ MAX_ASSOCIATION_INPUTS = 1000
 
 #: HubSpot-defined association type ids, by (from type, to type); a pair's reverse has its own id.
 ASSOCIATION_TYPE_IDS = {
-    ("contacts", "companies"): 279, ("companies", "contacts"): 280,
-    ("deals", "contacts"): 3, ("contacts", "deals"): 4,
-    ("deals", "companies"): 341, ("companies", "deals"): 342,
-    ("tickets", "contacts"): 16, ("contacts", "tickets"): 15,
-    ("tickets", "companies"): 339, ("companies", "tickets"): 340,
-    ("calls", "contacts"): 194, ("calls", "companies"): 182, ("calls", "deals"): 206,
-    ("emails", "contacts"): 198, ("emails", "companies"): 186, ("emails", "deals"): 210,
-    ("meetings", "contacts"): 200, ("meetings", "companies"): 188, ("meetings", "deals"): 212,
-    ("notes", "contacts"): 202, ("notes", "companies"): 190, ("notes", "deals"): 214,
-    ("tasks", "contacts"): 204, ("tasks", "companies"): 192, ("tasks", "deals"): 216,
-    ("contacts", "calls"): 193, ("contacts", "emails"): 197, ("contacts", "meetings"): 199,
-    ("contacts", "notes"): 201, ("contacts", "tasks"): 203,
+    ("contacts", "companies"): 279,
+    ("companies", "contacts"): 280,
+    ("deals", "contacts"): 3,
+    ("contacts", "deals"): 4,
+    ("deals", "companies"): 341,
+    ("companies", "deals"): 342,
+    ("tickets", "contacts"): 16,
+    ("contacts", "tickets"): 15,
+    ("tickets", "companies"): 339,
+    ("companies", "tickets"): 340,
+    ("calls", "contacts"): 194,
+    ("calls", "companies"): 182,
+    ("calls", "deals"): 206,
+    ("emails", "contacts"): 198,
+    ("emails", "companies"): 186,
+    ("emails", "deals"): 210,
+    ("meetings", "contacts"): 200,
+    ("meetings", "companies"): 188,
+    ("meetings", "deals"): 212,
+    ("notes", "contacts"): 202,
+    ("notes", "companies"): 190,
+    ("notes", "deals"): 214,
+    ("tasks", "contacts"): 204,
+    ("tasks", "companies"): 192,
+    ("tasks", "deals"): 216,
+    ("contacts", "calls"): 193,
+    ("contacts", "emails"): 197,
+    ("contacts", "meetings"): 199,
+    ("contacts", "notes"): 201,
+    ("contacts", "tasks"): 203,
 }
 #: Pairs whose first association is also labelled "Primary" (HubSpot's primary company).
-PRIMARY_TYPE_IDS = {("contacts", "companies"): 1, ("deals", "companies"): 5, ("tickets", "companies"): 26}
+PRIMARY_TYPE_IDS = {
+    ("contacts", "companies"): 1,
+    ("deals", "companies"): 5,
+    ("tickets", "companies"): 26,
+}
 
-_DATE_PROPERTIES = {"createdate", "lastmodifieddate", "hs_lastmodifieddate", "hs_createdate", "hs_timestamp",
-                    "closedate", "closed_date", "hs_meeting_start_time", "hs_meeting_end_time",
-                    "hs_submission_timestamp"}
+_DATE_PROPERTIES = {
+    "createdate",
+    "lastmodifieddate",
+    "hs_lastmodifieddate",
+    "hs_createdate",
+    "hs_timestamp",
+    "closedate",
+    "closed_date",
+    "hs_meeting_start_time",
+    "hs_meeting_end_time",
+    "hs_submission_timestamp",
+}
 
 
 def _as_ms(value: Any) -> float:
@@ -77,16 +108,23 @@ def _matches(record: dict[str, Any], flt: dict[str, Any]) -> bool:
     else:
         left, right = str(raw), str(value)
     return {
-        "EQ": left == right, "NEQ": left != right, "GT": left > right, "GTE": left >= right,
-        "LT": left < right, "LTE": left <= right,
+        "EQ": left == right,
+        "NEQ": left != right,
+        "GT": left > right,
+        "GTE": left >= right,
+        "LT": left < right,
+        "LTE": left <= right,
     }.get(op, False)
 
 
 class CrmData:
     """Objects by type, and associations by (from type, to type): {from id: [to ids]}."""
 
-    def __init__(self, objects: dict[str, list[dict[str, Any]]],
-                 associations: dict[tuple[str, str], dict[str, list[str]]] | None = None) -> None:
+    def __init__(
+        self,
+        objects: dict[str, list[dict[str, Any]]],
+        associations: dict[tuple[str, str], dict[str, list[str]]] | None = None,
+    ) -> None:
         self.objects = objects
         self.associations = dict(associations or {})
         # HubSpot associations go both ways: serve the reverse of every stored direction.
@@ -98,7 +136,9 @@ class CrmData:
                         reverse.setdefault(to_id, []).append(from_id)
                 self.associations[(to_type, from_type)] = reverse
         self._by_id = {t: {r["id"]: r for r in records} for t, records in objects.items()}
-        self._sorted = {t: sorted(records, key=lambda r: int(r["id"])) for t, records in objects.items()}
+        self._sorted = {
+            t: sorted(records, key=lambda r: int(r["id"])) for t, records in objects.items()
+        }
 
     @classmethod
     def from_dir(cls, crm_dir: Path) -> CrmData:
@@ -127,13 +167,22 @@ def _modified_property(object_type: str) -> str:
 
 
 def _created_property(object_type: str) -> str:
-    return "createdate" if object_type in ("contacts", "companies", "deals", "tickets") else "hs_createdate"
+    return (
+        "createdate"
+        if object_type in ("contacts", "companies", "deals", "tickets")
+        else "hs_createdate"
+    )
 
 
 def _select(record: dict[str, Any], object_type: str, wanted: list[str]) -> dict[str, Any]:
     """The record with only the requested properties (null when unset), plus HubSpot's defaults."""
     props = record["properties"]
-    names = [*wanted, "hs_object_id", _created_property(object_type), _modified_property(object_type)]
+    names = [
+        *wanted,
+        "hs_object_id",
+        _created_property(object_type),
+        _modified_property(object_type),
+    ]
     return {**record, "properties": {name: props.get(name) for name in dict.fromkeys(names)}}
 
 
@@ -145,7 +194,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.verbose:
             super().log_message(format, *args)
 
-    def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -156,19 +207,40 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _error(self, status: int, message: str, category: str = "VALIDATION_ERROR") -> None:
-        self._send(status, {"status": "error", "message": message, "category": category,
-                            "correlationId": "00000000-0000-4000-8000-000000000000"})
+        self._send(
+            status,
+            {
+                "status": "error",
+                "message": message,
+                "category": category,
+                "correlationId": "00000000-0000-4000-8000-000000000000",
+            },
+        )
 
     def _guard(self) -> bool:
         self.server.count_request()
         if self.headers.get("Authorization") != f"Bearer {self.server.token}":
-            self._send(401, {"status": "error", "category": "INVALID_AUTHENTICATION",
-                             "message": "Authentication credentials not found."})
+            self._send(
+                401,
+                {
+                    "status": "error",
+                    "category": "INVALID_AUTHENTICATION",
+                    "message": "Authentication credentials not found.",
+                },
+            )
             return False
         fault = self.server.next_fault()
         if fault == "429":
-            self._send(429, {"status": "error", "category": "RATE_LIMITS", "policyName": "SECONDLY",
-                             "message": "You have reached your secondly limit."}, {"Retry-After": "0.2"})
+            self._send(
+                429,
+                {
+                    "status": "error",
+                    "category": "RATE_LIMITS",
+                    "policyName": "SECONDLY",
+                    "message": "You have reached your secondly limit.",
+                },
+                {"Retry-After": "0.2"},
+            )
             return False
         if fault == "500":
             self._send(500, {"status": "error", "message": "internal error"})
@@ -181,7 +253,11 @@ class _Handler(BaseHTTPRequestHandler):
         parts = path.strip("/").split("/")
         if len(parts) >= 4 and parts[:3] == ["crm", "v3", "objects"]:
             return "v3", parts[3:]
-        if len(parts) == 7 and parts[:3] == ["crm", "v4", "associations"] and parts[5:] == ["batch", "read"]:
+        if (
+            len(parts) == 7
+            and parts[:3] == ["crm", "v4", "associations"]
+            and parts[5:] == ["batch", "read"]
+        ):
             return "v4", parts[3:5]
         return "", parts
 
@@ -214,7 +290,7 @@ class _Handler(BaseHTTPRequestHandler):
         limit = self.server.limit(int(query.get("limit", ["10"])[0]), MAX_LIST_LIMIT)
         offset = int(query.get("after", ["0"])[0] or 0)
         records = self.server.data.listing(object_type)
-        page = records[offset:offset + limit]
+        page = records[offset : offset + limit]
         if wanted:
             page = [_select(r, object_type, wanted) for r in page]
         body: dict[str, Any] = {"results": page}
@@ -245,19 +321,23 @@ class _Handler(BaseHTTPRequestHandler):
     def _search(self, object_type: str, body: dict[str, Any]) -> None:
         if not self._known(object_type):
             return
-        records = self.server.query(object_type, body.get("filterGroups") or [], body.get("sorts") or [])
+        records = self.server.query(
+            object_type, body.get("filterGroups") or [], body.get("sorts") or []
+        )
         limit = self.server.limit(int(body.get("limit", 10)), MAX_SEARCH_LIMIT)
         offset = int(body.get("after") or 0)
         if offset >= SEARCH_CAP:
             self._error(400, "The search API cannot page past 10,000 results.")
             return
-        page = records[offset:offset + limit]
+        page = records[offset : offset + limit]
         wanted = list(body.get("properties") or [])
         if wanted:
             page = [_select(r, object_type, wanted) for r in page]
         answer: dict[str, Any] = {"total": len(records), "results": page}
         if offset + limit < len(records) and offset + limit < SEARCH_CAP:
-            answer["paging"] = {"next": {"after": str(offset + limit), "link": "?after=" + str(offset + limit)}}
+            answer["paging"] = {
+                "next": {"after": str(offset + limit), "link": "?after=" + str(offset + limit)}
+            }
         self._send(200, answer)
 
     def _associations(self, from_type: str, to_type: str, body: dict[str, Any]) -> None:
@@ -268,7 +348,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "Invalid input: inputs is required")
             return
         if len(inputs) > MAX_ASSOCIATION_INPUTS:
-            self._error(400, f"Batch input size of {len(inputs)} exceeds the limit of {MAX_ASSOCIATION_INPUTS}.")
+            self._error(
+                400,
+                f"Batch input size of {len(inputs)} exceeds the limit of {MAX_ASSOCIATION_INPUTS}.",
+            )
             return
         links = self.server.data.associations.get((from_type, to_type), {})
         type_id = ASSOCIATION_TYPE_IDS.get((from_type, to_type), 1)
@@ -283,18 +366,35 @@ class _Handler(BaseHTTPRequestHandler):
             for n, to_id in enumerate(targets):
                 types = [{"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}]
                 if primary is not None and n == 0:
-                    types.insert(0, {"category": "HUBSPOT_DEFINED", "typeId": primary, "label": "Primary"})
+                    types.insert(
+                        0, {"category": "HUBSPOT_DEFINED", "typeId": primary, "label": "Primary"}
+                    )
                 to.append({"toObjectId": int(to_id), "associationTypes": types})
             results.append({"from": {"id": from_id}, "to": to})
-        self._send(200, {"status": "COMPLETE", "results": results,
-                         "startedAt": "2026-01-01T00:00:00.000Z", "completedAt": "2026-01-01T00:00:00.010Z"})
+        self._send(
+            200,
+            {
+                "status": "COMPLETE",
+                "results": results,
+                "startedAt": "2026-01-01T00:00:00.000Z",
+                "completedAt": "2026-01-01T00:00:00.010Z",
+            },
+        )
 
 
 class CrmServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, data: CrmData, port: int = 0, token: str = "sim-token", fault_rate: float = 0.0,
-                 seed: int = 0, verbose: bool = False, page_size: int | None = None) -> None:
+    def __init__(
+        self,
+        data: CrmData,
+        port: int = 0,
+        token: str = "sim-token",
+        fault_rate: float = 0.0,
+        seed: int = 0,
+        verbose: bool = False,
+        page_size: int | None = None,
+    ) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         if page_size is not None and page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -318,7 +418,9 @@ class CrmServer(ThreadingHTTPServer):
         cap = maximum if self.page_size is None else self.page_size
         return max(1, min(requested, cap))
 
-    def query(self, object_type: str, groups: list[dict[str, Any]], sorts: list[Any]) -> list[dict[str, Any]]:
+    def query(
+        self, object_type: str, groups: list[dict[str, Any]], sorts: list[Any]
+    ) -> list[dict[str, Any]]:
         """The records matching a search's filters, in its order. The data never changes while it
         is served, so a query's answer is kept for the pages that follow (a client pages through
         one query at a time): a large CRM is not filtered and sorted again for every page."""
@@ -329,12 +431,19 @@ class CrmServer(ThreadingHTTPServer):
                 return self._queries[key]
         records = self.data.listing(object_type)
         if groups:
-            records = [r for r in records if any(all(_matches(r, f) for f in g.get("filters", [])) for g in groups)]
+            records = [
+                r
+                for r in records
+                if any(all(_matches(r, f) for f in g.get("filters", [])) for g in groups)
+            ]
         for sort in reversed(sorts):
             name = sort["propertyName"] if isinstance(sort, dict) else str(sort)
             reverse = isinstance(sort, dict) and sort.get("direction") == "DESCENDING"
-            records = sorted(records, key=lambda r: (str(r["properties"].get(name) or ""), int(r["id"])),
-                             reverse=reverse)
+            records = sorted(
+                records,
+                key=lambda r: (str(r["properties"].get(name) or ""), int(r["id"])),
+                reverse=reverse,
+            )
         with self._lock:
             self._queries[key] = records
             while len(self._queries) > 16:

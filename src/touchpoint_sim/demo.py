@@ -14,13 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 
-from touchpoint.local import background
 from touchpoint.config import Settings
 from touchpoint.errors import TouchpointError
 from touchpoint.intervals import iso_week
+from touchpoint.local import background
 from touchpoint.local.airflow_runs import DagRunRequest, local_env, run_dags
-from touchpoint.pipeline import WEEKLY_REPORT, days_not_ingested
 from touchpoint.local.cluster import EmbeddedCluster, port_in_use
+from touchpoint.pipeline import WEEKLY_REPORT, days_not_ingested
 from touchpoint.warehouse.connection import connect, redact
 from touchpoint.warehouse.schema import ensure_schema
 from touchpoint_sim.crm_server import CrmData, CrmServer
@@ -47,12 +47,22 @@ def find_eml(mail_dir: Path, message_id: str) -> Path | None:
     return matches[-1] if matches else None
 
 
-def run_demo(settings: Settings, customers: int, weeks: int, seed: int, start_day: date,
-             incidents: tuple[str, ...] = ()) -> int:
+def run_demo(
+    settings: Settings,
+    customers: int,
+    weeks: int,
+    seed: int,
+    start_day: date,
+    incidents: tuple[str, ...] = (),
+) -> int:
     began = time.monotonic()
     if weeks < 2:
-        raise TouchpointError("the demo needs at least 2 weeks (the report compares with the week before)")
-    planted = tuple(parse_incident(text) for text in incidents)  # a bad one stops here, before anything starts
+        raise TouchpointError(
+            "the demo needs at least 2 weeks (the report compares with the week before)"
+        )
+    planted = tuple(
+        parse_incident(text) for text in incidents
+    )  # a bad one stops here, before anything starts
     check_incidents(planted, weeks)
 
     t = _step(1, "warehouse")
@@ -66,19 +76,29 @@ def run_demo(settings: Settings, customers: int, weeks: int, seed: int, start_da
 
     _step(2, "local SMTP sink")
     pid = background.start_background(
-        "SMTP sink", ["mail", "serve", "--port", str(settings.smtp_port)], settings.run_dir / "mail.pid",
-        settings.log_dir / "mail.log", settings.smtp_port)
+        "SMTP sink",
+        ["mail", "serve", "--port", str(settings.smtp_port)],
+        settings.run_dir / "mail.pid",
+        settings.log_dir / "mail.log",
+        settings.smtp_port,
+    )
     print(f"  running (pid {pid}) on 127.0.0.1:{settings.smtp_port}, saving to {settings.mail_dir}")
 
-    t = _step(3, f"simulating {customers} customers over {weeks} weeks from {start_day} (seed {seed})")
+    t = _step(
+        3, f"simulating {customers} customers over {weeks} weeks from {start_day} (seed {seed})"
+    )
     world = generate(customers, weeks, seed, start_day, incidents=planted)
     manifest = write_world(world, Path(settings.landing_url), sim_dir(settings))
-    print(f"  {manifest['web_events']} web events, {manifest['email_events']} email events, "
-          f"{manifest['contacts']} CRM contacts ({time.monotonic() - t:.0f} s)")
+    print(
+        f"  {manifest['web_events']} web events, {manifest['email_events']} email events, "
+        f"{manifest['contacts']} CRM contacts ({time.monotonic() - t:.0f} s)"
+    )
 
     _step(4, "CRM simulator (HubSpot-compatible API)")
     port = crm_port(settings) if not port_in_use(crm_port(settings)) else _free_port()
-    crm = CrmServer(CrmData.from_dir(sim_dir(settings) / "crm"), port=port, token=settings.crm_token).start_in_thread()
+    crm = CrmServer(
+        CrmData.from_dir(sim_dir(settings) / "crm"), port=port, token=settings.crm_token
+    ).start_in_thread()
     print(f"  serving on {crm.url}")
 
     try:
@@ -89,20 +109,32 @@ def run_demo(settings: Settings, customers: int, weeks: int, seed: int, start_da
         # would be); skipped when a previous demo has ingested it already.
         requests = []
         if days_not_ingested(start, report_monday, warehouse_url):
-            requests.append(DagRunRequest("touchpoint_ingest", report_monday.isoformat(),
-                                          {"start": start.isoformat(), "end": report_monday.isoformat()}))
+            requests.append(
+                DagRunRequest(
+                    "touchpoint_ingest",
+                    report_monday.isoformat(),
+                    {"start": start.isoformat(), "end": report_monday.isoformat()},
+                )
+            )
         else:
-            print(f"  {start:%Y-%m-%d} .. {report_monday:%Y-%m-%d} is ingested already (ops.ingest_intervals)")
+            print(
+                f"  {start:%Y-%m-%d} .. {report_monday:%Y-%m-%d} is ingested already (ops.ingest_intervals)"
+            )
         # Noon UTC on the Monday after the last week: after the 07:00 schedule in any European zone,
         # so the run's interval is the week that just ended.
-        requests.append(DagRunRequest("touchpoint_weekly_report", (report_monday + timedelta(hours=12)).isoformat(), {}))
+        requests.append(
+            DagRunRequest(
+                "touchpoint_weekly_report", (report_monday + timedelta(hours=12)).isoformat(), {}
+            )
+        )
         env = local_env(settings, warehouse_url, settings.smtp_port, crm.url, settings.crm_token)
         results = run_dags(requests, env, settings.log_dir / "demo-airflow.log")
         failures = [r for r in results if r.get("state") != "success"]
         if failures or len(results) < len(requests):
             raise TouchpointError(
                 f"a DAG run failed ({failures[0]['message'].strip() if failures else 'not every run finished'}); "
-                f"see {settings.log_dir / 'demo-airflow.log'}")
+                f"see {settings.log_dir / 'demo-airflow.log'}"
+            )
         print(f"  all {len(requests)} runs succeeded ({time.monotonic() - t:.0f} s)")
     finally:
         crm.shutdown()
@@ -113,17 +145,25 @@ def run_demo(settings: Settings, customers: int, weeks: int, seed: int, start_da
         rows = conn.execute(
             "select recipient, subject, message_id, sent_at from reporting.deliveries"
             " where report = %s and period = %s and status = 'sent' order by recipient",
-            (WEEKLY_REPORT, iso_week(week_start))).fetchall()
+            (WEEKLY_REPORT, iso_week(week_start)),
+        ).fetchall()
         total = conn.execute(
             "select touchpoints from marts.agg_touchpoints_weekly"
             " where week_start = %s and grain = 'week' and region = '(all)'",
-            (week_start,)).fetchone()
+            (week_start,),
+        ).fetchone()
     print(f"  weekly report for the week of {week_start}: {total[0] if total else 0} touchpoints")
     demo_started = datetime.now(UTC) - timedelta(seconds=time.monotonic() - began)
     for recipient, subject, message_id, sent_at in rows:
         eml = find_eml(settings.mail_dir, message_id)
-        when = "sent now" if sent_at >= demo_started else f"already sent {sent_at:%Y-%m-%d %H:%M} UTC, not sent again"
-        print(f"  to {recipient} ({when})\n    subject: {subject}\n"
-              f"    saved:   {eml or '(not found in ' + str(settings.mail_dir) + ')'}")
+        when = (
+            "sent now"
+            if sent_at >= demo_started
+            else f"already sent {sent_at:%Y-%m-%d %H:%M} UTC, not sent again"
+        )
+        print(
+            f"  to {recipient} ({when})\n    subject: {subject}\n"
+            f"    saved:   {eml or '(not found in ' + str(settings.mail_dir) + ')'}"
+        )
     print(f"demo finished in {time.monotonic() - began:.0f} s")
     return 0 if rows else 1

@@ -59,8 +59,11 @@ TOUCHPOINT_CHANNELS: dict[str, tuple[str, ...]] = {
 CHANNELS = tuple(sorted({c for channels in TOUCHPOINT_CHANNELS.values() for c in channels}))
 #: HubSpot ticket category -> the touchpoint the taxonomy gives its tickets
 CATEGORY_TOUCHPOINTS = {
-    "DELIVERY_ISSUE": "delivery_packaging", "PRODUCT_ISSUE": "product_quality", "BILLING_ISSUE": "billing_pricing",
-    "GENERAL_INQUIRY": "customer_support", "FEATURE_REQUEST": "customer_support",
+    "DELIVERY_ISSUE": "delivery_packaging",
+    "PRODUCT_ISSUE": "product_quality",
+    "BILLING_ISSUE": "billing_pricing",
+    "GENERAL_INQUIRY": "customer_support",
+    "FEATURE_REQUEST": "customer_support",
 }
 CATEGORIES = tuple(CATEGORY_TOUCHPOINTS)
 
@@ -89,7 +92,9 @@ class Incident:
             return (self.target,)
         if self.kind == "channel":
             return CATEGORIES if self.target == "support" else ()
-        return tuple(c for c, touchpoint in CATEGORY_TOUCHPOINTS.items() if touchpoint == self.target)
+        return tuple(
+            c for c, touchpoint in CATEGORY_TOUCHPOINTS.items() if touchpoint == self.target
+        )
 
     def met(self, touchpoint: str, channel: str, category: str | None) -> bool:
         """Whether a touch (classified as the taxonomy does) is a meeting with the target."""
@@ -100,8 +105,14 @@ class Incident:
         return category == self.target
 
     def as_dict(self, start: date) -> dict:
-        return {"incident": self.text, "target": self.target, "kind": self.kind, "week": self.week,
-                "from": self.starts(start).date().isoformat(), "effects": dict(self.effects)}
+        return {
+            "incident": self.text,
+            "target": self.target,
+            "kind": self.kind,
+            "week": self.week,
+            "from": self.starts(start).date().isoformat(),
+            "effects": dict(self.effects),
+        }
 
 
 def _fail(text: str, problem: str) -> ValueError:
@@ -125,9 +136,12 @@ def parse_incident(text: str) -> Incident:
     elif target in CATEGORIES:
         kind = "category"
     else:
-        raise _fail(text, f"unknown touchpoint, channel or case category {target!r} (touchpoints: "
-                          f"{', '.join(sorted(TOUCHPOINT_CHANNELS))}; channels: {', '.join(CHANNELS)}; "
-                          f"case categories: {', '.join(CATEGORIES)})")
+        raise _fail(
+            text,
+            f"unknown touchpoint, channel or case category {target!r} (touchpoints: "
+            f"{', '.join(sorted(TOUCHPOINT_CHANNELS))}; channels: {', '.join(CHANNELS)}; "
+            f"case categories: {', '.join(CATEGORIES)})",
+        )
     name, _, value = parts[1].partition("=")
     if name != "week" or not value.isdigit() or int(value) < 1:
         raise _fail(text, f"{parts[1]!r} is not week=N with N a week number from 1")
@@ -141,7 +155,9 @@ def parse_incident(text: str) -> Incident:
             raise _fail(text, f"effect {name!r} given twice")
         if EFFECTS[name] == "-D":
             if not _NUMBER.fullmatch(value) or float(value) == 0:
-                raise _fail(text, f"{part!r}: {name} takes a non-zero change in points, e.g. {name}=-2")
+                raise _fail(
+                    text, f"{part!r}: {name} takes a non-zero change in points, e.g. {name}=-2"
+                )
             effects[name] = float(value)
             continue
         number = value[1:]
@@ -153,8 +169,11 @@ def parse_incident(text: str) -> Incident:
         effects[name] = factor
     incident = Incident(text=text.strip(), target=target, kind=kind, week=week, effects=effects)
     if "tickets" in effects and not incident.categories():
-        raise _fail(text, f"{target!r} has no support case category for tickets= (targets with cases: "
-                          f"{', '.join(sorted({*CATEGORIES, *CATEGORY_TOUCHPOINTS.values(), 'support'}))})")
+        raise _fail(
+            text,
+            f"{target!r} has no support case category for tickets= (targets with cases: "
+            f"{', '.join(sorted({*CATEGORIES, *CATEGORY_TOUCHPOINTS.values(), 'support'}))})",
+        )
     return incident
 
 

@@ -59,7 +59,9 @@ class Flag:
     channel: str | None
     touchpoint: str | None
     category: str | None
-    category_touchpoint: str | None  # a case category's touchpoint (DELIVERY_ISSUE: delivery_packaging)
+    category_touchpoint: (
+        str | None
+    )  # a case category's touchpoint (DELIVERY_ISSUE: delivery_packaging)
     metric: str
     z_score: float | None
     #: the touchpoints named with it: the same answers or customers, which the data cannot tell apart
@@ -69,26 +71,55 @@ class Flag:
         """Whether this flag is about ``target`` (a touchpoint, a channel, a case category or
         its touchpoint, or a touchpoint named with it). A touchpoint's row carries its channel,
         so a channel's incident is named by the touchpoint row that explains it."""
-        return target in (self.touchpoint, self.channel, self.category, self.category_touchpoint, *self.named_with)
+        return target in (
+            self.touchpoint,
+            self.channel,
+            self.category,
+            self.category_touchpoint,
+            *self.named_with,
+        )
 
 
-def build_planted_world(url: str, settings: Settings, root: Path, *, customers: int, weeks: int, seed: int,
-                        start: date, incidents: Sequence[str] = (), select: Sequence[str] | None = None,
-                        log=lambda message: None) -> PlantedWorld:
+def build_planted_world(
+    url: str,
+    settings: Settings,
+    root: Path,
+    *,
+    customers: int,
+    weeks: int,
+    seed: int,
+    start: date,
+    incidents: Sequence[str] = (),
+    select: Sequence[str] | None = None,
+    log=lambda message: None,
+) -> PlantedWorld:
     """Simulate, extract and build into the (empty) database ``url``. ``select``: dbt
     selectors to build without their tests; None builds and tests everything."""
-    world = generate(customers=customers, weeks=weeks, seed=seed, start=start,
-                     incidents=tuple(parse_incident(text) for text in incidents))
+    world = generate(
+        customers=customers,
+        weeks=weeks,
+        seed=seed,
+        start=start,
+        incidents=tuple(parse_incident(text) for text in incidents),
+    )
     write_world(world, root / "landing", root / "sim")
-    log(f"simulated {customers} customers x {weeks} weeks, seed {seed}, incidents {list(incidents) or 'none'}")
+    log(
+        f"simulated {customers} customers x {weeks} weeks, seed {seed}, incidents {list(incidents) or 'none'}"
+    )
     local = replace(settings, landing_url=str(root / "landing"))
     begin = datetime.combine(start, datetime.min.time(), UTC)
     end = begin + timedelta(weeks=weeks)
     crm = CrmServer(CrmData.from_dir(root / "sim" / "crm"), port=0).start_in_thread()
     try:
         for source in ("crm", "email", "web"):
-            pipeline.extract(source, begin, end, url, local,
-                             crm=CrmEndpoint(crm.url, "sim-token", max_requests_per_second=0))
+            pipeline.extract(
+                source,
+                begin,
+                end,
+                url,
+                local,
+                crm=CrmEndpoint(crm.url, "sim-token", max_requests_per_second=0),
+            )
     finally:
         crm.shutdown()
     log("extracted")
@@ -98,8 +129,20 @@ def build_planted_world(url: str, settings: Settings, root: Path, *, customers: 
         with connect(url) as conn:
             ensure_schema(conn)
         # seeds and snapshots too (a plain `dbt run` skips them), tests left to the pipeline's build
-        run_dbt(["build", "--select", *select, "--exclude-resource-type", "test",
-                 "--exclude-resource-type", "unit_test"], local.dbt_project_dir, url, local.var_dir)
+        run_dbt(
+            [
+                "build",
+                "--select",
+                *select,
+                "--exclude-resource-type",
+                "test",
+                "--exclude-resource-type",
+                "unit_test",
+            ],
+            local.dbt_project_dir,
+            url,
+            local.var_dir,
+        )
     log("built")
     return PlantedWorld(url, start, weeks, seed, tuple(incidents))
 
@@ -112,15 +155,26 @@ def flags(url: str, week_start: date, region: str = "(all)") -> list[Flag]:
             "select signal_key, section, grain, channel, touchpoint, category, category_touchpoint, metric, z_score,"
             " named_with from marts.agg_touchpoint_signals"
             " where week_start = %s and region = %s and status = 'needs_attention' and explained_by is null"
-            " order by section, rank", (week_start, region)).fetchall()
-    return [Flag(*row[:-2], float(row[-2]) if row[-2] is not None else None,
-                 tuple(key_name(key) for key in signal_keys(row[-1]))) for row in rows]
+            " order by section, rank",
+            (week_start, region),
+        ).fetchall()
+    return [
+        Flag(
+            *row[:-2],
+            float(row[-2]) if row[-2] is not None else None,
+            tuple(key_name(key) for key in signal_keys(row[-1])),
+        )
+        for row in rows
+    ]
 
 
 def judged_weeks(url: str, region: str = "(all)") -> list[date]:
     """The weeks for which the mart judged at least one signal (after the warm-up): the report
     weeks the calibration counts."""
     with psycopg.connect(url) as conn:
-        rows = conn.execute("select distinct week_start from marts.agg_touchpoint_signals"
-                            " where region = %s and is_judged order by 1", (region,)).fetchall()
+        rows = conn.execute(
+            "select distinct week_start from marts.agg_touchpoint_signals"
+            " where region = %s and is_judged order by 1",
+            (region,),
+        ).fetchall()
     return [r[0] for r in rows]

@@ -44,6 +44,8 @@ def crm_port(settings: Settings) -> int:
     """The simulated CRM listens where the product reads the CRM from (``TOUCHPOINT_CRM_URL``)."""
     parts = urlsplit(settings.crm_url)
     if parts.hostname not in ("127.0.0.1", "localhost") or parts.port is None:
-        raise ConfigError(f"TOUCHPOINT_CRM_URL={settings.crm_url!r} is not a loopback URL with a port;"
-                          " the simulated CRM serves on 127.0.0.1 only")
+        raise ConfigError(
+            f"TOUCHPOINT_CRM_URL={settings.crm_url!r} is not a loopback URL with a port;"
+            " the simulated CRM serves on 127.0.0.1 only"
+        )
     return parts.port

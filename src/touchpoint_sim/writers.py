@@ -45,15 +45,19 @@ def write_sendgrid(world: World, root: Path, part: int | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
     prefix = "batch-" if part is None else f"batch-p{part:03d}-"
     files = 0
-    days = _days(world.email_events, lambda e: _day_of_unix(e["timestamp"]), root, "writing SendGrid batches")
+    days = _days(
+        world.email_events, lambda e: _day_of_unix(e["timestamp"]), root, "writing SendGrid batches"
+    )
     for _, folder, events in days:
         for n, offset in enumerate(range(0, len(events), SENDGRID_BATCH)):
-            batch = events[offset:offset + SENDGRID_BATCH]
+            batch = events[offset : offset + SENDGRID_BATCH]
             style = (files + n) % 3
             if style == 0:
                 (folder / f"{prefix}{n:04d}.json").write_text(json.dumps(batch))
             elif style == 1:
-                (folder / f"{prefix}{n:04d}.ndjson").write_text("".join(json.dumps(e) + "\n" for e in batch))
+                (folder / f"{prefix}{n:04d}.ndjson").write_text(
+                    "".join(json.dumps(e) + "\n" for e in batch)
+                )
             else:
                 (folder / f"{prefix}{n:04d}.json.gz").write_bytes(_gzip_bytes(json.dumps(batch)))
         files += -(-len(events) // SENDGRID_BATCH)
@@ -65,16 +69,24 @@ def write_segment(world: World, root: Path, part: int | None = None) -> int:
     if part is None:
         shutil.rmtree(root, ignore_errors=True)
     written = 0
-    for day, folder, events in _days(world.web_events, lambda e: _segment_day_folder(e["receivedAt"]), root,
-                                     "writing Segment files"):
+    for day, folder, events in _days(
+        world.web_events,
+        lambda e: _segment_day_folder(e["receivedAt"]),
+        root,
+        "writing Segment files",
+    ):
         text = "".join(json.dumps(e) + "\n" for e in events)
         (folder / f"{day}.part-{part or 0:04d}.json.gz").write_bytes(_gzip_bytes(text))
         written += 1
     return written
 
 
-def _days(events: list[dict[str, Any]], day_of: Callable[[dict[str, Any]], str], root: Path,
-          description: str) -> Iterator[tuple[str, Path, list[dict[str, Any]]]]:
+def _days(
+    events: list[dict[str, Any]],
+    day_of: Callable[[dict[str, Any]], str],
+    root: Path,
+    description: str,
+) -> Iterator[tuple[str, Path, list[dict[str, Any]]]]:
     """The events by day, in day order, each with its folder under ``root`` made; a progress
     line (``description``) counts the events written."""
     by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -97,12 +109,16 @@ def write_crm(world: World, root: Path) -> dict[str, int]:
     (``associations/<from>__<to>.json``: ``{from id: [to ids]}``). Returns the count per type."""
     shutil.rmtree(root, ignore_errors=True)
     (root / "associations").mkdir(parents=True)
-    with progress("writing CRM objects", total=sum(map(len, world.crm.values())), unit="objects") as step:
+    with progress(
+        "writing CRM objects", total=sum(map(len, world.crm.values())), unit="objects"
+    ) as step:
         for object_type, objects in world.crm.items():
             (root / f"{object_type}.json").write_text(_json_list(objects))
             step.advance(len(objects))
     for (from_type, to_type), links in world.associations.items():
-        (root / "associations" / f"{from_type}__{to_type}.json").write_text(json.dumps(links, indent=0) + "\n")
+        (root / "associations" / f"{from_type}__{to_type}.json").write_text(
+            json.dumps(links, indent=0) + "\n"
+        )
     return {object_type: len(objects) for object_type, objects in world.crm.items()}
 
 
@@ -110,20 +126,51 @@ def write_truth(world: World, root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     with (root / "people.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["person", "email", "second_email", "contact_id", "anonymous_id", "user_id", "signed_up_at",
-                         "purchased_at", "merged_contact_ids", "company_id", "consent_analytics",
-                         "consent_marketing", "email_optout_at", "problem_category", "tickets", "survey_type",
-                         "satisfaction", "churned_at"])
+        writer.writerow(
+            [
+                "person",
+                "email",
+                "second_email",
+                "contact_id",
+                "anonymous_id",
+                "user_id",
+                "signed_up_at",
+                "purchased_at",
+                "merged_contact_ids",
+                "company_id",
+                "consent_analytics",
+                "consent_marketing",
+                "email_optout_at",
+                "problem_category",
+                "tickets",
+                "survey_type",
+                "satisfaction",
+                "churned_at",
+            ]
+        )
         for p in world.people:
-            writer.writerow([
-                p.index, p.email, p.second_email or "", p.contact.id if p.contact else "", p.anonymous_id,
-                p.user_id if p.signed_up_at else "", _when(p.signed_up_at), _when(p.purchased_at),
-                ";".join(p.merged_contact_ids), p.company.record.id if p.company and p.contact else "",
-                "" if p.consent is None else str(p.consent["analytics"]).lower(),
-                "" if p.consent is None else str(p.consent["marketing"]).lower(),
-                _when(p.email_optout_at), p.problem or "", p.tickets, p.survey_type or "",
-                "" if p.satisfaction is None else p.satisfaction, _when(p.churned_at),
-            ])
+            writer.writerow(
+                [
+                    p.index,
+                    p.email,
+                    p.second_email or "",
+                    p.contact.id if p.contact else "",
+                    p.anonymous_id,
+                    p.user_id if p.signed_up_at else "",
+                    _when(p.signed_up_at),
+                    _when(p.purchased_at),
+                    ";".join(p.merged_contact_ids),
+                    p.company.record.id if p.company and p.contact else "",
+                    "" if p.consent is None else str(p.consent["analytics"]).lower(),
+                    "" if p.consent is None else str(p.consent["marketing"]).lower(),
+                    _when(p.email_optout_at),
+                    p.problem or "",
+                    p.tickets,
+                    p.survey_type or "",
+                    "" if p.satisfaction is None else p.satisfaction,
+                    _when(p.churned_at),
+                ]
+            )
     with (root / "events.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["source", "natural_id", "person"])
@@ -142,11 +189,14 @@ def _when(moment: datetime | None) -> str:
 def write_world(world: World, landing: Path, sim_dir: Path) -> dict[str, Any]:
     """Write everything; returns a manifest (also saved as ``sim_dir/manifest.json``)."""
     manifest = {
-        "start": world.start.isoformat(), "weeks": world.weeks, "seed": world.seed,
+        "start": world.start.isoformat(),
+        "weeks": world.weeks,
+        "seed": world.seed,
         "customers": len(world.people),
         "sendgrid_files": write_sendgrid(world, landing / "sendgrid"),
         "segment_days": write_segment(world, landing / "segment"),
-        "web_events": len(world.web_events), "email_events": len(world.email_events),
+        "web_events": len(world.web_events),
+        "email_events": len(world.email_events),
         "contacts": len(world.contacts),
     }
     if world.return_visits_per_week:
@@ -155,10 +205,14 @@ def write_world(world: World, landing: Path, sim_dir: Path) -> dict[str, Any]:
         changed: dict[str, Counter] = {i.text: Counter() for i in world.incidents}
         for text, effect, object_type, _, _ in world.incident_truth:
             changed[text][f"{effect}:{object_type}"] += 1
-        manifest["incidents"] = [{**i.as_dict(world.start), "changed": dict(sorted(changed[i.text].items()))}
-                                 for i in world.incidents]
+        manifest["incidents"] = [
+            {**i.as_dict(world.start), "changed": dict(sorted(changed[i.text].items()))}
+            for i in world.incidents
+        ]
     manifest["crm"] = write_crm(world, sim_dir / "crm")
-    manifest["associations"] = {f"{a}__{b}": len(links) for (a, b), links in world.associations.items()}
+    manifest["associations"] = {
+        f"{a}__{b}": len(links) for (a, b), links in world.associations.items()
+    }
     write_truth(world, sim_dir / "truth")
     (sim_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest

@@ -20,12 +20,12 @@ from aiosmtpd.controller import Controller
 
 from helpers import free_port
 from helpers.smtp_server import FlakyHandler, parse
-from touchpoint.intervals import iso_week
-from touchpoint.local.mail_sink import saved_messages
+from touchpoint.delivery.deliver import Delivery, DeliveryIncomplete, RetryPolicy, deliver
 from touchpoint.delivery.message import Attachment, InlineImage, RenderedReport
 from touchpoint.delivery.recipients import Recipient
-from touchpoint.delivery.deliver import Delivery, DeliveryIncomplete, RetryPolicy, deliver
 from touchpoint.delivery.smtp import SmtpSettings
+from touchpoint.intervals import iso_week
+from touchpoint.local.mail_sink import saved_messages
 from touchpoint.warehouse.schema import ensure_schema
 
 PERIOD = "2026-W44"
@@ -36,31 +36,41 @@ ALERTS = (Recipient("oncall@example.com", "On call"),)
 
 def png_1x1() -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1x1, 8-bit RGB
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00\x1f\x6f\xb4")) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\x1f\x6f\xb4"))
+        + chunk(b"IEND", b"")
+    )
 
 
 def rendered(recipient: Recipient, total: int = 1234) -> RenderedReport:
-    html = (f"<html><body><p>Hello {recipient.name}: {total} touchpoints</p>"
-            '<img src="cid:chart-touchpoints" width="1" height="1" alt="touchpoints per day">'
-            '<img src="cid:chart-channels" width="1" height="1" alt="channels"></body></html>')
+    html = (
+        f"<html><body><p>Hello {recipient.name}: {total} touchpoints</p>"
+        '<img src="cid:chart-touchpoints" width="1" height="1" alt="touchpoints per day">'
+        '<img src="cid:chart-channels" width="1" height="1" alt="channels"></body></html>'
+    )
     return RenderedReport(
         subject=f"Touchpoints for the week: {total}",
         html=html,
         text=f"Hello {recipient.name}: {total} touchpoints\n",
-        images=(InlineImage("chart-touchpoints", "touchpoints.png", png_1x1(), 1, 1),
-                InlineImage("chart-channels", "channels.png", png_1x1(), 1, 1)),
-        attachments=(Attachment("touchpoints-2026-W44.csv", f"channel,touchpoints\nweb,{total}\n".encode()),),
+        images=(
+            InlineImage("chart-touchpoints", "touchpoints.png", png_1x1(), 1, 1),
+            InlineImage("chart-channels", "channels.png", png_1x1(), 1, 1),
+        ),
+        attachments=(
+            Attachment("touchpoints-2026-W44.csv", f"channel,touchpoints\nweb,{total}\n".encode()),
+        ),
     )
 
 
 def people(n: int) -> tuple[Recipient, ...]:
     return tuple(Recipient(f"p{i}@example.com", f"Person {i}") for i in range(1, n + 1))
-
-
 
 
 @pytest.fixture
@@ -85,7 +95,9 @@ def conn(fresh_db) -> Iterator[psycopg.Connection]:
 def rows(conn: psycopg.Connection, report: str = "weekly") -> dict[str, tuple]:
     result = conn.execute(
         "select recipient, status, attempts, message_id, last_error from reporting.deliveries"
-        " where report = %s and period = %s", (report, PERIOD)).fetchall()
+        " where report = %s and period = %s",
+        (report, PERIOD),
+    ).fetchall()
     conn.commit()
     return {r[0]: r[1:] for r in result}
 
@@ -107,7 +119,9 @@ def test_backoff_grows_by_the_factor_up_to_the_cap():
 
 def test_the_message_has_text_and_html_inline_images_and_the_csv_attached(conn, mail_sink):
     recipient = Recipient("zoe@example.com", "Zoë Ünal")
-    [delivery] = run(conn, SmtpSettings(host="127.0.0.1", port=mail_sink.port, timeout=5), (recipient,))
+    [delivery] = run(
+        conn, SmtpSettings(host="127.0.0.1", port=mail_sink.port, timeout=5), (recipient,)
+    )
     [saved] = saved_messages(mail_sink.directory)
     message = parse(saved.read_bytes())
 
@@ -142,14 +156,22 @@ def test_the_message_has_text_and_html_inline_images_and_the_csv_attached(conn, 
 
 def test_a_message_without_images_or_attachments_is_plain_and_html_alternatives(conn, mail_sink):
     simple = RenderedReport(subject="s", html="<p>hi</p>", text="hi")
-    run(conn, SmtpSettings(host="127.0.0.1", port=mail_sink.port, timeout=5), people(1), lambda r: simple)
+    run(
+        conn,
+        SmtpSettings(host="127.0.0.1", port=mail_sink.port, timeout=5),
+        people(1),
+        lambda r: simple,
+    )
     message = parse(saved_messages(mail_sink.directory)[0].read_bytes())
     assert message.get_content_type() == "multipart/alternative"
     assert message.get_body(("plain",)).get_content().strip() == "hi"
 
 
 def test_each_recipient_gets_the_report_once_however_often_it_is_sent(conn, mail_sink):
-    recipients = (Recipient("a@example.com", "A"), Recipient("b@example.com", "B", "America/New_York", "en_US"))
+    recipients = (
+        Recipient("a@example.com", "A"),
+        Recipient("b@example.com", "B", "America/New_York", "en_US"),
+    )
     smtp = SmtpSettings(host="127.0.0.1", port=mail_sink.port, timeout=5)
     first = run(conn, smtp, recipients)
     second = run(conn, smtp, recipients)
@@ -158,7 +180,9 @@ def test_each_recipient_gets_the_report_once_however_often_it_is_sent(conn, mail
     assert [d.message_id for d in second] == [d.message_id for d in first]
     assert len(saved_messages(mail_sink.directory)) == 2
     assert {r: (s, a) for r, (s, a, *_) in rows(conn).items()} == {
-        "a@example.com": ("sent", 1), "b@example.com": ("sent", 1)}
+        "a@example.com": ("sent", 1),
+        "b@example.com": ("sent", 1),
+    }
 
 
 def test_changed_content_after_sending_is_not_resent_but_warned_about(conn, flaky, caplog):
@@ -180,12 +204,19 @@ def test_an_unreachable_smtp_server_is_named(conn):
     assert caught.value.undelivered == ["p1@example.com", "p2@example.com", "p3@example.com"]
     assert len(slept) == QUICK.attempts - 1  # the first recipient's backoff only
     [(status, attempts, _, error)] = rows(conn).values()
-    assert status == "failed" and attempts == QUICK.attempts and error.startswith("transient: cannot reach")
+    assert (
+        status == "failed"
+        and attempts == QUICK.attempts
+        and error.startswith("transient: cannot reach")
+    )
 
 
-@pytest.mark.parametrize("outage, error", [("drop", "SMTPServerDisconnected"), ("451", "451 4.3.0")])
-def test_an_outage_mid_run_fails_the_task_and_its_retry_sends_each_the_missing_report_once(conn, flaky, outage,
-                                                                                          error):
+@pytest.mark.parametrize(
+    "outage, error", [("drop", "SMTPServerDisconnected"), ("451", "451 4.3.0")]
+)
+def test_an_outage_mid_run_fails_the_task_and_its_retry_sends_each_the_missing_report_once(
+    conn, flaky, outage, error
+):
     handler, smtp = flaky
     # The connection is cut (or 451 answered) while recipient 3's message is being sent, and the
     # server stays unusable for longer than the retries last.
@@ -196,7 +227,13 @@ def test_an_outage_mid_run_fails_the_task_and_its_retry_sends_each_the_missing_r
     assert caught.value.undelivered == ["p3@example.com", "p4@example.com", "p5@example.com"]
     assert [len(handler.messages_to(r.address)) for r in recipients] == [1, 1, 0, 0, 0]
     before = rows(conn)
-    assert [before[r.address][0] for r in recipients] == ["sent", "sent", "failed", "failed", "failed"]
+    assert [before[r.address][0] for r in recipients] == [
+        "sent",
+        "sent",
+        "failed",
+        "failed",
+        "failed",
+    ]
     assert before["p3@example.com"][1] == QUICK.attempts
     assert before["p3@example.com"][3].startswith(f"transient: {error}")
 
@@ -229,24 +266,40 @@ def test_a_single_transient_failure_is_absorbed_by_the_backoff(conn, flaky, faul
     assert [len(handler.messages_to(r.address)) for r in recipients] == [1, 1, 1]
     assert slept == [QUICK.first_delay]
     assert {r: a for r, (_, a, *_) in rows(conn).items()} == {
-        "p1@example.com": 1, "p2@example.com": 2, "p3@example.com": 1}
+        "p1@example.com": 1,
+        "p2@example.com": 2,
+        "p3@example.com": 1,
+    }
 
 
-def test_a_refused_recipient_is_not_retried_and_the_alerts_list_hears_of_it_once(conn, flaky, caplog):
+def test_a_refused_recipient_is_not_retried_and_the_alerts_list_hears_of_it_once(
+    conn, flaky, caplog
+):
     handler, smtp = flaky
     handler.refuse = {"p2@example.com"}
     recipients = people(3)
     with caplog.at_level(logging.ERROR, logger="touchpoint.delivery.deliver"):
         first = run(conn, smtp, recipients, alerts=ALERTS)
-    assert [(d.status, d.newly_sent) for d in first] == [("sent", True), ("failed", False), ("sent", True)]
+    assert [(d.status, d.newly_sent) for d in first] == [
+        ("sent", True),
+        ("failed", False),
+        ("sent", True),
+    ]
     assert [len(handler.messages_to(r.address)) for r in recipients] == [1, 0, 1]
     status, attempts, _, error = rows(conn)["p2@example.com"]
-    assert status == "failed" and attempts == 1 and "550" in error and error.startswith("permanent:")
-    assert any("p2@example.com" in r.getMessage() and "permanently" in r.getMessage() for r in caplog.records)
+    assert (
+        status == "failed" and attempts == 1 and "550" in error and error.startswith("permanent:")
+    )
+    assert any(
+        "p2@example.com" in r.getMessage() and "permanently" in r.getMessage()
+        for r in caplog.records
+    )
 
     [alert] = handler.messages_to("oncall@example.com")
     assert "p2@example.com" in alert["Subject"] and "550" in alert["Subject"]
-    assert alert["Subject"].startswith("[touchpoint] weekly 2026-W44: delivery refused for p2@example.com")
+    assert alert["Subject"].startswith(
+        "[touchpoint] weekly 2026-W44: delivery refused for p2@example.com"
+    )
     assert "p2@example.com" in alert.get_body(("plain",)).get_content()
     assert rows(conn, "weekly:delivery_failure")["oncall@example.com"][0] == "sent"
 
@@ -298,8 +351,11 @@ def test_two_overlapping_runs_send_each_recipient_one_message(fresh_db, conn, fl
 
 def test_a_row_left_sending_by_a_crash_is_sent_again_with_its_message_id(conn, flaky):
     handler, smtp = flaky
-    conn.execute("insert into reporting.deliveries (report, period, recipient, status, message_id, attempts)"
-                 " values ('weekly', %s, 'p1@example.com', 'sending', '<crashed@example.com>', 1)", (PERIOD,))
+    conn.execute(
+        "insert into reporting.deliveries (report, period, recipient, status, message_id, attempts)"
+        " values ('weekly', %s, 'p1@example.com', 'sending', '<crashed@example.com>', 1)",
+        (PERIOD,),
+    )
     conn.commit()
     [delivery] = run(conn, smtp, people(1))
     assert delivery.newly_sent and delivery.message_id == "<crashed@example.com>"
@@ -322,10 +378,21 @@ def test_the_old_send_log_is_migrated_into_reporting_deliveries(fresh_db):
         conn.commit()
         ensure_schema(conn)
         ensure_schema(conn)
-        row = conn.execute("select report, period, recipient, status, message_id, subject, attempts, sent_at"
-                           " from reporting.deliveries").fetchall()
-        assert [r[:7] for r in row] == [("weekly_touchpoints", "2026-W47", "a@example.com", "sent",
-                                         "<old@example.com>", "Week 47", 1)]
+        row = conn.execute(
+            "select report, period, recipient, status, message_id, subject, attempts, sent_at"
+            " from reporting.deliveries"
+        ).fetchall()
+        assert [r[:7] for r in row] == [
+            (
+                "weekly_touchpoints",
+                "2026-W47",
+                "a@example.com",
+                "sent",
+                "<old@example.com>",
+                "Week 47",
+                1,
+            )
+        ]
         assert row[0][7].isoformat().startswith("2026-11-23T07:00")
         assert conn.execute("select to_regnamespace('report')").fetchone()[0] is None
 
@@ -333,9 +400,13 @@ def test_the_old_send_log_is_migrated_into_reporting_deliveries(fresh_db):
 def test_a_migrated_delivery_is_not_sent_again(fresh_db, flaky):
     handler, smtp = flaky
     with psycopg.connect(fresh_db) as conn:
-        conn.execute("create schema report; create table report.send_log (report_name text, week_start date,"
-                     " recipient text, subject text, message_id text, sent_at timestamptz default now())")
-        conn.execute("insert into report.send_log values ('weekly', '2026-10-26', 'p1@example.com', 's', '<m@x>')")
+        conn.execute(
+            "create schema report; create table report.send_log (report_name text, week_start date,"
+            " recipient text, subject text, message_id text, sent_at timestamptz default now())"
+        )
+        conn.execute(
+            "insert into report.send_log values ('weekly', '2026-10-26', 'p1@example.com', 's', '<m@x>')"
+        )
         conn.commit()
         ensure_schema(conn)
         assert [d.newly_sent for d in run(conn, smtp, people(2))] == [False, True]
@@ -348,7 +419,9 @@ def test_the_ddl_applies_again_on_a_database_that_has_it(conn):
     assert rows(conn) == {}
 
 
-def test_a_relay_that_requires_a_login_gets_it_and_a_wrong_password_is_named_without_it(conn, tmp_path):
+def test_a_relay_that_requires_a_login_gets_it_and_a_wrong_password_is_named_without_it(
+    conn, tmp_path
+):
     """SMTP AUTH (the local sink with TOUCHPOINT_SMTP_LOGIN / _PASSWORD, as a real relay): the
     report logs in; a wrong password fails the send with the server's reply, which never holds
     the password, in the error, the log and the send log."""
@@ -356,16 +429,29 @@ def test_a_relay_that_requires_a_login_gets_it_and_a_wrong_password_is_named_wit
 
     password, wrong = f"SmtpPw{uuid.uuid4().hex}", f"Wrong{uuid.uuid4().hex}"
     with MailSink(tmp_path / "mail", port=free_port(), credentials=("reports", password)) as sink:
-        good = SmtpSettings(host="127.0.0.1", port=sink.port, login="reports", password=password, timeout=5)
+        good = SmtpSettings(
+            host="127.0.0.1", port=sink.port, login="reports", password=password, timeout=5
+        )
         assert [d.status for d in run(conn, good, people(1))] == ["sent"]
         assert len(saved_messages(sink.directory)) == 1
         # a wrong password (535 at AUTH), then no login at all (530 at MAIL FROM): the session is
         # refused, not the recipient, who stays due for the next run once the connection is fixed
-        for tries, (smtp, reply, who) in enumerate(((replace(good, password=wrong), "535", "the login 'reports'"),
-                                                    (replace(good, login=None, password=None), "530",
-                                                     "a session without a login")), start=1):
+        for tries, (smtp, reply, who) in enumerate(
+            (
+                (replace(good, password=wrong), "535", "the login 'reports'"),
+                (replace(good, login=None, password=None), "530", "a session without a login"),
+            ),
+            start=1,
+        ):
             with pytest.raises(DeliveryIncomplete) as caught:
-                run(conn, smtp, (Recipient("later@example.com", "Later"), Recipient("next@example.com", "Next")))
+                run(
+                    conn,
+                    smtp,
+                    (
+                        Recipient("later@example.com", "Later"),
+                        Recipient("next@example.com", "Next"),
+                    ),
+                )
             assert f"refused {who}: {reply} 5.7" in str(caught.value), str(caught.value)
             assert caught.value.undelivered == ["later@example.com", "next@example.com"]
             [status, attempts, _, error] = rows(conn)["later@example.com"]
@@ -373,5 +459,11 @@ def test_a_relay_that_requires_a_login_gets_it_and_a_wrong_password_is_named_wit
             assert (status, attempts) == ("failed", tries) and error.startswith("transient:"), error
             assert wrong not in str(caught.value) + error + repr(smtp) and password not in error
         assert len(saved_messages(sink.directory)) == 1  # nothing got through without the login
-        again = run(conn, good, (Recipient("later@example.com", "Later"), Recipient("next@example.com", "Next")))
-        assert [d.status for d in again] == ["sent", "sent"] and len(saved_messages(sink.directory)) == 3
+        again = run(
+            conn,
+            good,
+            (Recipient("later@example.com", "Later"), Recipient("next@example.com", "Next")),
+        )
+        assert [d.status for d in again] == ["sent", "sent"] and len(
+            saved_messages(sink.directory)
+        ) == 3

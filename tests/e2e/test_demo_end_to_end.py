@@ -20,8 +20,11 @@ from touchpoint.delivery.recipients import load_recipients
 pytestmark = pytest.mark.slow
 
 RAW_TABLES = ("hubspot_contacts", "sendgrid_events", "segment_events", "_quarantine")
-SECRETS = {"warehouse password": f"WhPw{uuid.uuid4().hex}", "CRM token": f"CrmTok{uuid.uuid4().hex}",
-           "SMTP password": f"SmtpPw{uuid.uuid4().hex}"}
+SECRETS = {
+    "warehouse password": f"WhPw{uuid.uuid4().hex}",
+    "CRM token": f"CrmTok{uuid.uuid4().hex}",
+    "SMTP password": f"SmtpPw{uuid.uuid4().hex}",
+}
 
 
 def raw_counts(url: str) -> dict[str, int]:
@@ -39,20 +42,32 @@ def demo(cluster_url, tmp_path_factory):
     # Known secrets, to look for afterwards: the cluster trusts loopback, so any password works.
     user_at = f"{urlsplit(url).username}@"
     env = {
-        "HOME": str(home), "TOUCHPOINT_VAR_DIR": str(var),
-        "TOUCHPOINT_WAREHOUSE_URL": url.replace(user_at, f"{user_at[:-1]}:{SECRETS['warehouse password']}@", 1),
+        "HOME": str(home),
+        "TOUCHPOINT_VAR_DIR": str(var),
+        "TOUCHPOINT_WAREHOUSE_URL": url.replace(
+            user_at, f"{user_at[:-1]}:{SECRETS['warehouse password']}@", 1
+        ),
         "TOUCHPOINT_CRM_TOKEN": SECRETS["CRM token"],
         # the demo's SMTP sink then requires this login, so the report only arrives if it logs in
-        "TOUCHPOINT_SMTP_LOGIN": "reports", "TOUCHPOINT_SMTP_PASSWORD": SECRETS["SMTP password"],
-        "TOUCHPOINT_SMTP_PORT": str(free_port()), "TOUCHPOINT_CRM_PORT": str(free_port()),
+        "TOUCHPOINT_SMTP_LOGIN": "reports",
+        "TOUCHPOINT_SMTP_PASSWORD": SECRETS["SMTP password"],
+        "TOUCHPOINT_SMTP_PORT": str(free_port()),
+        "TOUCHPOINT_CRM_PORT": str(free_port()),
         "TOUCHPOINT_LANDING_URL": str(var / "landing"),
     }
     first = run_cli("demo", "--customers", "80", "--weeks", "2", env=env)
     counts_after_first = raw_counts(url) if first.returncode == 0 else None
     mails_after_first = sorted((var / "mail").glob("*.eml"))
     second = run_cli("demo", "--customers", "80", "--weeks", "2", env=env)
-    yield {"url": url, "var": var, "home": home, "first": first, "second": second,
-           "counts_after_first": counts_after_first, "mails_after_first": mails_after_first}
+    yield {
+        "url": url,
+        "var": var,
+        "home": home,
+        "first": first,
+        "second": second,
+        "counts_after_first": counts_after_first,
+        "mails_after_first": mails_after_first,
+    }
     run_cli("mail", "stop", env=env)
     drop_db(cluster_url, url)
     shutil.rmtree(var, ignore_errors=True)
@@ -70,24 +85,36 @@ def test_the_demo_runs_end_to_end_and_prints_what_was_delivered(demo):
 
 def test_the_emailed_report_carries_the_weeks_touchpoint_count_from_the_warehouse(demo):
     assert demo["first"].returncode == 0
-    week = re.search(r"weekly report for the week of (\d{4}-\d{2}-\d{2})", demo["first"].stdout).group(1)
+    week = re.search(
+        r"weekly report for the week of (\d{4}-\d{2}-\d{2})", demo["first"].stdout
+    ).group(1)
     with psycopg.connect(demo["url"]) as conn:
-        count = conn.execute("select count(*) from marts.fct_touchpoints where occurred_at >= %s::date"
-                             " and occurred_at < %s::date + 7", (week, week)).fetchone()[0]
+        count = conn.execute(
+            "select count(*) from marts.fct_touchpoints where occurred_at >= %s::date"
+            " and occurred_at < %s::date + 7",
+            (week, week),
+        ).fetchone()[0]
     assert count > 0
-    recipients = {r.address: r for r in load_recipients(
-        REPO / "reports" / "recipients.yml").recipients}
+    recipients = {
+        r.address: r for r in load_recipients(REPO / "reports" / "recipients.yml").recipients
+    }
     whole_company = 0
     for path in demo["mails_after_first"]:
         message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
         recipient = recipients[message["X-Envelope-To"]]
         html = message.get_body(("html",)).get_content()
-        kpi = re.search(r'data-kpi="touchpoints".*?class="kpi-value"[^>]*>([^<]+)<', html, re.DOTALL).group(1).strip()
+        kpi = (
+            re.search(r'data-kpi="touchpoints".*?class="kpi-value"[^>]*>([^<]+)<', html, re.DOTALL)
+            .group(1)
+            .strip()
+        )
         grain = "week" if recipient.slice.business_unit == "(all)" else "business_unit"
         with psycopg.connect(demo["url"]) as conn:
-            in_slice = conn.execute("select touchpoints from marts.agg_touchpoints_weekly where week_start = %s"
-                                    " and grain = %s and region = %s and business_unit = %s",
-                                    (week, grain, recipient.slice.region, recipient.slice.business_unit)).fetchone()[0]
+            in_slice = conn.execute(
+                "select touchpoints from marts.agg_touchpoints_weekly where week_start = %s"
+                " and grain = %s and region = %s and business_unit = %s",
+                (week, grain, recipient.slice.region, recipient.slice.business_unit),
+            ).fetchone()[0]
         assert kpi == format_decimal(in_slice, locale=recipient.locale)
         if recipient.slice.is_everything:
             assert in_slice == count
@@ -102,7 +129,9 @@ def test_a_second_demo_reuses_everything_and_duplicates_nothing(demo):
     assert raw_counts(demo["url"]) == demo["counts_after_first"]
     assert sorted((demo["var"] / "mail").glob("*.eml")) == demo["mails_after_first"]
     with psycopg.connect(demo["url"]) as conn:
-        assert conn.execute("select count(*) from reporting.deliveries where status = 'sent'").fetchone()[0] == len(demo["mails_after_first"])
+        assert conn.execute(
+            "select count(*) from reporting.deliveries where status = 'sent'"
+        ).fetchone()[0] == len(demo["mails_after_first"])
 
 
 def test_nothing_is_written_to_the_home_directory(demo):
@@ -118,7 +147,9 @@ def test_no_secret_reaches_a_log_a_report_an_error_or_xcom(demo):
     assert demo["first"].returncode == 0
     files = [p for p in demo["var"].rglob("*") if p.is_file()]
     assert any(p.suffix == ".eml" for p in files) and any("log" in p.name for p in files)
-    assert any(p.name.endswith(".db") for p in files), "the Airflow metadata DB (XComs) is scanned too"
+    assert any(p.name.endswith(".db") for p in files), (
+        "the Airflow metadata DB (XComs) is scanned too"
+    )
     for what, secret in SECRETS.items():
         needle = secret.encode()
         leaks = [str(p.relative_to(demo["var"])) for p in files if needle in p.read_bytes()]

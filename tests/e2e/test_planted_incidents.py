@@ -41,16 +41,46 @@ class Planted:
 
 
 PLANTED = (
-    Planted("csat", f"delivery_packaging:week={WEEK}:csat=-2", "delivery_packaging", "csat",
-            "needs_attention", "needs-attention"),
-    Planted("nps", f"newsletter:week={WEEK}:nps=-3", "newsletter", "nps",
-            "needs_attention", "needs-attention"),
-    Planted("conversion", f"paid_ads:week={WEEK}:conversion=x0.3", "paid_ads", "conversion_rate",
-            "needs_attention", "needs-attention"),
-    Planted("tickets", f"billing_pricing:week={WEEK}:tickets=x3", "billing_pricing", "cases",
-            "recurring_problems", "recurring-problems"),
-    Planted("engagement", f"newsletter:week={WEEK}:engagement=x0.2", "newsletter", "engagement",
-            "at_risk", "at-risk-cohorts"),
+    Planted(
+        "csat",
+        f"delivery_packaging:week={WEEK}:csat=-2",
+        "delivery_packaging",
+        "csat",
+        "needs_attention",
+        "needs-attention",
+    ),
+    Planted(
+        "nps",
+        f"newsletter:week={WEEK}:nps=-3",
+        "newsletter",
+        "nps",
+        "needs_attention",
+        "needs-attention",
+    ),
+    Planted(
+        "conversion",
+        f"paid_ads:week={WEEK}:conversion=x0.3",
+        "paid_ads",
+        "conversion_rate",
+        "needs_attention",
+        "needs-attention",
+    ),
+    Planted(
+        "tickets",
+        f"billing_pricing:week={WEEK}:tickets=x3",
+        "billing_pricing",
+        "cases",
+        "recurring_problems",
+        "recurring-problems",
+    ),
+    Planted(
+        "engagement",
+        f"newsletter:week={WEEK}:engagement=x0.2",
+        "newsletter",
+        "engagement",
+        "at_risk",
+        "at-risk-cohorts",
+    ),
 )
 EVERYONE = Recipient("all@example.com", "Everyone", "UTC", "en_GB")
 
@@ -59,9 +89,16 @@ EVERYONE = Recipient("all@example.com", "Everyone", "UTC", "en_GB")
 def planted_world(cluster_url, settings, tmp_path_factory) -> Iterator[PlantedWorld]:
     url = create_db(cluster_url)
     try:
-        yield build_planted_world(url, settings, tmp_path_factory.mktemp("planted"), customers=CUSTOMERS,
-                                  weeks=WEEKS, seed=SEED, start=SIM_START,
-                                  incidents=[p.incident for p in PLANTED])
+        yield build_planted_world(
+            url,
+            settings,
+            tmp_path_factory.mktemp("planted"),
+            customers=CUSTOMERS,
+            weeks=WEEKS,
+            seed=SEED,
+            start=SIM_START,
+            incidents=[p.incident for p in PLANTED],
+        )
     finally:
         drop_db(cluster_url, url)
 
@@ -70,19 +107,29 @@ def report_lists(world: PlantedWorld, week: int) -> dict[str, list[str]]:
     """The signal keys the whole-company report of ``week`` names, by the HTML list's id: each
     item's own and those it names with it (data-named-with)."""
     with psycopg.connect(world.url) as conn:
-        html = WeeklyReport(conn, world.week_start(week), REPO / "reports" / "templates").render(EVERYONE).html
+        html = (
+            WeeklyReport(conn, world.week_start(week), REPO / "reports" / "templates")
+            .render(EVERYONE)
+            .html
+        )
     lists = {}
     for match in re.finditer(r'<ul[^>]*\bid="([a-z-]+)"[^>]*>(.*?)</ul>', html, re.DOTALL):
-        lists[match.group(1)] = [key for item in re.findall(r'<li[^>]*\bdata-signal="[^>]*>', match.group(2))
-                                 for attribute in re.findall(r'data-(?:signal|named-with)="([^"]+)"', item)
-                                 for key in attribute.split()]
+        lists[match.group(1)] = [
+            key
+            for item in re.findall(r'<li[^>]*\bdata-signal="[^>]*>', match.group(2))
+            for attribute in re.findall(r'data-(?:signal|named-with)="([^"]+)"', item)
+            for key in attribute.split()
+        ]
     return lists
-
 
 
 def planted_flags(world: PlantedWorld, week: int, planted: Planted):
     """The mart's flags of ``week`` about the planted target's metric."""
-    return [f for f in flags(world.url, world.week_start(week)) if f.names(planted.target) and f.metric == planted.metric]
+    return [
+        f
+        for f in flags(world.url, world.week_start(week))
+        if f.names(planted.target) and f.metric == planted.metric
+    ]
 
 
 @pytest.mark.parametrize("planted", PLANTED, ids=[p.effect for p in PLANTED])
@@ -102,7 +149,9 @@ def test_the_week_before_an_incident_does_not_name_it(planted_world, planted):
     assert planted_flags(planted_world, WEEK - 1, planted) == []
     lists = report_lists(planted_world, WEEK - 1)
     assert planted.html_id in lists, sorted(lists)
-    named_then = {f.signal_key for f in planted_flags(planted_world, WEEK, planted)}  # the keys it shows in WEEK
+    named_then = {
+        f.signal_key for f in planted_flags(planted_world, WEEK, planted)
+    }  # the keys it shows in WEEK
     assert not named_then & set(lists[planted.html_id]), lists
 
 

@@ -40,9 +40,19 @@ def corpus_loaded(cluster_url: str, tmp_path_factory: pytest.TempPathFactory):
         day.mkdir(parents=True, exist_ok=True)
         (day / case.name).write_bytes(case.content)
     url = create_db(cluster_url)
-    runs = {source: run_cli("extract", source, "--start", START.isoformat(), "--end", END.isoformat(), "--json",
-                            env={"TOUCHPOINT_WAREHOUSE_URL": url, "TOUCHPOINT_LANDING_URL": str(landing)})
-            for source in ("web", "email")}
+    runs = {
+        source: run_cli(
+            "extract",
+            source,
+            "--start",
+            START.isoformat(),
+            "--end",
+            END.isoformat(),
+            "--json",
+            env={"TOUCHPOINT_WAREHOUSE_URL": url, "TOUCHPOINT_LANDING_URL": str(landing)},
+        )
+        for source in ("web", "email")
+    }
     yield url, runs
     drop_db(cluster_url, url)
 
@@ -54,10 +64,22 @@ def _of_file(case: Case) -> str:
 
 def test_the_corpus_covers_every_kind_of_hostile_input_the_product_promises_to_survive():
     categories = {case.category for case in CASES}
-    for promised in ("truncated gzip", "invalid UTF-8", "NaN and Infinity", "a 10 MB field", "SQL-looking strings",
-                     "HTML, JavaScript and Jinja in names", "emoji", "timestamps in milliseconds",
-                     "the years 1970 and 2100", "daylight-saving edges", "duplicate keys in one object",
-                     "empty file", "not JSON at all: CSV", "not JSON at all: binary"):
+    for promised in (
+        "truncated gzip",
+        "invalid UTF-8",
+        "NaN and Infinity",
+        "a 10 MB field",
+        "SQL-looking strings",
+        "HTML, JavaScript and Jinja in names",
+        "emoji",
+        "timestamps in milliseconds",
+        "the years 1970 and 2100",
+        "daylight-saving edges",
+        "duplicate keys in one object",
+        "empty file",
+        "not JSON at all: CSV",
+        "not JSON at all: binary",
+    ):
         assert promised in categories, promised
     records = sum(len(c.loads) + len(c.quarantined) for c in CASES)
     assert len(CASES) >= 40 and records >= 40, (len(CASES), records)
@@ -72,24 +94,43 @@ def test_no_extraction_crashes_on_the_corpus_and_the_counts_add_up(corpus_loaded
         cases = [c for c in CASES if c.source == source]
         with psycopg.connect(url) as conn:
             loaded = conn.execute(f"select count(*) from {RAW[source]}").fetchone()[0]
-            quarantined = conn.execute("select count(*) from raw._quarantine where stream = %s",
-                                       (FILE_STREAMS[source][0].name,)).fetchone()[0]
+            quarantined = conn.execute(
+                "select count(*) from raw._quarantine where stream = %s",
+                (FILE_STREAMS[source][0].name,),
+            ).fetchone()[0]
         assert summary["loaded"] == loaded
         assert summary["quarantined"] == quarantined == sum(len(c.quarantined) for c in cases)
-        assert sum(len(c.loads) for c in cases) <= loaded <= sum(len(c.loads) + len(c.may_load) for c in cases)
+        assert (
+            sum(len(c.loads) for c in cases)
+            <= loaded
+            <= sum(len(c.loads) + len(c.may_load) for c in cases)
+        )
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.source}:{c.category}:{c.name}")
-def test_each_file_loads_its_good_records_and_quarantines_the_bad_ones_with_a_reason(corpus_loaded, case):
+def test_each_file_loads_its_good_records_and_quarantines_the_bad_ones_with_a_reason(
+    corpus_loaded, case
+):
     url, runs = corpus_loaded
     assert runs[case.source].returncode == 0
     with psycopg.connect(url) as conn:
-        loaded = {key: (time, payload) for key, time, payload in conn.execute(
-            f"select natural_key, event_time, payload from {RAW[case.source]} where _source like %s",
-            (_of_file(case),))}
-        reasons = [r for (r,) in conn.execute(
-            "select reason from raw._quarantine where source like %s order by id", (_of_file(case),))]
-    assert set(case.loads) <= set(loaded) <= set(case.loads) | set(case.may_load), sorted(loaded)[:20]
+        loaded = {
+            key: (time, payload)
+            for key, time, payload in conn.execute(
+                f"select natural_key, event_time, payload from {RAW[case.source]} where _source like %s",
+                (_of_file(case),),
+            )
+        }
+        reasons = [
+            r
+            for (r,) in conn.execute(
+                "select reason from raw._quarantine where source like %s order by id",
+                (_of_file(case),),
+            )
+        ]
+    assert set(case.loads) <= set(loaded) <= set(case.loads) | set(case.may_load), sorted(loaded)[
+        :20
+    ]
     assert len(reasons) == len(case.quarantined), reasons
     for pattern, reason in zip(case.quarantined, reasons):
         assert re.search(pattern, reason), (pattern, reason)
@@ -110,15 +151,25 @@ def test_quarantined_records_keep_their_text_for_a_replay(corpus_loaded):
         rows = conn.execute("select source, reason, raw_text from raw._quarantine").fetchall()
     nan = [text for _, reason, text in rows if "NaN" in reason]
     assert len(nan) == 1 and '"sg_event_id":"enan-1"' in nan[0]
-    latin1 = [text for source, reason, text in rows if "UTF-8" in reason and "latin1.ndjson" in source]
-    assert len(latin1) == 1 and "caf\ufffd cr\ufffdme" in latin1[0]  # the bytes that were not UTF-8, as U+FFFD
+    latin1 = [
+        text for source, reason, text in rows if "UTF-8" in reason and "latin1.ndjson" in source
+    ]
+    assert (
+        len(latin1) == 1 and "caf\ufffd cr\ufffdme" in latin1[0]
+    )  # the bytes that were not UTF-8, as U+FFFD
 
 
 # -- the CRM misbehaving ----------------------------------------------------------------------
 def _contact(n: int, **properties: object) -> dict[str, object]:
-    return {"id": str(n), "properties": {"email": f"c{n}@example.com", "firstname": f"C{n}",
-                                         "lastmodifieddate": (START + timedelta(minutes=n)).isoformat(),
-                                         **properties}}
+    return {
+        "id": str(n),
+        "properties": {
+            "email": f"c{n}@example.com",
+            "firstname": f"C{n}",
+            "lastmodifieddate": (START + timedelta(minutes=n)).isoformat(),
+            **properties,
+        },
+    }
 
 
 class _ScriptedCrm(ThreadingHTTPServer):
@@ -127,7 +178,12 @@ class _ScriptedCrm(ThreadingHTTPServer):
 
     def __init__(self, contacts: list[dict], page_size: int, script=None) -> None:
         super().__init__(("127.0.0.1", 0), _ScriptedHandler)
-        self.contacts, self.page_size, self.script, self.requests = contacts, page_size, script, Counter()
+        self.contacts, self.page_size, self.script, self.requests = (
+            contacts,
+            page_size,
+            script,
+            Counter(),
+        )
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
@@ -147,7 +203,7 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
         offset = int(body.get("after") or 0)
         number = offset // server.page_size + 1
         server.requests[number] += 1
-        page = server.contacts[offset:offset + server.page_size]
+        page = server.contacts[offset : offset + server.page_size]
         answer: dict[str, object] = {"total": len(server.contacts), "results": page}
         if offset + server.page_size < len(server.contacts):
             answer["paging"] = {"next": {"after": str(offset + server.page_size)}}
@@ -165,13 +221,21 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
 
 
 def _client(server: _ScriptedCrm) -> HubSpotClient:
-    return HubSpotClient(server.url, "t", max_requests_per_second=0, max_retries=2, backoff_base=0.01,
-                         backoff_cap=0.05)
+    return HubSpotClient(
+        server.url,
+        "t",
+        max_requests_per_second=0,
+        max_retries=2,
+        backoff_base=0.01,
+        backoff_cap=0.05,
+    )
 
 
 def _contact_keys(url: str) -> list[str]:
     with psycopg.connect(url) as conn:
-        return [k for (k,) in conn.execute("select natural_key from raw.hubspot_contacts order by 1")]
+        return [
+            k for (k,) in conn.execute("select natural_key from raw.hubspot_contacts order by 1")
+        ]
 
 
 def _extract(url: str, server: _ScriptedCrm):
@@ -182,14 +246,21 @@ def _extract(url: str, server: _ScriptedCrm):
 
 def _watermark(url: str) -> datetime | None:
     with psycopg.connect(url) as conn:
-        row = conn.execute("select watermark from raw._state where stream = 'hubspot_contacts'").fetchone()
+        row = conn.execute(
+            "select watermark from raw._state where stream = 'hubspot_contacts'"
+        ).fetchone()
     return row and row[0]
 
 
 def test_hubspot_answering_500_on_page_n_a_while_loses_nothing(fresh_db):
     contacts = [_contact(n) for n in range(1, 12)]
-    flaky = _ScriptedCrm(contacts, 3, lambda number, attempt, answer:
-                         (500, {"message": "internal"}) if number == 3 and attempt <= 2 else (200, answer))
+    flaky = _ScriptedCrm(
+        contacts,
+        3,
+        lambda number, attempt, answer: (
+            (500, {"message": "internal"}) if number == 3 and attempt <= 2 else (200, answer)
+        ),
+    )
     try:
         stats = _extract(fresh_db, flaky)
     finally:
@@ -200,10 +271,17 @@ def test_hubspot_answering_500_on_page_n_a_while_loses_nothing(fresh_db):
 
 def test_hubspot_answering_500_on_page_n_for_good_fails_clearly_and_a_rerun_completes(fresh_db):
     contacts = [_contact(n) for n in range(1, 12)]
-    broken = _ScriptedCrm(contacts, 3, lambda number, attempt, answer:
-                          (500, {"message": "internal"}) if number == 3 else (200, answer))
+    broken = _ScriptedCrm(
+        contacts,
+        3,
+        lambda number, attempt, answer: (
+            (500, {"message": "internal"}) if number == 3 else (200, answer)
+        ),
+    )
     try:
-        with pytest.raises(HubSpotError, match="still failing after 2 retries.*HTTP 500.*re-run the interval"):
+        with pytest.raises(
+            HubSpotError, match=r"still failing after 2 retries.*HTTP 500.*re-run the interval"
+        ):
             _extract(fresh_db, broken)
     finally:
         broken.shutdown()
@@ -234,7 +312,9 @@ def test_a_crm_cursor_that_never_ends_is_stopped_with_a_reason(fresh_db, endless
     assert _watermark(fresh_db) is None
 
 
-@pytest.mark.parametrize("body", [b"<html><body>Service temporarily unavailable</body></html>", b'"ok"', b""])
+@pytest.mark.parametrize(
+    "body", [b"<html><body>Service temporarily unavailable</body></html>", b'"ok"', b""]
+)
 def test_a_crm_answer_of_200_that_is_not_a_json_object_is_retried_then_reported(fresh_db, body):
     server = _ScriptedCrm([_contact(1)], 3, lambda number, attempt, answer: (200, body))
     try:
@@ -248,7 +328,9 @@ def test_a_crm_answer_of_200_that_is_not_a_json_object_is_retried_then_reported(
 def test_hostile_crm_records_load_verbatim_or_are_quarantined_with_a_reason(fresh_db):
     contacts = [
         *(_contact(10 + i, firstname=name) for i, name in enumerate(MARKUP_NAMES)),
-        _contact(30, lastmodifieddate=str(int(START.timestamp()))),  # seconds where HubSpot sends milliseconds
+        _contact(
+            30, lastmodifieddate=str(int(START.timestamp()))
+        ),  # seconds where HubSpot sends milliseconds
         _contact(31, lastmodifieddate="last tuesday"),
         {"properties": {"email": "no-id@example.com", "lastmodifieddate": START.isoformat()}},
         _contact(32, lastmodifieddate="2100-01-01T00:00:00Z"),
@@ -260,31 +342,48 @@ def test_hostile_crm_records_load_verbatim_or_are_quarantined_with_a_reason(fres
         server.shutdown()
     assert stats.loaded == len(MARKUP_NAMES) and stats.quarantined == 4
     with psycopg.connect(fresh_db) as conn:
-        names = {n for (n,) in conn.execute("select payload -> 'properties' ->> 'firstname' from raw.hubspot_contacts")}
+        names = {
+            n
+            for (n,) in conn.execute(
+                "select payload -> 'properties' ->> 'firstname' from raw.hubspot_contacts"
+            )
+        }
         reasons = [r for (r,) in conn.execute("select reason from raw._quarantine order by id")]
     assert names == set(MARKUP_NAMES)
-    for pattern, reason in zip(("impossible timestamp", "not an ISO-8601", "missing id", "impossible timestamp"),
-                               reasons):
+    for pattern, reason in zip(
+        ("impossible timestamp", "not an ISO-8601", "missing id", "impossible timestamp"), reasons
+    ):
         assert pattern in reason, (pattern, reason)
 
 
 # -- names with markup in the email -----------------------------------------------------------
 def test_names_with_markup_or_template_syntax_render_as_plain_text():
     from helpers.report_content import content  # the report content the rendering tests share
-    from touchpoint.report.content import AtRiskCustomer
     from touchpoint.delivery.recipients import Recipient
+    from touchpoint.report.content import AtRiskCustomer
     from touchpoint.report.render import render_weekly_report
 
     report = content()
-    report.at_risk.named[:] = [AtRiskCustomer(name, name, "EMEA", None, None, None, 1, True) for name in MARKUP_NAMES]
-    rendered = render_weekly_report(report, Recipient("a@example.com", "{{ 7*7 }} <b>Boss</b>", "UTC", "en_GB"),
-                                    REPO / "reports" / "templates")
+    report.at_risk.named[:] = [
+        AtRiskCustomer(name, name, "EMEA", None, None, None, 1, True) for name in MARKUP_NAMES
+    ]
+    rendered = render_weekly_report(
+        report,
+        Recipient("a@example.com", "{{ 7*7 }} <b>Boss</b>", "UTC", "en_GB"),
+        REPO / "reports" / "templates",
+    )
     for name in MARKUP_NAMES:
         assert name in rendered.text, name
         escaped = name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         assert escaped in rendered.html.replace("&#39;", "'").replace("&#34;", '"'), name
-    assert "<script>" not in rendered.html and "<img src=x" not in rendered.html and "<b>Boss</b>" not in rendered.html
-    assert "{{ 7*7 }}" in rendered.html and "{% include 'x' %}" in rendered.html.replace("&#39;", "'")
+    assert (
+        "<script>" not in rendered.html
+        and "<img src=x" not in rendered.html
+        and "<b>Boss</b>" not in rendered.html
+    )
+    assert "{{ 7*7 }}" in rendered.html and "{% include 'x' %}" in rendered.html.replace(
+        "&#39;", "'"
+    )
 
 
 @pytest.mark.parametrize("name", MARKUP_NAMES)
@@ -301,8 +400,9 @@ def test_a_case_category_with_markup_renders_as_plain_text_in_the_signals(name):
     report = content()
     key = f"category:{name}:cases"
     report.problem_signals = [replace(report.problem_signals[0], category=name, key=key)]
-    rendered = render_weekly_report(report, Recipient("a@example.com", "A", "UTC", "en_GB"),
-                                    REPO / "reports" / "templates")
+    rendered = render_weekly_report(
+        report, Recipient("a@example.com", "A", "UTC", "en_GB"), REPO / "reports" / "templates"
+    )
     tags, attributes, text = [], [], []
     parser = HTMLParser()
     parser.handle_starttag = lambda tag, attrs: (tags.append(tag), attributes.extend(attrs))

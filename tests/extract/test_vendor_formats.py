@@ -19,11 +19,14 @@ from touchpoint.sources.catalog import SEGMENT_EVENTS, SENDGRID_EVENTS
 from touchpoint.warehouse.connection import connect
 
 
-
 def rows(url: str, table: str) -> list[dict]:
     with psycopg.connect(url) as conn:
-        cur = conn.execute(f"select natural_key, event_time, payload, _source from raw.{table} order by event_time")
-        return [dict(zip([c.name for c in cur.description], r, strict=True)) for r in cur.fetchall()]
+        cur = conn.execute(
+            f"select natural_key, event_time, payload, _source from raw.{table} order by event_time"
+        )
+        return [
+            dict(zip([c.name for c in cur.description], r, strict=True)) for r in cur.fetchall()
+        ]
 
 
 # -- SendGrid ---------------------------------------------------------------------------------
@@ -33,8 +36,19 @@ def test_sendgrid_events_of_every_type_load_with_unix_seconds_as_utc(fresh_db):
         stats = load_file(conn, SENDGRID_EVENTS, str(FIXTURES / "sendgrid_batch.json"))
     assert (stats.loaded, stats.quarantined) == (len(events), 0)
     loaded = {r["payload"]["event"]: r for r in rows(fresh_db, "sendgrid_events")}
-    assert set(loaded) == {"processed", "deferred", "delivered", "open", "click", "dropped", "bounce", "spamreport",
-                           "unsubscribe", "group_unsubscribe", "group_resubscribe"}
+    assert set(loaded) == {
+        "processed",
+        "deferred",
+        "delivered",
+        "open",
+        "click",
+        "dropped",
+        "bounce",
+        "spamreport",
+        "unsubscribe",
+        "group_unsubscribe",
+        "group_resubscribe",
+    }
     assert loaded["processed"]["event_time"] == datetime.fromtimestamp(1759658400, tz=UTC)
 
 
@@ -44,11 +58,20 @@ def test_sendgrid_category_as_string_or_array_and_unique_arguments_are_kept(fres
     loaded = {r["payload"]["event"]: r["payload"] for r in rows(fresh_db, "sendgrid_events")}
     assert loaded["processed"]["category"] == "cat facts"
     assert loaded["delivered"]["category"] == ["newsletter", "october"]
-    assert (loaded["delivered"]["purchase"], loaded["delivered"]["uid"]) == ("PO1452297845", "123456")
+    assert (loaded["delivered"]["purchase"], loaded["delivered"]["uid"]) == (
+        "PO1452297845",
+        "123456",
+    )
 
 
-def test_a_dropped_event_without_sg_event_id_is_keyed_by_content_and_loaded_once(fresh_db, tmp_path):
-    dropped = [e for e in json.loads((FIXTURES / "sendgrid_batch.json").read_text()) if e["event"] == "dropped"]
+def test_a_dropped_event_without_sg_event_id_is_keyed_by_content_and_loaded_once(
+    fresh_db, tmp_path
+):
+    dropped = [
+        e
+        for e in json.loads((FIXTURES / "sendgrid_batch.json").read_text())
+        if e["event"] == "dropped"
+    ]
     assert "sg_event_id" not in dropped[0]
     path = tmp_path / "twice.json"
     path.write_text(json.dumps(dropped * 2))  # the webhook delivers at least once: here twice
@@ -60,10 +83,27 @@ def test_a_dropped_event_without_sg_event_id_is_keyed_by_content_and_loaded_once
 
 
 def test_the_same_batch_landed_twice_loads_nothing_the_second_time(fresh_db):
-    first = run_cli("load", "email", str(FIXTURES / "sendgrid_batch.json"), "--json", env={"TOUCHPOINT_WAREHOUSE_URL": fresh_db})
-    second = run_cli("load", "email", str(FIXTURES / "sendgrid_batch.json"), "--json", env={"TOUCHPOINT_WAREHOUSE_URL": fresh_db})
+    first = run_cli(
+        "load",
+        "email",
+        str(FIXTURES / "sendgrid_batch.json"),
+        "--json",
+        env={"TOUCHPOINT_WAREHOUSE_URL": fresh_db},
+    )
+    second = run_cli(
+        "load",
+        "email",
+        str(FIXTURES / "sendgrid_batch.json"),
+        "--json",
+        env={"TOUCHPOINT_WAREHOUSE_URL": fresh_db},
+    )
     assert json.loads(first.stdout.splitlines()[-1])["loaded"] == 11
-    assert json.loads(second.stdout.splitlines()[-1]) == {"loaded": 0, "duplicates": 11, "quarantined": 0, "erased": 0}
+    assert json.loads(second.stdout.splitlines()[-1]) == {
+        "loaded": 0,
+        "duplicates": 11,
+        "quarantined": 0,
+        "erased": 0,
+    }
 
 
 # -- Segment ----------------------------------------------------------------------------------
@@ -82,7 +122,9 @@ def test_segment_event_time_is_the_skew_corrected_timestamp_then_original_timest
     page = by_key["ajs-19c084e2f80e70cf62bb62509e79b37e"]
     # originalTimestamp (client clock) is 33 s off; `timestamp` is Segment's corrected time.
     assert page["event_time"] == datetime(2025, 10, 5, 19, 11, 1, 249000, tzinfo=UTC)
-    assert by_key["ajs-no-timestamp-0001"]["event_time"] == datetime(2025, 10, 5, 19, 11, 58, tzinfo=UTC)
+    assert by_key["ajs-no-timestamp-0001"]["event_time"] == datetime(
+        2025, 10, 5, 19, 11, 58, tzinfo=UTC
+    )
 
 
 def test_segment_context_campaign_user_agent_and_traits_are_kept(fresh_db):
@@ -101,25 +143,44 @@ def test_segment_s3_layout_gzipped_ndjson_in_epoch_millisecond_day_folders(fresh
     day = datetime(2025, 10, 5, tzinfo=UTC)
     folder = tmp_path / "segment" / str(int(day.timestamp() * 1000))
     folder.mkdir(parents=True)
-    (folder / "part-0000.gz").write_bytes(gzip.compress((FIXTURES / "segment_events.ndjson").read_bytes()))
+    (folder / "part-0000.gz").write_bytes(
+        gzip.compress((FIXTURES / "segment_events.ndjson").read_bytes())
+    )
     stats = extract_source("web", fresh_db, day, day + timedelta(days=1), landing_url=str(tmp_path))
     assert stats[0].loaded == 6
-    outside = extract_source("web", fresh_db, day + timedelta(days=1), day + timedelta(days=2), landing_url=str(tmp_path))
+    outside = extract_source(
+        "web", fresh_db, day + timedelta(days=1), day + timedelta(days=2), landing_url=str(tmp_path)
+    )
     assert outside[0].loaded == outside[0].duplicates == 0
 
 
 # -- crash safety -----------------------------------------------------------------------------
-def test_a_loader_killed_in_the_middle_of_a_copy_loses_and_duplicates_nothing_on_rerun(fresh_db, tmp_path):
+def test_a_loader_killed_in_the_middle_of_a_copy_loses_and_duplicates_nothing_on_rerun(
+    fresh_db, tmp_path
+):
     total = 120_000
     path = tmp_path / "big.ndjson"
     with path.open("w") as f:
         for i in range(total):
-            f.write(json.dumps({"type": "page", "messageId": f"m-{i:07d}", "anonymousId": f"a-{i % 977}",
-                                "timestamp": "2026-10-05T10:00:00.000Z",
-                                "context": {"page": {"path": "/pricing"}}}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "type": "page",
+                        "messageId": f"m-{i:07d}",
+                        "anonymousId": f"a-{i % 977}",
+                        "timestamp": "2026-10-05T10:00:00.000Z",
+                        "context": {"page": {"path": "/pricing"}},
+                    }
+                )
+                + "\n"
+            )
     env = {**os.environ, "TOUCHPOINT_WAREHOUSE_URL": fresh_db}
-    proc = subprocess.Popen([sys.executable, "-m", "touchpoint", "load", "web", str(path)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "touchpoint", "load", "web", str(path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     committed = 0
     deadline = time.monotonic() + 120
     with psycopg.connect(fresh_db, autocommit=True) as conn:
@@ -140,7 +201,9 @@ def test_a_loader_killed_in_the_middle_of_a_copy_loses_and_duplicates_nothing_on
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout.splitlines()[-1])
     with psycopg.connect(fresh_db) as conn:
-        stored, distinct = conn.execute("select count(*), count(distinct natural_key) from raw.segment_events").fetchone()
+        stored, distinct = conn.execute(
+            "select count(*), count(distinct natural_key) from raw.segment_events"
+        ).fetchone()
     assert stored == distinct == total
     assert summary["loaded"] + summary["duplicates"] == total and summary["duplicates"] >= committed
 
@@ -149,7 +212,12 @@ def test_any_fsspec_url_works_as_the_landing_path(fresh_db):
     import fsspec
 
     fs = fsspec.filesystem("memory")
-    fs.pipe("/landing-test/sendgrid/2025-10-05/batch-0001.json", (FIXTURES / "sendgrid_batch.json").read_bytes())
+    fs.pipe(
+        "/landing-test/sendgrid/2025-10-05/batch-0001.json",
+        (FIXTURES / "sendgrid_batch.json").read_bytes(),
+    )
     day = datetime(2025, 10, 5, tzinfo=UTC)
-    stats = extract_source("email", fresh_db, day, day + timedelta(days=1), landing_url="memory://landing-test")
+    stats = extract_source(
+        "email", fresh_db, day, day + timedelta(days=1), landing_url="memory://landing-test"
+    )
     assert stats[0].loaded == 11

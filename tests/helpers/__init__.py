@@ -34,11 +34,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run ``touchpoint ARGS`` in a subprocess, as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "touchpoint", *args], capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=timeout, check=False,
+        [sys.executable, "-m", "touchpoint", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -55,7 +61,10 @@ def create_db(cluster_url: str, template: str | None = None) -> str:
         else:
             source = template.rsplit("/", 1)[1]
             # a template must have no other session (a pooled GX engine may still hold one)
-            conn.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (source,))
+            conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
+                (source,),
+            )
             conn.execute(f'create database "{name}" template "{source}"')
     return _sibling(cluster_url, name)
 
@@ -68,13 +77,18 @@ def drop_db(cluster_url: str, url: str) -> None:
 def mart_checksums(url: str) -> dict[str, tuple[int, str]]:
     """Row count and an order-independent md5 of every mart: equal iff the marts are equal."""
     with psycopg.connect(url) as conn:
-        tables = [r[0] for r in conn.execute(
-            "select table_name from information_schema.tables where table_schema = 'marts' order by 1")]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts' order by 1"
+            )
+        ]
         sums = {}
         for table in tables:
             row = conn.execute(
                 f"select count(*), coalesce(md5(string_agg(md5(m::text), '' order by md5(m::text))), '')"
-                f" from marts.{table} as m").fetchone()
+                f" from marts.{table} as m"
+            ).fetchone()
             assert row is not None
             sums[table] = (int(row[0]), str(row[1]))
         return sums
@@ -84,6 +98,8 @@ def drop_fact_unique_indexes(url: str) -> None:
     """Drop marts.fct_touchpoints' unique index, as a broken build might have, so a test can
     inject the duplicate or null keys the data-quality suites must catch."""
     with psycopg.connect(url, autocommit=True) as conn:
-        for (index,) in conn.execute("select indexname from pg_indexes where schemaname = 'marts'"
-                                     " and tablename = 'fct_touchpoints' and indexdef like 'CREATE UNIQUE%'").fetchall():
+        for (index,) in conn.execute(
+            "select indexname from pg_indexes where schemaname = 'marts'"
+            " and tablename = 'fct_touchpoints' and indexdef like 'CREATE UNIQUE%'"
+        ).fetchall():
             conn.execute(f'drop index marts."{index}"')

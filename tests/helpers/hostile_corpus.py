@@ -20,8 +20,14 @@ NOON_ISO = "2026-10-05T12:00:00.000Z"
 NOON_UNIX = int(NOON.timestamp())
 
 #: names a person may give themselves, which the report must show as text
-MARKUP_NAMES = ("<script>alert('x')</script>", "{{ 7*7 }}", "{% include 'x' %}", "<img src=x onerror=alert(1)>",
-                "Robert'); DROP TABLE raw.segment_events;--", "Zoë 🦄 Ünïcødé")
+MARKUP_NAMES = (
+    "<script>alert('x')</script>",
+    "{{ 7*7 }}",
+    "{% include 'x' %}",
+    "<img src=x onerror=alert(1)>",
+    "Robert'); DROP TABLE raw.segment_events;--",
+    "Zoë 🦄 Ünïcødé",
+)
 
 
 @dataclass(frozen=True)
@@ -44,29 +50,47 @@ class Case:
 
 def page(message_id: str, **fields: object) -> dict[str, object]:
     """A Segment page event at noon of DAY."""
-    return {"type": "page", "messageId": message_id, "anonymousId": "anon-1", "timestamp": NOON_ISO,
-            "properties": {"path": "/pricing"}, **fields}
+    return {
+        "type": "page",
+        "messageId": message_id,
+        "anonymousId": "anon-1",
+        "timestamp": NOON_ISO,
+        "properties": {"path": "/pricing"},
+        **fields,
+    }
 
 
 def email(event_id: str, **fields: object) -> dict[str, object]:
     """A SendGrid open event at noon of DAY."""
-    return {"event": "open", "sg_event_id": event_id, "sg_message_id": "msg-1", "email": "ann@example.com",
-            "timestamp": NOON_UNIX, **fields}
+    return {
+        "event": "open",
+        "sg_event_id": event_id,
+        "sg_message_id": "msg-1",
+        "email": "ann@example.com",
+        "timestamp": NOON_UNIX,
+        **fields,
+    }
 
 
 def ndjson(*records: object) -> bytes:
-    return "".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n"
-                   for r in records).encode()
+    return "".join(
+        (r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in records
+    ).encode()
 
 
 def array(*elements: object) -> bytes:
-    return ("[" + ",".join(e if isinstance(e, str) else json.dumps(e, ensure_ascii=False)
-                           for e in elements) + "]").encode()
+    return (
+        "["
+        + ",".join(e if isinstance(e, str) else json.dumps(e, ensure_ascii=False) for e in elements)
+        + "]"
+    ).encode()
 
 
 def _truncated_gzip() -> tuple[bytes, tuple[str, ...]]:
-    lines = [page(f"trunc-{i}", properties={"path": f"/p/{i}", "noise": random.Random(i).random()})
-             for i in range(2000)]
+    lines = [
+        page(f"trunc-{i}", properties={"path": f"/p/{i}", "noise": random.Random(i).random()})
+        for i in range(2000)
+    ]
     data = gzip.compress(ndjson(*lines))
     return data[: len(data) - 200], tuple(f"trunc-{i}" for i in range(2000))
 
@@ -79,125 +103,380 @@ def _noise(size: int) -> bytes:
     """Random bytes on one line (no CR or LF)."""
     rng = random.Random(1)
     return bytes(rng.randrange(256) for _ in range(size)).replace(b"\n", b" ").replace(b"\r", b" ")
+
+
 _DEEP = "[" * 100_000 + "]" * 100_000
 
 CASES: tuple[Case, ...] = (
     # -- broken containers --------------------------------------------------------------------
     # the records before the break load (at least 1,500 of 2,000), and one quarantine row says why
-    Case("truncated gzip", "web", "truncated.ndjson.gz", _TRUNCATED, _TRUNCATED_KEYS[:1500], ("truncated or corrupt gzip",),
-         may_load=_TRUNCATED_KEYS[1500:]),
-    Case("corrupt gzip", "web", "corrupt.ndjson.gz", b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4, (),
-         ("truncated or corrupt gzip",)),
+    Case(
+        "truncated gzip",
+        "web",
+        "truncated.ndjson.gz",
+        _TRUNCATED,
+        _TRUNCATED_KEYS[:1500],
+        ("truncated or corrupt gzip",),
+        may_load=_TRUNCATED_KEYS[1500:],
+    ),
+    Case(
+        "corrupt gzip",
+        "web",
+        "corrupt.ndjson.gz",
+        b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4,
+        (),
+        ("truncated or corrupt gzip",),
+    ),
     Case("empty file", "web", "empty.ndjson", b""),
     Case("empty file", "email", "empty.json", b""),
     Case("only whitespace", "web", "blank.ndjson", b"\n\n   \n\t\n"),
     Case("empty array", "email", "empty-array.json", b"[]"),
-    Case("not JSON at all: CSV", "web", "export.csv", b"messageId,type,timestamp\nm1,page,2026-10-05\n", (),
-         ("broken JSON", "broken JSON")),
-    Case("not JSON at all: binary", "web", "image.ndjson", b"\x89PNG\r\n\x1a" + _noise(300),
-         (), ("not valid UTF-8", "not valid UTF-8")),
-    Case("JSON array cut short", "email", "cut.json", array(email("cut-1"), email("cut-2"))[:-40], ("cut-1",),
-         ("broken JSON array element",)),
-    Case("UTF-8 byte order mark", "web", "bom.ndjson", b"\xef\xbb\xbf" + ndjson(page("bom-1"), page("bom-2")),
-         ("bom-1", "bom-2")),
-    Case("UTF-8 byte order mark", "email", "bom.json", b"\xef\xbb\xbf" + array(email("bom-e1")), ("bom-e1",)),
-    Case("a file name that is not UTF-8", "web", "name-\udcff.ndjson", ndjson(page("odd-name")), ("odd-name",)),
-    Case("CRLF line ends, no newline at the end", "web", "crlf.ndjson",
-         json.dumps(page("crlf-1")).encode() + b"\r\n" + json.dumps(page("crlf-2")).encode(), ("crlf-1", "crlf-2")),
+    Case(
+        "not JSON at all: CSV",
+        "web",
+        "export.csv",
+        b"messageId,type,timestamp\nm1,page,2026-10-05\n",
+        (),
+        ("broken JSON", "broken JSON"),
+    ),
+    Case(
+        "not JSON at all: binary",
+        "web",
+        "image.ndjson",
+        b"\x89PNG\r\n\x1a" + _noise(300),
+        (),
+        ("not valid UTF-8", "not valid UTF-8"),
+    ),
+    Case(
+        "JSON array cut short",
+        "email",
+        "cut.json",
+        array(email("cut-1"), email("cut-2"))[:-40],
+        ("cut-1",),
+        ("broken JSON array element",),
+    ),
+    Case(
+        "UTF-8 byte order mark",
+        "web",
+        "bom.ndjson",
+        b"\xef\xbb\xbf" + ndjson(page("bom-1"), page("bom-2")),
+        ("bom-1", "bom-2"),
+    ),
+    Case(
+        "UTF-8 byte order mark",
+        "email",
+        "bom.json",
+        b"\xef\xbb\xbf" + array(email("bom-e1")),
+        ("bom-e1",),
+    ),
+    Case(
+        "a file name that is not UTF-8",
+        "web",
+        "name-\udcff.ndjson",
+        ndjson(page("odd-name")),
+        ("odd-name",),
+    ),
+    Case(
+        "CRLF line ends, no newline at the end",
+        "web",
+        "crlf.ndjson",
+        json.dumps(page("crlf-1")).encode() + b"\r\n" + json.dumps(page("crlf-2")).encode(),
+        ("crlf-1", "crlf-2"),
+    ),
     # -- text that is not UTF-8, or not storable ---------------------------------------------------
-    Case("invalid UTF-8", "web", "latin1.ndjson",
-         ndjson(page("utf-ok-1")) + b'{"type":"page","messageId":"utf-bad","anonymousId":"a","timestamp":"'
-         + NOON_ISO.encode() + b'","properties":{"title":"caf\xe9 cr\xe8me"}}\n' + ndjson(page("utf-ok-2")),
-         ("utf-ok-1", "utf-ok-2"), ("not valid UTF-8",)),
-    Case("invalid UTF-8", "email", "latin1.json",
-         b"[" + json.dumps(email("eutf-ok")).encode() + b',{"event":"open","sg_event_id":"eutf-bad","email":"\xff@x",'
-         b'"timestamp":' + str(NOON_UNIX).encode() + b"}," + json.dumps(email("eutf-ok-2")).encode() + b"]",
-         ("eutf-ok", "eutf-ok-2"), ("not valid UTF-8",)),
-    Case("NUL character", "web", "nul.ndjson", ndjson(page("nul-ok"), page("nul-bad", properties={"t": "a\u0000b"})),
-         ("nul-ok",), ("NUL",)),
-    Case("NaN and Infinity", "web", "nan.ndjson",
-         ndjson(page("nan-ok"), '{"type":"page","messageId":"nan-1","anonymousId":"a","timestamp":"' + NOON_ISO
-                + '","properties":{"price":NaN}}', '{"type":"page","messageId":"nan-2","anonymousId":"a","timestamp":"'
-                + NOON_ISO + '","properties":{"price":-Infinity}}'),
-         ("nan-ok",), ("broken JSON", "broken JSON")),
-    Case("NaN and Infinity", "email", "nan.json",
-         array(email("enan-ok"), '{"event":"open","sg_event_id":"enan-1","email":"a@x","timestamp":1,"score":NaN}',
-               '{"event":"open","sg_event_id":"enan-2","email":"a@x","timestamp":1,"score":Infinity}',
-               email("enan-after")),
-         ("enan-ok", "enan-after"), ("NaN", "Infinity")),
-    Case("number beyond a double", "web", "huge-number.ndjson",
-         ndjson('{"type":"page","messageId":"big-1","anonymousId":"a","timestamp":"' + NOON_ISO
-                + '","properties":{"revenue":1e400}}', page("big-ok")), ("big-ok",), ("broken JSON",)),
-    Case("number beyond a double", "email", "huge-number.json",
-         array('{"event":"open","sg_event_id":"ebig-1","email":"a@x","timestamp":1,"n":-1e999}', email("ebig-ok")),
-         ("ebig-ok",), ("out of range",)),
-    Case("nested too deeply", "web", "deep.ndjson", ndjson(page("deep-ok"), _DEEP), ("deep-ok",), ("nested too deeply",)),
-    Case("nested too deeply", "email", "deep.json", array(email("edeep-ok"), _DEEP), ("edeep-ok",),
-         ("nested too deeply",)),
-    Case("a 10 MB field", "web", "ten-mb.ndjson", ndjson(page("big-field", properties={"blob": _TEN_MB})),
-         ("big-field",), payload={"big-field": {"properties.blob": _TEN_MB}}),
-    Case("a 10 MB field", "email", "ten-mb.json", array(email("ebig-field", note=_TEN_MB)), ("ebig-field",)),
+    Case(
+        "invalid UTF-8",
+        "web",
+        "latin1.ndjson",
+        ndjson(page("utf-ok-1"))
+        + b'{"type":"page","messageId":"utf-bad","anonymousId":"a","timestamp":"'
+        + NOON_ISO.encode()
+        + b'","properties":{"title":"caf\xe9 cr\xe8me"}}\n'
+        + ndjson(page("utf-ok-2")),
+        ("utf-ok-1", "utf-ok-2"),
+        ("not valid UTF-8",),
+    ),
+    Case(
+        "invalid UTF-8",
+        "email",
+        "latin1.json",
+        b"["
+        + json.dumps(email("eutf-ok")).encode()
+        + b',{"event":"open","sg_event_id":"eutf-bad","email":"\xff@x",'
+        b'"timestamp":'
+        + str(NOON_UNIX).encode()
+        + b"},"
+        + json.dumps(email("eutf-ok-2")).encode()
+        + b"]",
+        ("eutf-ok", "eutf-ok-2"),
+        ("not valid UTF-8",),
+    ),
+    Case(
+        "NUL character",
+        "web",
+        "nul.ndjson",
+        ndjson(page("nul-ok"), page("nul-bad", properties={"t": "a\u0000b"})),
+        ("nul-ok",),
+        ("NUL",),
+    ),
+    Case(
+        "NaN and Infinity",
+        "web",
+        "nan.ndjson",
+        ndjson(
+            page("nan-ok"),
+            '{"type":"page","messageId":"nan-1","anonymousId":"a","timestamp":"'
+            + NOON_ISO
+            + '","properties":{"price":NaN}}',
+            '{"type":"page","messageId":"nan-2","anonymousId":"a","timestamp":"'
+            + NOON_ISO
+            + '","properties":{"price":-Infinity}}',
+        ),
+        ("nan-ok",),
+        ("broken JSON", "broken JSON"),
+    ),
+    Case(
+        "NaN and Infinity",
+        "email",
+        "nan.json",
+        array(
+            email("enan-ok"),
+            '{"event":"open","sg_event_id":"enan-1","email":"a@x","timestamp":1,"score":NaN}',
+            '{"event":"open","sg_event_id":"enan-2","email":"a@x","timestamp":1,"score":Infinity}',
+            email("enan-after"),
+        ),
+        ("enan-ok", "enan-after"),
+        ("NaN", "Infinity"),
+    ),
+    Case(
+        "number beyond a double",
+        "web",
+        "huge-number.ndjson",
+        ndjson(
+            '{"type":"page","messageId":"big-1","anonymousId":"a","timestamp":"'
+            + NOON_ISO
+            + '","properties":{"revenue":1e400}}',
+            page("big-ok"),
+        ),
+        ("big-ok",),
+        ("broken JSON",),
+    ),
+    Case(
+        "number beyond a double",
+        "email",
+        "huge-number.json",
+        array(
+            '{"event":"open","sg_event_id":"ebig-1","email":"a@x","timestamp":1,"n":-1e999}',
+            email("ebig-ok"),
+        ),
+        ("ebig-ok",),
+        ("out of range",),
+    ),
+    Case(
+        "nested too deeply",
+        "web",
+        "deep.ndjson",
+        ndjson(page("deep-ok"), _DEEP),
+        ("deep-ok",),
+        ("nested too deeply",),
+    ),
+    Case(
+        "nested too deeply",
+        "email",
+        "deep.json",
+        array(email("edeep-ok"), _DEEP),
+        ("edeep-ok",),
+        ("nested too deeply",),
+    ),
+    Case(
+        "a 10 MB field",
+        "web",
+        "ten-mb.ndjson",
+        ndjson(page("big-field", properties={"blob": _TEN_MB})),
+        ("big-field",),
+        payload={"big-field": {"properties.blob": _TEN_MB}},
+    ),
+    Case(
+        "a 10 MB field",
+        "email",
+        "ten-mb.json",
+        array(email("ebig-field", note=_TEN_MB)),
+        ("ebig-field",),
+    ),
     # -- values that must be kept exactly as they came --------------------------------------------
-    Case("SQL-looking strings", "web", "sql.ndjson",
-         ndjson(page("x'); drop table raw.segment_events; --", properties={"q": "' or 1=1 --", "path": "/;\\copy"})),
-         ("x'); drop table raw.segment_events; --",),
-         payload={"x'); drop table raw.segment_events; --": {"properties.q": "' or 1=1 --"}}),
-    Case("SQL-looking strings", "email", "sql.json",
-         array(email("esql", email="robert'); DROP TABLE students;--@example.com")), ("esql",),
-         payload={"esql": {"email": "robert'); DROP TABLE students;--@example.com"}}),
-    Case("HTML, JavaScript and Jinja in names", "web", "markup.ndjson",
-         ndjson(*(page(f"markup-{i}", type="identify", userId=f"u-{i}", traits={"name": name})
-                  for i, name in enumerate(MARKUP_NAMES))),
-         tuple(f"markup-{i}" for i in range(len(MARKUP_NAMES))),
-         payload={f"markup-{i}": {"traits.name": name} for i, name in enumerate(MARKUP_NAMES)}),
-    Case("emoji", "web", "emoji.ndjson", ndjson(page("emoji-🦄", anonymousId="👻-device", properties={"title": "🎉 Sale"})),
-         ("emoji-🦄",), payload={"emoji-🦄": {"anonymousId": "👻-device", "properties.title": "🎉 Sale"}}),
-    Case("emoji", "email", "emoji.json", array(email("eemoji", category=["🔥 promo"], subject="Hi 👋")), ("eemoji",),
-         payload={"eemoji": {"subject": "Hi 👋"}}),
+    Case(
+        "SQL-looking strings",
+        "web",
+        "sql.ndjson",
+        ndjson(
+            page(
+                "x'); drop table raw.segment_events; --",
+                properties={"q": "' or 1=1 --", "path": "/;\\copy"},
+            )
+        ),
+        ("x'); drop table raw.segment_events; --",),
+        payload={"x'); drop table raw.segment_events; --": {"properties.q": "' or 1=1 --"}},
+    ),
+    Case(
+        "SQL-looking strings",
+        "email",
+        "sql.json",
+        array(email("esql", email="robert'); DROP TABLE students;--@example.com")),
+        ("esql",),
+        payload={"esql": {"email": "robert'); DROP TABLE students;--@example.com"}},
+    ),
+    Case(
+        "HTML, JavaScript and Jinja in names",
+        "web",
+        "markup.ndjson",
+        ndjson(
+            *(
+                page(f"markup-{i}", type="identify", userId=f"u-{i}", traits={"name": name})
+                for i, name in enumerate(MARKUP_NAMES)
+            )
+        ),
+        tuple(f"markup-{i}" for i in range(len(MARKUP_NAMES))),
+        payload={f"markup-{i}": {"traits.name": name} for i, name in enumerate(MARKUP_NAMES)},
+    ),
+    Case(
+        "emoji",
+        "web",
+        "emoji.ndjson",
+        ndjson(page("emoji-🦄", anonymousId="👻-device", properties={"title": "🎉 Sale"})),
+        ("emoji-🦄",),
+        payload={"emoji-🦄": {"anonymousId": "👻-device", "properties.title": "🎉 Sale"}},
+    ),
+    Case(
+        "emoji",
+        "email",
+        "emoji.json",
+        array(email("eemoji", category=["🔥 promo"], subject="Hi 👋")),
+        ("eemoji",),
+        payload={"eemoji": {"subject": "Hi 👋"}},
+    ),
     # -- time --------------------------------------------------------------------------------------
-    Case("timestamps in milliseconds", "email", "millis.json",
-         array(email("ems", timestamp=NOON_UNIX * 1000), email("ems-ok")), ("ems-ok",), ("looks like milliseconds",)),
-    Case("timestamps in milliseconds", "web", "millis.ndjson", ndjson(page("wms", timestamp=NOON_UNIX * 1000)), (),
-         ("not an ISO-8601 string",)),
-    Case("the years 1970 and 2100", "web", "years.ndjson",
-         ndjson(page("y1970", timestamp="1970-01-01T00:00:00Z"), page("y2100", timestamp="2100-06-01T00:00:00Z"),
-                page("y-ok")), ("y-ok",), ("impossible timestamp", "impossible timestamp")),
-    Case("the years 1970 and 2100", "email", "years.json",
-         array(email("e1970", timestamp=0), email("e2100", timestamp=4_115_000_000), email("ey-ok")), ("ey-ok",),
-         ("impossible timestamp", "impossible timestamp")),
-    Case("daylight-saving edges", "web", "dst.ndjson",
-         ndjson(page("dst-fall-a", timestamp="2026-10-25T02:30:00+02:00"),  # Berlin, first 02:30
-                page("dst-fall-b", timestamp="2026-10-25T02:30:00+01:00"),  # Berlin, second 02:30
-                page("dst-spring", timestamp="2026-03-29T03:30:00+02:00"),  # right after the gap
-                page("dst-naive", timestamp="2026-03-29T02:30:00")),  # no offset: read as UTC
-         ("dst-fall-a", "dst-fall-b", "dst-spring", "dst-naive"),
-         event_time={"dst-fall-a": datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
-                     "dst-fall-b": datetime(2026, 10, 25, 1, 30, tzinfo=UTC),
-                     "dst-spring": datetime(2026, 3, 29, 1, 30, tzinfo=UTC),
-                     "dst-naive": datetime(2026, 3, 29, 2, 30, tzinfo=UTC)}),
-    Case("daylight-saving edges", "email", "dst.json",
-         array(email("edst", timestamp=int(datetime(2026, 10, 25, 1, 0, tzinfo=UTC).timestamp()))), ("edst",),
-         event_time={"edst": datetime(2026, 10, 25, 1, 0, tzinfo=UTC)}),
+    Case(
+        "timestamps in milliseconds",
+        "email",
+        "millis.json",
+        array(email("ems", timestamp=NOON_UNIX * 1000), email("ems-ok")),
+        ("ems-ok",),
+        ("looks like milliseconds",),
+    ),
+    Case(
+        "timestamps in milliseconds",
+        "web",
+        "millis.ndjson",
+        ndjson(page("wms", timestamp=NOON_UNIX * 1000)),
+        (),
+        ("not an ISO-8601 string",),
+    ),
+    Case(
+        "the years 1970 and 2100",
+        "web",
+        "years.ndjson",
+        ndjson(
+            page("y1970", timestamp="1970-01-01T00:00:00Z"),
+            page("y2100", timestamp="2100-06-01T00:00:00Z"),
+            page("y-ok"),
+        ),
+        ("y-ok",),
+        ("impossible timestamp", "impossible timestamp"),
+    ),
+    Case(
+        "the years 1970 and 2100",
+        "email",
+        "years.json",
+        array(email("e1970", timestamp=0), email("e2100", timestamp=4_115_000_000), email("ey-ok")),
+        ("ey-ok",),
+        ("impossible timestamp", "impossible timestamp"),
+    ),
+    Case(
+        "daylight-saving edges",
+        "web",
+        "dst.ndjson",
+        ndjson(
+            page("dst-fall-a", timestamp="2026-10-25T02:30:00+02:00"),  # Berlin, first 02:30
+            page("dst-fall-b", timestamp="2026-10-25T02:30:00+01:00"),  # Berlin, second 02:30
+            page("dst-spring", timestamp="2026-03-29T03:30:00+02:00"),  # right after the gap
+            page("dst-naive", timestamp="2026-03-29T02:30:00"),
+        ),  # no offset: read as UTC
+        ("dst-fall-a", "dst-fall-b", "dst-spring", "dst-naive"),
+        event_time={
+            "dst-fall-a": datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
+            "dst-fall-b": datetime(2026, 10, 25, 1, 30, tzinfo=UTC),
+            "dst-spring": datetime(2026, 3, 29, 1, 30, tzinfo=UTC),
+            "dst-naive": datetime(2026, 3, 29, 2, 30, tzinfo=UTC),
+        },
+    ),
+    Case(
+        "daylight-saving edges",
+        "email",
+        "dst.json",
+        array(email("edst", timestamp=int(datetime(2026, 10, 25, 1, 0, tzinfo=UTC).timestamp()))),
+        ("edst",),
+        event_time={"edst": datetime(2026, 10, 25, 1, 0, tzinfo=UTC)},
+    ),
     # -- keys ----------------------------------------------------------------------------------
-    Case("duplicate keys in one object", "web", "dup-keys.ndjson",
-         ndjson('{"type":"page","messageId":"dupkey-first","anonymousId":"a","timestamp":"' + NOON_ISO
-                + '","messageId":"dupkey-last"}'), ("dupkey-last",), payload={"dupkey-last": {"messageId": "dupkey-last"}}),
-    Case("the same event twice", "web", "twice.ndjson",
-         ndjson(page("twice", properties={"copy": 1}), page("twice", properties={"copy": 2})), ("twice",),
-         payload={"twice": {"properties.copy": 1}}),
-    Case("the same event twice", "email", "twice.json", array(email("etwice"), email("etwice")), ("etwice",)),
+    Case(
+        "duplicate keys in one object",
+        "web",
+        "dup-keys.ndjson",
+        ndjson(
+            '{"type":"page","messageId":"dupkey-first","anonymousId":"a","timestamp":"'
+            + NOON_ISO
+            + '","messageId":"dupkey-last"}'
+        ),
+        ("dupkey-last",),
+        payload={"dupkey-last": {"messageId": "dupkey-last"}},
+    ),
+    Case(
+        "the same event twice",
+        "web",
+        "twice.ndjson",
+        ndjson(page("twice", properties={"copy": 1}), page("twice", properties={"copy": 2})),
+        ("twice",),
+        payload={"twice": {"properties.copy": 1}},
+    ),
+    Case(
+        "the same event twice",
+        "email",
+        "twice.json",
+        array(email("etwice"), email("etwice")),
+        ("etwice",),
+    ),
     # -- records of the wrong shape ---------------------------------------------------------------
-    Case("JSON that is not an object", "web", "scalars.ndjson", ndjson(42, json.dumps("text"), None, [1, 2], page("scalar-ok")),
-         ("scalar-ok",), ("expected a JSON object",) * 4),
-    Case("required fields missing", "web", "missing.ndjson",
-         ndjson({"type": "page", "anonymousId": "a", "timestamp": NOON_ISO},
-                {"messageId": "no-type", "anonymousId": "a", "timestamp": NOON_ISO},
-                {"type": "page", "messageId": "no-who", "timestamp": NOON_ISO},
-                {"type": "page", "messageId": "no-time", "anonymousId": "a"}),
-         (), ("missing messageId", "missing type", "neither userId nor anonymousId", "no timestamp")),
-    Case("required fields missing", "email", "missing.json",
-         array({"event": "open", "sg_event_id": "no-time", "email": "a@x"},
-               {"sg_event_id": "no-event", "email": "a@x", "timestamp": NOON_UNIX},
-               {"event": "open", "sg_event_id": "bad-time", "email": "a@x", "timestamp": "yesterday"}),
-         (), ("missing timestamp", "missing event type", "not unix seconds")),
+    Case(
+        "JSON that is not an object",
+        "web",
+        "scalars.ndjson",
+        ndjson(42, json.dumps("text"), None, [1, 2], page("scalar-ok")),
+        ("scalar-ok",),
+        ("expected a JSON object",) * 4,
+    ),
+    Case(
+        "required fields missing",
+        "web",
+        "missing.ndjson",
+        ndjson(
+            {"type": "page", "anonymousId": "a", "timestamp": NOON_ISO},
+            {"messageId": "no-type", "anonymousId": "a", "timestamp": NOON_ISO},
+            {"type": "page", "messageId": "no-who", "timestamp": NOON_ISO},
+            {"type": "page", "messageId": "no-time", "anonymousId": "a"},
+        ),
+        (),
+        ("missing messageId", "missing type", "neither userId nor anonymousId", "no timestamp"),
+    ),
+    Case(
+        "required fields missing",
+        "email",
+        "missing.json",
+        array(
+            {"event": "open", "sg_event_id": "no-time", "email": "a@x"},
+            {"sg_event_id": "no-event", "email": "a@x", "timestamp": NOON_UNIX},
+            {"event": "open", "sg_event_id": "bad-time", "email": "a@x", "timestamp": "yesterday"},
+        ),
+        (),
+        ("missing timestamp", "missing event type", "not unix seconds"),
+    ),
 )

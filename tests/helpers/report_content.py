@@ -21,46 +21,128 @@ from touchpoint.report.content import (
 WEEK = date(2026, 10, 26)
 
 
-def signal(key: str, section: str = "needs_attention", status: str = "needs_attention", **fields) -> Signal:
+def signal(
+    key: str, section: str = "needs_attention", status: str = "needs_attention", **fields
+) -> Signal:
     """A signal built by hand: ``key`` is 'grain:name:metric' like the mart's signal_key."""
     grain, name, metric = key.split(":")
-    values = dict(value=2.3, sample=84, baseline_value=4.2, baseline_low=4.0, baseline_high=4.3, baseline_sample=312,
-                  baseline_weeks=4, channel="email", touchpoint=None, category=None)
+    values = {
+        "value": 2.3,
+        "sample": 84,
+        "baseline_value": 4.2,
+        "baseline_low": 4.0,
+        "baseline_high": 4.3,
+        "baseline_sample": 312,
+        "baseline_weeks": 4,
+        "channel": "email",
+        "touchpoint": None,
+        "category": None,
+    }
     values.update({"channel": name, "touchpoint": None} if grain == "channel" else {})
     values.update({"touchpoint": name} if grain == "touchpoint" else {})
     values.update({"category": name, "channel": "support"} if grain == "category" else {})
     values.update(fields)
-    history = tuple((WEEK - timedelta(weeks=n), values["baseline_value"] + 0.05 * n) for n in range(5, 0, -1)) \
-        + ((WEEK, values["value"]),)
+    history = (
+        *tuple(
+            (WEEK - timedelta(weeks=n), values["baseline_value"] + 0.05 * n)
+            for n in range(5, 0, -1)
+        ),
+        (WEEK, values["value"]),
+    )
     values.setdefault("change", values["value"] - values["baseline_value"])
     values.setdefault("ratio", values["value"] / values["baseline_value"])
-    return Signal(key=key, week_start=WEEK, region="(all)", business_unit="marketing", grain=grain,
-                  metric=metric, section=section, status=status, z=-6.0, history=history, **values)
+    return Signal(
+        key=key,
+        week_start=WEEK,
+        region="(all)",
+        business_unit="marketing",
+        grain=grain,
+        metric=metric,
+        section=section,
+        status=status,
+        z=-6.0,
+        history=history,
+        **values,
+    )
 
 
 def content(total: int = 1234) -> WeeklyContent:
     """A week's content built by hand (the mart-backed loading is tested in test_weekly_report)."""
     week = WEEK
-    kpis = [Kpi("touchpoints", "Touchpoints", total, 1000, "count"), Kpi("customers", "Active customers", 80, 90, "count"),
-            Kpi("new_customers", "New customers", 12, 10, "count"), Kpi("conversions", "Conversions", 7.5, 5.0, "count"),
-            Kpi("conversion_rate", "Conversion rate", 0.094, 0.056, "rate", 80), Kpi("nps", "NPS", 12.5, 20.0, "nps", 16),
-            Kpi("csat", "CSAT", 4.1, 4.4, "csat", 20)]
+    kpis = [
+        Kpi("touchpoints", "Touchpoints", total, 1000, "count"),
+        Kpi("customers", "Active customers", 80, 90, "count"),
+        Kpi("new_customers", "New customers", 12, 10, "count"),
+        Kpi("conversions", "Conversions", 7.5, 5.0, "count"),
+        Kpi("conversion_rate", "Conversion rate", 0.094, 0.056, "rate", 80),
+        Kpi("nps", "NPS", 12.5, 20.0, "nps", 16),
+        Kpi("csat", "CSAT", 4.1, 4.4, "csat", 20),
+    ]
     models = dict.fromkeys(ATTRIBUTION_MODELS, 1.5)
     return WeeklyContent(
-        week_start=week, slice=Slice(), kpis=kpis,
+        week_start=week,
+        slice=Slice(),
+        kpis=kpis,
         channels=[ChannelRow("web", "marketing", total, 1000, 1.0, models)],
         attention=[signal("touchpoint:delivery_packaging:csat")],
-        improved=[signal("channel:paid_ads:conversion_rate", status="improved", value=0.12, sample=640,
-                         baseline_value=0.06, baseline_low=0.05, baseline_high=0.07, baseline_sample=2500)],
+        improved=[
+            signal(
+                "channel:paid_ads:conversion_rate",
+                status="improved",
+                value=0.12,
+                sample=640,
+                baseline_value=0.06,
+                baseline_low=0.05,
+                baseline_high=0.07,
+                baseline_sample=2500,
+            )
+        ],
         funnel=[FunnelStage(stage, 10, 9) for stage in ("awareness", "consideration", "purchase")],
-        problem_signals=[signal("category:DELIVERY_ISSUE:cases", section="recurring_problems", value=96, sample=96,
-                                baseline_value=31, baseline_low=25, baseline_high=36, baseline_sample=124)],
-        problems=[Problem("DELIVERY_ISSUE", 96, 30, 4, 124, 4, True, False), Problem("BILLING", 9, 8, 1, 30, 4, True, True)],
-        at_risk_signals=[signal("touchpoint:newsletter:engagement", section="at_risk", value=0.6, sample=1480,
-                                baseline_value=2.9, baseline_low=2.7, baseline_high=3.1, baseline_sample=5900)],
-        at_risk=AtRisk(count=3, may_be_named=2, customers_total=80,
-                       named=[AtRiskCustomer("Ada Lovelace", "Analytical Engines", "EMEA",
-                                             datetime(2026, 10, 30, tzinfo=UTC), 3.0, None, 2, True)]),
+        problem_signals=[
+            signal(
+                "category:DELIVERY_ISSUE:cases",
+                section="recurring_problems",
+                value=96,
+                sample=96,
+                baseline_value=31,
+                baseline_low=25,
+                baseline_high=36,
+                baseline_sample=124,
+            )
+        ],
+        problems=[
+            Problem("DELIVERY_ISSUE", 96, 30, 4, 124, 4, True, False),
+            Problem("BILLING", 9, 8, 1, 30, 4, True, True),
+        ],
+        at_risk_signals=[
+            signal(
+                "touchpoint:newsletter:engagement",
+                section="at_risk",
+                value=0.6,
+                sample=1480,
+                baseline_value=2.9,
+                baseline_low=2.7,
+                baseline_high=3.1,
+                baseline_sample=5900,
+            )
+        ],
+        at_risk=AtRisk(
+            count=3,
+            may_be_named=2,
+            customers_total=80,
+            named=[
+                AtRiskCustomer(
+                    "Ada Lovelace",
+                    "Analytical Engines",
+                    "EMEA",
+                    datetime(2026, 10, 30, tzinfo=UTC),
+                    3.0,
+                    None,
+                    2,
+                    True,
+                )
+            ],
+        ),
         signals_judged=40,
         history=[(week - timedelta(weeks=n), 1000 + n, 80, 5.0) for n in range(3, -1, -1)],
         data_as_of=datetime(2026, 11, 1, 22, 0, tzinfo=UTC),
@@ -69,5 +151,10 @@ def content(total: int = 1234) -> WeeklyContent:
 
 def quiet_content() -> WeeklyContent:
     report = content()
-    report.attention, report.improved, report.problem_signals, report.at_risk_signals = [], [], [], []
+    report.attention, report.improved, report.problem_signals, report.at_risk_signals = (
+        [],
+        [],
+        [],
+        [],
+    )
     return report

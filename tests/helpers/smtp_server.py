@@ -59,7 +59,9 @@ class FlakyHandler:
                 return "421 never seen: the connection is gone"
             if number in self.tempfail_at or in_outage:
                 return "451 4.3.0 try again later"
-            self.received.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+            self.received.append(
+                (list(envelope.rcpt_tos), envelope.original_content or envelope.content)
+            )
         return "250 OK"
 
     def messages_to(self, address: str) -> list[EmailMessage]:

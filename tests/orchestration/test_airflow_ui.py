@@ -30,9 +30,14 @@ def test_the_airflow_ui_lists_both_dags_with_no_import_errors(cluster_url, setti
     port = free_port()
     log = tmp_path / "airflow-ui.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "touchpoint", "airflow", "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, "NO_PROXY": "127.0.0.1"}, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "touchpoint", "airflow", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "NO_PROXY": "127.0.0.1"},
+            start_new_session=True,
+        )
     api = f"http://127.0.0.1:{port}/api/v2"
     try:
         deadline = time.monotonic() + 120
@@ -44,7 +49,9 @@ def test_the_airflow_ui_lists_both_dags_with_no_import_errors(cluster_url, setti
                 break
             time.sleep(1)
         tail = log.read_text(errors="replace")[-4000:]
-        assert dags == {"touchpoint_ingest", "touchpoint_weekly_report"}, f"DAGs listed: {dags}\n{tail}"
+        assert dags == {"touchpoint_ingest", "touchpoint_weekly_report"}, (
+            f"DAGs listed: {dags}\n{tail}"
+        )
         errors = _get(f"{api}/importErrors")
         assert errors is not None and errors["total_entries"] == 0, f"{errors}\n{tail}"
         assert (settings.var_dir / "airflow-ui" / "airflow.cfg").exists()
@@ -58,8 +65,17 @@ def test_the_airflow_ui_lists_both_dags_with_no_import_errors(cluster_url, setti
             code = proc.wait()
         text = log.read_text(errors="replace")
         standalone = re.search(r"standalone pid (\d+)", text)
-        left = standalone and subprocess.run(["ps", "-o", "pid,stat,args", "-s", standalone[1]],
-                                             capture_output=True, text=True, check=False).stdout.strip()
+        left = (
+            standalone
+            and subprocess.run(
+                ["ps", "-o", "pid,stat,args", "-s", standalone[1]],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+        )
         if standalone and left.count("\n"):
             os.killpg(int(standalone[1]), signal.SIGKILL)
-    assert code == 0 and not (left and left.count("\n")), f"after Ctrl-C: exit {code}, left:\n{left}\n{text[-3000:]}"
+    assert code == 0 and not (left and left.count("\n")), (
+        f"after Ctrl-C: exit {code}, left:\n{left}\n{text[-3000:]}"
+    )

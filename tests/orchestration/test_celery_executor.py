@@ -16,8 +16,8 @@ import pytest
 
 from helpers import REPO, create_db, drop_db, free_port, mart_checksums
 from touchpoint import pipeline
-from touchpoint.local.airflow_services import celery_env
 from touchpoint.extract.run import CrmEndpoint
+from touchpoint.local.airflow_services import celery_env
 
 DAG_ID = "touchpoint_ingest"
 QUEUE = "touchpoint_scale_out"
@@ -29,7 +29,9 @@ DAYS = {"start": "2026-10-05", "end": "2026-10-08"}
 DEADLINE_SECONDS = 1200
 
 
-def test_the_workers_celery_settings_keep_airflows_and_preload_every_task_module_without_a_thread(tmp_path):
+def test_the_workers_celery_settings_keep_airflows_and_preload_every_task_module_without_a_thread(
+    tmp_path,
+):
     """A worker imports :mod:`touchpoint.orchestration.task_preload` before forking its tasks: every module
     it lists must import, and none may start a thread (a fork copies only the forking one)."""
     probe = (
@@ -43,10 +45,21 @@ def test_the_workers_celery_settings_keep_airflows_and_preload_every_task_module
         "missing = [m for m in MODULES if m not in sys.modules]\n"
         "print(threading.active_count(), missing)\n"
     )
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"),
-           "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": celery_env("postgresql://u@127.0.0.1:1/airflow", "redis://127.0.0.1:1/0", 1)[
-               "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"]}
-    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": celery_env(
+            "postgresql://u@127.0.0.1:1/airflow", "redis://127.0.0.1:1/0", 1
+        )["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"],
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split("\n")[-2] == "1 []"
 
@@ -73,9 +86,13 @@ def _wait(what: str, check, services, deadline: float, interval: float = 1.0):
 def _failed_task_logs(metadata: str, log_folder, lines: int = 60) -> str:
     """The failed task instances and the tail of each one's log (the first thing to read when a
     run fails: the services' logs only say that it did)."""
-    failed = _query(metadata, "select run_id, task_id, map_index, try_number from task_instance"
-                              " where dag_id = %s and state in ('failed', 'upstream_failed')"
-                              " order by start_date nulls last", (DAG_ID,))
+    failed = _query(
+        metadata,
+        "select run_id, task_id, map_index, try_number from task_instance"
+        " where dag_id = %s and state in ('failed', 'upstream_failed')"
+        " order by start_date nulls last",
+        (DAG_ID,),
+    )
     parts = [f"failed task instances: {failed}"]
     for run_id, task_id, map_index, try_number in failed:
         folder = log_folder / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
@@ -90,7 +107,9 @@ def _failed_task_logs(metadata: str, log_folder, lines: int = 60) -> str:
 
 @pytest.mark.slow
 def test_a_three_day_backfill_on_celery_workers_builds_the_marts_of_one_run_over_those_days(
-        cluster_url, settings_for, small_world, crm_server, dbt_manifest, tmp_path):
+    cluster_url, settings_for, small_world, crm_server, dbt_manifest, tmp_path
+):
+    from touchpoint.local.airflow_runs import local_env
     from touchpoint.local.airflow_services import (
         ServiceGroup,
         api_env,
@@ -100,7 +119,6 @@ def test_a_three_day_backfill_on_celery_workers_builds_the_marts_of_one_run_over
         shared_secrets_env,
         tool_path,
     )
-    from touchpoint.local.airflow_runs import local_env
     from touchpoint.local.redis_broker import RedisServer
 
     started = time.monotonic()
@@ -138,8 +156,22 @@ def test_a_three_day_backfill_on_celery_workers_builds_the_marts_of_one_run_over
         services.start("dag-processor", [*airflow, "dag-processor"])
         services.start("scheduler", [*airflow, "scheduler"])
         services.start("triggerer", [*airflow, "triggerer"])  # deferred tasks resume through it
-        services.start("worker", [*airflow, "celery", "worker", "--queues", QUEUE, "--concurrency", "4",
-                                  "--celery-hostname", "scale-out-test@%h", "--without-gossip", "--without-mingle"])
+        services.start(
+            "worker",
+            [
+                *airflow,
+                "celery",
+                "worker",
+                "--queues",
+                QUEUE,
+                "--concurrency",
+                "4",
+                "--celery-hostname",
+                "scale-out-test@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+        )
 
         def parsed():
             errors = _query(metadata, "select filename, stacktrace from import_error")
@@ -148,63 +180,134 @@ def test_a_three_day_backfill_on_celery_workers_builds_the_marts_of_one_run_over
             return _query(metadata, "select 1 from serialized_dag where dag_id = %s", (DAG_ID,))
 
         _wait(f"the dag-processor to store {DAG_ID}", parsed, services, deadline)
-        for command in (["dags", "unpause", DAG_ID],
-                        # one run at a time, as the daily schedule does: a backfill's own default
-                        # lets runs overlap, and two dbt builds on one warehouse collide
-                        ["backfill", "create", "--dag-id", DAG_ID, "--from-date", BACKFILL["from"],
-                         "--to-date", BACKFILL["to"], "--max-active-runs", "1"]):
-            done = subprocess.run([*airflow, *command], check=False, env=env, capture_output=True, text=True, timeout=120)
-            assert done.returncode == 0, f"airflow {' '.join(command)}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        for command in (
+            ["dags", "unpause", DAG_ID],
+            # one run at a time, as the daily schedule does: a backfill's own default
+            # lets runs overlap, and two dbt builds on one warehouse collide
+            [
+                "backfill",
+                "create",
+                "--dag-id",
+                DAG_ID,
+                "--from-date",
+                BACKFILL["from"],
+                "--to-date",
+                BACKFILL["to"],
+                "--max-active-runs",
+                "1",
+            ],
+        ):
+            done = subprocess.run(
+                [*airflow, *command],
+                check=False,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, (
+                f"airflow {' '.join(command)}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
 
         def finished():
-            rows = _query(metadata, "select run_id, state, data_interval_start, data_interval_end from dag_run"
-                                    " where dag_id = %s order by data_interval_start", (DAG_ID,))
+            rows = _query(
+                metadata,
+                "select run_id, state, data_interval_start, data_interval_end from dag_run"
+                " where dag_id = %s order by data_interval_start",
+                (DAG_ID,),
+            )
             done = len(rows) == 3 and all(state in ("success", "failed") for _, state, _, _ in rows)
             return rows if done or any(state == "failed" for _, state, _, _ in rows) else None
 
-        runs = _wait(f"the three backfill runs of {DAG_ID} to finish", finished, services, deadline, interval=2.0)
-        tasks = _query(metadata, "select task_id, map_index, state, queue, hostname from task_instance"
-                                 " where dag_id = %s", (DAG_ID,))
+        runs = _wait(
+            f"the three backfill runs of {DAG_ID} to finish",
+            finished,
+            services,
+            deadline,
+            interval=2.0,
+        )
+        tasks = _query(
+            metadata,
+            "select task_id, map_index, state, queue, hostname from task_instance"
+            " where dag_id = %s",
+            (DAG_ID,),
+        )
         assert [state for _, state, _, _ in runs] == ["success"] * 3, (
-            f"runs {runs}\n{_failed_task_logs(metadata, home / 'logs')}\n{services.report()}")
+            f"runs {runs}\n{_failed_task_logs(metadata, home / 'logs')}\n{services.report()}"
+        )
         # one run per day, consecutive, each owning its own data interval
         assert [(s.date().isoformat(), e.date().isoformat()) for _, _, s, e in runs] == [
-            ("2026-10-05", "2026-10-06"), ("2026-10-06", "2026-10-07"), ("2026-10-07", "2026-10-08")]
+            ("2026-10-05", "2026-10-06"),
+            ("2026-10-06", "2026-10-07"),
+            ("2026-10-07", "2026-10-08"),
+        ]
 
         # Every task ran on the Celery worker: queued on its queue, executed by it, result stored.
         # (An EmptyOperator, such as Cosmos' marker tasks, is marked done by the scheduler without
         # running anywhere: it has no hostname.)
-        assert tasks and all(state == "success" and queue == QUEUE for _, _, state, queue, _ in tasks), tasks
+        assert tasks and all(
+            state == "success" and queue == QUEUE for _, _, state, queue, _ in tasks
+        ), tasks
         ran = {task_id for task_id, _, _, _, hostname in tasks if hostname}
         worker_log = services.log_file("worker").read_text(errors="replace")
-        executed = [line for line in worker_log.splitlines() if "Executing workload in Celery" in line]
-        missing = {task_id for task_id in ran if not any(f"task_id='{task_id}'" in line for line in executed)}
-        assert ran and not missing, f"the worker log does not show these tasks: {missing}\n{services.tail('worker')}"
+        executed = [
+            line for line in worker_log.splitlines() if "Executing workload in Celery" in line
+        ]
+        missing = {
+            task_id
+            for task_id in ran
+            if not any(f"task_id='{task_id}'" in line for line in executed)
+        }
+        assert ran and not missing, (
+            f"the worker log does not show these tasks: {missing}\n{services.tail('worker')}"
+        )
+
         # Celery records its own result once the task returns, a moment after the task's state.
         def stored():
-            done = dict(_query(metadata, "select status, count(*) from celery_taskmeta group by status"))
+            done = dict(
+                _query(metadata, "select status, count(*) from celery_taskmeta group by status")
+            )
             return done.get("SUCCESS", 0) >= len(ran)
 
-        _wait("Celery's results in the result backend", stored, services, min(deadline, time.monotonic() + 30))
+        _wait(
+            "Celery's results in the result backend",
+            stored,
+            services,
+            min(deadline, time.monotonic() + 30),
+        )
 
-        touchpoints = _query(warehouse, "select count(*) from marts.fct_touchpoints"
-                                        " where occurred_at >= %s and occurred_at < %s", (DAYS["start"], DAYS["end"]))
+        touchpoints = _query(
+            warehouse,
+            "select count(*) from marts.fct_touchpoints"
+            " where occurred_at >= %s and occurred_at < %s",
+            (DAYS["start"], DAYS["end"]),
+        )
         assert touchpoints[0][0] > 0, "no touchpoints for those days in marts.fct_touchpoints"
         backfilled = time.monotonic() - started
 
         # The same three days in one interval, outside Airflow: the marts must be identical.
         one_run = create_db(cluster_url)
         try:
-            start, end = (datetime.fromisoformat(DAYS[k]).replace(tzinfo=UTC) for k in ("start", "end"))
+            start, end = (
+                datetime.fromisoformat(DAYS[k]).replace(tzinfo=UTC) for k in ("start", "end")
+            )
             for source in ("crm", "email", "web"):
-                pipeline.extract(source, start, end, one_run, settings_for,
-                                 crm=CrmEndpoint(crm_server.url, "sim-token", max_requests_per_second=0))
+                pipeline.extract(
+                    source,
+                    start,
+                    end,
+                    one_run,
+                    settings_for,
+                    crm=CrmEndpoint(crm_server.url, "sim-token", max_requests_per_second=0),
+                )
             pipeline.transform(one_run, settings_for)
             assert mart_checksums(warehouse) == mart_checksums(one_run)
         finally:
             drop_db(cluster_url, one_run)
-        print(f"\nCelery backfill: 3 runs, {len(ran)} tasks on the worker, {touchpoints[0][0]} touchpoints,"
-              f" {backfilled:.0f} s; marts equal to one run over the same days")
+        print(
+            f"\nCelery backfill: 3 runs, {len(ran)} tasks on the worker, {touchpoints[0][0]} touchpoints,"
+            f" {backfilled:.0f} s; marts equal to one run over the same days"
+        )
     finally:
         services.stop()
         redis.stop()

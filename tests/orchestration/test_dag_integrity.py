@@ -106,13 +106,23 @@ FAILURE_ALERT = "touchpoint.orchestration.failure_alerts.task_failure_alert"
 
 
 def parse_dag_folder(tmp_path: Path, dags_dir: Path = REPO / "dags") -> dict:
-    env = {"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(dags_dir), "HOME": str(tmp_path / "home"),
-           # the session's var dir: its dbt manifest (written by the conftest fixture dbt_manifest)
-           "TOUCHPOINT_VAR_DIR": os.environ["TOUCHPOINT_VAR_DIR"],
-           "PATH": str(REPO / ".venv" / "bin") + ":/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-c", PROBE, str(dags_dir), str(REPO / "src")], capture_output=True,
-                            text=True, env=env, timeout=300, check=False)
+    env = {
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_dir),
+        "HOME": str(tmp_path / "home"),
+        # the session's var dir: its dbt manifest (written by the conftest fixture dbt_manifest)
+        "TOUCHPOINT_VAR_DIR": os.environ["TOUCHPOINT_VAR_DIR"],
+        "PATH": str(REPO / ".venv" / "bin") + ":/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(dags_dir), str(REPO / "src")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -145,8 +155,9 @@ def test_every_dag_imports_quickly_and_every_task_has_an_owner_retries_and_a_tim
 def test_every_task_emails_the_alerts_list_when_it_fails(parsed):
     for dag_id, info in parsed["dags"].items():
         for task_id, task in info["tasks"].items():
-            assert FAILURE_ALERT in task["on_failure_callback"], \
+            assert FAILURE_ALERT in task["on_failure_callback"], (
                 f"{dag_id}.{task_id} has on_failure_callback {task['on_failure_callback']}"
+            )
 
 
 def test_no_dag_has_a_cycle(parsed):
@@ -172,14 +183,24 @@ def ancestors(tasks: dict, task_id: str) -> set[str]:
 
 def test_the_ingest_dag_extracts_every_source_before_building_the_warehouse(parsed):
     tasks = parsed["dags"]["touchpoint_ingest"]["tasks"]
-    extracts = {"extract_crm_people", "extract_crm_sales", "extract_crm_service", "extract_email", "extract_web"}
+    extracts = {
+        "extract_crm_people",
+        "extract_crm_sales",
+        "extract_crm_service",
+        "extract_email",
+        "extract_web",
+    }
     assert extracts | {"check_quality"} <= set(tasks)
     # The build: one `transform` task, or the dbt project as a Cosmos task group `dbt`.
     build = {t for t in tasks if t == "transform" or t.startswith("dbt.")}
     assert build, f"neither transform nor dbt.* tasks in {sorted(tasks)}"
     for task_id in build:
-        assert extracts <= ancestors(tasks, task_id), f"{task_id} may start before every extract is done"
-    assert build <= ancestors(tasks, "check_quality"), "check_quality may start before the build is done"
+        assert extracts <= ancestors(tasks, task_id), (
+            f"{task_id} may start before every extract is done"
+        )
+    assert build <= ancestors(tasks, "check_quality"), (
+        "check_quality may start before the build is done"
+    )
 
 
 BAD_DAGS = {
@@ -218,11 +239,18 @@ def test_the_probe_names_each_parse_time_call_and_finds_a_cycle(tmp_path):
         (bad / name).write_text(textwrap.dedent(source))
     result = parse_dag_folder(tmp_path, bad)
     files = result["files"]
-    assert files["calls_the_network.py"]["calls"][0].startswith(f"socket.create_connection from {bad}/calls_the_network.py:3")
+    assert files["calls_the_network.py"]["calls"][0].startswith(
+        f"socket.create_connection from {bad}/calls_the_network.py:3"
+    )
     assert "ParseTimeCall" in files["calls_the_network.py"]["error"]
     assert files["swallows_a_database_error.py"]["calls"][0].startswith(
-        f"psycopg.connect from {bad}/swallows_a_database_error.py:4")
-    assert files["swallows_a_database_error.py"]["error"] is None  # caught by the record, not the error
-    assert files["runs_dbt.py"]["calls"][0].startswith(f"subprocess.Popen(['dbt', 'ls']) from {bad}/runs_dbt.py:3")
+        f"psycopg.connect from {bad}/swallows_a_database_error.py:4"
+    )
+    assert (
+        files["swallows_a_database_error.py"]["error"] is None
+    )  # caught by the record, not the error
+    assert files["runs_dbt.py"]["calls"][0].startswith(
+        f"subprocess.Popen(['dbt', 'ls']) from {bad}/runs_dbt.py:3"
+    )
     assert files["has_a_cycle.py"]["calls"] == [] and files["has_a_cycle.py"]["error"] is None
     assert "Cycle detected in Dag: has_a_cycle" in result["dags"]["has_a_cycle"]["cycle"]

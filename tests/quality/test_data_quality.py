@@ -28,8 +28,13 @@ def copy(built_copy):
 
 def check(url: str, settings, suite: str | None = None) -> dict[str, tuple[bool, str]]:
     """Outcomes by rule id: every suite, or only ``suite`` (faster) when the defect is local to it."""
-    report = run_quality(url, settings.expectations_dir, settings.var_dir / "gx", *WEEK,
-                         only=[suite] if suite else None)
+    report = run_quality(
+        url,
+        settings.expectations_dir,
+        settings.var_dir / "gx",
+        *WEEK,
+        only=[suite] if suite else None,
+    )
     return {o.rule_id: (o.success, o.severity) for o in report.outcomes}
 
 
@@ -51,72 +56,124 @@ def test_a_clean_dataset_passes_every_expectation(copy, settings):
 
 def test_a_duplicate_key_fails_critically(copy, settings):
     drop_fact_unique_indexes(copy)
-    execute(copy, f"insert into marts.fct_touchpoints select * from marts.fct_touchpoints where {IN_WEEK} limit 1")
-    assert check(copy, settings, "fct_touchpoints")["fct_touchpoints.key_unique"] == (False, "critical")
+    execute(
+        copy,
+        f"insert into marts.fct_touchpoints select * from marts.fct_touchpoints where {IN_WEEK} limit 1",
+    )
+    assert check(copy, settings, "fct_touchpoints")["fct_touchpoints.key_unique"] == (
+        False,
+        "critical",
+    )
 
 
 def test_a_null_key_fails_critically(copy, settings):
     drop_fact_unique_indexes(copy)
-    execute(copy, "update marts.fct_touchpoints set touchpoint_id = null where touchpoint_id = "
-                  f"(select touchpoint_id from marts.fct_touchpoints where {IN_WEEK} limit 1)")
-    assert check(copy, settings, "fct_touchpoints")["fct_touchpoints.key_not_null"] == (False, "critical")
+    execute(
+        copy,
+        "update marts.fct_touchpoints set touchpoint_id = null where touchpoint_id = "
+        f"(select touchpoint_id from marts.fct_touchpoints where {IN_WEEK} limit 1)",
+    )
+    assert check(copy, settings, "fct_touchpoints")["fct_touchpoints.key_not_null"] == (
+        False,
+        "critical",
+    )
 
 
 def test_a_future_timestamp_fails_critically(copy, settings):
-    execute(copy, "insert into raw.segment_events (natural_key, object_id, event_time, payload, _batch_id, _source)"
-                  " select 'future-1', object_id, now() + interval '30 days', payload, _batch_id, 'test'"
-                  f" from raw.segment_events where {RAW_IN_WEEK} limit 1")
-    assert check(copy, settings, "raw_segment_events")["raw_segment_events.no_future_timestamps"] == (False, "critical")
+    execute(
+        copy,
+        "insert into raw.segment_events (natural_key, object_id, event_time, payload, _batch_id, _source)"
+        " select 'future-1', object_id, now() + interval '30 days', payload, _batch_id, 'test'"
+        f" from raw.segment_events where {RAW_IN_WEEK} limit 1",
+    )
+    assert check(copy, settings, "raw_segment_events")[
+        "raw_segment_events.no_future_timestamps"
+    ] == (False, "critical")
 
 
 def test_a_day_without_web_events_fails_critically(copy, settings):
     day = WEEK[0] + timedelta(days=3)
-    execute(copy, f"delete from raw.segment_events where event_time >= '{day.isoformat()}'"
-                  f" and event_time < '{(day + timedelta(days=1)).isoformat()}'")
-    assert check(copy, settings, "raw_segment_events")["raw_segment_events.no_day_without_events"] == (False, "critical")
+    execute(
+        copy,
+        f"delete from raw.segment_events where event_time >= '{day.isoformat()}'"
+        f" and event_time < '{(day + timedelta(days=1)).isoformat()}'",
+    )
+    assert check(copy, settings, "raw_segment_events")[
+        "raw_segment_events.no_day_without_events"
+    ] == (False, "critical")
 
 
 def test_a_broken_attribution_weight_fails_critically(copy, settings):
-    execute(copy, "update marts.fct_attribution set weight = 1.5 where attribution_key = (select attribution_key"
-                  f" from marts.fct_attribution where converted_at >= '{WEEK[0].isoformat()}'"
-                  f" and converted_at < '{WEEK[1].isoformat()}' limit 1)")
+    execute(
+        copy,
+        "update marts.fct_attribution set weight = 1.5 where attribution_key = (select attribution_key"
+        f" from marts.fct_attribution where converted_at >= '{WEEK[0].isoformat()}'"
+        f" and converted_at < '{WEEK[1].isoformat()}' limit 1)",
+    )
     results = check(copy, settings, "fct_attribution")
     assert results["fct_attribution.weights_sum_to_one"] == (False, "critical")
     assert results["fct_attribution.weight_in_unit_interval"] == (False, "critical")
 
 
 def test_a_quarantine_spike_fails_critically(copy, settings):
-    execute(copy, "insert into raw._quarantine (stream, source, reason, raw_text, _batch_id)"
-                  " select 'segment_events', 'test', 'broken JSON', '{', b._batch_id"
-                  f" from (select distinct _batch_id from raw.segment_events where {RAW_IN_WEEK}) as b,"
-                  " generate_series(1, 200)")
-    assert check(copy, settings, "raw_segment_events")["raw_segment_events.quarantine_rate_low"] == (False, "critical")
+    execute(
+        copy,
+        "insert into raw._quarantine (stream, source, reason, raw_text, _batch_id)"
+        " select 'segment_events', 'test', 'broken JSON', '{', b._batch_id"
+        f" from (select distinct _batch_id from raw.segment_events where {RAW_IN_WEEK}) as b,"
+        " generate_series(1, 200)",
+    )
+    assert check(copy, settings, "raw_segment_events")[
+        "raw_segment_events.quarantine_rate_low"
+    ] == (False, "critical")
 
 
 def test_invalid_recipient_addresses_only_warn(copy, settings):
-    execute(copy, "update raw.sendgrid_events set payload = jsonb_set(payload, '{email}', '\"not an address\"')"
-                  f" where {RAW_IN_WEEK}")
-    assert check(copy, settings, "raw_sendgrid_events")["raw_sendgrid_events.email_syntax"] == (False, "warning")
+    execute(
+        copy,
+        "update raw.sendgrid_events set payload = jsonb_set(payload, '{email}', '\"not an address\"')"
+        f" where {RAW_IN_WEEK}",
+    )
+    assert check(copy, settings, "raw_sendgrid_events")["raw_sendgrid_events.email_syntax"] == (
+        False,
+        "warning",
+    )
 
 
 def test_every_validation_is_stored_with_its_interval_and_run_id(copy, settings):
-    report = run_quality(copy, settings.expectations_dir, settings.var_dir / "gx", *WEEK, run_id="run-42")
+    report = run_quality(
+        copy, settings.expectations_dir, settings.var_dir / "gx", *WEEK, run_id="run-42"
+    )
     with psycopg.connect(copy) as conn:
-        suites = conn.execute("select count(*) from dq.validation_runs where run_id = 'run-42'").fetchone()[0]
-        stored = conn.execute("select count(*), min(interval_start), max(interval_end) from dq.expectation_results"
-                              " where run_id = 'run-42'").fetchone()
+        suites = conn.execute(
+            "select count(*) from dq.validation_runs where run_id = 'run-42'"
+        ).fetchone()[0]
+        stored = conn.execute(
+            "select count(*), min(interval_start), max(interval_end) from dq.expectation_results"
+            " where run_id = 'run-42'"
+        ).fetchone()
     assert suites == 6 and stored == (len(report.outcomes), WEEK[0], WEEK[1])
     assert report.data_docs and (settings.var_dir / "gx").exists()
 
 
 def test_dq_run_prints_a_table_and_exits_non_zero_on_a_critical_failure(copy):
     env = {"TOUCHPOINT_WAREHOUSE_URL": copy}
-    ok = run_cli("dq", "run", "--start", WEEK[0].isoformat(), "--end", WEEK[1].isoformat(), "--json", env=env)
+    ok = run_cli(
+        "dq", "run", "--start", WEEK[0].isoformat(), "--end", WEEK[1].isoformat(), "--json", env=env
+    )
     assert ok.returncode == 0, ok.stderr[-2000:]
-    assert "0 critical failure(s)" in ok.stdout and json.loads(ok.stdout.splitlines()[-1])["status"] == "pass"
+    assert (
+        "0 critical failure(s)" in ok.stdout
+        and json.loads(ok.stdout.splitlines()[-1])["status"] == "pass"
+    )
     drop_fact_unique_indexes(copy)
-    execute(copy, f"insert into marts.fct_touchpoints select * from marts.fct_touchpoints where {IN_WEEK} limit 1")
-    bad = run_cli("dq", "run", "--start", WEEK[0].isoformat(), "--end", WEEK[1].isoformat(), env=env)
+    execute(
+        copy,
+        f"insert into marts.fct_touchpoints select * from marts.fct_touchpoints where {IN_WEEK} limit 1",
+    )
+    bad = run_cli(
+        "dq", "run", "--start", WEEK[0].isoformat(), "--end", WEEK[1].isoformat(), env=env
+    )
     assert bad.returncode == 1
     assert re.search(r"FAIL\s+critical\s+fct_touchpoints.key_unique", bad.stdout)
 
@@ -127,7 +184,9 @@ def run_weekly_report(url: str, settings, sink: MailSink, tmp_path):
 
     # the session's project-local Airflow home (var/test/airflow): migrated once, reused
     env = local_env(settings, url, sink.port, "http://127.0.0.1:9", "unused")
-    request = DagRunRequest("touchpoint_weekly_report", (WEEK[1] + timedelta(hours=12)).isoformat(), {})
+    request = DagRunRequest(
+        "touchpoint_weekly_report", (WEEK[1] + timedelta(hours=12)).isoformat(), {}
+    )
     return run_dags([request], env, tmp_path / "airflow.log", echo=lambda m: None)
 
 
@@ -142,7 +201,10 @@ def recipients_of(sink: MailSink) -> dict[str, object]:
 @pytest.mark.slow
 def test_a_critical_defect_holds_the_report_and_alerts_the_engineers(copy, settings, tmp_path):
     drop_fact_unique_indexes(copy)
-    execute(copy, f"insert into marts.fct_touchpoints select * from marts.fct_touchpoints where {IN_WEEK} limit 1")
+    execute(
+        copy,
+        f"insert into marts.fct_touchpoints select * from marts.fct_touchpoints where {IN_WEEK} limit 1",
+    )
     with MailSink(tmp_path / "mail", port=free_port()) as sink:
         results = run_weekly_report(copy, settings, sink, tmp_path)
         received = recipients_of(sink)
@@ -151,21 +213,29 @@ def test_a_critical_defect_holds_the_report_and_alerts_the_engineers(copy, setti
     alert = received["data.engineers@touchpoint.example"]
     body = alert.get_body(("plain",)).get_content()
     assert "gate closed" in alert["Subject"]
-    assert re.search(r"\[critical\] fct_touchpoints.key_unique .*observed [12] unexpected", body), body
+    assert re.search(r"\[critical\] fct_touchpoints.key_unique .*observed [12] unexpected", body), (
+        body
+    )
     assert "Data Docs:" in body
 
 
 @pytest.mark.slow
 def test_a_warning_only_sends_the_report_with_a_data_quality_note(copy, settings, tmp_path):
-    execute(copy, "update raw.sendgrid_events set payload = jsonb_set(payload, '{email}', '\"not an address\"')"
-                  f" where {RAW_IN_WEEK}")
+    execute(
+        copy,
+        "update raw.sendgrid_events set payload = jsonb_set(payload, '{email}', '\"not an address\"')"
+        f" where {RAW_IN_WEEK}",
+    )
     with MailSink(tmp_path / "mail", port=free_port()) as sink:
         results = run_weekly_report(copy, settings, sink, tmp_path)
         received = recipients_of(sink)
     assert results[-1]["state"] == "success"
     assert "data.engineers@touchpoint.example" not in received
-    assert {"marketing.lead@touchpoint.example", "sales.lead@touchpoint.example",
-            "service.lead@touchpoint.example"} <= set(received)
+    assert {
+        "marketing.lead@touchpoint.example",
+        "sales.lead@touchpoint.example",
+        "service.lead@touchpoint.example",
+    } <= set(received)
     for message in received.values():
         html = message.get_body(("html",)).get_content()
         assert "Data-quality note" in html and "raw_sendgrid_events.email_syntax" in html

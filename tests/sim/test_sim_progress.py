@@ -13,16 +13,32 @@ from helpers import run_cli
 
 CUSTOMERS = 200
 #: the progress lines of a simulation with return visits, in the order they are drawn
-STEPS = ("simulating journeys", "simulating return visits", "writing SendGrid batches",
-         "writing Segment files", "writing CRM objects")
+STEPS = (
+    "simulating journeys",
+    "simulating return visits",
+    "writing SendGrid batches",
+    "writing Segment files",
+    "writing CRM objects",
+)
 BAR_GLYPHS = ("━", "╸", "╺")  # what rich draws a bar with
 
 
 def _simulate(root: Path, progress: str) -> subprocess.CompletedProcess[str]:
-    result = run_cli("simulate", "--customers", str(CUSTOMERS), "--weeks", "2", "--return-visits-per-week", "1",
-                     "--landing", str(root / "landing"), "--out", str(root / "sim"),
-                     # "" is neither 0 nor 1: the terminal decides (here a captured pipe)
-                     env={"TOUCHPOINT_PROGRESS": progress, "AIRFLOW_CTX_DAG_ID": ""})
+    result = run_cli(
+        "simulate",
+        "--customers",
+        str(CUSTOMERS),
+        "--weeks",
+        "2",
+        "--return-visits-per-week",
+        "1",
+        "--landing",
+        str(root / "landing"),
+        "--out",
+        str(root / "sim"),
+        # "" is neither 0 nor 1: the terminal decides (here a captured pipe)
+        env={"TOUCHPOINT_PROGRESS": progress, "AIRFLOW_CTX_DAG_ID": ""},
+    )
     assert result.returncode == 0, result.stderr
     return result
 
@@ -38,8 +54,11 @@ def runs(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess[
 
 
 def _files(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_with_touchpoint_progress_1_simulate_draws_every_step_on_stderr(runs):

@@ -37,7 +37,12 @@ def written(tmp_path_factory):
     root = tmp_path_factory.mktemp("sim")
     world = generate(100, 3, 1, SIM_START)
     manifest = write_world(world, root / "landing", root / "sim")
-    return {"world": world, "manifest": manifest, "crm": root / "sim" / "crm", "truth": root / "sim" / "truth"}
+    return {
+        "world": world,
+        "manifest": manifest,
+        "crm": root / "sim" / "crm",
+        "truth": root / "sim" / "truth",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +80,9 @@ def tracks(world, name):
 # -- determinism and speed ---------------------------------------------------------------------
 def test_same_seed_same_files(tmp_path):
     for name in ("a", "b"):
-        write_world(generate(40, 2, 5, SIM_START), tmp_path / name / "landing", tmp_path / name / "sim")
+        write_world(
+            generate(40, 2, 5, SIM_START), tmp_path / name / "landing", tmp_path / name / "sim"
+        )
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     write_world(generate(40, 2, 6, SIM_START), tmp_path / "c" / "landing", tmp_path / "c" / "sim")
     assert digest(tmp_path / "a") != digest(tmp_path / "c")
@@ -106,7 +113,11 @@ def test_every_crm_object_type_is_written_in_hubspots_shape(written):
         assert objects, object_type
         assert written["manifest"]["crm"][object_type] == len(objects)
         modified = "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
-        created = "createdate" if object_type in ("contacts", "companies", "deals", "tickets") else "hs_createdate"
+        created = (
+            "createdate"
+            if object_type in ("contacts", "companies", "deals", "tickets")
+            else "hs_createdate"
+        )
         for obj in objects:
             assert set(obj) == {"id", "properties", "createdAt", "updatedAt", "archived"}
             assert obj["id"].isdigit() and obj["archived"] is False
@@ -127,21 +138,56 @@ def test_every_crm_object_type_is_written_in_hubspots_shape(written):
 def test_every_object_type_fills_hubspots_properties(written):
     crm = written["world"].crm
     expected = {
-        "contacts": {"email", "firstname", "lastname", "lifecyclestage", "hs_analytics_source", "country",
-                     "hs_email_optout", "hs_legal_basis"},
+        "contacts": {
+            "email",
+            "firstname",
+            "lastname",
+            "lifecyclestage",
+            "hs_analytics_source",
+            "country",
+            "hs_email_optout",
+            "hs_legal_basis",
+        },
         "companies": {"name", "domain", "industry"},
         "deals": {"dealname", "amount", "dealstage", "pipeline", "closedate", "dealtype"},
-        "tickets": {"subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_category",
-                    "hs_ticket_priority"},
-        "calls": {"hs_timestamp", "hs_call_title", "hs_call_direction", "hs_call_duration", "hs_call_status",
-                  "hs_call_disposition", "hubspot_owner_id"},
-        "meetings": {"hs_timestamp", "hs_meeting_title", "hs_meeting_outcome", "hs_meeting_location",
-                     "hs_activity_type", "hs_meeting_start_time", "hs_meeting_end_time", "hubspot_owner_id"},
+        "tickets": {
+            "subject",
+            "content",
+            "hs_pipeline",
+            "hs_pipeline_stage",
+            "hs_ticket_category",
+            "hs_ticket_priority",
+        },
+        "calls": {
+            "hs_timestamp",
+            "hs_call_title",
+            "hs_call_direction",
+            "hs_call_duration",
+            "hs_call_status",
+            "hs_call_disposition",
+            "hubspot_owner_id",
+        },
+        "meetings": {
+            "hs_timestamp",
+            "hs_meeting_title",
+            "hs_meeting_outcome",
+            "hs_meeting_location",
+            "hs_activity_type",
+            "hs_meeting_start_time",
+            "hs_meeting_end_time",
+            "hubspot_owner_id",
+        },
         "notes": {"hs_timestamp", "hs_note_body", "hubspot_owner_id"},
         "emails": {"hs_timestamp", "hs_email_direction", "hs_email_subject", "hs_email_status"},
         "tasks": {"hs_timestamp", "hs_task_subject", "hs_task_status", "hs_task_type"},
-        "feedback_submissions": {"hs_survey_type", "hs_survey_name", "hs_survey_channel", "hs_value", "hs_content",
-                                 "hs_submission_timestamp"},
+        "feedback_submissions": {
+            "hs_survey_type",
+            "hs_survey_name",
+            "hs_survey_channel",
+            "hs_value",
+            "hs_content",
+            "hs_submission_timestamp",
+        },
     }
     for object_type, names in expected.items():
         for obj in crm[object_type]:
@@ -151,26 +197,50 @@ def test_every_object_type_fills_hubspots_properties(written):
         for obj in objects:
             values[object_type].update(f"{k}={v}" for k, v in obj["properties"].items())
     stages = {v.split("=")[1] for v in values["contacts"] if v.startswith("lifecyclestage=")}
-    assert stages <= {"subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer",
-                      "evangelist"}
+    assert stages <= {
+        "subscriber",
+        "lead",
+        "marketingqualifiedlead",
+        "salesqualifiedlead",
+        "opportunity",
+        "customer",
+        "evangelist",
+    }
     assert {v.split("=")[1] for v in values["deals"] if v.startswith("dealstage=")} <= {
-        "appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin", "contractsent",
-        "closedwon", "closedlost"}
+        "appointmentscheduled",
+        "qualifiedtobuy",
+        "presentationscheduled",
+        "decisionmakerboughtin",
+        "contractsent",
+        "closedwon",
+        "closedlost",
+    }
     assert {o["properties"]["pipeline"] for o in crm["deals"]} == {"default"}
     assert {o["properties"]["hs_pipeline_stage"] for o in crm["tickets"]} <= {"1", "2", "3", "4"}
     assert {o["properties"]["hs_call_direction"] for o in crm["calls"]} <= {"INBOUND", "OUTBOUND"}
-    assert {o["properties"]["hs_email_direction"] for o in crm["emails"]} == {"EMAIL", "INCOMING_EMAIL"}
+    assert {o["properties"]["hs_email_direction"] for o in crm["emails"]} == {
+        "EMAIL",
+        "INCOMING_EMAIL",
+    }
     assert {o["properties"]["hs_task_status"] for o in crm["tasks"]} <= {"NOT_STARTED", "COMPLETED"}
     assert {o["properties"]["hs_meeting_outcome"] for o in crm["meetings"]} <= {
-        "SCHEDULED", "COMPLETED", "NO_SHOW", "CANCELED"}
+        "SCHEDULED",
+        "COMPLETED",
+        "NO_SHOW",
+        "CANCELED",
+    }
     for obj in crm["tickets"]:
-        assert (obj["properties"]["hs_pipeline_stage"] == "4") == ("closed_date" in obj["properties"])
+        assert (obj["properties"]["hs_pipeline_stage"] == "4") == (
+            "closed_date" in obj["properties"]
+        )
 
 
 def test_every_association_file_is_written_and_points_at_real_objects(written):
     ids = {t: {o["id"] for o in written["world"].crm[t]} for t in CRM_TYPES}
     for from_type, to_type in ASSOCIATION_PAIRS:
-        links = json.loads((written["crm"] / "associations" / f"{from_type}__{to_type}.json").read_text())
+        links = json.loads(
+            (written["crm"] / "associations" / f"{from_type}__{to_type}.json").read_text()
+        )
         assert links, (from_type, to_type)
         assert set(links) <= ids[from_type]
         assert all(set(targets) <= ids[to_type] and targets for targets in links.values())
@@ -188,11 +258,15 @@ def test_v4_association_batch_read_answers_in_hubspots_shape(written, server):
     with_company = sorted(links)[:3]
     without = next(c["id"] for c in written["world"].contacts if c["id"] not in links)
     url = f"{crm.url}/crm/v4/associations/contacts/companies/batch/read"
-    answer = requests.post(url, json={"inputs": [{"id": i} for i in [*with_company, without]]}, headers=AUTH)
+    answer = requests.post(
+        url, json={"inputs": [{"id": i} for i in [*with_company, without]]}, headers=AUTH
+    )
     assert answer.status_code == 200
     body = answer.json()
     assert body["status"] == "COMPLETE"
-    assert [r["from"]["id"] for r in body["results"]] == with_company  # no associations: simply absent
+    assert [
+        r["from"]["id"] for r in body["results"]
+    ] == with_company  # no associations: simply absent
     first = body["results"][0]
     assert [t["toObjectId"] for t in first["to"]] == [int(i) for i in links[with_company[0]]]
     types = first["to"][0]["associationTypes"]
@@ -201,21 +275,37 @@ def test_v4_association_batch_read_answers_in_hubspots_shape(written, server):
 
     deal_links = json.loads((written["crm"] / "associations" / "deals__contacts.json").read_text())
     deal, [contact, *_] = next(iter(deal_links.items()))
-    reverse = requests.post(f"{crm.url}/crm/v4/associations/contacts/deals/batch/read",
-                            json={"inputs": [{"id": contact}]}, headers=AUTH).json()
+    reverse = requests.post(
+        f"{crm.url}/crm/v4/associations/contacts/deals/batch/read",
+        json={"inputs": [{"id": contact}]},
+        headers=AUTH,
+    ).json()
     assert int(deal) in [t["toObjectId"] for t in reverse["results"][0]["to"]]  # served both ways
 
-    too_many = requests.post(url, json={"inputs": [{"id": str(i)} for i in range(1001)]}, headers=AUTH)
+    too_many = requests.post(
+        url, json={"inputs": [{"id": str(i)} for i in range(1001)]}, headers=AUTH
+    )
     assert too_many.status_code == 400
-    assert requests.post(url, json={"inputs": []}, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert (
+        requests.post(
+            url, json={"inputs": []}, headers={"Authorization": "Bearer nope"}
+        ).status_code
+        == 401
+    )
     assert crm.requests == 4
 
 
 def test_the_v4_endpoint_shares_fault_injection(written, server):
     crm = server(fault_rate=1.0, seed=1)
-    statuses = {requests.post(f"{crm.url}/crm/v4/associations/deals/contacts/batch/read",
-                              json={"inputs": [{"id": "1"}]}, headers=AUTH, timeout=5).status_code
-                for _ in range(12)}
+    statuses = {
+        requests.post(
+            f"{crm.url}/crm/v4/associations/deals/contacts/batch/read",
+            json={"inputs": [{"id": "1"}]},
+            headers=AUTH,
+            timeout=5,
+        ).status_code
+        for _ in range(12)
+    }
     assert {429, 500} <= statuses
     assert crm.faults == crm.requests == 12
 
@@ -223,15 +313,27 @@ def test_the_v4_endpoint_shares_fault_injection(written, server):
 def test_search_filters_on_the_modified_property_of_every_type(written, server):
     crm = server()
     world = written["world"]
-    middle = datetime.combine(SIM_START, datetime.min.time(), UTC).timestamp() * 1000 + 7 * 86400_000
+    middle = (
+        datetime.combine(SIM_START, datetime.min.time(), UTC).timestamp() * 1000 + 7 * 86400_000
+    )
     for object_type in CRM_TYPES:
         prop = "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
-        body = {"filterGroups": [{"filters": [{"propertyName": prop, "operator": "GTE", "value": str(int(middle))}]}],
-                "sorts": [{"propertyName": prop, "direction": "ASCENDING"}], "properties": ["hs_object_id"],
-                "limit": 200}
-        answer = requests.post(f"{crm.url}/crm/v3/objects/{object_type}/search", json=body, headers=AUTH).json()
-        expected = [o for o in world.crm[object_type]
-                    if datetime.fromisoformat(o["updatedAt"]).timestamp() * 1000 >= middle]
+        body = {
+            "filterGroups": [
+                {"filters": [{"propertyName": prop, "operator": "GTE", "value": str(int(middle))}]}
+            ],
+            "sorts": [{"propertyName": prop, "direction": "ASCENDING"}],
+            "properties": ["hs_object_id"],
+            "limit": 200,
+        }
+        answer = requests.post(
+            f"{crm.url}/crm/v3/objects/{object_type}/search", json=body, headers=AUTH
+        ).json()
+        expected = [
+            o
+            for o in world.crm[object_type]
+            if datetime.fromisoformat(o["updatedAt"]).timestamp() * 1000 >= middle
+        ]
         assert answer["total"] == len(expected)
         modified = [r["properties"][prop] for r in answer["results"]]
         assert modified == sorted(modified)
@@ -243,7 +345,9 @@ def test_page_size_caps_the_page_and_the_cursor_walks_every_object(written, serv
     seen, after, pages = [], None, 0
     while True:
         body = {"limit": 100, "properties": ["email"], **({"after": after} if after else {})}
-        page = requests.post(f"{crm.url}/crm/v3/objects/contacts/search", json=body, headers=AUTH).json()
+        page = requests.post(
+            f"{crm.url}/crm/v3/objects/contacts/search", json=body, headers=AUTH
+        ).json()
         assert len(page["results"]) <= 7
         seen += [r["id"] for r in page["results"]]
         pages += 1
@@ -256,51 +360,91 @@ def test_page_size_caps_the_page_and_the_cursor_walks_every_object(written, serv
 
 
 def test_default_page_sizes_and_the_search_cap():
-    objects = [{"id": str(n), "properties": {"hs_lastmodifieddate": "2026-10-05T10:00:00.000Z"},
-                "createdAt": "2026-10-05T10:00:00.000Z", "updatedAt": "2026-10-05T10:00:00.000Z", "archived": False}
-               for n in range(1, 10_101)]
+    objects = [
+        {
+            "id": str(n),
+            "properties": {"hs_lastmodifieddate": "2026-10-05T10:00:00.000Z"},
+            "createdAt": "2026-10-05T10:00:00.000Z",
+            "updatedAt": "2026-10-05T10:00:00.000Z",
+            "archived": False,
+        }
+        for n in range(1, 10_101)
+    ]
     crm = CrmServer(CrmData({"deals": objects}), port=0).start_in_thread()
     try:
         search = f"{crm.url}/crm/v3/objects/deals/search"
         first = requests.post(search, json={"limit": 500}, headers=AUTH).json()
         assert len(first["results"]) == 200 and first["total"] == 10_100
-        assert len(requests.get(f"{crm.url}/crm/v3/objects/deals?limit=500", headers=AUTH).json()["results"]) == 100
+        assert (
+            len(
+                requests.get(f"{crm.url}/crm/v3/objects/deals?limit=500", headers=AUTH).json()[
+                    "results"
+                ]
+            )
+            == 100
+        )
         last = requests.post(search, json={"limit": 200, "after": "9800"}, headers=AUTH).json()
         assert len(last["results"]) == 200 and "paging" not in last  # stops at 10,000
-        assert requests.post(search, json={"limit": 200, "after": "10000"}, headers=AUTH).status_code == 400
+        assert (
+            requests.post(search, json={"limit": 200, "after": "10000"}, headers=AUTH).status_code
+            == 400
+        )
     finally:
         crm.shutdown()
 
 
 # -- the journeys ------------------------------------------------------------------------------
 def test_consent_choices_reach_segment_hubspot_and_sendgrid(big):
-    prefs = [e["context"]["consent"]["categoryPreferences"] for e in big.web_events if "consent" in e["context"]]
-    assert {"analytics": True, "marketing": False} in prefs and {"analytics": True, "marketing": True} in prefs
+    prefs = [
+        e["context"]["consent"]["categoryPreferences"]
+        for e in big.web_events
+        if "consent" in e["context"]
+    ]
+    assert {"analytics": True, "marketing": False} in prefs and {
+        "analytics": True,
+        "marketing": True,
+    } in prefs
     assert any("consent" not in e["context"] for e in big.web_events)
     assert any(c["properties"]["hs_email_optout"] == "true" for c in big.contacts)
     assert {c["properties"]["hs_legal_basis"] for c in big.contacts} >= {
-        "Legitimate interest – prospect/lead", "Freely given consent from contact"}
+        "Legitimate interest – prospect/lead",
+        "Freely given consent from contact",
+    }
     events = Counter(e["event"] for e in big.email_events)
     assert events["unsubscribe"] and events["group_unsubscribe"] and events["group_resubscribe"]
     assert all(e["asm_group_id"] for e in big.email_events if e["event"].startswith("group_"))
     # Nobody gets a newsletter after opting out of all email.
     optout = {e["email"]: e["timestamp"] for e in big.email_events if e["event"] == "unsubscribe"}
-    assert not [e for e in big.email_events if e["email"] in optout and category(e) == "newsletter"
-                and e["event"] == "processed" and e["timestamp"] > optout[e["email"]]]
+    assert not [
+        e
+        for e in big.email_events
+        if e["email"] in optout
+        and category(e) == "newsletter"
+        and e["event"] == "processed"
+        and e["timestamp"] > optout[e["email"]]
+    ]
 
 
 def test_sales_journeys_run_through_the_pipeline(big):
     deals = [d["properties"] for d in big.crm["deals"]]
     assert any(d["dealtype"] == "newbusiness" and d["dealstage"] == "closedwon" for d in deals)
     assert any(d["dealtype"] == "newbusiness" and d["dealstage"] == "closedlost" for d in deals)
-    renewals = [d for d in deals if d["dealtype"] == "existingbusiness" and d["dealstage"] == "closedwon"]
+    renewals = [
+        d for d in deals if d["dealtype"] == "existingbusiness" and d["dealstage"] == "closedwon"
+    ]
     assert any(d["dealname"].startswith("Renewal") for d in renewals)
     assert any(d["dealname"].startswith("Upsell") for d in renewals)
     meetings = [m["properties"] for m in big.crm["meetings"]]
-    assert any(m["hs_activity_type"] == "Sales meeting" and m["hs_meeting_outcome"] == "COMPLETED" for m in meetings)
+    assert any(
+        m["hs_activity_type"] == "Sales meeting" and m["hs_meeting_outcome"] == "COMPLETED"
+        for m in meetings
+    )
     assert any(m["hs_activity_type"] == "Onboarding" for m in meetings)
-    assert any(m["hs_activity_type"] == "In-store visit" and m["hs_meeting_location"].startswith("Store - ")
-               for m in meetings)
+    assert any(
+        m["hs_activity_type"] == "In-store visit"
+        and m["hs_meeting_location"].startswith("Store - ")
+        for m in meetings
+    )
     assert any(c["properties"]["hs_analytics_source"] == "OFFLINE" for c in big.contacts)
     calls = [c["properties"] for c in big.crm["calls"]]
     assert {c["hs_call_direction"] for c in calls} == {"INBOUND", "OUTBOUND"}
@@ -308,33 +452,62 @@ def test_sales_journeys_run_through_the_pipeline(big):
 
 def test_recurring_support_problems_dissatisfaction_and_churn(big):
     contact_of = big.associations[("tickets", "contacts")]
-    per_customer = Counter((contact_of[t["id"]][0], t["properties"]["hs_ticket_category"]) for t in big.crm["tickets"])
+    per_customer = Counter(
+        (contact_of[t["id"]][0], t["properties"]["hs_ticket_category"]) for t in big.crm["tickets"]
+    )
     assert any(n >= 2 for n in per_customer.values())  # the same problem, again
-    assert {category for _, category in per_customer} >= {"DELIVERY_ISSUE", "BILLING_ISSUE", "PRODUCT_ISSUE"}
-    assert {t["properties"]["hs_ticket_priority"] for t in big.crm["tickets"]} <= {"LOW", "MEDIUM", "HIGH"}
+    assert {category for _, category in per_customer} >= {
+        "DELIVERY_ISSUE",
+        "BILLING_ISSUE",
+        "PRODUCT_ISSUE",
+    }
+    assert {t["properties"]["hs_ticket_priority"] for t in big.crm["tickets"]} <= {
+        "LOW",
+        "MEDIUM",
+        "HIGH",
+    }
 
     surveys = [e for e in big.email_events if category(e) == "survey"]
     assert surveys and all(e.get("survey_id") for e in surveys)
     answers = [f["properties"] for f in big.crm["feedback_submissions"]]
     nps = [a for a in answers if a["hs_survey_type"] == "NPS"]
     csat = [a for a in answers if a["hs_survey_type"] == "CSAT"]
-    assert all(0 <= int(a["hs_value"]) <= 10 and a["hs_response_group"] in ("promoter", "passive", "detractor")
-               for a in nps)
+    assert all(
+        0 <= int(a["hs_value"]) <= 10
+        and a["hs_response_group"] in ("promoter", "passive", "detractor")
+        for a in nps
+    )
     assert all(1 <= int(a["hs_value"]) <= 5 for a in csat) and nps and csat
     assert all(a["hs_survey_channel"] == "EMAIL" for a in answers)
 
     churned = [p for p in big.people if p.churned_at]
-    unhappy = [p for p in churned if p.tickets and p.satisfaction is not None
-               and p.satisfaction <= (6 if p.survey_type == "NPS" else 2)]
+    unhappy = [
+        p
+        for p in churned
+        if p.tickets
+        and p.satisfaction is not None
+        and p.satisfaction <= (6 if p.survey_type == "NPS" else 2)
+    ]
     assert unhappy
     for person in churned:  # after churning: no visits and no opens
-        assert not [e for e in big.web_events if e["anonymousId"] == person.anonymous_id
-                    and e["timestamp"] >= person.churned_at.isoformat().replace("+00:00", "Z")]
-        assert not [e for e in big.email_events if e["email"] == person.crm_email and e["event"] in ("open", "click")
-                    and e["timestamp"] >= person.churned_at.timestamp()]
+        assert not [
+            e
+            for e in big.web_events
+            if e["anonymousId"] == person.anonymous_id
+            and e["timestamp"] >= person.churned_at.isoformat().replace("+00:00", "Z")
+        ]
+        assert not [
+            e
+            for e in big.email_events
+            if e["email"] == person.crm_email
+            and e["event"] in ("open", "click")
+            and e["timestamp"] >= person.churned_at.timestamp()
+        ]
     churned_emails = {p.crm_email for p in churned}
-    assert any(e["event"] in ("unsubscribe", "group_unsubscribe") and e["email"] in churned_emails
-               for e in big.email_events)
+    assert any(
+        e["event"] in ("unsubscribe", "group_unsubscribe") and e["email"] in churned_emails
+        for e in big.email_events
+    )
 
 
 def test_two_addresses_and_merged_duplicates(big):
@@ -342,25 +515,48 @@ def test_two_addresses_and_merged_duplicates(big):
     assert two
     person = two[0]
     contact = next(c for c in big.contacts if c["id"] == person.contact.id)["properties"]
-    assert contact["email"] == person.second_email and person.email in contact["hs_additional_emails"].split(";")
-    identify = [e for e in big.web_events if e["type"] == "identify" and e["userId"] == person.user_id]
-    assert identify and identify[0]["traits"]["email"] == person.email  # the web knows the other address
-    assert {e["email"] for e in big.email_events if e["email"] in (person.email, person.second_email)} <= {
-        person.second_email}
+    assert contact["email"] == person.second_email and person.email in contact[
+        "hs_additional_emails"
+    ].split(";")
+    identify = [
+        e for e in big.web_events if e["type"] == "identify" and e["userId"] == person.user_id
+    ]
+    assert (
+        identify and identify[0]["traits"]["email"] == person.email
+    )  # the web knows the other address
+    assert {
+        e["email"] for e in big.email_events if e["email"] in (person.email, person.second_email)
+    } <= {person.second_email}
     merged = [c for c in big.contacts if c["properties"].get("hs_merged_object_ids")]
     assert merged
     contact_ids = {c["id"] for c in big.contacts}
-    assert all(set(c["properties"]["hs_merged_object_ids"].split(";")).isdisjoint(contact_ids) for c in merged)
+    assert all(
+        set(c["properties"]["hs_merged_object_ids"].split(";")).isdisjoint(contact_ids)
+        for c in merged
+    )
 
 
 def test_segment_tracks_real_event_names_and_campaigns(big):
     names = Counter(e["event"] for e in big.web_events if e["type"] == "track")
-    for name in ("Signed Up", "Form Submitted", "Checkout Started", "Order Completed", "Product Clicked",
-                 "Live Chat Started", "Webinar Registered", "Webinar Attended"):
+    for name in (
+        "Signed Up",
+        "Form Submitted",
+        "Checkout Started",
+        "Order Completed",
+        "Product Clicked",
+        "Live Chat Started",
+        "Webinar Registered",
+        "Webinar Attended",
+    ):
         assert names[name], name
     orders = tracks(big, "Order Completed")
-    assert all(o["properties"]["order_id"].startswith("ord_") and o["properties"]["revenue"] > 0 for o in orders)
-    assert any(c["properties"]["list_id"] == "recommended_for_you" for c in tracks(big, "Product Clicked"))
+    assert all(
+        o["properties"]["order_id"].startswith("ord_") and o["properties"]["revenue"] > 0
+        for o in orders
+    )
+    assert any(
+        c["properties"]["list_id"] == "recommended_for_you" for c in tracks(big, "Product Clicked")
+    )
     assert all("userId" in e for e in tracks(big, "Order Completed"))
     types = Counter(e["type"] for e in big.web_events)
     assert types["alias"] and types["group"] and types["identify"] and types["page"]
@@ -368,23 +564,44 @@ def test_segment_tracks_real_event_names_and_campaigns(big):
     paths = {e["context"]["page"]["path"] for e in big.web_events if e["type"] == "page"}
     for prefix in ("/", "/product", "/pricing", "/reviews", "/help", "/checkout", "/signup"):
         assert any(p == prefix or p.startswith(prefix + "/") for p in paths), prefix
-    mediums = {e["context"]["campaign"]["medium"] for e in big.web_events if "campaign" in e["context"]}
+    mediums = {
+        e["context"]["campaign"]["medium"] for e in big.web_events if "campaign" in e["context"]
+    }
     assert {"cpc", "display", "paid_social", "email"} <= mediums
-    landing = next(e for e in big.web_events if e["context"].get("campaign", {}).get("medium") == "cpc")
+    landing = next(
+        e for e in big.web_events if e["context"].get("campaign", {}).get("medium") == "cpc"
+    )
     assert "utm_medium=cpc" in landing["context"]["page"]["search"]
 
 
 def test_sendgrid_categories_event_types_and_quirks(big):
-    assert {category(e) for e in big.email_events} >= {"newsletter", "order_confirmation", "shipping", "renewal",
-                                                        "survey"}
+    assert {category(e) for e in big.email_events} >= {
+        "newsletter",
+        "order_confirmation",
+        "shipping",
+        "renewal",
+        "survey",
+    }
     assert set(Counter(e["event"] for e in big.email_events)) == {
-        "processed", "dropped", "delivered", "deferred", "bounce", "open", "click", "spamreport", "unsubscribe",
-        "group_unsubscribe", "group_resubscribe"}
+        "processed",
+        "dropped",
+        "delivered",
+        "deferred",
+        "bounce",
+        "open",
+        "click",
+        "spamreport",
+        "unsubscribe",
+        "group_unsubscribe",
+        "group_resubscribe",
+    }
     assert all("sg_event_id" not in e for e in big.email_events if e["event"] == "dropped")
     assert all(e.get("sg_event_id") for e in big.email_events if e["event"] != "dropped")
     assert any(isinstance(e.get("category"), str) for e in big.email_events)
     assert any(isinstance(e.get("category"), list) for e in big.email_events)
-    assert any(e.get("campaign_id") for e in big.email_events)  # a unique argument, as a top-level key
+    assert any(
+        e.get("campaign_id") for e in big.email_events
+    )  # a unique argument, as a top-level key
     ids = Counter(e["sg_event_id"] for e in big.email_events if e.get("sg_event_id"))
     twice = sum(1 for n in ids.values() if n > 1)
     assert 0.005 < twice / len(ids) < 0.04  # the webhook delivers at least once
@@ -433,8 +650,12 @@ def test_return_visits_bring_signed_up_customers_back_and_change_nothing_else():
     signed_up = {p.anonymous_id: p for p in busy.people if p.signed_up_at}
     assert all(e["anonymousId"] in signed_up and e["userId"] for e in extra)
     churned = {p.anonymous_id: p.churned_at for p in busy.people if p.churned_at}
-    assert not [e for e in extra if e["anonymousId"] in churned
-                and datetime.fromisoformat(e["timestamp"]) >= churned[e["anonymousId"]]]
+    assert not [
+        e
+        for e in extra
+        if e["anonymousId"] in churned
+        and datetime.fromisoformat(e["timestamp"]) >= churned[e["anonymousId"]]
+    ]
     assert busy.email_events == plain.email_events and busy.crm == plain.crm
 
 
@@ -445,5 +666,9 @@ def test_slices_of_a_large_population_never_share_people_or_ids():
     for object_type in CRM_TYPES:
         ids = [o["id"] for o in first.crm[object_type]], [o["id"] for o in second.crm[object_type]]
         assert not set(ids[0]) & set(ids[1]), object_type
-    assert not {e["messageId"] for e in first.web_events} & {e["messageId"] for e in second.web_events}
-    assert generate(300, 3, 5, SIM_START, return_visits_per_week=2.0).web_events == first.web_events  # slice 0
+    assert not {e["messageId"] for e in first.web_events} & {
+        e["messageId"] for e in second.web_events
+    }
+    assert (
+        generate(300, 3, 5, SIM_START, return_visits_per_week=2.0).web_events == first.web_events
+    )  # slice 0

@@ -7,8 +7,6 @@ the same seed and no incident.
 
 from __future__ import annotations
 
-from helpers import REPO
-
 import csv
 import json
 from collections import Counter, defaultdict
@@ -17,6 +15,7 @@ from statistics import mean
 
 import pytest
 
+from helpers import REPO
 from touchpoint.cli import main
 from touchpoint_sim.incidents import (
     CATEGORY_TOUCHPOINTS,
@@ -33,8 +32,11 @@ T0 = datetime.combine(START, datetime.min.time(), UTC)
 CUSTOMERS, WEEKS, SEED = 3000, 8, 21
 WEEK = 5  # incidents start in week 5: four quiet weeks before, four weeks of effect
 N0 = T0 + timedelta(weeks=WEEK - 1)
-SATISFACTION = ("delivery_packaging:week=5:csat=-2", "order_confirmation:week=5:nps=-3",
-                "newsletter:week=5:engagement=x0.2")
+SATISFACTION = (
+    "delivery_packaging:week=5:csat=-2",
+    "order_confirmation:week=5:nps=-3",
+    "newsletter:week=5:engagement=x0.2",
+)
 BEHAVIOUR = ("paid_ads:week=5:conversion=x0.3", "DELIVERY_ISSUE:week=5:tickets=x3")
 PAID_MEDIUMS = ("cpc", "ppc", "display", "paid_social")
 
@@ -47,7 +49,9 @@ def quiet() -> World:
 @pytest.fixture(scope="module")
 def satisfaction() -> World:
     """Effects on answers and on browsing (they leave every journey as it was)."""
-    return generate(CUSTOMERS, WEEKS, SEED, START, incidents=[parse_incident(t) for t in SATISFACTION])
+    return generate(
+        CUSTOMERS, WEEKS, SEED, START, incidents=[parse_incident(t) for t in SATISFACTION]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +64,7 @@ def behaviour() -> World:
 def _at(value: str | int) -> datetime:
     if isinstance(value, int):
         return datetime.fromtimestamp(value, UTC)
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return datetime.fromisoformat(value)
 
 
 def _week(moment: datetime) -> int:
@@ -93,23 +97,41 @@ def _answers(world: World, survey_type: str) -> list[tuple[str, int, datetime, i
     """(feedback id, person, answered at, value) of one survey type."""
     _, _, by_contact = _persons(world)
     contact_of = world.associations[("feedback_submissions", "contacts")]
-    return [(f["id"], by_contact[contact_of[f["id"]][0]], _at(f["properties"]["hs_submission_timestamp"]),
-             int(f["properties"]["hs_value"]))
-            for f in world.crm["feedback_submissions"] if f["properties"]["hs_survey_type"] == survey_type]
+    return [
+        (
+            f["id"],
+            by_contact[contact_of[f["id"]][0]],
+            _at(f["properties"]["hs_submission_timestamp"]),
+            int(f["properties"]["hs_value"]),
+        )
+        for f in world.crm["feedback_submissions"]
+        if f["properties"]["hs_survey_type"] == survey_type
+    ]
 
 
 def _after_touch(answers, touches, days: int) -> list[tuple[str, int, datetime, int]]:
-    return [a for a in answers if any(a[2] - timedelta(days=days) <= t < a[2] for t in touches.get(a[1], ()))]
+    return [
+        a
+        for a in answers
+        if any(a[2] - timedelta(days=days) <= t < a[2] for t in touches.get(a[1], ()))
+    ]
 
 
 def _conversions(world: World) -> list[tuple[int, datetime]]:
     """Self-serve orders and new-business deals won: (person, when)."""
     by_anonymous, _, by_contact = _persons(world)
-    out = [(by_anonymous[e["anonymousId"]], _at(e["timestamp"])) for e in world.web_events
-           if e["type"] == "track" and e["event"] == "Order Completed"]
+    out = [
+        (by_anonymous[e["anonymousId"]], _at(e["timestamp"]))
+        for e in world.web_events
+        if e["type"] == "track" and e["event"] == "Order Completed"
+    ]
     contact_of = world.associations[("deals", "contacts")]
-    out += [(by_contact[contact_of[d["id"]][0]], _at(d["properties"]["closedate"])) for d in world.crm["deals"]
-            if d["properties"]["dealstage"] == "closedwon" and d["properties"]["dealtype"] == "newbusiness"]
+    out += [
+        (by_contact[contact_of[d["id"]][0]], _at(d["properties"]["closedate"]))
+        for d in world.crm["deals"]
+        if d["properties"]["dealstage"] == "closedwon"
+        and d["properties"]["dealtype"] == "newbusiness"
+    ]
     return out
 
 
@@ -117,61 +139,94 @@ def _paid_ad_visits(world: World) -> dict[int, list[datetime]]:
     by_anonymous, _, _ = _persons(world)
     visits: dict[int, list[datetime]] = defaultdict(list)
     for event in world.web_events:
-        if event["type"] == "page" and (event["context"].get("campaign") or {}).get("medium") in PAID_MEDIUMS:
+        if (
+            event["type"] == "page"
+            and (event["context"].get("campaign") or {}).get("medium") in PAID_MEDIUMS
+        ):
             visits[by_anonymous[event["anonymousId"]]].append(_at(event["timestamp"]))
     return visits
 
 
 def _cases(world: World, category: str | None = None) -> Counter:
-    return Counter(_week(_at(t["createdAt"])) for t in world.crm["tickets"]
-                   if category is None or t["properties"]["hs_ticket_category"] == category)
+    return Counter(
+        _week(_at(t["createdAt"]))
+        for t in world.crm["tickets"]
+        if category is None or t["properties"]["hs_ticket_category"] == category
+    )
 
 
 def _browsing(world: World, people: set[int]) -> int:
     """Browsing from week N by these people: pages (not forms or checkout), recommendation
     clicks, newsletter and renewal opens and clicks."""
     by_anonymous, by_email, _ = _persons(world)
-    pages = sum(1 for e in world.web_events
-                if by_anonymous[e["anonymousId"]] in people and _at(e["timestamp"]) >= N0
-                and ((e["type"] == "page" and e["context"]["page"]["path"] not in
-                      ("/signup", "/checkout", "/newsletter", "/contact-sales"))
-                     or (e["type"] == "track" and e["event"] == "Product Clicked")))
-    mail = sum(1 for e in world.email_events
-               if by_email[e["email"]] in people and e["event"] in ("open", "click")
-               and _category(e) in ("newsletter", "renewal") and _at(e["timestamp"]) >= N0)
+    pages = sum(
+        1
+        for e in world.web_events
+        if by_anonymous[e["anonymousId"]] in people
+        and _at(e["timestamp"]) >= N0
+        and (
+            (
+                e["type"] == "page"
+                and e["context"]["page"]["path"]
+                not in ("/signup", "/checkout", "/newsletter", "/contact-sales")
+            )
+            or (e["type"] == "track" and e["event"] == "Product Clicked")
+        )
+    )
+    mail = sum(
+        1
+        for e in world.email_events
+        if by_email[e["email"]] in people
+        and e["event"] in ("open", "click")
+        and _category(e) in ("newsletter", "renewal")
+        and _at(e["timestamp"]) >= N0
+    )
     return pages + mail
 
 
 def _before(world: World) -> tuple[list, list, dict]:
     web = [e for e in world.web_events if _at(e["timestamp"]) < N0]
     mail = [e for e in world.email_events if _at(e["timestamp"]) < N0]
-    created = {t: sorted((o["id"], o["createdAt"]) for o in objects if _at(o["createdAt"]) < N0)
-               for t, objects in world.crm.items()}
+    created = {
+        t: sorted((o["id"], o["createdAt"]) for o in objects if _at(o["createdAt"]) < N0)
+        for t, objects in world.crm.items()
+    }
     return web, mail, created
 
 
 # -- the flag --------------------------------------------------------------------------------
 def test_an_incident_reads_its_target_week_and_effects():
     incident = parse_incident("delivery_packaging:week=3:csat=-2:tickets=x3")
-    assert incident == Incident("delivery_packaging:week=3:csat=-2:tickets=x3", "delivery_packaging",
-                                "touchpoint", 3, {"csat": -2.0, "tickets": 3.0})
+    assert incident == Incident(
+        "delivery_packaging:week=3:csat=-2:tickets=x3",
+        "delivery_packaging",
+        "touchpoint",
+        3,
+        {"csat": -2.0, "tickets": 3.0},
+    )
     assert incident.categories() == ("DELIVERY_ISSUE",)
     assert parse_incident("paid_ads:week=2:conversion=x0.3").kind == "channel"
     assert parse_incident("BILLING_ISSUE:week=1:tickets=x2").kind == "category"
 
 
-@pytest.mark.parametrize(("text", "names"), [
-    ("delivry:week=3:csat=-2", ["'delivry'", "delivery_packaging", "paid_ads", "DELIVERY_ISSUE"]),
-    ("delivery_packaging:wk=3:csat=-2", ["'wk=3'", "week=N"]),
-    ("delivery_packaging:week=0:csat=-2", ["'week=0'"]),
-    ("delivery_packaging:week=3:mood=-2", ["'mood=-2'", "csat=-D", "engagement=xF"]),
-    ("delivery_packaging:week=3:csat=x2", ["'csat=x2'", "csat=-2"]),
-    ("paid_ads:week=3:conversion=0.3", ["'conversion=0.3'", "conversion=x0.3"]),
-    ("paid_ads:week=3:conversion=x1.5", ["'conversion=x1.5'", "0 to 1"]),
-    ("newsletter:week=3:tickets=x3", ["'newsletter'", "DELIVERY_ISSUE", "billing_pricing"]),
-    ("delivery_packaging:week=3:csat=-1:csat=-2", ["'csat' given twice"]),
-    ("delivery_packaging:week=3", ["TARGET:week=N:EFFECT"]),
-])
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        (
+            "delivry:week=3:csat=-2",
+            ["'delivry'", "delivery_packaging", "paid_ads", "DELIVERY_ISSUE"],
+        ),
+        ("delivery_packaging:wk=3:csat=-2", ["'wk=3'", "week=N"]),
+        ("delivery_packaging:week=0:csat=-2", ["'week=0'"]),
+        ("delivery_packaging:week=3:mood=-2", ["'mood=-2'", "csat=-D", "engagement=xF"]),
+        ("delivery_packaging:week=3:csat=x2", ["'csat=x2'", "csat=-2"]),
+        ("paid_ads:week=3:conversion=0.3", ["'conversion=0.3'", "conversion=x0.3"]),
+        ("paid_ads:week=3:conversion=x1.5", ["'conversion=x1.5'", "0 to 1"]),
+        ("newsletter:week=3:tickets=x3", ["'newsletter'", "DELIVERY_ISSUE", "billing_pricing"]),
+        ("delivery_packaging:week=3:csat=-1:csat=-2", ["'csat' given twice"]),
+        ("delivery_packaging:week=3", ["TARGET:week=N:EFFECT"]),
+    ],
+)
 def test_a_bad_incident_names_the_bad_part_and_the_choices(text, names):
     with pytest.raises(ValueError) as error:
         parse_incident(text)
@@ -182,14 +237,27 @@ def test_a_bad_incident_names_the_bad_part_and_the_choices(text, names):
 
 
 def test_the_cli_refuses_a_bad_incident_in_one_line_with_exit_2(tmp_path, capsys):
-    args = ["simulate", "--customers", "20", "--weeks", "2", "--landing", str(tmp_path / "l"),
-            "--out", str(tmp_path / "s")]
+    args = [
+        "simulate",
+        "--customers",
+        "20",
+        "--weeks",
+        "2",
+        "--landing",
+        str(tmp_path / "l"),
+        "--out",
+        str(tmp_path / "s"),
+    ]
     assert main([*args, "--incident", "delivry:week=1:csat=-2"]) == 2
     assert main([*args, "--incident", "delivery_packaging:week=3:csat=-2"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith("touchpoint: error: --incident 'delivry:week=1:csat=-2': unknown touchpoint")
-    assert err[1] == ("touchpoint: error: --incident 'delivery_packaging:week=3:csat=-2': "
-                      "week=3 is past the world's 2 weeks")
+    assert err[0].startswith(
+        "touchpoint: error: --incident 'delivry:week=1:csat=-2': unknown touchpoint"
+    )
+    assert err[1] == (
+        "touchpoint: error: --incident 'delivery_packaging:week=3:csat=-2': "
+        "week=3 is past the world's 2 weeks"
+    )
     assert not (tmp_path / "s").exists()
 
 
@@ -199,9 +267,15 @@ def test_every_target_is_a_name_of_the_taxonomy_seed():
     pairs = {(r["touchpoint"], r["channel"]) for r in rows if r["is_touchpoint"] == "true"}
     for touchpoint, channels in TOUCHPOINT_CHANNELS.items():
         for channel in channels:
-            assert (touchpoint, channel) in pairs, f"{touchpoint} ({channel}) is not in the taxonomy seed"
+            assert (touchpoint, channel) in pairs, (
+                f"{touchpoint} ({channel}) is not in the taxonomy seed"
+            )
     assert set(CHANNELS) <= {channel for _, channel in pairs}
-    tickets = {r["event_detail"]: r["touchpoint"] for r in rows if r["source"] == "crm" and r["event_type"] == "ticket"}
+    tickets = {
+        r["event_detail"]: r["touchpoint"]
+        for r in rows
+        if r["source"] == "crm" and r["event_type"] == "ticket"
+    }
     for category, touchpoint in CATEGORY_TOUCHPOINTS.items():
         assert tickets.get(category, tickets["*"]) == touchpoint
 
@@ -218,7 +292,10 @@ def test_the_manifest_and_the_ground_truth_name_the_incidents(tmp_path):
     with (tmp_path / "sim" / "truth" / "incidents.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert Counter(f"{r['effect']}:{r['object_type']}" for r in rows) == planted["changed"]
-    assert planted["changed"]["tickets:tickets"] > 0 and planted["changed"]["csat:feedback_submissions"] > 0
+    assert (
+        planted["changed"]["tickets:tickets"] > 0
+        and planted["changed"]["csat:feedback_submissions"] > 0
+    )
     ticket_ids = {t["id"] for t in world.crm["tickets"]}
     assert {r["natural_id"] for r in rows if r["effect"] == "tickets"} <= ticket_ids
     quiet = write_world(generate(300, 3, 4, START), tmp_path / "l2", tmp_path / "s2")
@@ -236,10 +313,17 @@ def test_the_same_incidents_give_the_same_world():
 def test_a_quiet_world_is_steady_once_journeys_have_warmed_up(quiet):
     """Arrivals cover the whole span; what follows a purchase (answers, cases) lags it by up to
     three weeks, so those are steady from week 4."""
-    sign_ups = Counter(_week(_at(e["timestamp"])) for e in quiet.web_events
-                       if e["type"] == "track" and e["event"] in ("Signed Up", "Form Submitted"))
+    sign_ups = Counter(
+        _week(_at(e["timestamp"]))
+        for e in quiet.web_events
+        if e["type"] == "track" and e["event"] in ("Signed Up", "Form Submitted")
+    )
     answers = Counter(_week(_at(f["createdAt"])) for f in quiet.crm["feedback_submissions"])
-    for name, counts, first in (("sign-ups", sign_ups, 2), ("cases", _cases(quiet), 4), ("answers", answers, 4)):
+    for name, counts, first in (
+        ("sign-ups", sign_ups, 2),
+        ("cases", _cases(quiet), 4),
+        ("answers", answers, 4),
+    ):
         weeks = [counts[w] for w in range(first, WEEKS + 1)]
         assert all(abs(n - mean(weeks)) <= 0.25 * mean(weeks) for n in weeks), (name, weeks)
     arrivals = Counter(_week(p.arrived_at) for p in quiet.people)
@@ -264,7 +348,9 @@ def test_the_weeks_before_an_incident_are_those_of_the_quiet_world(planted, quie
     assert web == quiet_web and mail == quiet_mail
     assert created == quiet_created
     before = {a[0]: a[3] for a in _answers(world, "CSAT") + _answers(world, "NPS") if a[2] < N0}
-    assert before == {a[0]: a[3] for a in _answers(quiet, "CSAT") + _answers(quiet, "NPS") if a[2] < N0}
+    assert before == {
+        a[0]: a[3] for a in _answers(quiet, "CSAT") + _answers(quiet, "NPS") if a[2] < N0
+    }
 
 
 def _delivery_cases(world: World) -> dict[int, list[datetime]]:
@@ -278,9 +364,12 @@ def _delivery_cases(world: World) -> dict[int, list[datetime]]:
 
 
 @pytest.mark.parametrize(("survey_type", "change"), [("CSAT", -2), ("NPS", -3)])
-def test_answers_after_the_target_drop_by_the_planted_points_from_week_n(survey_type, change, quiet, satisfaction):
+def test_answers_after_the_target_drop_by_the_planted_points_from_week_n(
+    survey_type, change, quiet, satisfaction
+):
     """CSAT after delivery_packaging (shipping emails, delivery cases), NPS after
     order_confirmation: answers given from week N by customers who met it in the 14 days before."""
+
     def met(world):
         if survey_type == "NPS":
             return _email_touches(world, "order_confirmation")
@@ -294,16 +383,23 @@ def test_answers_after_the_target_drop_by_the_planted_points_from_week_n(survey_
         return [a for a in answers if a[2] >= N0], [a for a in answers if a[2] < N0]
 
     (quiet_after, quiet_before), (planted_after, planted_before) = after(quiet), after(satisfaction)
-    assert [a[:3] for a in planted_after] == [a[:3] for a in quiet_after]  # the same answers, other values
+    assert [a[:3] for a in planted_after] == [
+        a[:3] for a in quiet_after
+    ]  # the same answers, other values
     assert len(quiet_after) >= 80 and planted_before == quiet_before
     drop = mean(a[3] for a in planted_after) - mean(a[3] for a in quiet_after)
-    assert change <= drop <= change * 0.75, drop  # a little less than planted: clamped at the scale's bottom
+    assert change <= drop <= change * 0.75, (
+        drop
+    )  # a little less than planted: clamped at the scale's bottom
     moved = {a[0] for a in planted_after}
-    assert ({a[0]: a[3] for a in _answers(satisfaction, survey_type) if a[0] not in moved}
-            == {a[0]: a[3] for a in _answers(quiet, survey_type) if a[0] not in moved})
+    assert {a[0]: a[3] for a in _answers(satisfaction, survey_type) if a[0] not in moved} == {
+        a[0]: a[3] for a in _answers(quiet, survey_type) if a[0] not in moved
+    }
 
 
-def test_purchases_after_a_paid_ad_happen_with_the_planted_probability_from_week_n(quiet, behaviour):
+def test_purchases_after_a_paid_ad_happen_with_the_planted_probability_from_week_n(
+    quiet, behaviour
+):
     def split(world):
         ads = _paid_ad_visits(world)
         paid, other = Counter(), Counter()
@@ -321,18 +417,32 @@ def test_purchases_after_a_paid_ad_happen_with_the_planted_probability_from_week
 def test_support_cases_of_the_target_category_multiply_from_week_n(quiet, behaviour):
     planted, before = _cases(behaviour, "DELIVERY_ISSUE"), _cases(quiet, "DELIVERY_ISSUE")
     assert all(planted[w] == before[w] for w in range(1, WEEK))
-    after, quiet_after = sum(planted[w] for w in range(WEEK, WEEKS + 1)), sum(before[w] for w in range(WEEK, WEEKS + 1))
+    after, quiet_after = (
+        sum(planted[w] for w in range(WEEK, WEEKS + 1)),
+        sum(before[w] for w in range(WEEK, WEEKS + 1)),
+    )
     assert quiet_after >= 60 and 2.5 <= after / quiet_after <= 3.5, (planted, before)
     assert all(planted[w] >= 2 * before[w] for w in range(WEEK, WEEKS + 1)), (planted, before)
-    for category in ("PRODUCT_ISSUE", "BILLING_ISSUE"):  # fewer buyers (the conversion incident), not more cases
+    # fewer buyers (the conversion incident), not more cases
+    for category in ("PRODUCT_ISSUE", "BILLING_ISSUE"):
         assert sum(_cases(behaviour, category)[w] for w in range(WEEK, WEEKS + 1)) <= 1.05 * sum(
-            _cases(quiet, category)[w] for w in range(WEEK, WEEKS + 1))
+            _cases(quiet, category)[w] for w in range(WEEK, WEEKS + 1)
+        )
 
 
-def test_the_engagement_cohort_keeps_the_planted_share_of_its_browsing_from_week_n(quiet, satisfaction):
-    cohort = {person for person, touches in _email_touches(quiet, "newsletter").items() if min(touches) < N0}
+def test_the_engagement_cohort_keeps_the_planted_share_of_its_browsing_from_week_n(
+    quiet, satisfaction
+):
+    cohort = {
+        person
+        for person, touches in _email_touches(quiet, "newsletter").items()
+        if min(touches) < N0
+    }
     everyone = {p.index for p in quiet.people}
     assert len(cohort) >= 300
     quiet_browsing, browsing = _browsing(quiet, cohort), _browsing(satisfaction, cohort)
-    assert quiet_browsing >= 1000 and 0.12 <= browsing / quiet_browsing <= 0.3, (browsing, quiet_browsing)
+    assert quiet_browsing >= 1000 and 0.12 <= browsing / quiet_browsing <= 0.3, (
+        browsing,
+        quiet_browsing,
+    )
     assert _browsing(satisfaction, everyone - cohort) == _browsing(quiet, everyone - cohort)

@@ -38,17 +38,27 @@ def test_a_scheduled_daily_run_owns_its_data_interval():
 def test_a_run_with_an_empty_interval_owns_the_day_that_starts_at_its_date():
     moment = datetime(2026, 10, 5, tzinfo=UTC)
     assert daily_interval({"start": None, "end": None}, moment, moment) == (
-        moment, datetime(2026, 10, 6, tzinfo=UTC))
+        moment,
+        datetime(2026, 10, 6, tzinfo=UTC),
+    )
 
 
 def test_explicit_params_override_the_interval():
     moment = datetime(2026, 10, 5, tzinfo=UTC)
     assert daily_interval({"start": "2026-09-01", "end": "2026-09-08"}, moment, moment) == (
-        datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 9, 8, tzinfo=UTC))
+        datetime(2026, 9, 1, tzinfo=UTC),
+        datetime(2026, 9, 8, tzinfo=UTC),
+    )
 
 
-@pytest.mark.parametrize("params", [{"start": "2026-09-01"}, {"start": "2026-09-08", "end": "2026-09-01"},
-                                    {"start": "yesterday", "end": "2026-09-01"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"start": "2026-09-01"},
+        {"start": "2026-09-08", "end": "2026-09-01"},
+        {"start": "yesterday", "end": "2026-09-01"},
+    ],
+)
 def test_bad_interval_params_are_refused_with_a_reason(params):
     moment = datetime(2026, 10, 5, tzinfo=UTC)
     with pytest.raises(ConfigError):
@@ -59,7 +69,10 @@ def test_the_weekly_report_covers_the_full_week_before_the_run():
     # A scheduled run on Monday 2026-11-02 07:00 Paris has the interval of the week before.
     start = datetime(2026, 10, 26, 6, tzinfo=UTC)
     end = datetime(2026, 11, 2, 6, tzinfo=UTC)
-    assert weekly_interval({}, start, end) == (datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC))
+    assert weekly_interval({}, start, end) == (
+        datetime(2026, 10, 26, tzinfo=UTC),
+        datetime(2026, 11, 2, tzinfo=UTC),
+    )
     # A manual run with an empty interval on a Wednesday reports the last full week.
     wednesday = datetime(2026, 11, 4, 9, tzinfo=UTC)
     assert weekly_interval({}, wednesday, wednesday)[0] == datetime(2026, 10, 26, tzinfo=UTC)
@@ -72,6 +85,11 @@ def test_a_run_triggered_without_a_logical_date_owns_the_last_complete_period():
     from touchpoint.intervals import daily_interval, weekly_interval
 
     now = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # a Wednesday
-    assert daily_interval({}, None, None, now=now) == (datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC))
-    assert weekly_interval({}, None, None, now=now) == (datetime(2026, 11, 16, tzinfo=UTC),
-                                                        datetime(2026, 11, 23, tzinfo=UTC))
+    assert daily_interval({}, None, None, now=now) == (
+        datetime(2026, 11, 24, tzinfo=UTC),
+        datetime(2026, 11, 25, tzinfo=UTC),
+    )
+    assert weekly_interval({}, None, None, now=now) == (
+        datetime(2026, 11, 16, tzinfo=UTC),
+        datetime(2026, 11, 23, tzinfo=UTC),
+    )

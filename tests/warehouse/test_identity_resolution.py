@@ -23,10 +23,18 @@ from touchpoint.extract.run import CrmEndpoint
 
 START = datetime.combine(SIM_START, datetime.min.time(), UTC)
 #: truth source -> prefix of int_events_classified.source_event_id
-CRM_PREFIX = {"hubspot": "contact:", "hubspot_contacts": "contact:", "hubspot_calls": "call:",
-              "hubspot_meetings": "meeting:", "hubspot_emails": "crm_email:", "hubspot_tickets": "ticket:",
-              "hubspot_feedback_submissions": "feedback:", "hubspot_notes": "note:", "hubspot_tasks": "task:",
-              "hubspot_deals": "deal_created:"}
+CRM_PREFIX = {
+    "hubspot": "contact:",
+    "hubspot_contacts": "contact:",
+    "hubspot_calls": "call:",
+    "hubspot_meetings": "meeting:",
+    "hubspot_emails": "crm_email:",
+    "hubspot_tickets": "ticket:",
+    "hubspot_feedback_submissions": "feedback:",
+    "hubspot_notes": "note:",
+    "hubspot_tasks": "task:",
+    "hubspot_deals": "deal_created:",
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +51,22 @@ def resolved(cluster_url, settings, tmp_path_factory):
     local = replace(settings, landing_url=str(root / "landing"))
     try:
         for source in ("crm", "email", "web"):
-            pipeline.extract(source, START, START + timedelta(weeks=4), url, local,
-                             crm=CrmEndpoint(crm.url, "sim-token", max_requests_per_second=0))
+            pipeline.extract(
+                source,
+                START,
+                START + timedelta(weeks=4),
+                url,
+                local,
+                crm=CrmEndpoint(crm.url, "sim-token", max_requests_per_second=0),
+            )
         pipeline.transform(url, local)
         with psycopg.connect(url) as conn:
-            assigned = {(s, i): k for s, i, k in conn.execute(
-                "select source, source_event_id, customer_key from intermediate.int_events_classified")}
+            assigned = {
+                (s, i): k
+                for s, i, k in conn.execute(
+                    "select source, source_event_id, customer_key from intermediate.int_events_classified"
+                )
+            }
         yield root / "sim" / "truth", assigned
     finally:
         crm.shutdown()
@@ -82,7 +100,11 @@ def identifiable(truth_dir, pairs):
     with (truth_dir / "people.csv").open() as f:
         people = list(csv.DictReader(f))
     signed_up = {int(r["person"]) for r in people if r.get("signed_up_at")}
-    known = {int(r["person"]) for r in people if r.get("signed_up_at") or r.get("contact_id") or r.get("email")}
+    known = {
+        int(r["person"])
+        for r in people
+        if r.get("signed_up_at") or r.get("contact_id") or r.get("email")
+    }
     return [(k, p) for k, p in pairs if (p in signed_up if k[0] == "web" else p in known)]
 
 
@@ -106,10 +128,14 @@ def b_cubed(pairs, assigned):
 def test_identity_resolution_is_at_least_99_percent_precise_and_complete(resolved):
     truth_dir, assigned = resolved
     pairs = identifiable(truth_dir, truth_events(truth_dir, assigned))
-    assert len(pairs) > 1000, "the default simulation should give well over a thousand identified events"
+    assert len(pairs) > 1000, (
+        "the default simulation should give well over a thousand identified events"
+    )
     precision, recall = b_cubed(pairs, assigned)
-    print(f"identity resolution on {len(pairs)} events of {len({p for _, p in pairs})} people: "
-          f"precision={precision:.4f} recall={recall:.4f}")
+    print(
+        f"identity resolution on {len(pairs)} events of {len({p for _, p in pairs})} people: "
+        f"precision={precision:.4f} recall={recall:.4f}"
+    )
     assert precision >= 0.99
     assert recall >= 0.99
 
@@ -117,9 +143,13 @@ def test_identity_resolution_is_at_least_99_percent_precise_and_complete(resolve
 def test_people_who_never_identified_are_not_attached_to_anyone(resolved):
     truth_dir, assigned = resolved
     with (truth_dir / "people.csv").open() as f:
-        unknown = {int(r["person"]) for r in csv.DictReader(f)
-                   if not (r.get("signed_up_at") or r.get("contact_id"))}
-    anonymous = [(k, p) for k, p in truth_events(truth_dir, assigned) if p in unknown and k[0] == "web"]
+        unknown = {
+            int(r["person"])
+            for r in csv.DictReader(f)
+            if not (r.get("signed_up_at") or r.get("contact_id"))
+        }
+    anonymous = [
+        (k, p) for k, p in truth_events(truth_dir, assigned) if p in unknown and k[0] == "web"
+    ]
     assert anonymous, "the simulation should have visitors who never sign up"
     assert all(assigned[k] is None for k, _ in anonymous)
-

@@ -4,6 +4,7 @@ device's history turns out to be a customer's, an event arrives late, CRM object
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -55,25 +56,54 @@ def late_changes(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], s
             "select i.identifier, i.customer_key from intermediate.int_identifiers_mapped as i"
             " where i.identifier_type = 'segment_user' and i.customer_key is not null"
             "   and exists (select 1 from marts.fct_touchpoints t where t.customer_key = i.customer_key)"
-            " order by i.first_seen_at, i.identifier limit 40").fetchall()
+            " order by i.first_seen_at, i.identifier limit 40"
+        ).fetchall()
         by_customer = {key: user for user, key in reversed(users)}
         assert len(by_customer) >= 2, "the small world needs two web customers"
         (_, keep_user), (_, merged_user) = sorted(by_customer.items())[:2]
-        device, = _one(conn, "select i.identifier from intermediate.int_identifiers_mapped as i"
-                             " join staging.stg_segment__events as e on e.anonymous_id = i.identifier"
-                             " where i.identifier_type = 'segment_anonymous' and i.customer_key is null"
-                             "   and e.event_type = 'page'"
-                             " order by e.occurred_at limit 1")
-        old_page_at, = _one(conn, "select min(occurred_at) from staging.stg_segment__events")
+        (device,) = _one(
+            conn,
+            "select i.identifier from intermediate.int_identifiers_mapped as i"
+            " join staging.stg_segment__events as e on e.anonymous_id = i.identifier"
+            " where i.identifier_type = 'segment_anonymous' and i.customer_key is null"
+            "   and e.event_type = 'page'"
+            " order by e.occurred_at limit 1",
+        )
+        (old_page_at,) = _one(conn, "select min(occurred_at) from staging.stg_segment__events")
         segment = [
-            {"type": "alias", "messageId": "late-alias", "userId": keep_user, "previousId": merged_user,
-             "anonymousId": "late-device-1", "timestamp": stamp, "receivedAt": stamp},
-            {"type": "identify", "messageId": "late-identify", "userId": keep_user, "anonymousId": device,
-             "timestamp": stamp, "receivedAt": stamp},
-            {"type": "page", "messageId": "late-page", "userId": merged_user, "anonymousId": "late-device-2",
-             "timestamp": _iso(old_page_at + timedelta(hours=1)), "receivedAt": stamp,
-             "context": {"page": {"path": "/pricing", "url": "https://shop.example/pricing", "referrer": ""}},
-             "properties": {"path": "/pricing"}},
+            {
+                "type": "alias",
+                "messageId": "late-alias",
+                "userId": keep_user,
+                "previousId": merged_user,
+                "anonymousId": "late-device-1",
+                "timestamp": stamp,
+                "receivedAt": stamp,
+            },
+            {
+                "type": "identify",
+                "messageId": "late-identify",
+                "userId": keep_user,
+                "anonymousId": device,
+                "timestamp": stamp,
+                "receivedAt": stamp,
+            },
+            {
+                "type": "page",
+                "messageId": "late-page",
+                "userId": merged_user,
+                "anonymousId": "late-device-2",
+                "timestamp": _iso(old_page_at + timedelta(hours=1)),
+                "receivedAt": stamp,
+                "context": {
+                    "page": {
+                        "path": "/pricing",
+                        "url": "https://shop.example/pricing",
+                        "referrer": "",
+                    }
+                },
+                "properties": {"path": "/pricing"},
+            },
         ]
         files["segment"] = root / "late_segment.ndjson"
         files["segment"].write_text("".join(json.dumps(e) + "\n" for e in segment))
@@ -86,7 +116,9 @@ def late_changes(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], s
                 f" where r.object_id = (select {pick}(split_part(e.source_event_id, ':', 2))"
                 f"                      from intermediate.int_events_classified as e"
                 f"                      where e.source = 'crm' and e.event_type = %s and not e.is_removed)"
-                " order by r.event_time desc limit 1", (event,)).fetchone()
+                " order by r.event_time desc limit 1",
+                (event,),
+            ).fetchone()
             return row[0] if row else None
 
         def new_version(object_type: str, record: dict | None, change: str, **properties) -> None:
@@ -100,8 +132,9 @@ def late_changes(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], s
             with path.open("a") as out:
                 out.write(json.dumps(record) + "\n")
 
-        new_version("deals", latest("deals", "deal_closed_won"),
-                    "deal_lost", dealstage="closedlost")
+        new_version(
+            "deals", latest("deals", "deal_closed_won"), "deal_lost", dealstage="closedlost"
+        )
         # a deal that, it turns out, was won on the first day: a purchase arriving late, which
         # becomes its customer's first, so the stage of their later touchpoints moves
         won_at = CUTS[0] + timedelta(hours=2)
@@ -116,25 +149,53 @@ def late_changes(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], s
             "                  and e.is_touchpoint and e.occurred_at > %(won_at)s)"
             "    and not exists (select 1 from marts.fct_conversions as c"
             "                    where c.customer_key = i.customer_key and c.converted_at <= %(won_at)s))"
-            " order by r.event_time desc limit 1", {"won_at": won_at}).fetchone()
-        new_version("deals", deal[0] if deal else None, "deal_won_late",
-                    dealstage="closedwon", closedate=_iso(won_at))
-        new_version("meetings", latest("meetings", "meeting"),
-                    "meeting_missed", hs_meeting_outcome="NO_SHOW")
+            " order by r.event_time desc limit 1",
+            {"won_at": won_at},
+        ).fetchone()
+        new_version(
+            "deals",
+            deal[0] if deal else None,
+            "deal_won_late",
+            dealstage="closedwon",
+            closedate=_iso(won_at),
+        )
+        new_version(
+            "meetings",
+            latest("meetings", "meeting"),
+            "meeting_missed",
+            hs_meeting_outcome="NO_SHOW",
+        )
         ticket = latest("tickets", "ticket")
-        new_version("tickets", ticket, "ticket_moved", hs_ticket_category="BILLING",
-                    createdate=_iso(CUTS[1] + timedelta(hours=3)))
-        new_version("feedback_submissions", latest("feedback_submissions", "feedback"), "answer_rescored",
-                    hs_value="1")
-        new_version("contacts", latest("contacts", "contact_created"),
-                    "address_changed", email="changed.address@example.com")
+        new_version(
+            "tickets",
+            ticket,
+            "ticket_moved",
+            hs_ticket_category="BILLING",
+            createdate=_iso(CUTS[1] + timedelta(hours=3)),
+        )
+        new_version(
+            "feedback_submissions",
+            latest("feedback_submissions", "feedback"),
+            "answer_rescored",
+            hs_value="1",
+        )
+        new_version(
+            "contacts",
+            latest("contacts", "contact_created"),
+            "address_changed",
+            email="changed.address@example.com",
+        )
     return files, made
 
 
 def load_late_changes(url: str, files: dict[str, Path]) -> None:
     with connect(url) as conn:
         for name, path in files.items():
-            stream = SEGMENT_EVENTS if name == "segment" else HUBSPOT[name.removeprefix("hubspot_")].stream
+            stream = (
+                SEGMENT_EVENTS
+                if name == "segment"
+                else HUBSPOT[name.removeprefix("hubspot_")].stream
+            )
             stats = load_file(conn, stream, str(path))
             assert stats.quarantined == 0 and stats.loaded > 0, (name, stats)
 
@@ -148,13 +209,14 @@ def two_warehouses(cluster_url, settings, small_world, tmp_path_factory):
     endpoint = CrmEndpoint(crm.url, "sim-token", max_requests_per_second=0)
     incremental, full = create_db(cluster_url), create_db(cluster_url)
     try:
-        intervals = list(zip(CUTS, CUTS[1:], strict=False))
+        intervals = list(itertools.pairwise(CUTS))
         for number, (start, end) in enumerate(intervals, 1):
             for source in ("crm", "email", "web"):
                 pipeline.extract(source, start, end, incremental, local, crm=endpoint)
             if number == len(intervals):
-                files, made = late_changes(incremental, end - timedelta(seconds=1),
-                                           tmp_path_factory.mktemp("late"))
+                files, made = late_changes(
+                    incremental, end - timedelta(seconds=1), tmp_path_factory.mktemp("late")
+                )
                 load_late_changes(incremental, files)
             pipeline.transform(incremental, local)
         for source in ("crm", "email", "web"):
@@ -162,6 +224,7 @@ def two_warehouses(cluster_url, settings, small_world, tmp_path_factory):
         load_late_changes(full, files)
         pipeline.transform(full, local)
         from touchpoint.transform.dbt import run_dbt
+
         run_dbt(["build", "--full-refresh"], local.dbt_project_dir, full, local.var_dir)
         yield incremental, full, made
     finally:
@@ -183,18 +246,27 @@ def test_the_last_interval_really_changed_what_earlier_runs_built(two_warehouses
     incremental, _, made = two_warehouses
     assert {"deal_won_late", "meeting_missed", "ticket_moved", "address_changed"} <= made, made
     with psycopg.connect(incremental) as conn:
-        merges = conn.execute("select count(*) from intermediate.int_identity_key_changes").fetchone()[0]
-        removed = conn.execute("select count(*) from intermediate.int_events_classified where is_removed"
-                               ).fetchone()[0]
-        moved = conn.execute("select count(*) from intermediate.int_events_classified"
-                             " where cardinality(former_occurred_ats) > 0").fetchone()[0]
-        rekeyed = conn.execute("select count(*) from intermediate.int_events_classified"
-                               " where cardinality(former_customer_keys) > 0 or"
-                               " (_inserted_at < _updated_at and customer_key is not null)").fetchone()[0]
-        late = conn.execute("select count(*) from marts.fct_touchpoints where source_event_id = 'late-page'"
-                            ).fetchone()[0]
-        won = conn.execute("select count(*) from marts.fct_conversions where source_event_id like 'deal_closed_won:%'"
-                           ).fetchone()[0]
+        merges = conn.execute(
+            "select count(*) from intermediate.int_identity_key_changes"
+        ).fetchone()[0]
+        removed = conn.execute(
+            "select count(*) from intermediate.int_events_classified where is_removed"
+        ).fetchone()[0]
+        moved = conn.execute(
+            "select count(*) from intermediate.int_events_classified"
+            " where cardinality(former_occurred_ats) > 0"
+        ).fetchone()[0]
+        rekeyed = conn.execute(
+            "select count(*) from intermediate.int_events_classified"
+            " where cardinality(former_customer_keys) > 0 or"
+            " (_inserted_at < _updated_at and customer_key is not null)"
+        ).fetchone()[0]
+        late = conn.execute(
+            "select count(*) from marts.fct_touchpoints where source_event_id = 'late-page'"
+        ).fetchone()[0]
+        won = conn.execute(
+            "select count(*) from marts.fct_conversions where source_event_id like 'deal_closed_won:%'"
+        ).fetchone()[0]
     assert merges > 0, "the alias should have merged two customers across runs"
     assert removed >= 1, "the missed meeting should no longer be an event"
     assert moved >= 1, "the ticket should have moved in time"
@@ -206,7 +278,11 @@ def test_the_last_interval_really_changed_what_earlier_runs_built(two_warehouses
 def test_the_touchpoint_fact_is_really_incremental(two_warehouses):
     incremental, _, _ = two_warehouses
     with psycopg.connect(incremental) as conn:
-        kind = conn.execute("select relkind from pg_class where oid = 'marts.fct_touchpoints'::regclass").fetchone()[0]
-        indexes = conn.execute("select count(*) from pg_indexes where schemaname = 'marts'"
-                               " and tablename = 'fct_touchpoints'").fetchone()[0]
+        kind = conn.execute(
+            "select relkind from pg_class where oid = 'marts.fct_touchpoints'::regclass"
+        ).fetchone()[0]
+        indexes = conn.execute(
+            "select count(*) from pg_indexes where schemaname = 'marts'"
+            " and tablename = 'fct_touchpoints'"
+        ).fetchone()[0]
     assert kind == "r" and indexes >= 3

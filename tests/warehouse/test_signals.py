@@ -35,15 +35,25 @@ def quiet_world(cluster_url, settings, tmp_path_factory) -> Iterator[str]:
     from touchpoint_sim.writers import write_world
 
     root = tmp_path_factory.mktemp("quiet")
-    write_world(generate(customers=CUSTOMERS, weeks=WEEKS, seed=SEED, start=SIM_START), root / "landing", root / "sim")
+    write_world(
+        generate(customers=CUSTOMERS, weeks=WEEKS, seed=SEED, start=SIM_START),
+        root / "landing",
+        root / "sim",
+    )
     start = datetime.combine(SIM_START, datetime.min.time(), UTC)
     url = create_db(cluster_url)
     local = replace(settings, landing_url=str(root / "landing"))
     crm = CrmServer(CrmData.from_dir(root / "sim" / "crm"), port=0).start_in_thread()
     try:
         for source in ("crm", "email", "web"):
-            pipeline.extract(source, start, start + timedelta(weeks=WEEKS), url, local,
-                             crm=CrmEndpoint(crm.url, "sim-token", max_requests_per_second=0))
+            pipeline.extract(
+                source,
+                start,
+                start + timedelta(weeks=WEEKS),
+                url,
+                local,
+                crm=CrmEndpoint(crm.url, "sim-token", max_requests_per_second=0),
+            )
     finally:
         crm.shutdown()
     pipeline.transform(url, local)
@@ -62,27 +72,42 @@ def project_vars(settings) -> dict:
 
 def warmup_weeks(v: dict, metric: str) -> int:
     """The weeks a metric is not judged from the warehouse's first week on (dbt_project.yml)."""
-    looks_back = {"conversion_rate": v["signal_reach_weeks"] - 1, "engagement": v["signal_cohort_weeks"]}
+    looks_back = {
+        "conversion_rate": v["signal_reach_weeks"] - 1,
+        "engagement": v["signal_cohort_weeks"],
+    }
     return max(v["signal_warmup_weeks"], looks_back.get(metric, 0))
 
 
 def test_a_quiet_world_names_nothing_in_any_section(quiet_world):
     """Needs a steady simulated population: a world whose arrivals stop before its end (the
     simulator before issue 10) really does convert less in its last week, and is flagged."""
-    flagged = rows(quiet_world, "select signal_key, week_start, region, value, baseline_value, z_score"
-                                " from marts.agg_touchpoint_signals where status = 'needs_attention'"
-                                " order by week_start, region, signal_key")
+    flagged = rows(
+        quiet_world,
+        "select signal_key, week_start, region, value, baseline_value, z_score"
+        " from marts.agg_touchpoint_signals where status = 'needs_attention'"
+        " order by week_start, region, signal_key",
+    )
     assert flagged == [], "\n".join(
         f"{r['week_start']} {r['region']} {r['signal_key']}: {float(r['value']):.3g} against"
-        f" {float(r['baseline_value']):.3g}, z {float(r['z_score']):.1f}" for r in flagged)
+        f" {float(r['baseline_value']):.3g}, z {float(r['z_score']):.1f}"
+        for r in flagged
+    )
 
 
-def test_the_judged_weeks_of_a_quiet_world_are_those_past_the_warm_up_with_enough_trailing_weeks(quiet_world, settings):
+def test_the_judged_weeks_of_a_quiet_world_are_those_past_the_warm_up_with_enough_trailing_weeks(
+    quiet_world, settings
+):
     v = project_vars(settings)
-    first = rows(quiet_world, "select min(week_start) as w from marts.agg_touchpoint_signals")[0]["w"]
-    weeks = rows(quiet_world, "select metric, week_start, bool_or(is_judged) as judged,"
-                              " bool_and(not_judged_reason = 'warmup') as all_warmup"
-                              " from marts.agg_touchpoint_signals group by metric, week_start")
+    first = rows(quiet_world, "select min(week_start) as w from marts.agg_touchpoint_signals")[0][
+        "w"
+    ]
+    weeks = rows(
+        quiet_world,
+        "select metric, week_start, bool_or(is_judged) as judged,"
+        " bool_and(not_judged_reason = 'warmup') as all_warmup"
+        " from marts.agg_touchpoint_signals group by metric, week_start",
+    )
     for row in weeks:
         index = (row["week_start"] - first).days // 7
         warmup = warmup_weeks(v, row["metric"])
@@ -98,25 +123,44 @@ def test_signal_scores_match_a_reference_computation(quiet_world, settings):
     the SQL."""
     v = project_vars(settings)
     k, prior = v["signal_baseline_weeks"], v["signal_dispersion_prior_df"]
-    minimum = {"csat": v["signal_min_answers"], "nps": v["signal_min_answers"], "cases": v["signal_min_cases"],
-               "conversion_rate": v["signal_min_customers"], "engagement": v["signal_min_customers"]}
-    judged = rows(quiet_world, """
+    minimum = {
+        "csat": v["signal_min_answers"],
+        "nps": v["signal_min_answers"],
+        "cases": v["signal_min_cases"],
+        "conversion_rate": v["signal_min_customers"],
+        "engagement": v["signal_min_customers"],
+    }
+    judged = rows(
+        quiet_world,
+        """
         select distinct on (metric) signal_key, week_start, grain, channel, touchpoint, category, metric,
                value, baseline_value, dispersion, z_score
         from marts.agg_touchpoint_signals
-        where region = '(all)' and is_judged order by metric, sample desc, signal_key""")
+        where region = '(all)' and is_judged order by metric, sample desc, signal_key""",
+    )
     assert {r["metric"] for r in judged} >= {"csat", "cases", "conversion_rate", "engagement"}
-    first = rows(quiet_world, "select min(week_start) as w from intermediate.int_signal_measures_weekly")[0]["w"]
+    first = rows(
+        quiet_world, "select min(week_start) as w from intermediate.int_signal_measures_weekly"
+    )[0]["w"]
     for row in judged:
-        measures = {m["week_start"]: m for m in rows(quiet_world, """
+        measures = {
+            m["week_start"]: m
+            for m in rows(
+                quiet_world,
+                """
             select week_start, sample, total, total_sq from intermediate.int_signal_measures_weekly
             where region = '(all)' and grain = %(grain)s and metric = %(metric)s
               and (grain <> 'channel' or channel = %(channel)s)
               and (grain <> 'touchpoint' or touchpoint = %(touchpoint)s)
-              and (grain <> 'category' or category = %(category)s)""", row)}
+              and (grain <> 'category' or category = %(category)s)""",
+                row,
+            )
+        }
         week = row["week_start"]
         trailing = [week - timedelta(weeks=i) for i in range(k, 0, -1)]
-        usable = [w for w in trailing if w >= first + timedelta(weeks=warmup_weeks(v, row["metric"]))]
+        usable = [
+            w for w in trailing if w >= first + timedelta(weeks=warmup_weeks(v, row["metric"]))
+        ]
         cases = row["metric"] == "cases"
 
         def n(w):
@@ -136,11 +180,18 @@ def test_signal_scores_match_a_reference_computation(quiet_world, settings):
         if cases:
             # compound Poisson: the mean cluster (a customer's cases of the category in a week) of
             # the baseline weeks, the category's or all categories', whichever is larger
-            pooled = rows(quiet_world, """
+            pooled = rows(
+                quiet_world,
+                """
                 select sum(total_sq) / sum(total) as cluster from intermediate.int_signal_measures_weekly
-                where region = '(all)' and metric = 'cases' and week_start = any(%(weeks)s)""", {"weeks": usable})
-            cluster = max(1.0, sum(xx(w) for w in usable) / sum(x(w) for w in usable),
-                          float(pooled[0]["cluster"]))
+                where region = '(all)' and metric = 'cases' and week_start = any(%(weeks)s)""",
+                {"weeks": usable},
+            )
+            cluster = max(
+                1.0,
+                sum(xx(w) for w in usable) / sum(x(w) for w in usable),
+                float(pooled[0]["cluster"]),
+            )
             mean = sum(values) / len(values)
             chi2 = sum((c - mean) ** 2 for c in values) / (mean * cluster)
             noise = max(baseline, 1) * cluster * (1 + math.pi / 2 / len(values))
@@ -159,32 +210,42 @@ def test_signal_scores_match_a_reference_computation(quiet_world, settings):
 
 
 def test_the_weekly_measures_add_up_to_the_facts_they_count(quiet_world):
-    cases = rows(quiet_world, """
+    cases = rows(
+        quiet_world,
+        """
         select m.week_start, m.category, m.sample, f.cases
         from (select week_start, category, sum(sample) as sample from intermediate.int_signal_measures_weekly
               where metric = 'cases' and region = '(all)' group by 1, 2) as m
         full join (select date_trunc('week', created_at at time zone 'UTC')::date as week_start, category,
                           count(*) as cases from marts.fct_support_cases group by 1, 2) as f
             using (week_start, category)
-        where m.sample is distinct from f.cases""")
+        where m.sample is distinct from f.cases""",
+    )
     assert cases == []
     # every customer is in one region: the regions add up to '(all)'
-    regions = rows(quiet_world, """
+    regions = rows(
+        quiet_world,
+        """
         select week_start, grain, channel, touchpoint, category, metric,
                sum(sample) filter (where region = '(all)') as whole, sum(sample) filter (where region <> '(all)') as parts
         from intermediate.int_signal_measures_weekly
         group by 1, 2, 3, 4, 5, 6
-        having sum(sample) filter (where region = '(all)') is distinct from sum(sample) filter (where region <> '(all)')""")
+        having sum(sample) filter (where region = '(all)') is distinct from sum(sample) filter (where region <> '(all)')""",
+    )
     assert regions == []
 
 
 def test_customers_at_risk_are_judged_only_with_a_baseline_and_say_why(quiet_world, settings):
     v = project_vars(settings)
-    bad = rows(quiet_world, """
+    bad = rows(
+        quiet_world,
+        """
         select * from marts.fct_customer_health_weekly
         where is_at_risk <> (at_risk_reason is not null)
            or (at_risk_reason is not null and baseline_touchpoints is null)
            or (at_risk_reason = 'engagement_collapse'
                and not (baseline_touchpoints >= %(min)s and inbound_touchpoints <= %(ratio)s * baseline_touchpoints))
-        limit 5""", {"min": v["at_risk_min_weekly_engagement"], "ratio": v["at_risk_engagement_ratio"]})
+        limit 5""",
+        {"min": v["at_risk_min_weekly_engagement"], "ratio": v["at_risk_engagement_ratio"]},
+    )
     assert bad == []

@@ -34,22 +34,35 @@ def scalar(url: str, sql: str, *params):
 
 def test_every_source_reaches_the_touchpoint_fact(built):
     with psycopg.connect(built) as conn:
-        sources = dict(conn.execute("select source, count(*) from marts.fct_touchpoints group by 1").fetchall())
+        sources = dict(
+            conn.execute("select source, count(*) from marts.fct_touchpoints group by 1").fetchall()
+        )
     assert set(sources) == {"web", "email", "crm"}
     assert all(n > 0 for n in sources.values())
 
 
 def test_every_hubspot_contact_is_one_initial_contact_touchpoint(built, small_world):
-    assert scalar(built, "select count(*) from marts.fct_touchpoints where source = 'crm'"
-                         " and source_event_type = 'contact_created'") == len(small_world["world"].contacts)
+    assert scalar(
+        built,
+        "select count(*) from marts.fct_touchpoints where source = 'crm'"
+        " and source_event_type = 'contact_created'",
+    ) == len(small_world["world"].contacts)
 
 
 def test_the_weekly_aggregate_matches_the_fact(built):
     for week in (START, START + WEEK):
-        in_fact = scalar(built, "select count(*) from marts.fct_touchpoints where occurred_at >= %s and occurred_at < %s",
-                         week, week + WEEK)
-        in_agg = scalar(built, "select touchpoints from marts.agg_touchpoints_weekly where grain = 'week'"
-                               " and region = '(all)' and week_start = %s", week.date())
+        in_fact = scalar(
+            built,
+            "select count(*) from marts.fct_touchpoints where occurred_at >= %s and occurred_at < %s",
+            week,
+            week + WEEK,
+        )
+        in_agg = scalar(
+            built,
+            "select touchpoints from marts.agg_touchpoints_weekly where grain = 'week'"
+            " and region = '(all)' and week_start = %s",
+            week.date(),
+        )
         assert in_fact == in_agg > 0
 
 
@@ -57,33 +70,83 @@ def test_report_slices_add_up_to_the_whole(built):
     """Regions partition the week's touchpoints, business units partition a region's, and the
     funnel's regions partition its customers."""
     week = START.date()
-    total = scalar(built, "select touchpoints from marts.agg_touchpoints_weekly"
-                          " where grain = 'week' and region = '(all)' and week_start = %s", week)
-    by_region = scalar(built, "select sum(touchpoints) from marts.agg_touchpoints_weekly"
-                              " where grain = 'week' and region <> '(all)' and week_start = %s", week)
-    by_unit = scalar(built, "select sum(touchpoints) from marts.agg_touchpoints_weekly"
-                            " where grain = 'business_unit' and region = '(all)' and week_start = %s", week)
-    regions = scalar(built, "select count(distinct region) from marts.agg_touchpoints_weekly where region <> '(all)'")
+    total = scalar(
+        built,
+        "select touchpoints from marts.agg_touchpoints_weekly"
+        " where grain = 'week' and region = '(all)' and week_start = %s",
+        week,
+    )
+    by_region = scalar(
+        built,
+        "select sum(touchpoints) from marts.agg_touchpoints_weekly"
+        " where grain = 'week' and region <> '(all)' and week_start = %s",
+        week,
+    )
+    by_unit = scalar(
+        built,
+        "select sum(touchpoints) from marts.agg_touchpoints_weekly"
+        " where grain = 'business_unit' and region = '(all)' and week_start = %s",
+        week,
+    )
+    regions = scalar(
+        built,
+        "select count(distinct region) from marts.agg_touchpoints_weekly where region <> '(all)'",
+    )
     assert total == by_region == by_unit > 0 and regions >= 2
-    in_fact = scalar(built, "select count(*) from marts.fct_touchpoints t join marts.dim_customers c using (customer_key)"
-                            " where c.region = 'EMEA' and t.occurred_at >= %s and t.occurred_at < %s", START, START + WEEK)
-    assert in_fact == scalar(built, "select touchpoints from marts.agg_touchpoints_weekly"
-                                    " where grain = 'week' and region = 'EMEA' and week_start = %s", week)
-    entered = scalar(built, "select sum(customers_entered) from marts.agg_journey_funnel_weekly"
-                            " where region = '(all)' and business_unit = '(all)' and week_start = %s", week)
-    entered_by_region = scalar(built, "select sum(customers_entered) from marts.agg_journey_funnel_weekly"
-                                      " where region <> '(all)' and business_unit = '(all)' and week_start = %s", week)
+    in_fact = scalar(
+        built,
+        "select count(*) from marts.fct_touchpoints t join marts.dim_customers c using (customer_key)"
+        " where c.region = 'EMEA' and t.occurred_at >= %s and t.occurred_at < %s",
+        START,
+        START + WEEK,
+    )
+    assert in_fact == scalar(
+        built,
+        "select touchpoints from marts.agg_touchpoints_weekly"
+        " where grain = 'week' and region = 'EMEA' and week_start = %s",
+        week,
+    )
+    entered = scalar(
+        built,
+        "select sum(customers_entered) from marts.agg_journey_funnel_weekly"
+        " where region = '(all)' and business_unit = '(all)' and week_start = %s",
+        week,
+    )
+    entered_by_region = scalar(
+        built,
+        "select sum(customers_entered) from marts.agg_journey_funnel_weekly"
+        " where region <> '(all)' and business_unit = '(all)' and week_start = %s",
+        week,
+    )
     assert entered == entered_by_region > 0
 
 
 def test_email_health_events_are_not_counted_as_touchpoints(built):
-    assert scalar(built, "select count(*) from marts.fct_touchpoints where source_event_type in ('processed', 'bounce', 'dropped')") == 0
-    assert scalar(built, "select count(*) from intermediate.int_events_classified where event_type = 'processed'") > 0
+    assert (
+        scalar(
+            built,
+            "select count(*) from marts.fct_touchpoints where source_event_type in ('processed', 'bounce', 'dropped')",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            built,
+            "select count(*) from intermediate.int_events_classified where event_type = 'processed'",
+        )
+        > 0
+    )
 
 
 def test_the_quality_gate_passes_on_clean_data(built, settings):
-    report = run_quality(built, settings.expectations_dir, settings.var_dir / "gx", START, START + WEEK,
-                         only=["fct_touchpoints"])
+    report = run_quality(
+        built,
+        settings.expectations_dir,
+        settings.var_dir / "gx",
+        START,
+        START + WEEK,
+        only=["fct_touchpoints"],
+    )
     assert report.status == "pass", report.table()
 
 

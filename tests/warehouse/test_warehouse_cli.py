@@ -61,21 +61,31 @@ def test_a_port_already_in_use_is_named_with_the_fix(own_var):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = run_cli("db", "start", env={"TOUCHPOINT_VAR_DIR": str(own_var), "TOUCHPOINT_PG_PORT": str(port)})
+        result = run_cli(
+            "db", "start", env={"TOUCHPOINT_VAR_DIR": str(own_var), "TOUCHPOINT_PG_PORT": str(port)}
+        )
     assert_one_line_error(result, f"port {port}", "TOUCHPOINT_PG_PORT")
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a directory owned by another user")
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root to create a directory owned by another user"
+)
 def test_a_data_directory_owned_by_another_user_is_named_with_the_fix(own_var):
     data = own_var / "pg" / "data"
     data.mkdir(parents=True)
     os.chown(data, 65534, 65534)  # nobody
-    result = run_cli("db", "start", env={"TOUCHPOINT_VAR_DIR": str(own_var), "TOUCHPOINT_PG_PORT": str(free_port())})
+    result = run_cli(
+        "db",
+        "start",
+        env={"TOUCHPOINT_VAR_DIR": str(own_var), "TOUCHPOINT_PG_PORT": str(free_port())},
+    )
     assert_one_line_error(result, str(data), "chown")
 
 
 def test_missing_postgresql_binaries_are_named_with_the_fix(own_var, tmp_path):
-    result = run_cli("db", "start", env={"TOUCHPOINT_VAR_DIR": str(own_var), "TOUCHPOINT_PG_BIN": str(tmp_path)})
+    result = run_cli(
+        "db", "start", env={"TOUCHPOINT_VAR_DIR": str(own_var), "TOUCHPOINT_PG_BIN": str(tmp_path)}
+    )
     assert_one_line_error(result, "TOUCHPOINT_PG_BIN", "pg_ctl")
 
 
@@ -91,6 +101,8 @@ def test_an_unreachable_external_warehouse_is_named_and_never_replaced_by_a_loca
 
 def test_an_external_warehouse_password_never_appears_in_errors(own_var):
     url = f"postgresql://someone:s3cret-Value@127.0.0.1:{free_port()}/warehouse"
-    result = run_cli("db", "status", env={"TOUCHPOINT_VAR_DIR": str(own_var), "TOUCHPOINT_WAREHOUSE_URL": url})
+    result = run_cli(
+        "db", "status", env={"TOUCHPOINT_VAR_DIR": str(own_var), "TOUCHPOINT_WAREHOUSE_URL": url}
+    )
     assert result.returncode != 0
     assert "s3cret-Value" not in result.stderr + result.stdout

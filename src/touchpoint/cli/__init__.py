@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         args = build_parser(settings).parse_args(argv)
         logging.basicConfig(
-            level=logging.INFO if args.verbose or args.command in ("extract", "load") else logging.WARNING,
+            level=logging.INFO
+            if args.verbose or args.command in ("extract", "load")
+            else logging.WARNING,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         return int(args.func(args, settings))

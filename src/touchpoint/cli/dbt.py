@@ -19,7 +19,12 @@ def cmd_dbt_manifest(args: argparse.Namespace, settings: Settings) -> int:
 def add_commands(sub: Any, settings: Settings) -> None:
     dbt = sub.add_parser("dbt", help="the dbt project")
     dbt_sub = dbt.add_subparsers(dest="dbt_command", required=True)
-    manifest = dbt_sub.add_parser("manifest", help="write the manifest the Airflow DAGs render dbt from"
-                                  " (when missing or older than the project)")
-    manifest.add_argument("--force", action="store_true", help="write it even when it is up to date")
+    manifest = dbt_sub.add_parser(
+        "manifest",
+        help="write the manifest the Airflow DAGs render dbt from"
+        " (when missing or older than the project)",
+    )
+    manifest.add_argument(
+        "--force", action="store_true", help="write it even when it is up to date"
+    )
     manifest.set_defaults(func=cmd_dbt_manifest)

@@ -26,10 +26,20 @@ def cmd_extract(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint import pipeline
     from touchpoint.extract.run import CrmEndpoint
 
-    crm = CrmEndpoint(args.crm_url or settings.crm_url, settings.crm_token,
-                      max_requests_per_second=settings.crm_max_requests_per_second)
-    stats = pipeline.extract(args.source, args.start, args.end, settings.resolved_warehouse_url, settings,
-                             crm=crm, crm_group=args.crm_group)
+    crm = CrmEndpoint(
+        args.crm_url or settings.crm_url,
+        settings.crm_token,
+        max_requests_per_second=settings.crm_max_requests_per_second,
+    )
+    stats = pipeline.extract(
+        args.source,
+        args.start,
+        args.end,
+        settings.resolved_warehouse_url,
+        settings,
+        crm=crm,
+        crm_group=args.crm_group,
+    )
     _print_summary(stats, args.json)
     return 0
 
@@ -37,7 +47,9 @@ def cmd_extract(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint import pipeline
 
-    stats = pipeline.load_file(args.source, str(args.path), settings.resolved_warehouse_url, settings)
+    stats = pipeline.load_file(
+        args.source, str(args.path), settings.resolved_warehouse_url, settings
+    )
     _print_summary(stats, args.json)
     return 0
 
@@ -49,8 +61,12 @@ def add_commands(sub: Any, settings: Settings) -> None:
     extract.add_argument("source", choices=SOURCES)
     extract.add_argument("--start", type=iso_datetime, required=True)
     extract.add_argument("--end", type=iso_datetime, required=True)
-    extract.add_argument("--crm-url", help=f"HubSpot API base URL (default TOUCHPOINT_CRM_URL, {settings.crm_url})")
-    extract.add_argument("--crm-group", choices=CRM_GROUPS, help="only this group of CRM objects (default: all)")
+    extract.add_argument(
+        "--crm-url", help=f"HubSpot API base URL (default TOUCHPOINT_CRM_URL, {settings.crm_url})"
+    )
+    extract.add_argument(
+        "--crm-group", choices=CRM_GROUPS, help="only this group of CRM objects (default: all)"
+    )
     extract.add_argument("--json", action="store_true", help="last line: totals as one JSON object")
     extract.set_defaults(func=cmd_extract)
 

@@ -13,8 +13,14 @@ from touchpoint.config import Settings
 def cmd_dq(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint import pipeline
 
-    report = pipeline.check_quality(args.start, args.end, settings.resolved_warehouse_url, settings,
-                                    raise_on_critical=False, suites=args.suite)
+    report = pipeline.check_quality(
+        args.start,
+        args.end,
+        settings.resolved_warehouse_url,
+        settings,
+        raise_on_critical=False,
+        suites=args.suite,
+    )
     print(report.table())
     if args.json:
         print(json.dumps(report.as_dict()))

@@ -22,8 +22,10 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
             print(url)
             return 0
         if args.db_command in ("start", "stop"):
-            print(f"TOUCHPOINT_WAREHOUSE_URL is set: using the external server {redact(url)}; "
-                  f"nothing to {args.db_command}")
+            print(
+                f"TOUCHPOINT_WAREHOUSE_URL is set: using the external server {redact(url)}; "
+                f"nothing to {args.db_command}"
+            )
         with connect(url) as conn:
             row = conn.execute("show server_version").fetchone()
         print(f"external: running (PostgreSQL {row[0] if row else '?'}) {redact(url)}")
@@ -51,16 +53,25 @@ def cmd_mail(args: argparse.Namespace, settings: Settings) -> int:
         return _serve_mail(args.port, settings)
     if args.mail_command == "start":
         pid = background.start_background(
-            "SMTP sink", ["mail", "serve", "--port", str(settings.smtp_port)], pid_file,
-            settings.log_dir / "mail.log", settings.smtp_port)
-        print(f"SMTP sink running (pid {pid}) on 127.0.0.1:{settings.smtp_port}, saving to {settings.mail_dir}")
+            "SMTP sink",
+            ["mail", "serve", "--port", str(settings.smtp_port)],
+            pid_file,
+            settings.log_dir / "mail.log",
+            settings.smtp_port,
+        )
+        print(
+            f"SMTP sink running (pid {pid}) on 127.0.0.1:{settings.smtp_port}, saving to {settings.mail_dir}"
+        )
     elif args.mail_command == "stop":
         stopped = background.stop_background(pid_file)
         print("SMTP sink stopped" if stopped else "SMTP sink was not running")
     else:
         running = background.running_pid(pid_file)
-        print(f"SMTP sink running (pid {running}) on 127.0.0.1:{settings.smtp_port}" if running
-              else "SMTP sink stopped")
+        print(
+            f"SMTP sink running (pid {running}) on 127.0.0.1:{settings.smtp_port}"
+            if running
+            else "SMTP sink stopped"
+        )
     return 0
 
 
@@ -69,14 +80,21 @@ def _serve_mail(port: int, settings: Settings) -> int:
     from touchpoint.local.mail_sink import MailSink
 
     if port_in_use(port):
-        raise TouchpointError(f"port {port} on 127.0.0.1 is already in use; pass --port "
-                              "or set TOUCHPOINT_SMTP_PORT to a free port")
+        raise TouchpointError(
+            f"port {port} on 127.0.0.1 is already in use; pass --port "
+            "or set TOUCHPOINT_SMTP_PORT to a free port"
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    credentials = (settings.smtp_login, settings.smtp_password or "") if settings.smtp_login else None
+    credentials = (
+        (settings.smtp_login, settings.smtp_password or "") if settings.smtp_login else None
+    )
     with MailSink(settings.mail_dir, port=port, credentials=credentials):
         auth = "; AUTH required (TOUCHPOINT_SMTP_LOGIN)" if credentials else ""
-        print(f"SMTP sink on 127.0.0.1:{port}, saving to {settings.mail_dir}{auth}; Ctrl-C to stop", flush=True)
+        print(
+            f"SMTP sink on 127.0.0.1:{port}, saving to {settings.mail_dir}{auth}; Ctrl-C to stop",
+            flush=True,
+        )
         try:
             stop.wait()
         except KeyboardInterrupt:
@@ -87,7 +105,9 @@ def _serve_mail(port: int, settings: Settings) -> int:
 def cmd_airflow(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint.local.airflow_services import airflow_command
 
-    return airflow_command(settings, args.port, args.airflow_args, log=lambda msg: print(msg, file=sys.stderr))
+    return airflow_command(
+        settings, args.port, args.airflow_args, log=lambda msg: print(msg, file=sys.stderr)
+    )
 
 
 def add_commands(sub: Any, settings: Settings) -> None:
@@ -100,8 +120,13 @@ def add_commands(sub: Any, settings: Settings) -> None:
     mail.add_argument("--port", type=int, default=settings.smtp_port)
     mail.set_defaults(func=cmd_mail)
 
-    airflow = sub.add_parser("airflow", help="Airflow's UI on the project's DAGs (airflow standalone, metadata DB "
-                             "'airflow' on the warehouse's server, home var/airflow-ui); with ARGS: airflow ARGS there")
+    airflow = sub.add_parser(
+        "airflow",
+        help="Airflow's UI on the project's DAGs (airflow standalone, metadata DB "
+        "'airflow' on the warehouse's server, home var/airflow-ui); with ARGS: airflow ARGS there",
+    )
     airflow.add_argument("--port", type=int, default=8080, help="the UI and API port on 127.0.0.1")
-    airflow.add_argument("airflow_args", nargs=argparse.REMAINDER, help="e.g. dags list-import-errors")
+    airflow.add_argument(
+        "airflow_args", nargs=argparse.REMAINDER, help="e.g. dags list-import-errors"
+    )
     airflow.set_defaults(func=cmd_airflow)

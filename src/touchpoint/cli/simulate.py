@@ -17,8 +17,14 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint_sim.demo import run_demo
 
-    return run_demo(settings, customers=args.customers, weeks=args.weeks, seed=args.seed, start_day=args.start,
-                    incidents=tuple(args.incident))
+    return run_demo(
+        settings,
+        customers=args.customers,
+        weeks=args.weeks,
+        seed=args.seed,
+        start_day=args.start,
+        incidents=tuple(args.incident),
+    )
 
 
 def add_commands(sub: Any, settings: Settings) -> None:

@@ -141,7 +141,9 @@ def deliver(
     ledger.lock(conn, lock_key)
     alerted: list[Delivery] = []
     try:
-        deliveries, refused_now = _deliver_all(conn, run, report, period, sender, recipients, render, retry_failed)
+        deliveries, refused_now = _deliver_all(
+            conn, run, report, period, sender, recipients, render, retry_failed
+        )
         # Also when only an earlier call saw the refusal: its alert may not have got out.
         if not run.unreachable and (refused_now or ledger.permanent_failures(conn, report, period)):
             alerted = _alert_refusals(conn, run, report, period, sender, alerts)
@@ -152,13 +154,19 @@ def deliver(
     undelivered = [d.recipient for d in deliveries if d.retryable]
     undelivered += [f"{d.recipient} (the delivery-failure alert)" for d in alerted if d.retryable]
     if run.unreachable:
-        raise DeliveryIncomplete(f"{report} for {period} not delivered to {', '.join(undelivered)}: "
-                                 f"{run.unreachable}", undelivered, deliveries)
+        raise DeliveryIncomplete(
+            f"{report} for {period} not delivered to {', '.join(undelivered)}: {run.unreachable}",
+            undelivered,
+            deliveries,
+        )
     if undelivered:
         raise DeliveryIncomplete(
             f"{report} for {period} not delivered to {', '.join(undelivered)} after {policy.attempts} attempts "
             "each (transient SMTP failures, see reporting.deliveries.last_error); the task's retry sends to "
-            "exactly those", undelivered, deliveries)
+            "exactly those",
+            undelivered,
+            deliveries,
+        )
     return deliveries
 
 
@@ -177,27 +185,65 @@ def _deliver_all(
     for recipient in recipients:
         if run.unreachable:
             # The server is gone: waiting through the same backoff for everyone helps nobody.
-            deliveries.append(Delivery(recipient.address, "", "", newly_sent=False, status="pending"))
+            deliveries.append(
+                Delivery(recipient.address, "", "", newly_sent=False, status="pending")
+            )
             continue
         row = ledger.recorded(conn, report, period, recipient.address)
         if row and row[0] == "sent":
-            status, stored_hash, message_id, subject, _ = row
-            log.info("%s for %s already sent to %s (%s): skipping", report, period, recipient.address, message_id)
+            _status, stored_hash, message_id, subject, _ = row
+            log.info(
+                "%s for %s already sent to %s (%s): skipping",
+                report,
+                period,
+                recipient.address,
+                message_id,
+            )
             if stored_hash and content_hash(render(recipient)) != stored_hash:
-                log.warning("%s for %s: the content for %s changed since it was sent (%s); it is NOT resent",
-                            report, period, recipient.address, message_id)
-            deliveries.append(Delivery(recipient.address, subject or "", message_id, newly_sent=False, status="sent"))
+                log.warning(
+                    "%s for %s: the content for %s changed since it was sent (%s); it is NOT resent",
+                    report,
+                    period,
+                    recipient.address,
+                    message_id,
+                )
+            deliveries.append(
+                Delivery(
+                    recipient.address, subject or "", message_id, newly_sent=False, status="sent"
+                )
+            )
             continue
         if row and row[0] == "failed" and (row[4] or "").startswith(PERMANENT) and not retry_failed:
-            log.error("%s for %s: %s refused it permanently before (%s): skipping (retry_failed=True to try again)",
-                      report, period, recipient.address, row[4])
-            deliveries.append(Delivery(recipient.address, row[3] or "", row[2], newly_sent=False, status="failed",
-                                       last_error=row[4]))
+            log.error(
+                "%s for %s: %s refused it permanently before (%s): skipping (retry_failed=True to try again)",
+                report,
+                period,
+                recipient.address,
+                row[4],
+            )
+            deliveries.append(
+                Delivery(
+                    recipient.address,
+                    row[3] or "",
+                    row[2],
+                    newly_sent=False,
+                    status="failed",
+                    last_error=row[4],
+                )
+            )
             continue
         if row and row[0] == "sending":
-            log.warning("%s for %s: an earlier attempt to %s ended without a result (it may have arrived); "
-                        "sending again with the same Message-ID %s", report, period, recipient.address, row[2])
-        delivery, refusal = _deliver_one(conn, run, report, period, sender, recipient, render(recipient))
+            log.warning(
+                "%s for %s: an earlier attempt to %s ended without a result (it may have arrived); "
+                "sending again with the same Message-ID %s",
+                report,
+                period,
+                recipient.address,
+                row[2],
+            )
+        delivery, refusal = _deliver_one(
+            conn, run, report, period, sender, recipient, render(recipient)
+        )
         deliveries.append(delivery)
         if refusal:
             refused_now.append((recipient.address, refusal))
@@ -222,22 +268,54 @@ def _deliver_one(
     for attempt in range(1, run.policy.attempts + 1):
         delay = run.policy.delay_before(attempt) if attempt > 1 else 0.0
         if delay:
-            log.warning("%s for %s to %s: waiting %.2g s before attempt %d of %d", report, period,
-                        recipient.address, delay, attempt, run.policy.attempts)
+            log.warning(
+                "%s for %s to %s: waiting %.2g s before attempt %d of %d",
+                report,
+                period,
+                recipient.address,
+                delay,
+                attempt,
+                run.policy.attempts,
+            )
             run.sleep(delay)
-        message_id, attempts = ledger.record_attempt(conn, report, period, recipient.address, digest, rendered.subject,
-                                               new_message_id(sender))
-        log.info("%s for %s to %s: attempt %d of %d after a %.2g s delay (%d so far in all runs, %s)", report,
-                 period, recipient.address, attempt, run.policy.attempts, delay, attempts, message_id)
+        message_id, attempts = ledger.record_attempt(
+            conn,
+            report,
+            period,
+            recipient.address,
+            digest,
+            rendered.subject,
+            new_message_id(sender),
+        )
+        log.info(
+            "%s for %s to %s: attempt %d of %d after a %.2g s delay (%d so far in all runs, %s)",
+            report,
+            period,
+            recipient.address,
+            attempt,
+            run.policy.attempts,
+            delay,
+            attempts,
+            message_id,
+        )
         try:
             if run.client is None:
                 run.client = open_session(run.smtp)
             message = build_message(rendered, sender, recipient, message_id)
-            run.client.send_message(message, from_addr=parseaddr(sender)[1], to_addrs=[recipient.address])
+            run.client.send_message(
+                message, from_addr=parseaddr(sender)[1], to_addrs=[recipient.address]
+            )
         except CannotConnect as exc:
             connect_failures += 1
             error = unreachable_reason(run.smtp, exc.cause)
-            log.warning("%s for %s to %s: attempt %d failed: %s", report, period, recipient.address, attempt, error)
+            log.warning(
+                "%s for %s to %s: attempt %d failed: %s",
+                report,
+                period,
+                recipient.address,
+                attempt,
+                error,
+            )
             if not exc.retryable:
                 break
             continue
@@ -247,18 +325,44 @@ def _deliver_one(
                 # Not this recipient's fault, and no retry within seconds will change it: stop
                 # the run as for a server that is down (nobody is marked refused for good).
                 error = unreachable_reason(run.smtp, exc)
-                log.warning("%s for %s to %s: attempt %d failed: %s", report, period, recipient.address, attempt,
-                            error)
+                log.warning(
+                    "%s for %s to %s: attempt %d failed: %s",
+                    report,
+                    period,
+                    recipient.address,
+                    attempt,
+                    error,
+                )
                 connect_failures = attempt
                 break
             transient, error = describe_failure(exc)
             if not transient:
-                ledger.record_result(conn, report, period, recipient.address, "failed", PERMANENT + error)
-                log.error("%s for %s: %s refused it permanently (%s); not retried", report, period,
-                          recipient.address, error)
-                return Delivery(recipient.address, rendered.subject, message_id, False, "failed",
-                                PERMANENT + error), error
-            log.warning("%s for %s to %s: attempt %d failed: %s", report, period, recipient.address, attempt, error)
+                ledger.record_result(
+                    conn, report, period, recipient.address, "failed", PERMANENT + error
+                )
+                log.error(
+                    "%s for %s: %s refused it permanently (%s); not retried",
+                    report,
+                    period,
+                    recipient.address,
+                    error,
+                )
+                return Delivery(
+                    recipient.address,
+                    rendered.subject,
+                    message_id,
+                    False,
+                    "failed",
+                    PERMANENT + error,
+                ), error
+            log.warning(
+                "%s for %s to %s: attempt %d failed: %s",
+                report,
+                period,
+                recipient.address,
+                attempt,
+                error,
+            )
             continue
         ledger.record_result(conn, report, period, recipient.address, "sent", None)
         log.info("sent %s for %s to %s (%s)", report, period, recipient.address, message_id)
@@ -268,40 +372,70 @@ def _deliver_one(
     if connect_failures == attempt:
         # Not one attempt got as far as a connection: the server is down, not this recipient.
         run.unreachable = error
-    log.error("%s for %s to %s: not delivered after %d attempts: %s", report, period, recipient.address,
-              attempt, error)
-    return Delivery(recipient.address, rendered.subject, message_id, False, "failed", TRANSIENT + error), None
+    log.error(
+        "%s for %s to %s: not delivered after %d attempts: %s",
+        report,
+        period,
+        recipient.address,
+        attempt,
+        error,
+    )
+    return Delivery(
+        recipient.address, rendered.subject, message_id, False, "failed", TRANSIENT + error
+    ), None
 
 
-def _alert_refusals(conn: psycopg.Connection, run: _Run, report: str, period: str, sender: str,
-                    alerts: tuple[Recipient, ...]) -> list[Delivery]:
+def _alert_refusals(
+    conn: psycopg.Connection,
+    run: _Run,
+    report: str,
+    period: str,
+    sender: str,
+    alerts: tuple[Recipient, ...],
+) -> list[Delivery]:
     refused = ledger.permanent_failures(conn, report, period)
     addresses = ", ".join(address for address, _ in refused)
     if not alerts:
-        log.error("%s for %s: delivery refused for %s and no alerts recipients are configured",
-                  report, period, addresses)
+        log.error(
+            "%s for %s: delivery refused for %s and no alerts recipients are configured",
+            report,
+            period,
+            addresses,
+        )
         return []
     first_reply = refused[0][1] if refused else ""
-    subject = f"[touchpoint] {report} {period}: delivery refused for {addresses} ({first_reply[:80]})"
+    subject = (
+        f"[touchpoint] {report} {period}: delivery refused for {addresses} ({first_reply[:80]})"
+    )
     lines = [f"{address}: {reply}" for address, reply in refused]
-    text = (f"The SMTP server refused {report} for {period} permanently for these recipients:\n\n"
-            + "\n".join(lines)
-            + "\n\nThey are not retried. Fix the address in reports/recipients.yml (or with the mail server's"
-            " administrator), then run the delivery again with retry_failed=True.\n")
-    body = (f"<p>The SMTP server refused <b>{html.escape(report)}</b> for {html.escape(period)} permanently "
-            "for these recipients:</p><ul>"
-            + "".join(f"<li>{html.escape(line)}</li>" for line in lines)
-            + "</ul><p>They are not retried. Fix the address in <code>reports/recipients.yml</code> (or with the "
-            "mail server's administrator), then run the delivery again with <code>retry_failed=True</code>.</p>")
+    text = (
+        f"The SMTP server refused {report} for {period} permanently for these recipients:\n\n"
+        + "\n".join(lines)
+        + "\n\nThey are not retried. Fix the address in reports/recipients.yml (or with the mail server's"
+        " administrator), then run the delivery again with retry_failed=True.\n"
+    )
+    body = (
+        f"<p>The SMTP server refused <b>{html.escape(report)}</b> for {html.escape(period)} permanently "
+        "for these recipients:</p><ul>"
+        + "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+        + "</ul><p>They are not retried. Fix the address in <code>reports/recipients.yml</code> (or with the "
+        "mail server's administrator), then run the delivery again with <code>retry_failed=True</code>.</p>"
+    )
     alert = RenderedReport(subject=subject, html=body, text=text)
-    deliveries, _ = _deliver_all(conn, run, f"{report}:delivery_failure", period, sender, alerts, lambda _r: alert)
+    deliveries, _ = _deliver_all(
+        conn, run, f"{report}:delivery_failure", period, sender, alerts, lambda _r: alert
+    )
     return deliveries
 
 
-
-
-def send_unrecorded(smtp: SmtpSettings, report: str, period: str, sender: str, recipients: tuple[Recipient, ...],
-                    render: Callable[[Recipient], RenderedReport]) -> list[Delivery]:
+def send_unrecorded(
+    smtp: SmtpSettings,
+    report: str,
+    period: str,
+    sender: str,
+    recipients: tuple[Recipient, ...],
+    render: Callable[[Recipient], RenderedReport],
+) -> list[Delivery]:
     """Without the ledger (the warehouse is out of reach): one attempt per address, with a
     Message-ID derived from (report, period, recipient), so a second call's duplicate carries
     the same one."""
@@ -310,12 +444,19 @@ def send_unrecorded(smtp: SmtpSettings, report: str, period: str, sender: str, r
     deliveries = []
     try:
         for recipient in recipients:
-            digest = hashlib.sha256(f"{report}|{period}|{recipient.address}".encode()).hexdigest()[:32]
+            digest = hashlib.sha256(f"{report}|{period}|{recipient.address}".encode()).hexdigest()[
+                :32
+            ]
             message_id = f"<{report}.{digest}@{domain}>"
             rendered = render(recipient)
-            client.send_message(build_message(rendered, sender, recipient, message_id),
-                                from_addr=parseaddr(sender)[1], to_addrs=[recipient.address])
-            deliveries.append(Delivery(recipient.address, rendered.subject, message_id, True, "sent"))
+            client.send_message(
+                build_message(rendered, sender, recipient, message_id),
+                from_addr=parseaddr(sender)[1],
+                to_addrs=[recipient.address],
+            )
+            deliveries.append(
+                Delivery(recipient.address, rendered.subject, message_id, True, "sent")
+            )
     finally:
         close_session(client)
     return deliveries

@@ -18,7 +18,9 @@ def lock(conn: psycopg.Connection, key: str) -> None:
 def unlock(conn: psycopg.Connection, key: str) -> None:
     try:
         conn.rollback()
-        conn.execute("select pg_advisory_unlock(hashtext('touchpoint.deliver'), hashtext(%s))", (key,))
+        conn.execute(
+            "select pg_advisory_unlock(hashtext('touchpoint.deliver'), hashtext(%s))", (key,)
+        )
         conn.commit()
     except psycopg.Error:
         pass  # a broken connection has released its session locks already
@@ -35,8 +37,15 @@ def recorded(conn: psycopg.Connection, report: str, period: str, recipient: str)
     return row
 
 
-def record_attempt(conn: psycopg.Connection, report: str, period: str, recipient: str, digest: str,
-                    subject: str, new_message_id: str) -> tuple[str, int]:
+def record_attempt(
+    conn: psycopg.Connection,
+    report: str,
+    period: str,
+    recipient: str,
+    digest: str,
+    subject: str,
+    new_message_id: str,
+) -> tuple[str, int]:
     """Mark the row ``sending`` and commit, before the SMTP server sees anything. The stored
     Message-ID wins over ``new_message_id``, which only a first attempt uses."""
     row = conn.execute(
@@ -58,8 +67,14 @@ def record_attempt(conn: psycopg.Connection, report: str, period: str, recipient
     return row[0], row[1]
 
 
-def record_result(conn: psycopg.Connection, report: str, period: str, recipient: str, status: str,
-                   error: str | None) -> None:
+def record_result(
+    conn: psycopg.Connection,
+    report: str,
+    period: str,
+    recipient: str,
+    status: str,
+    error: str | None,
+) -> None:
     conn.execute(
         "update reporting.deliveries set status = %s, last_error = %s,"
         " sent_at = case when %s = 'sent' then now() end"
@@ -80,9 +95,13 @@ def permanent_failures(conn: psycopg.Connection, report: str, period: str) -> li
     return [(r[0], r[1]) for r in rows]
 
 
-
-def delivery_states(conn: psycopg.Connection, report: str, period: str) -> dict[str, tuple[str, str | None]]:
+def delivery_states(
+    conn: psycopg.Connection, report: str, period: str
+) -> dict[str, tuple[str, str | None]]:
     """recipient -> (status, last_error) of the deliveries recorded so far (read only)."""
-    rows = conn.execute("select recipient, status, last_error from reporting.deliveries"
-                        " where report = %s and period = %s", (report, period)).fetchall()
+    rows = conn.execute(
+        "select recipient, status, last_error from reporting.deliveries"
+        " where report = %s and period = %s",
+        (report, period),
+    ).fetchall()
     return {recipient: (status, error) for recipient, status, error in rows}

@@ -51,7 +51,9 @@ def content_hash(rendered: RenderedReport) -> str:
     return digest.hexdigest()
 
 
-def build_message(rendered: RenderedReport, sender: str, recipient: Recipient, message_id: str) -> EmailMessage:
+def build_message(
+    rendered: RenderedReport, sender: str, recipient: Recipient, message_id: str
+) -> EmailMessage:
     """multipart/mixed [ multipart/related [ multipart/alternative [text, html], inline images ],
     attachments ]; without images or attachments the outer layers are left out."""
     message = EmailMessage()
@@ -73,19 +75,27 @@ def build_message(rendered: RenderedReport, sender: str, recipient: Recipient, m
         message.add_alternative(rendered.html, subtype="html")
     for image in rendered.images:
         # The header carries angle brackets; the HTML refers to it as cid:<cid> without them.
-        message.add_related(image.data, maintype="image", subtype=image.mime_subtype, cid=f"<{image.cid}>",
-                            disposition="inline", filename=image.filename)
+        message.add_related(
+            image.data,
+            maintype="image",
+            subtype=image.mime_subtype,
+            cid=f"<{image.cid}>",
+            disposition="inline",
+            filename=image.filename,
+        )
     for attachment in rendered.attachments:
         maintype, _, subtype = attachment.mime_type.partition("/")
-        message.add_attachment(attachment.data, maintype=maintype, subtype=subtype or "octet-stream",
-                               filename=attachment.filename)
+        message.add_attachment(
+            attachment.data,
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=attachment.filename,
+        )
     if "MIME-Version" not in message:
         message["MIME-Version"] = "1.0"
     return message
 
 
-
 def new_message_id(sender: str) -> str:
     domain = parseaddr(sender)[1].rpartition("@")[2] or "touchpoint.local"
     return make_msgid(domain=domain)
-

@@ -68,7 +68,9 @@ class SliceValues:
             with (dbt_project_dir / "seeds" / f"{seed}.csv").open(newline="") as f:
                 return frozenset(row[name] for row in csv.DictReader(f))
 
-        return cls(column("regions", "region") | {"Unknown"}, column("business_units", "business_unit"))
+        return cls(
+            column("regions", "region") | {"Unknown"}, column("business_units", "business_unit")
+        )
 
 
 @dataclass(frozen=True)
@@ -82,19 +84,27 @@ def _slice(filters: object, where: str, known: SliceValues | None) -> Slice:
     if filters is None:
         return Slice()
     if not isinstance(filters, dict):
-        raise ConfigError(f"{where}: filters must be a mapping like {{region: EMEA}}, got {filters!r}")
+        raise ConfigError(
+            f"{where}: filters must be a mapping like {{region: EMEA}}, got {filters!r}"
+        )
     unknown = set(filters) - _FILTER_KEYS
     if unknown:
-        raise ConfigError(f"{where}: unknown filter(s) {', '.join(sorted(unknown))}; "
-                          f"allowed: {', '.join(sorted(_FILTER_KEYS))}")
+        raise ConfigError(
+            f"{where}: unknown filter(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(sorted(_FILTER_KEYS))}"
+        )
     region, unit = str(filters.get("region", ALL)), str(filters.get("business_unit", ALL))
     if known is not None:
         if region != ALL and region not in known.regions:
-            raise ConfigError(f"{where}: unknown region {region!r}; known: {', '.join(sorted(known.regions))} "
-                              "(dbt_project/seeds/regions.csv)")
+            raise ConfigError(
+                f"{where}: unknown region {region!r}; known: {', '.join(sorted(known.regions))} "
+                "(dbt_project/seeds/regions.csv)"
+            )
         if unit != ALL and unit not in known.business_units:
-            raise ConfigError(f"{where}: unknown business unit {unit!r}; known: "
-                              f"{', '.join(sorted(known.business_units))} (dbt_project/seeds/business_units.csv)")
+            raise ConfigError(
+                f"{where}: unknown business unit {unit!r}; known: "
+                f"{', '.join(sorted(known.business_units))} (dbt_project/seeds/business_units.csv)"
+            )
     return Slice(region=region, business_unit=unit)
 
 
@@ -103,8 +113,10 @@ def _recipient(entry: object, where: str, known: SliceValues | None = None) -> R
         raise ConfigError(f"{where}: expected a mapping with address and name, got {entry!r}")
     unknown = set(entry) - _RECIPIENT_KEYS
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-                          f"allowed: {', '.join(sorted(_RECIPIENT_KEYS))}")
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(sorted(_RECIPIENT_KEYS))}"
+        )
     address = str(entry.get("address", "")).strip()
     if not _ADDRESS.match(address):
         raise ConfigError(f"{where}: {address!r} is not an email address")
@@ -112,14 +124,23 @@ def _recipient(entry: object, where: str, known: SliceValues | None = None) -> R
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{where}: unknown time zone {timezone!r} (use an IANA name like Europe/Paris)") from None
+        raise ConfigError(
+            f"{where}: unknown time zone {timezone!r} (use an IANA name like Europe/Paris)"
+        ) from None
     locale = str(entry.get("locale", "en_GB"))
     try:
         Locale.parse(locale)
     except (ValueError, UnknownLocaleError):
-        raise ConfigError(f"{where}: unknown locale {locale!r} (use a name like en_GB or fr_FR)") from None
-    return Recipient(address=address, name=str(entry.get("name") or address), timezone=timezone, locale=locale,
-                     slice=_slice(entry.get("filters"), where, known))
+        raise ConfigError(
+            f"{where}: unknown locale {locale!r} (use a name like en_GB or fr_FR)"
+        ) from None
+    return Recipient(
+        address=address,
+        name=str(entry.get("name") or address),
+        timezone=timezone,
+        locale=locale,
+        slice=_slice(entry.get("filters"), where, known),
+    )
 
 
 def load_recipients(path: Path, known: SliceValues | None = None) -> RecipientList:
@@ -133,18 +154,26 @@ def load_recipients(path: Path, known: SliceValues | None = None) -> RecipientLi
         raise ConfigError(f"{path}: expected keys recipients, alerts and sender at the top level")
     unknown = set(data) - _TOP_KEYS
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_TOP_KEYS))}")
+        raise ConfigError(
+            f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_TOP_KEYS))}"
+        )
     sender = str(data.get("sender", "")).strip()
     if not _ADDRESS.match(sender.split("<")[-1].rstrip(">").strip()):
         raise ConfigError(f"{path}: sender {sender!r} is not an email address")
-    recipients = tuple(_recipient(e, f"{path}: recipients[{i}]", known)
-                       for i, e in enumerate(data.get("recipients") or []))
-    alerts = tuple(_recipient(e, f"{path}: alerts[{i}]") for i, e in enumerate(data.get("alerts") or []))
+    recipients = tuple(
+        _recipient(e, f"{path}: recipients[{i}]", known)
+        for i, e in enumerate(data.get("recipients") or [])
+    )
+    alerts = tuple(
+        _recipient(e, f"{path}: alerts[{i}]") for i, e in enumerate(data.get("alerts") or [])
+    )
     if not recipients:
         raise ConfigError(f"{path}: no recipients listed")
     seen: set[str] = set()
     for i, r in enumerate(recipients):
         if r.address.lower() in seen:
-            raise ConfigError(f"{path}: recipients[{i}]: {r.address} is listed twice (one report per address)")
+            raise ConfigError(
+                f"{path}: recipients[{i}]: {r.address} is listed twice (one report per address)"
+            )
         seen.add(r.address.lower())
     return RecipientList(sender=sender, recipients=recipients, alerts=alerts)

@@ -12,11 +12,12 @@ class SmtpSettings:
     host: str
     port: int
     login: str | None = None
-    password: str | None = field(default=None, repr=False)  # never in a log line or a traceback's locals
+    password: str | None = field(
+        default=None, repr=False
+    )  # never in a log line or a traceback's locals
     use_ssl: bool = False
     starttls: bool = False
     timeout: float = 30.0
-
 
 
 class CannotConnect(Exception):
@@ -32,8 +33,12 @@ def open_session(settings: SmtpSettings) -> smtplib.SMTP:
     client: smtplib.SMTP | None = None
     try:
         if settings.use_ssl:
-            client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout,
-                                      context=ssl.create_default_context())
+            client = smtplib.SMTP_SSL(
+                settings.host,
+                settings.port,
+                timeout=settings.timeout,
+                context=ssl.create_default_context(),
+            )
         else:
             client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
             if settings.starttls:
@@ -45,7 +50,9 @@ def open_session(settings: SmtpSettings) -> smtplib.SMTP:
         close_session(client)
         # A 5xx greeting or a refused login will not change on its own within seconds.
         code = getattr(exc, "smtp_code", None)
-        raise CannotConnect(exc, retryable=not (isinstance(code, int) and 500 <= code <= 599)) from exc
+        raise CannotConnect(
+            exc, retryable=not (isinstance(code, int) and 500 <= code <= 599)
+        ) from exc
 
 
 def close_session(client: smtplib.SMTP | None) -> None:
@@ -83,17 +90,21 @@ def unreachable_reason(settings: SmtpSettings, exc: BaseException) -> str:
     code = getattr(exc, "smtp_code", None)
     if code in AUTH_REPLY_CODES:
         who = f"the login {settings.login!r}" if settings.login else "a session without a login"
-        return (f"the SMTP server {settings.host}:{settings.port} refused {who}: "
-                f"{code} {_text(getattr(exc, 'smtp_error', b''))}; check the login and password of the "
-                "Airflow connection smtp_default (TOUCHPOINT_SMTP_LOGIN / TOUCHPOINT_SMTP_PASSWORD for the CLI)")
-    return (f"cannot reach the SMTP server {settings.host}:{settings.port}: {exc}; "
-            "check the Airflow connection smtp_default")
+        return (
+            f"the SMTP server {settings.host}:{settings.port} refused {who}: "
+            f"{code} {_text(getattr(exc, 'smtp_error', b''))}; check the login and password of the "
+            "Airflow connection smtp_default (TOUCHPOINT_SMTP_LOGIN / TOUCHPOINT_SMTP_PASSWORD for the CLI)"
+        )
+    return (
+        f"cannot reach the SMTP server {settings.host}:{settings.port}: {exc}; "
+        "check the Airflow connection smtp_default"
+    )
 
 
 def refuses_the_session(exc: BaseException) -> bool:
     """A refusal of the sender or of the credentials (MAIL FROM answered 530, say), not of a
     recipient: no recipient can be served until the configuration changes."""
     code = getattr(exc, "smtp_code", None)
-    return code in AUTH_REPLY_CODES or (isinstance(exc, smtplib.SMTPSenderRefused) and 500 <= exc.smtp_code <= 599)
-
-
+    return code in AUTH_REPLY_CODES or (
+        isinstance(exc, smtplib.SMTPSenderRefused) and 500 <= exc.smtp_code <= 599
+    )

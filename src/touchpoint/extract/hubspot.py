@@ -94,7 +94,9 @@ class HubSpotClient:
                     delay = max(delay, float(retry_after))
                 except ValueError:
                     pass
-            log.warning("CRM API %s %s: %s, retry %d in %.1fs", method, path, problem, attempt + 1, delay)
+            log.warning(
+                "CRM API %s %s: %s, retry %d in %.1fs", method, path, problem, attempt + 1, delay
+            )
             time.sleep(delay)
         raise HubSpotError(
             f"CRM API {method} {url} still failing after {self.max_retries} retries ({problem}); "
@@ -117,10 +119,22 @@ class HubSpotClient:
         total = fetched = 0
         while True:
             body: dict[str, Any] = {
-                "filterGroups": [{"filters": [
-                    {"propertyName": modified_property, "operator": "GTE", "value": _ms(start)},
-                    {"propertyName": modified_property, "operator": "LT", "value": _ms(end)},
-                ]}],
+                "filterGroups": [
+                    {
+                        "filters": [
+                            {
+                                "propertyName": modified_property,
+                                "operator": "GTE",
+                                "value": _ms(start),
+                            },
+                            {
+                                "propertyName": modified_property,
+                                "operator": "LT",
+                                "value": _ms(end),
+                            },
+                        ]
+                    }
+                ],
                 "sorts": [{"propertyName": modified_property, "direction": "ASCENDING"}],
                 "properties": list(properties),
                 "limit": page_size,
@@ -128,12 +142,22 @@ class HubSpotClient:
             if after is not None:
                 body["after"] = after
             page = self.request("POST", path, body)
-            if after is None and int(page.get("total", 0)) > SEARCH_CAP and end - start > timedelta(seconds=1):
+            if (
+                after is None
+                and int(page.get("total", 0)) > SEARCH_CAP
+                and end - start > timedelta(seconds=1)
+            ):
                 # The search API stops at 10,000 results: split the window until each half fits.
                 middle = start + (end - start) / 2
-                log.info("%s: %s results in window, splitting at %s", object_type, page["total"], middle)
-                yield from self.search_pages(object_type, modified_property, properties, start, middle, page_size)
-                yield from self.search_pages(object_type, modified_property, properties, middle, end, page_size)
+                log.info(
+                    "%s: %s results in window, splitting at %s", object_type, page["total"], middle
+                )
+                yield from self.search_pages(
+                    object_type, modified_property, properties, start, middle, page_size
+                )
+                yield from self.search_pages(
+                    object_type, modified_property, properties, middle, end, page_size
+                )
                 return
             results = page.get("results", [])
             if after is None:
@@ -149,7 +173,8 @@ class HubSpotClient:
             if next_after in seen_cursors or not results or fetched > total + len(results):
                 raise HubSpotError(
                     f"CRM API {path} returned cursor {next_after!r} after {fetched} of {total} results for "
-                    f"window {start}..{end}" + (" (a page without results)" if not results else "")
+                    f"window {start}..{end}"
+                    + (" (a page without results)" if not results else "")
                     + (" (that cursor twice)" if next_after in seen_cursors else "")
                     + "; stopping instead of looping forever; report this to the API owner"
                 )
@@ -162,13 +187,20 @@ class HubSpotClient:
             for record in records:
                 yield record, location
 
-    def read_associations(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
+    def read_associations(
+        self, from_type: str, to_type: str, ids: list[str]
+    ) -> dict[str, list[str]]:
         """v4 batch read: the ids of ``to_type`` objects associated with each of ``ids``."""
         found: dict[str, list[str]] = {}
         for offset in range(0, len(ids), ASSOCIATION_BATCH):
-            batch = ids[offset:offset + ASSOCIATION_BATCH]
-            answer = self.request("POST", f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
-                                  {"inputs": [{"id": i} for i in batch]})
+            batch = ids[offset : offset + ASSOCIATION_BATCH]
+            answer = self.request(
+                "POST",
+                f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
+                {"inputs": [{"id": i} for i in batch]},
+            )
             for result in answer.get("results", []):
-                found[str(result["from"]["id"])] = [str(t["toObjectId"]) for t in result.get("to", [])]
+                found[str(result["from"]["id"])] = [
+                    str(t["toObjectId"]) for t in result.get("to", [])
+                ]
         return found

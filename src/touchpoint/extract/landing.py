@@ -59,7 +59,9 @@ def files_for_interval(base_url: str, start: datetime, end: datetime) -> list[st
         day = folder_day(entry.rstrip("/").rsplit("/", 1)[-1])
         if day is None or not first <= day <= last or not fs.isdir(entry):
             continue
-        selected.extend(sorted(p for p in fs.find(entry) if not p.rsplit("/", 1)[-1].startswith(".")))
+        selected.extend(
+            sorted(p for p in fs.find(entry) if not p.rsplit("/", 1)[-1].startswith("."))
+        )
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return [p if protocol == "file" else f"{protocol}://{p}" for p in selected]
 
@@ -102,7 +104,9 @@ def read_items(url: str) -> Iterator[RawItem]:
                 read += 1
                 yield item
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            yield RawItem(where, "", error=f"truncated or corrupt gzip after {read} record(s): {exc}")
+            yield RawItem(
+                where, "", error=f"truncated or corrupt gzip after {read} record(s): {exc}"
+            )
 
 
 def _iter_ndjson(
@@ -213,11 +217,14 @@ def _iter_array(rest_of_line: str, text: io.TextIOWrapper, where: str) -> Iterat
                     error = None
                     continue
                 # The rest of the array cannot be decoded: quarantine it as one item.
-                yield RawItem(location, printable(buf[pos:].strip()[:10000]),
-                              error=f"broken JSON array element: {exc.msg}")
+                yield RawItem(
+                    location,
+                    printable(buf[pos:].strip()[:10000]),
+                    error=f"broken JSON array element: {exc.msg}",
+                )
                 return
             except RecursionError:
-                yield RawItem(location, printable(buf[pos:pos + 10000]), error=_DEEP)
+                yield RawItem(location, printable(buf[pos : pos + 10000]), error=_DEEP)
                 return
             break
         raw_text = buf[pos:end]

@@ -13,6 +13,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Self
 
 import psycopg
 from psycopg import sql
@@ -41,8 +42,12 @@ class LoadStats:
         return self.loaded + self.duplicates + self.quarantined + self.erased
 
     def as_dict(self) -> dict[str, int]:
-        return {"loaded": self.loaded, "duplicates": self.duplicates, "quarantined": self.quarantined,
-                "erased": self.erased}
+        return {
+            "loaded": self.loaded,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+            "erased": self.erased,
+        }
 
 
 _COPY_BLOCK = 1 << 20
@@ -90,12 +95,16 @@ class RawLoader:
                 (self.batch_id, stream.name, batch_source),
             )
             self.tombstones = Tombstones.read(conn)
-        self._chunks: queue.Queue[tuple[list[KeyedRecord], list[tuple[str, str, str]]] | None] = queue.Queue(1)
+        self._chunks: queue.Queue[tuple[list[KeyedRecord], list[tuple[str, str, str]]] | None] = (
+            queue.Queue(1)
+        )
         self._failure: BaseException | None = None
-        self._writer = threading.Thread(target=self._write_chunks, name=f"raw-loader-{stream.name}", daemon=True)
+        self._writer = threading.Thread(
+            target=self._write_chunks, name=f"raw-loader-{stream.name}", daemon=True
+        )
         self._writer.start()
 
-    def __enter__(self) -> RawLoader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -123,7 +132,9 @@ class RawLoader:
         if len(reason) > _REASON_CHARS:  # a reason quotes the value: a 10 MB one is not read
             reason = reason[:_REASON_CHARS] + "…"
         self.stats.quarantined += 1
-        self.stats.reasons[reason.split(":")[0]] = self.stats.reasons.get(reason.split(":")[0], 0) + 1
+        self.stats.reasons[reason.split(":")[0]] = (
+            self.stats.reasons.get(reason.split(":")[0], 0) + 1
+        )
         log.warning("%s: quarantined record at %s: %s", self.stream.name, source, reason)
         self._quarantine.append((source, reason, raw_text))
         if len(self._quarantine) >= CHUNK_SIZE:
@@ -145,10 +156,11 @@ class RawLoader:
 
     def _write_chunks(self) -> None:
         while (chunk := self._chunks.get()) is not None:
-            if self._failure is None:  # after a failure, later chunks are dropped, never committed out of order
+            # after a failure, later chunks are dropped, never committed out of order
+            if self._failure is None:
                 try:
                     self._commit(*chunk)
-                except BaseException as exc:  # handed to the caller's thread
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
                     self._failure = exc
 
     def _commit(self, rows: list[KeyedRecord], bad: list[tuple[str, str, str]]) -> None:
@@ -159,14 +171,27 @@ class RawLoader:
                     "copy raw._quarantine (stream, source, reason, raw_text, _batch_id) from stdin"
                 ) as copy:
                     for source, reason, raw_text in bad:
-                        copy.write_row((self.stream.name, source, reason, raw_text.replace("\x00", ""), self.batch_id))
+                        copy.write_row(
+                            (
+                                self.stream.name,
+                                source,
+                                reason,
+                                raw_text.replace("\x00", ""),
+                                self.batch_id,
+                            )
+                        )
             self.stats.loaded += inserted
             self.stats.duplicates += len(rows) - inserted
             self.conn.execute(
                 "update raw._batches set loaded = %s, duplicates = %s, quarantined = %s, erased = %s,"
                 " finished_at = now() where batch_id = %s",
-                (self.stats.loaded, self.stats.duplicates, self.stats.quarantined, self.stats.erased,
-                 self.batch_id),
+                (
+                    self.stats.loaded,
+                    self.stats.duplicates,
+                    self.stats.quarantined,
+                    self.stats.erased,
+                    self.batch_id,
+                ),
             )
 
     def _insert_new(self, rows: list[KeyedRecord]) -> int:
@@ -182,12 +207,19 @@ class RawLoader:
         # Only new keys are left: straight into the table, as fast as COPY goes.
         try:
             with self.conn.transaction():  # a savepoint: a concurrent loader may take a key first
-                self._copy(list(new.values()), sql.SQL(
-                    "copy {} (natural_key, object_id, event_time, payload, _source, _batch_id) from stdin"
-                ).format(self._target), self.batch_id)
+                self._copy(
+                    list(new.values()),
+                    sql.SQL(
+                        "copy {} (natural_key, object_id, event_time, payload, _source, _batch_id) from stdin"
+                    ).format(self._target),
+                    self.batch_id,
+                )
             return len(new)
         except psycopg.errors.UniqueViolation:
-            log.info("%s: a key of this chunk was loaded meanwhile; inserting only the new ones", self.stream.name)
+            log.info(
+                "%s: a key of this chunk was loaded meanwhile; inserting only the new ones",
+                self.stream.name,
+            )
         return self._insert_new_by_conflict(rows)
 
     def _insert_new_by_conflict(self, rows: list[KeyedRecord]) -> int:
@@ -199,7 +231,12 @@ class RawLoader:
             "(natural_key text, object_id text, event_time timestamptz, payload jsonb, _source text)"
             " on commit delete rows"
         )
-        self._copy(rows, sql.SQL("copy _incoming (natural_key, object_id, event_time, payload, _source) from stdin"))
+        self._copy(
+            rows,
+            sql.SQL(
+                "copy _incoming (natural_key, object_id, event_time, payload, _source) from stdin"
+            ),
+        )
         # Earliest first, so that within a batch the earliest copy of a key is the one kept.
         cur.execute(
             sql.SQL(
@@ -212,10 +249,17 @@ class RawLoader:
         return cur.rowcount
 
     def _loaded_keys(self, keys: list[str]) -> set[str]:
-        query = sql.SQL("select natural_key from {} where natural_key = any(%s)").format(self._target)
+        query = sql.SQL("select natural_key from {} where natural_key = any(%s)").format(
+            self._target
+        )
         return {row[0] for row in self.conn.execute(query, (keys,))}
 
-    def _copy(self, rows: list[KeyedRecord], statement: sql.SQL | sql.Composed, batch_id: str | None = None) -> None:
+    def _copy(
+        self,
+        rows: list[KeyedRecord],
+        statement: sql.SQL | sql.Composed,
+        batch_id: str | None = None,
+    ) -> None:
         """COPY rows (natural key, object id, event time, payload, source[, batch id]), the text
         built in blocks: a fraction of the cost of formatting them row by row."""
         tail = f"\t{batch_id}\n" if batch_id else "\n"
@@ -223,8 +267,10 @@ class RawLoader:
             block: list[str] = []
             size = 0
             for r in rows:
-                line = (f"{copy_text(r.natural_key)}\t{copy_text(r.object_id)}\t{r.event_time.isoformat()}\t"
-                        f"{copy_text(r.payload_json)}\t{copy_text(r.source)}{tail}")
+                line = (
+                    f"{copy_text(r.natural_key)}\t{copy_text(r.object_id)}\t{r.event_time.isoformat()}\t"
+                    f"{copy_text(r.payload_json)}\t{copy_text(r.source)}{tail}"
+                )
                 block.append(line)
                 size += len(line)
                 if size >= _COPY_BLOCK:

@@ -42,7 +42,9 @@ def load_items(loader: RawLoader, stream: Stream, items: Iterable[RawItem]) -> N
             load_record(loader, stream, item.value, item.location, item.text)
 
 
-def load_record(loader: RawLoader, stream: Stream, value: object, location: str, text: str | None = None) -> None:
+def load_record(
+    loader: RawLoader, stream: Stream, value: object, location: str, text: str | None = None
+) -> None:
     """Key one parsed record and hand it to the loader: dropped (and counted) when it belongs to
     an erased person, quarantined with its reason when it is invalid. ``text``: what it was
     decoded from, stored as it is (without it the value is encoded)."""
@@ -84,8 +86,14 @@ def extract_files(
             files_done.advance()
             records_done.advance(loader.stats.records_seen - before)
             if number % PROGRESS_EVERY == 0 or number == len(files):
-                log.info("%s: %d/%d file(s) read (%s), %d row(s) loaded so far", stream.name, number, len(files),
-                         url, loader.stats.loaded)
+                log.info(
+                    "%s: %d/%d file(s) read (%s), %d row(s) loaded so far",
+                    stream.name,
+                    number,
+                    len(files),
+                    url,
+                    loader.stats.loaded,
+                )
     advance_watermark(conn, stream.name, end)
     _log_stats(loader.stats, base_url)
     return loader.stats
@@ -103,20 +111,31 @@ def with_associations(client: HubSpotClient, obj: HubSpotObject, records: list[d
             linked = links.get(str(record.get("id")), [])
             if linked:
                 record.setdefault("associations", {})[to_type] = {
-                    "results": [{"id": i, "type": f"{obj.object_type}_to_{to_type}"} for i in linked]}
+                    "results": [
+                        {"id": i, "type": f"{obj.object_type}_to_{to_type}"} for i in linked
+                    ]
+                }
     return records
 
 
 def extract_hubspot(
-    conn: psycopg.Connection, client: HubSpotClient, obj: HubSpotObject, start: datetime, end: datetime
+    conn: psycopg.Connection,
+    client: HubSpotClient,
+    obj: HubSpotObject,
+    start: datetime,
+    end: datetime,
 ) -> LoadStats:
     stream = obj.stream
     with (
-        RawLoader(conn, stream, f"{client.base_url} {obj.object_type} {start.isoformat()}..{end.isoformat()}")
-        as loader,
+        RawLoader(
+            conn,
+            stream,
+            f"{client.base_url} {obj.object_type} {start.isoformat()}..{end.isoformat()}",
+        ) as loader,
         progress(f"{stream.name}: pages", unit="pages") as pages_done,
         progress(f"{stream.name}: records", unit="records") as records_done,
     ):
+
         def load(batch: list[tuple[dict, str]]) -> None:
             with_associations(client, obj, [record for record, _ in batch])
             for record, location in batch:
@@ -125,8 +144,9 @@ def extract_hubspot(
         # Associations are read for as many records as one v4 batch takes (1,000), not page by
         # page (200): a fifth of the requests.
         batch: list[tuple[dict, str]] = []
-        for records, location in client.search_pages(obj.object_type, obj.modified_property, obj.properties,
-                                                     start, end):
+        for records, location in client.search_pages(
+            obj.object_type, obj.modified_property, obj.properties, start, end
+        ):
             batch.extend((record, location) for record in records)
             pages_done.advance()
             records_done.advance(len(records))
@@ -160,8 +180,12 @@ def extract_source(
         if source == "crm":
             if crm is None:
                 raise ValueError("CRM extraction needs the API endpoint (connection crm_hubspot)")
-            client = HubSpotClient(crm.base_url, crm.token, max_requests_per_second=crm.max_requests_per_second)
-            return [extract_hubspot(conn, client, obj, start, end) for obj in hubspot_objects(crm_group)]
+            client = HubSpotClient(
+                crm.base_url, crm.token, max_requests_per_second=crm.max_requests_per_second
+            )
+            return [
+                extract_hubspot(conn, client, obj, start, end) for obj in hubspot_objects(crm_group)
+            ]
         if landing_url is None:
             raise ValueError(f"{source} extraction needs a landing URL (TOUCHPOINT_LANDING_URL)")
         stream, folder = FILE_STREAMS[source]
@@ -173,6 +197,11 @@ def _log_stats(stats: LoadStats, where: str) -> None:
     log.log(
         level,
         "%s from %s: loaded=%d duplicates=%d quarantined=%d erased=%d%s",
-        stats.stream, where, stats.loaded, stats.duplicates, stats.quarantined, stats.erased,
+        stats.stream,
+        where,
+        stats.loaded,
+        stats.duplicates,
+        stats.quarantined,
+        stats.erased,
         f" reasons={stats.reasons}" if stats.reasons else "",
     )

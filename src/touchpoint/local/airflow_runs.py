@@ -20,12 +20,18 @@ from touchpoint.orchestration.dag_runner import PROGRESS_PREFIX, DagRunRequest
 from touchpoint.warehouse.connection import url_parts
 
 
-def local_env(settings: Settings, warehouse_url: str, smtp_port: int, crm_url: str, crm_token: str) -> dict[str, str]:
+def local_env(
+    settings: Settings, warehouse_url: str, smtp_port: int, crm_url: str, crm_token: str
+) -> dict[str, str]:
     """Environment for a project-local Airflow; nothing is written outside ``var/``."""
     parts = url_parts(warehouse_url)
     warehouse = {
-        "conn_type": "postgres", "host": parts.host, "port": parts.port,
-        "login": parts.user, "password": parts.password, "schema": parts.dbname,
+        "conn_type": "postgres",
+        "host": parts.host,
+        "port": parts.port,
+        "login": parts.user,
+        "password": parts.password,
+        "schema": parts.dbname,
     }
     crm = urlsplit(crm_url)
     return {
@@ -37,15 +43,32 @@ def local_env(settings: Settings, warehouse_url: str, smtp_port: int, crm_url: s
         "AIRFLOW__COSMOS__UPLOAD_SQL_TO_XCOM": "False",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.airflow_home / "logs"),
         "AIRFLOW_CONN_TOUCHPOINT_WAREHOUSE": json.dumps(warehouse),
-        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
-            "conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port,
-            **({"login": settings.smtp_login, "password": settings.smtp_password} if settings.smtp_login else {}),
-            "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "reports@touchpoint.example"},
-        }),
-        "AIRFLOW_CONN_CRM_HUBSPOT": json.dumps({
-            "conn_type": "http", "host": f"{crm.scheme}://{crm.hostname}", "port": crm.port,
-            "password": crm_token, "extra": {"max_requests_per_second": 50},
-        }),
+        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                **(
+                    {"login": settings.smtp_login, "password": settings.smtp_password}
+                    if settings.smtp_login
+                    else {}
+                ),
+                "extra": {
+                    "disable_ssl": True,
+                    "disable_tls": True,
+                    "from_email": "reports@touchpoint.example",
+                },
+            }
+        ),
+        "AIRFLOW_CONN_CRM_HUBSPOT": json.dumps(
+            {
+                "conn_type": "http",
+                "host": f"{crm.scheme}://{crm.hostname}",
+                "port": crm.port,
+                "password": crm_token,
+                "extra": {"max_requests_per_second": 50},
+            }
+        ),
         "TOUCHPOINT_VAR_DIR": str(settings.var_dir),
         "TOUCHPOINT_PROJECT_DIR": str(settings.project_dir),
         "TOUCHPOINT_LANDING_URL": settings.landing_url,
@@ -58,12 +81,16 @@ def local_env(settings: Settings, warehouse_url: str, smtp_port: int, crm_url: s
     }
 
 
-def run_dags(requests: list[DagRunRequest], env: dict[str, str], log_file: Path, echo=print) -> list[dict]:
+def run_dags(
+    requests: list[DagRunRequest], env: dict[str, str], log_file: Path, echo=print
+) -> list[dict]:
     """Run the requests in one child process; echo progress; return one result per run."""
     from touchpoint.transform.dbt import ensure_manifest
 
     # the DAGs render dbt from the manifest: (re)write it when the dbt project changed
-    ensure_manifest(Path(env["TOUCHPOINT_PROJECT_DIR"]) / "dbt_project", Path(env["TOUCHPOINT_VAR_DIR"]))
+    ensure_manifest(
+        Path(env["TOUCHPOINT_PROJECT_DIR"]) / "dbt_project", Path(env["TOUCHPOINT_VAR_DIR"])
+    )
     log_file.parent.mkdir(parents=True, exist_ok=True)
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     spec = log_file.with_suffix(".runs.json")
@@ -72,17 +99,26 @@ def run_dags(requests: list[DagRunRequest], env: dict[str, str], log_file: Path,
     with log_file.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "touchpoint.orchestration.dag_runner", "run", str(spec)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **env},
         )
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
             if line.startswith(PROGRESS_PREFIX):
-                event = json.loads(line[len(PROGRESS_PREFIX):])
+                event = json.loads(line[len(PROGRESS_PREFIX) :])
                 if event.get("kind") == "result":
                     results.append(event)
                 echo(event["message"])
         proc.wait()
     if proc.returncode != 0 and all(r.get("state") == "success" for r in results):
-        results.append({"kind": "result", "state": "crashed", "message": f"Airflow runner exited {proc.returncode}"})
+        results.append(
+            {
+                "kind": "result",
+                "state": "crashed",
+                "message": f"Airflow runner exited {proc.returncode}",
+            }
+        )
     return results

@@ -34,7 +34,9 @@ METADATA_DB = "airflow"
 
 def _pg_url(url: str, dbname: str | None = None, scheme: str = "postgresql") -> str:
     parts = url_parts(url)
-    auth = quote(parts.user, safe="") + (f":{quote(parts.password, safe='')}" if parts.password else "")
+    auth = quote(parts.user, safe="") + (
+        f":{quote(parts.password, safe='')}" if parts.password else ""
+    )
     return f"{scheme}://{auth}@{parts.host}:{parts.port}/{dbname or parts.dbname}"
 
 
@@ -42,7 +44,9 @@ def ensure_database(server_url: str, name: str) -> str:
     """Create database ``name`` on the server of ``server_url`` if it is missing; return its URL."""
     import psycopg
 
-    with psycopg.connect(_pg_url(server_url, "postgres"), autocommit=True, connect_timeout=10) as conn:
+    with psycopg.connect(
+        _pg_url(server_url, "postgres"), autocommit=True, connect_timeout=10
+    ) as conn:
         if not conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
             conn.execute(f'create database "{name}"')
     return _pg_url(server_url, name)
@@ -50,7 +54,9 @@ def ensure_database(server_url: str, name: str) -> str:
 
 def metadata_env(metadata_url: str) -> dict[str, str]:
     """Airflow's metadata DB on PostgreSQL (SQLAlchemy with psycopg2, Airflow's default driver)."""
-    return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _pg_url(metadata_url, scheme="postgresql+psycopg2")}
+    return {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _pg_url(metadata_url, scheme="postgresql+psycopg2")
+    }
 
 
 def api_env(port: int, host: str = "127.0.0.1") -> dict[str, str]:
@@ -64,7 +70,9 @@ def api_env(port: int, host: str = "127.0.0.1") -> dict[str, str]:
     }
 
 
-def shared_secrets_env(jwt_secret: str | None = None, api_secret_key: str | None = None) -> dict[str, str]:
+def shared_secrets_env(
+    jwt_secret: str | None = None, api_secret_key: str | None = None
+) -> dict[str, str]:
     """Secrets every component must share: the JWT key the scheduler signs task tokens with and
     the api-server checks, and the key that signs log-fetch requests to workers."""
     return {
@@ -73,7 +81,9 @@ def shared_secrets_env(jwt_secret: str | None = None, api_secret_key: str | None
     }
 
 
-def celery_env(metadata_url: str, broker_url: str, worker_log_port: int, concurrency: int = 4) -> dict[str, str]:
+def celery_env(
+    metadata_url: str, broker_url: str, worker_log_port: int, concurrency: int = 4
+) -> dict[str, str]:
     """CeleryExecutor: tasks queued on the Redis broker, results in the metadata database."""
     return {
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
@@ -91,7 +101,9 @@ def celery_env(metadata_url: str, broker_url: str, worker_log_port: int, concurr
 def tool_path(extra: Iterable[str] = ()) -> str:
     """PATH with this interpreter's bin first: ``airflow`` and ``dbt`` (Cosmos needs it when a
     DAG is parsed) are the project's own."""
-    return os.pathsep.join([str(Path(sys.executable).parent), *extra, os.environ.get("PATH", "/usr/bin:/bin")])
+    return os.pathsep.join(
+        [str(Path(sys.executable).parent), *extra, os.environ.get("PATH", "/usr/bin:/bin")]
+    )
 
 
 # -- what a deployment prepares before the DAGs parse and run ------------------------------
@@ -102,11 +114,19 @@ def ensure_dbt_manifest(settings: Settings) -> None:
     ensure_manifest(settings.dbt_project_dir, settings.var_dir)
 
 
-def migrate_metadata_db(env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def migrate_metadata_db(
+    env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """``airflow db migrate`` plus the pools the DAGs use, in one child process (one Airflow
     start-up instead of one per CLI call), configured by ``env``."""
-    return subprocess.run([sys.executable, "-m", "touchpoint.orchestration.dag_runner", "migrate"], env=env, check=False,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "touchpoint.orchestration.dag_runner", "migrate"],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # -- `touchpoint airflow`: the UI ----------------------------------------------------------
@@ -117,20 +137,27 @@ def ui_env(settings: Settings, metadata_url: str, port: int) -> dict[str, str]:
     from touchpoint.local.airflow_runs import local_env
 
     home = settings.var_dir / "airflow-ui"
-    env = local_env(settings, settings.resolved_warehouse_url, settings.smtp_port,
-                    settings.crm_url, settings.crm_token)
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        # The LocalExecutor starts one worker process per slot up front (32 by default).
-        "AIRFLOW__CORE__PARALLELISM": "8",
-        "TOUCHPOINT_TASK_RETRIES": str(settings.task_retries),
-        "PATH": tool_path(),
-        **metadata_env(metadata_url),
-        **api_env(port),
-    })
+    env = local_env(
+        settings,
+        settings.resolved_warehouse_url,
+        settings.smtp_port,
+        settings.crm_url,
+        settings.crm_token,
+    )
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            # The LocalExecutor starts one worker process per slot up front (32 by default).
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "TOUCHPOINT_TASK_RETRIES": str(settings.task_retries),
+            "PATH": tool_path(),
+            **metadata_env(metadata_url),
+            **api_env(port),
+        }
+    )
     return env
 
 
@@ -149,12 +176,16 @@ def prepare_ui(settings: Settings, port: int, log=print) -> dict[str, str]:
     log(f"migrating the Airflow metadata database {METADATA_DB!r} ...")
     migrated = migrate_metadata_db(env)
     if migrated.returncode != 0:
-        detail = (migrated.stderr.strip() or migrated.stdout.strip() or "no output").splitlines()[-1]
+        detail = (migrated.stderr.strip() or migrated.stdout.strip() or "no output").splitlines()[
+            -1
+        ]
         raise TouchpointError(f"airflow db migrate failed: {detail}")
     return env
 
 
-def airflow_command(settings: Settings, port: int, args: list[str], log=print, grace: float = 60.0) -> int:
+def airflow_command(
+    settings: Settings, port: int, args: list[str], log=print, grace: float = 60.0
+) -> int:
     """``airflow standalone`` (no args) or ``airflow ARGS`` in the UI's environment.
 
     Standalone runs in a session of its own and this process forwards Ctrl-C (SIGINT) or
@@ -164,8 +195,10 @@ def airflow_command(settings: Settings, port: int, args: list[str], log=print, g
     from touchpoint.local.cluster import port_in_use
 
     if not args and port_in_use(port):
-        raise TouchpointError(f"port {port} on 127.0.0.1 is already in use; pass --port with a free port "
-                              "(make airflow AIRFLOW_PORT=...)")
+        raise TouchpointError(
+            f"port {port} on 127.0.0.1 is already in use; pass --port with a free port "
+            "(make airflow AIRFLOW_PORT=...)"
+        )
     env = prepare_ui(settings, port, log)
     airflow = str(Path(sys.executable).parent / "airflow")
     if args:
@@ -187,8 +220,10 @@ def airflow_command(settings: Settings, port: int, args: list[str], log=print, g
     started.append(proc)
     if stop_requested:  # Ctrl-C while it was starting
         request_stop(signal.SIGINT, None)
-    log(f"Airflow UI: http://127.0.0.1:{port} (standalone pid {proc.pid}, home {env['AIRFLOW_HOME']}); "
-        "Ctrl-C stops it")
+    log(
+        f"Airflow UI: http://127.0.0.1:{port} (standalone pid {proc.pid}, home {env['AIRFLOW_HOME']}); "
+        "Ctrl-C stops it"
+    )
     while proc.poll() is None:
         if stop_requested and time.monotonic() - stop_requested[0] > grace:
             log(f"Airflow did not stop within {grace:.0f} s: killing its processes")
@@ -224,14 +259,22 @@ class ServiceGroup:
     def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with self.log_file(name).open("ab") as log:
-            proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=self.env, start_new_session=True)
+            proc = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                start_new_session=True,
+            )
         self.procs[name] = proc
         return proc
 
     def exited(self) -> dict[str, int]:
         """The services that have stopped, with their exit codes."""
-        return {name: code for name, proc in self.procs.items() if (code := proc.poll()) is not None}
+        return {
+            name: code for name, proc in self.procs.items() if (code := proc.poll()) is not None
+        }
 
     def tail(self, name: str, lines: int = 40) -> str:
         try:
@@ -242,7 +285,10 @@ class ServiceGroup:
 
     def report(self, lines: int = 40) -> str:
         """The tail of every service's log, for a failure message."""
-        return "\n".join(f"--- {name} ({self.log_file(name)}) ---\n{self.tail(name, lines)}" for name in self.procs)
+        return "\n".join(
+            f"--- {name} ({self.log_file(name)}) ---\n{self.tail(name, lines)}"
+            for name in self.procs
+        )
 
     def stop(self, timeout: float = 20.0) -> None:
         for proc in self.procs.values():

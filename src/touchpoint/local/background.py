@@ -46,7 +46,10 @@ def start_background(name: str, args: list[str], pid_file: Path, log_file: Path,
     with log_file.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "touchpoint", *args],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     pid_file.write_text(str(proc.pid))
     if not wait_for_port(port, timeout=15):

@@ -80,7 +80,9 @@ class EmbeddedCluster:
             return ClusterStatus(False, url, self.data_dir, "not initialised")
         if bin_dir is None:
             return ClusterStatus(False, url, self.data_dir, "PostgreSQL binaries not found")
-        result = self._run([str(bin_dir / "pg_ctl"), "status", "-D", str(self.data_dir)], check=False)
+        result = self._run(
+            [str(bin_dir / "pg_ctl"), "status", "-D", str(self.data_dir)], check=False
+        )
         running = result.returncode == 0
         return ClusterStatus(running, url, self.data_dir, "running" if running else "stopped")
 
@@ -105,8 +107,19 @@ class EmbeddedCluster:
             "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
         )
         result = self._run(
-            [str(bin_dir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data_dir),
-             "-l", str(self.log_file), "-o", options],
+            [
+                str(bin_dir / "pg_ctl"),
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                options,
+            ],
             check=False,
         )
         if result.returncode != 0:
@@ -120,7 +133,9 @@ class EmbeddedCluster:
         bin_dir = find_pg_bin(self.settings)
         current = self.status()
         if current.running and bin_dir is not None:
-            self._run([str(bin_dir / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.data_dir)])
+            self._run(
+                [str(bin_dir / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.data_dir)]
+            )
         return self.status()
 
     # -- steps ----------------------------------------------------------------------------
@@ -136,8 +151,11 @@ class EmbeddedCluster:
         if _is_root() and shutil.which("apt-get"):
             log("PostgreSQL server binaries not found: installing Debian's postgresql package")
             env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-            for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "postgresql"]):
-                if subprocess.run(cmd, env=env).returncode != 0:
+            for cmd in (
+                ["apt-get", "update", "-qq"],
+                ["apt-get", "install", "-y", "-qq", "postgresql"],
+            ):
+                if subprocess.run(cmd, env=env, check=False).returncode != 0:
                     break
             bin_dir = find_pg_bin(self.settings)
             if bin_dir is not None:
@@ -173,7 +191,9 @@ class EmbeddedCluster:
         probe.mkdir(parents=True, exist_ok=True)
         if _is_root():
             shutil.chown(probe, user)
-            check = subprocess.run(["runuser", "-u", user, "--", "test", "-w", str(probe)])
+            check = subprocess.run(
+                ["runuser", "-u", user, "--", "test", "-w", str(probe)], check=False
+            )
             if check.returncode != 0:
                 raise WarehouseError(
                     f"user {user!r} cannot reach {probe} (a parent directory is not traversable); "
@@ -183,8 +203,16 @@ class EmbeddedCluster:
     def _initdb(self, bin_dir: Path, log) -> None:
         log(f"initialising PostgreSQL cluster in {self.data_dir}")
         result = self._run(
-            [str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", self.settings.pg_user,
-             "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.settings.pg_user,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
             check=False,
         )
         if result.returncode != 0:
@@ -208,7 +236,7 @@ class EmbeddedCluster:
     def _run(self, cmd: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
         if _is_root():
             cmd = ["runuser", "-u", _SERVICE_USER, "--", *cmd]
-        result = subprocess.run(cmd, capture_output=True, text=True)
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if check and result.returncode != 0:
             raise WarehouseError(f"{Path(cmd[-1]).name} failed: {result.stderr.strip()}")
         return result

@@ -14,7 +14,7 @@ import warnings
 from datetime import UTC, datetime
 from email import message_from_bytes
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -51,15 +51,19 @@ class _OneAccount:
         self._login, self._password = login.encode(), password.encode()
 
     def __call__(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
-        ok = (isinstance(auth_data, LoginPassword)
-              and hmac.compare_digest(auth_data.login, self._login)
-              and hmac.compare_digest(auth_data.password, self._password))
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and hmac.compare_digest(auth_data.login, self._login)
+            and hmac.compare_digest(auth_data.password, self._password)
+        )
         return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd replies 535 itself
 
 
 # The sink listens on 127.0.0.1 only, so AUTH without TLS is what it means to offer: say so
 # once in MailSink's docstring rather than warn on every connection.
-warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS", module="aiosmtpd")
+warnings.filterwarnings(
+    "ignore", message="Requiring AUTH while not requiring TLS", module="aiosmtpd"
+)
 
 
 class _NoAuthTlsWarning(logging.Filter):
@@ -77,15 +81,27 @@ class MailSink:
     with them, as a real relay would. The sink listens on loopback only and offers no TLS, so
     the login travels in clear over 127.0.0.1 (``auth_require_tls`` off)."""
 
-    def __init__(self, directory: Path, port: int = 0, host: str = "127.0.0.1",
-                 credentials: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        auth: dict[str, Any] = ({"authenticator": _OneAccount(*credentials), "auth_required": True,
-                                 "auth_require_tls": False} if credentials else {})
+        auth: dict[str, Any] = (
+            {
+                "authenticator": _OneAccount(*credentials),
+                "auth_required": True,
+                "auth_require_tls": False,
+            }
+            if credentials
+            else {}
+        )
         self.controller = Controller(_SaveToDir(directory), hostname=host, port=port, **auth)
 
-    def start(self) -> MailSink:
+    def start(self) -> Self:
         self.controller.start()
         return self
 
@@ -96,7 +112,7 @@ class MailSink:
     def port(self) -> int:
         return self.controller.port
 
-    def __enter__(self) -> MailSink:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -22,7 +22,8 @@ _PACKAGE = "redis-server"
 
 def find_redis_server() -> str | None:
     return shutil.which("redis-server") or next(
-        (p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server") if Path(p).exists()), None)
+        (p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server") if Path(p).exists()), None
+    )
 
 
 def ensure_redis_server(log=print) -> str:
@@ -62,20 +63,42 @@ class RedisServer:
     def start(self, timeout: float = 15.0) -> RedisServer:
         binary = ensure_redis_server(self._log)
         if port_in_use(self.port):
-            raise TouchpointError(f"port {self.port} on 127.0.0.1 is already in use; choose another port for Redis")
+            raise TouchpointError(
+                f"port {self.port} on 127.0.0.1 is already in use; choose another port for Redis"
+            )
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-             "--dir", str(self.work_dir), "--save", "", "--appendonly", "no", "--daemonize", "no",
-             "--logfile", str(self.log_file)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--protected-mode",
+                "yes",
+                "--dir",
+                str(self.work_dir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.log_file),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while not port_in_use(self.port):
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else "no log"
-                raise TouchpointError(f"redis-server did not start on port {self.port}; see {self.log_file}:\n{tail}")
+                raise TouchpointError(
+                    f"redis-server did not start on port {self.port}; see {self.log_file}:\n{tail}"
+                )
             time.sleep(0.05)
         return self
 

@@ -55,8 +55,12 @@ def smtp_settings_outside_airflow(settings) -> SmtpSettings:
 
     value = os.environ.get("AIRFLOW_CONN_" + SMTP_CONN_ID.upper())
     if not value:
-        return SmtpSettings(host=settings.smtp_host, port=settings.smtp_port, login=settings.smtp_login,
-                            password=settings.smtp_password)
+        return SmtpSettings(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            login=settings.smtp_login,
+            password=settings.smtp_password,
+        )
     from airflow.models.connection import Connection
 
     if value.lstrip().startswith("{"):

@@ -55,8 +55,9 @@ def ensure_pools() -> None:
 
     from touchpoint.orchestration.resources import CRM_POOL, CRM_POOL_DESCRIPTION, CRM_POOL_SLOTS
 
-    Pool.create_or_update_pool(CRM_POOL, slots=CRM_POOL_SLOTS, description=CRM_POOL_DESCRIPTION,
-                               include_deferred=False)
+    Pool.create_or_update_pool(
+        CRM_POOL, slots=CRM_POOL_SLOTS, description=CRM_POOL_DESCRIPTION, include_deferred=False
+    )
 
 
 def migrate() -> None:
@@ -73,20 +74,32 @@ def run(spec: Path) -> int:
     requests = [DagRunRequest(**r) for r in json.loads(spec.read_text())]
     started = time.monotonic()
     migrate()
-    _emit("info", f"  Airflow metadata DB ready in {os.environ['AIRFLOW_HOME']} ({time.monotonic() - started:.0f} s)")
+    _emit(
+        "info",
+        f"  Airflow metadata DB ready in {os.environ['AIRFLOW_HOME']} ({time.monotonic() - started:.0f} s)",
+    )
     failed = 0
     for number, request in enumerate(requests, 1):
         t0 = time.monotonic()
-        what = (f"{request.conf['start'][:10]} .. {request.conf['end'][:10]}"
-                if request.conf and request.conf.get("start") else f"logical date {request.logical_date}")
+        what = (
+            f"{request.conf['start'][:10]} .. {request.conf['end'][:10]}"
+            if request.conf and request.conf.get("start")
+            else f"logical date {request.logical_date}"
+        )
         label = f"[{number}/{len(requests)}] {request.dag_id} {what}"
         _emit("info", f"  {label} ...")
         dag = _load_dag(request.dag_id)
-        run = dag.test(logical_date=pendulum.parse(request.logical_date), run_conf=request.conf or None)
+        run = dag.test(
+            logical_date=pendulum.parse(request.logical_date), run_conf=request.conf or None
+        )
         state = str(getattr(run.state, "value", run.state))
-        tasks = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in run.get_task_instances()}
+        tasks = {
+            ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in run.get_task_instances()
+        }
         bad = {t: s for t, s in tasks.items() if s != "success"}
-        message = f"  {label}: {state} in {time.monotonic() - t0:.0f} s" + (f" (tasks not successful: {bad})" if bad else "")
+        message = f"  {label}: {state} in {time.monotonic() - t0:.0f} s" + (
+            f" (tasks not successful: {bad})" if bad else ""
+        )
         _emit("result", message, dag_id=request.dag_id, state=state, tasks=tasks)
         if state != "success":
             failed += 1

@@ -13,7 +13,7 @@ when a task runs; its target and logs stay under ``var/dbt``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
@@ -53,7 +53,7 @@ class WarehouseProfileMapping(PostgresUserPasswordProfileMapping):
     trust (or peer / certificate) authentication has none. The password, when there is one,
     still reaches dbt only through an environment variable, never the rendered profile."""
 
-    required_fields = ["host", "user", "dbname"]
+    required_fields: ClassVar[list[str]] = ["host", "user", "dbname"]
 
     def get_dbt_value(self, name: str) -> Any:
         value = super().get_dbt_value(name)
@@ -63,8 +63,10 @@ class WarehouseProfileMapping(PostgresUserPasswordProfileMapping):
 def dbt_task_group(settings: Settings, group_id: str = "dbt", **kwargs: Any) -> DbtTaskGroup:
     manifest = manifest_path(settings.var_dir)
     if not manifest.exists():
-        raise ConfigError(f"dbt manifest not found at {manifest}: run `touchpoint dbt manifest` "
-                          "(make demo, make test and make airflow do it)")
+        raise ConfigError(
+            f"dbt manifest not found at {manifest}: run `touchpoint dbt manifest` "
+            "(make demo, make test and make airflow do it)"
+        )
     target = settings.var_dir / "dbt"
     return DbtTaskGroup(
         group_id=group_id,
@@ -84,10 +86,15 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt", **kwargs: Any) -> 
         profile_config=ProfileConfig(
             profile_name=DBT_PROFILE,
             target_name=DBT_TARGET,
-            profile_mapping=WarehouseProfileMapping(conn_id=WAREHOUSE_CONN_ID,
-                                                    # dbt runs as the transformer role (SET ROLE)
-                                                    profile_args={"schema": "analytics", "threads": 4,
-                                                                  "role": settings.roles.transformer}),
+            profile_mapping=WarehouseProfileMapping(
+                conn_id=WAREHOUSE_CONN_ID,
+                # dbt runs as the transformer role (SET ROLE)
+                profile_args={
+                    "schema": "analytics",
+                    "threads": 4,
+                    "role": settings.roles.transformer,
+                },
+            ),
         ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
@@ -97,9 +104,11 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt", **kwargs: Any) -> 
             should_detach_multiple_parents_tests=True,
             emit_datasets=False,  # the DAG publishes one Asset for the marts when they are checked
         ),
-        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
-                                         invocation_mode=InvocationMode.DBT_RUNNER,
-                                         test_indirect_selection=TestIndirectSelection.CAUTIOUS),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.DBT_RUNNER,
+            test_indirect_selection=TestIndirectSelection.CAUTIOUS,
+        ),
         operator_args={"install_deps": False, "dbt_cmd_global_flags": ["--no-write-json"]},
         **kwargs,
     )

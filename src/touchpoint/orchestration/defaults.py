@@ -15,7 +15,9 @@ from touchpoint.orchestration.failure_alerts import task_failure_alert
 OWNER = "data-engineering"
 
 
-def default_args(retry_delay: timedelta, execution_timeout: timedelta = timedelta(minutes=30)) -> dict[str, Any]:
+def default_args(
+    retry_delay: timedelta, execution_timeout: timedelta = timedelta(minutes=30)
+) -> dict[str, Any]:
     """Retries with exponential backoff (count from TOUCHPOINT_TASK_RETRIES), a timeout, and an
     email to the alerts list when a task fails for good (not on the tries that are retried)."""
     return {
@@ -34,6 +36,8 @@ def interval_params(what: str) -> dict[str, Any]:
     from airflow.sdk import Param
 
     return {
-        "start": Param(None, type=["null", "string"], description=f"override: {what} start (ISO date)"),
+        "start": Param(
+            None, type=["null", "string"], description=f"override: {what} start (ISO date)"
+        ),
         "end": Param(None, type=["null", "string"], description=f"override: {what} end (ISO date)"),
     }

@@ -37,13 +37,16 @@ log = logging.getLogger(__name__)
 
 REPORT = "task_failure"
 MAX_ERROR_CHARS = 500
-NO_EXCEPTION = ("no exception recorded: the task was failed outside its own process "
-                "(heartbeat timeout, killed worker); see the log")
+NO_EXCEPTION = (
+    "no exception recorded: the task was failed outside its own process "
+    "(heartbeat timeout, killed worker); see the log"
+)
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 _SECRET_PAIR = re.compile(
     r"(?i)\b(password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key|authorization)"
-    r"(['\"]?\s*[=:]\s*['\"]?)(?:(?:bearer|basic)\s+)?[^\s,;&'\"]+")
+    r"(['\"]?\s*[=:]\s*['\"]?)(?:(?:bearer|basic)\s+)?[^\s,;&'\"]+"
+)
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")
 
 
@@ -59,17 +62,27 @@ def task_failure_alert(context: Mapping[str, Any]) -> None:
     label = "a task"
     try:
         failure = failure_from_context(context)
-        label = f"{failure.dag_id}.{failure.task_label} ({failure.run_id}, try {failure.try_number})"
+        label = (
+            f"{failure.dag_id}.{failure.task_label} ({failure.run_id}, try {failure.try_number})"
+        )
         if isinstance(context.get("exception"), AlreadyAlerted):
             log.info("%s failed and alerted the alerts list itself: no task-failure alert", label)
             return
         deliveries = send_failure_alert(failure)
-        log.info("task-failure alert for %s: %s", label,
-                 ", ".join(f"{d.recipient} {d.status}{' (new)' if d.newly_sent else ''}" for d in deliveries)
-                 or "no alerts recipients configured")
+        log.info(
+            "task-failure alert for %s: %s",
+            label,
+            ", ".join(
+                f"{d.recipient} {d.status}{' (new)' if d.newly_sent else ''}" for d in deliveries
+            )
+            or "no alerts recipients configured",
+        )
     except Exception:
-        log.exception("could not send the task-failure alert for %s (the task's own failure stands; "
-                      "check the smtp_default connection and reports/recipients.yml)", label)
+        log.exception(
+            "could not send the task-failure alert for %s (the task's own failure stands; "
+            "check the smtp_default connection and reports/recipients.yml)",
+            label,
+        )
 
 
 def failure_from_context(context: Mapping[str, Any]) -> TaskFailure:
@@ -117,7 +130,10 @@ def send_failure_alert(failure: TaskFailure) -> list[Delivery]:
     settings = load_settings()
     recipients = load_recipients(settings.reports_dir / "recipients.yml")
     if not recipients.alerts:
-        log.error("task %s failed, but reports/recipients.yml lists no alerts recipients", failure.task_label)
+        log.error(
+            "task %s failed, but reports/recipients.yml lists no alerts recipients",
+            failure.task_label,
+        )
         return []
     templates = settings.reports_dir / "templates"
     smtp = connections.smtp_settings()
@@ -130,14 +146,30 @@ def send_failure_alert(failure: TaskFailure) -> list[Delivery]:
     try:
         conn = connect(connections.warehouse_url())
     except Exception as exc:  # noqa: BLE001 - whatever keeps the ledger away, the alert goes out
-        log.warning("task-failure alert for %s: the ledger reporting.deliveries is out of reach (%s); "
-                    "sending without recording it", failure.task_label, one_line_error(exc))
-        return send_unrecorded(smtp, REPORT, period_of(failure), recipients.sender, recipients.alerts, render)
+        log.warning(
+            "task-failure alert for %s: the ledger reporting.deliveries is out of reach (%s); "
+            "sending without recording it",
+            failure.task_label,
+            one_line_error(exc),
+        )
+        return send_unrecorded(
+            smtp, REPORT, period_of(failure), recipients.sender, recipients.alerts, render
+        )
     with conn:
         ensure_schema(conn)
-        set_role(conn, settings.roles.reporter)  # the send log is the reporter's, as for the weekly report
-        return deliver(conn, smtp, REPORT, period_of(failure), recipients.sender, recipients.alerts, render,
-                       policy=policy)
+        set_role(
+            conn, settings.roles.reporter
+        )  # the send log is the reporter's, as for the weekly report
+        return deliver(
+            conn,
+            smtp,
+            REPORT,
+            period_of(failure),
+            recipients.sender,
+            recipients.alerts,
+            render,
+            policy=policy,
+        )
 
 
 def one_line_error(error: object) -> str:
@@ -197,7 +229,9 @@ def _log_file(ti: Any, try_number: int) -> str | None:
         if "{{" in template:
             name = jinja2.Template(template).render(ti=ti, try_number=try_number)
         else:
-            name = template.format(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, try_number=try_number)
+            name = template.format(
+                dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, try_number=try_number
+            )
         return f"{folder.rstrip('/')}/{name}"
     except Exception:  # noqa: BLE001 - the alert goes out without it
         return None

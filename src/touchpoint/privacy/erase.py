@@ -52,7 +52,9 @@ class ErasureError(TouchpointError):
 class Person:
     """Everything that identifies one person in the warehouse."""
 
-    identifiers: dict[str, set[str]] = field(default_factory=lambda: {t: set() for t in IDENTIFIER_TYPES})
+    identifiers: dict[str, set[str]] = field(
+        default_factory=lambda: {t: set() for t in IDENTIFIER_TYPES}
+    )
     customer_keys: set[str] = field(default_factory=set)
 
     def add(self, identifier_type: str, value: object) -> bool:
@@ -67,8 +69,14 @@ class Person:
 
     def searchable(self) -> list[str]:
         """Values distinctive enough to search for as text anywhere (not short numeric ids)."""
-        return sorted({*self.identifiers["email"], *self.identifiers["segment_user"],
-                       *self.identifiers["segment_anonymous"], *self.customer_keys})
+        return sorted(
+            {
+                *self.identifiers["email"],
+                *self.identifiers["segment_user"],
+                *self.identifiers["segment_anonymous"],
+                *self.customer_keys,
+            }
+        )
 
 
 @dataclass
@@ -96,8 +104,12 @@ def _matches(stream: Stream, person: Person) -> tuple[sql.Composable, list[objec
     for identifier_type, path in stream.identifiers:
         values = sorted(person.identifiers[identifier_type])
         if values:
-            parts.append(sql.SQL("exists (select 1 from jsonb_path_query(payload, {}::jsonpath) as p (v)"
-                                 " where {} = any(%s))").format(sql.Literal(path), _value(identifier_type)))
+            parts.append(
+                sql.SQL(
+                    "exists (select 1 from jsonb_path_query(payload, {}::jsonpath) as p (v)"
+                    " where {} = any(%s))"
+                ).format(sql.Literal(path), _value(identifier_type))
+            )
             params.append(values)
     return (sql.SQL(" or ").join(parts) if parts else sql.SQL("false")), params
 
@@ -131,8 +143,10 @@ def find_person(conn: psycopg.Connection, emails: Iterable[str], crm_ids: Iterab
             continue
         predicate, params = _matches(stream, person)
         for identifier_type, path in stream.identifiers:
-            query = sql.SQL("select distinct {} from {} as t, jsonb_path_query(t.payload, {}::jsonpath) as p (v)"
-                            " where {}").format(_value(identifier_type), _table(stream), sql.Literal(path), predicate)
+            query = sql.SQL(
+                "select distinct {} from {} as t, jsonb_path_query(t.payload, {}::jsonpath) as p (v)"
+                " where {}"
+            ).format(_value(identifier_type), _table(stream), sql.Literal(path), predicate)
             for (value,) in conn.execute(query, params).fetchall():
                 person.add(identifier_type, value)
     if _exists(conn, IDENTITY_MAP):
@@ -141,11 +155,14 @@ def find_person(conn: psycopg.Connection, emails: Iterable[str], crm_ids: Iterab
             f"select distinct customer_key from {IDENTITY_MAP} as m"
             " join unnest(%s::text[], %s::text[]) as given (kind, value)"
             " on m.identifier_type = given.kind and m.identifier = given.value"
-            " where m.customer_key is not null", ([k for k, _ in pairs], [v for _, v in pairs])).fetchall()
+            " where m.customer_key is not null",
+            ([k for k, _ in pairs], [v for _, v in pairs]),
+        ).fetchall()
         person.customer_keys = {key for (key,) in keys}
         for kind, value in conn.execute(
-                f"select identifier_type, identifier from {IDENTITY_MAP} where customer_key = any(%s)",
-                (sorted(person.customer_keys),)).fetchall():
+            f"select identifier_type, identifier from {IDENTITY_MAP} where customer_key = any(%s)",
+            (sorted(person.customer_keys),),
+        ).fetchall():
             if kind in person.identifiers:
                 person.add(kind, value)
     return person
@@ -158,7 +175,8 @@ def _delete_raw(conn: psycopg.Connection, person: Person) -> dict[str, int]:
             continue
         predicate, params = _matches(stream, person)
         removed[stream.table] = conn.execute(
-            sql.SQL("delete from {} where {}").format(_table(stream), predicate), params).rowcount
+            sql.SQL("delete from {} where {}").format(_table(stream), predicate), params
+        ).rowcount
     # Quarantined text is searched as text: emails and Segment ids are distinctive; a contact
     # id is matched only where it stands as a JSON "id".
     texts = person.searchable()
@@ -168,7 +186,8 @@ def _delete_raw(conn: psycopg.Connection, person: Person) -> dict[str, int]:
         "                                          where strpos(lower(raw_text), lower(s.value)) > 0)"
         " or (stream like 'hubspot%%' and exists (select 1 from unnest(%s::text[]) as c (id)"
         "     where raw_text ~ ('\"id\"\\s*:\\s*\"?' || c.id || '\"?\\s*[,}]')))",
-        (texts, contact_ids)).rowcount
+        (texts, contact_ids),
+    ).rowcount
     return removed
 
 
@@ -180,31 +199,43 @@ def _delete_derived(conn: psycopg.Connection, person: Person) -> dict[str, int]:
             f"delete from {IDENTITY_SNAPSHOT} as s where customer_key = any(%s)"
             " or exists (select 1 from unnest(%s::text[], %s::text[]) as given (kind, value)"
             "            where s.identifier_type = given.kind and s.identifier = given.value)",
-            (sorted(person.customer_keys), [k for k, _ in pairs], [v for _, v in pairs])).rowcount
+            (sorted(person.customer_keys), [k for k, _ in pairs], [v for _, v in pairs]),
+        ).rowcount
     # The send log keeps that a report went out, not to whom: the address becomes its hash.
     emails = sorted(person.identifiers["email"])
     removed["reporting.deliveries"] = conn.execute(
         "update reporting.deliveries set recipient = 'erased:' || encode(sha256(convert_to("
-        "'email:' || lower(trim(recipient)), 'UTF8')), 'hex'), last_error = null where lower(trim(recipient)) = any(%s)", (emails,)).rowcount
+        "'email:' || lower(trim(recipient)), 'UTF8')), 'hex'), last_error = null where lower(trim(recipient)) = any(%s)",
+        (emails,),
+    ).rowcount
     # Data-quality results may quote sampled values.
     removed["dq.expectation_results"] = conn.execute(
         "update dq.expectation_results set observed_value = '[erased]' where exists"
         " (select 1 from unnest(%s::text[]) as s (value) where strpos(lower(observed_value), lower(s.value)) > 0)",
-        (person.searchable(),)).rowcount
+        (person.searchable(),),
+    ).rowcount
     return removed
 
 
-def _tombstone(conn: psycopg.Connection, erasure_id: str, person: Person, rows: dict[str, int]) -> None:
+def _tombstone(
+    conn: psycopg.Connection, erasure_id: str, person: Person, rows: dict[str, int]
+) -> None:
     from psycopg.types.json import Jsonb
 
-    conn.execute("insert into privacy.erasures (erasure_id, identifiers, rows_removed) values (%s, %s, %s)",
-                 (erasure_id, person.count(), Jsonb(rows)))
+    conn.execute(
+        "insert into privacy.erasures (erasure_id, identifiers, rows_removed) values (%s, %s, %s)",
+        (erasure_id, person.count(), Jsonb(rows)),
+    )
     with conn.cursor() as cur:
         cur.executemany(
             "insert into privacy.tombstones (identifier_type, identifier_hash, erasure_id) values (%s, %s, %s)"
             " on conflict do nothing",
-            [(kind, tombstone_hash(kind, value), erasure_id)
-             for kind, values in person.identifiers.items() for value in sorted(values)])
+            [
+                (kind, tombstone_hash(kind, value), erasure_id)
+                for kind, values in person.identifiers.items()
+                for value in sorted(values)
+            ],
+        )
 
 
 def leftovers(conn: psycopg.Connection, person: Person) -> dict[str, int]:
@@ -215,27 +246,45 @@ def leftovers(conn: psycopg.Connection, person: Person) -> dict[str, int]:
         return {}
     tables = conn.execute(
         "select table_schema, table_name from information_schema.tables"
-        " where table_type = 'BASE TABLE' and table_schema <> all(%s) order by 1, 2", (list(_NOT_SEARCHED),)).fetchall()
+        " where table_type = 'BASE TABLE' and table_schema <> all(%s) order by 1, 2",
+        (list(_NOT_SEARCHED),),
+    ).fetchall()
     found: dict[str, int] = {}
     with progress("erase: tables searched", total=len(tables), unit="tables") as searched:
         for schema, table in tables:
             searched.advance()
             row = conn.execute(
-                sql.SQL("select count(*) from {} as t where exists (select 1 from unnest(%s::text[]) as s (value)"
-                        " where strpos(lower(t::text), s.value) > 0)").format(sql.Identifier(schema, table)),
-                (needles,)).fetchone()
+                sql.SQL(
+                    "select count(*) from {} as t where exists (select 1 from unnest(%s::text[]) as s (value)"
+                    " where strpos(lower(t::text), s.value) > 0)"
+                ).format(sql.Identifier(schema, table)),
+                (needles,),
+            ).fetchone()
             if row and row[0]:
                 found[f"{schema}.{table}"] = row[0]
     return found
 
 
 def _count_tables(conn: psycopg.Connection) -> int:
-    return int(scalar(conn, "select count(*) from information_schema.tables where table_type = 'BASE TABLE'"
-                      " and table_schema <> all(%s)", (list(_NOT_SEARCHED),)))
+    return int(
+        scalar(
+            conn,
+            "select count(*) from information_schema.tables where table_type = 'BASE TABLE'"
+            " and table_schema <> all(%s)",
+            (list(_NOT_SEARCHED),),
+        )
+    )
 
 
-def erase(warehouse_url: str, emails: Iterable[str], crm_ids: Iterable[str], project_dir: Path, var_dir: Path,
-          dry_run: bool = False, note: Callable[[str], None] = log.info) -> Erasure:
+def erase(
+    warehouse_url: str,
+    emails: Iterable[str],
+    crm_ids: Iterable[str],
+    project_dir: Path,
+    var_dir: Path,
+    dry_run: bool = False,
+    note: Callable[[str], None] = log.info,
+) -> Erasure:
     """Erase one person (see the module's docstring); with ``dry_run``, only count what would go."""
     erasure_id = uuid.uuid4().hex
     with connect(warehouse_url) as conn:
@@ -244,7 +293,9 @@ def erase(warehouse_url: str, emails: Iterable[str], crm_ids: Iterable[str], pro
             # one erasure at a time: two could tombstone and rebuild over each other
             conn.execute("select pg_advisory_xact_lock(hashtext('touchpoint.privacy.erase'))")
             person = find_person(conn, emails, crm_ids)
-            note(f"found {person.count()} identifier(s) and {len(person.customer_keys)} customer key(s)")
+            note(
+                f"found {person.count()} identifier(s) and {len(person.customer_keys)} customer key(s)"
+            )
             rows = {**_delete_raw(conn, person), **_delete_derived(conn, person)}
             if dry_run:
                 raise psycopg.Rollback(tx)
@@ -253,21 +304,28 @@ def erase(warehouse_url: str, emails: Iterable[str], crm_ids: Iterable[str], pro
     if dry_run:
         return result
     if not any(rows.values()):
-        note(f"nothing of this person is stored; {person.count()} tombstone(s) keep them out of later loads")
+        note(
+            f"nothing of this person is stored; {person.count()} tombstone(s) keep them out of later loads"
+        )
         return result
-    note(f"raw rows removed and {person.count()} tombstone(s) written (erasure {erasure_id});"
-             " rebuilding every dbt model without them (dbt build --full-refresh)")
+    note(
+        f"raw rows removed and {person.count()} tombstone(s) written (erasure {erasure_id});"
+        " rebuilding every dbt model without them (dbt build --full-refresh)"
+    )
     try:
         with progress("erase: rebuilding the marts (dbt build --full-refresh)"):
             run_dbt(["build", "--full-refresh"], project_dir, warehouse_url, var_dir)
     except TouchpointError as exc:
         raise ErasureError(
             f"erasure {erasure_id}: the raw records are gone and tombstoned, but the rebuild of the marts failed"
-            f" ({exc}); the marts still hold the person until `dbt build --full-refresh` succeeds") from None
+            f" ({exc}); the marts still hold the person until `dbt build --full-refresh` succeeds"
+        ) from None
     result.rebuilt = True
     with connect(warehouse_url) as conn:
         left = leftovers(conn, person)
         result.searched_tables = _count_tables(conn)
     if left:
-        raise ErasureError(f"erasure {erasure_id}: the person is still in {', '.join(f'{t} ({n} rows)' for t, n in left.items())}")
+        raise ErasureError(
+            f"erasure {erasure_id}: the person is still in {', '.join(f'{t} ({n} rows)' for t, n in left.items())}"
+        )
     return result

@@ -54,7 +54,9 @@ def values_at(document: Any, path: str) -> Iterator[Any]:
     yield from nodes
 
 
-def record_identifiers(paths: tuple[tuple[str, str], ...], record: Any) -> Iterator[tuple[str, str]]:
+def record_identifiers(
+    paths: tuple[tuple[str, str], ...], record: Any
+) -> Iterator[tuple[str, str]]:
     """(type, normalised value) of every identifier a record carries at the declared paths."""
     for identifier_type, path in paths:
         for value in values_at(record, path):

@@ -18,7 +18,9 @@ class Tombstones:
     @classmethod
     def read(cls, conn: psycopg.Connection) -> Tombstones:
         hashes: dict[str, set[str]] = {}
-        for kind, digest in conn.execute("select identifier_type, identifier_hash from privacy.tombstones"):
+        for kind, digest in conn.execute(
+            "select identifier_type, identifier_hash from privacy.tombstones"
+        ):
             hashes.setdefault(kind, set()).add(digest)
         return cls(hashes)
 
@@ -32,5 +34,7 @@ class Tombstones:
         """Whether the record carries an identifier of an erased person."""
         if not self._hashes:  # the usual case: no hashing at all
             return False
-        return any(value and tombstone_hash(kind, value) in self._hashes.get(kind, ())
-                   for kind, value in record_identifiers(paths, record))
+        return any(
+            value and tombstone_hash(kind, value) in self._hashes.get(kind, ())
+            for kind, value in record_identifiers(paths, record)
+        )

@@ -72,24 +72,38 @@ class QualityReport:
         """A summary table for people: one line per expectation, failures first."""
         rows = sorted(self.outcomes, key=lambda o: (o.success, o.severity != "critical", o.rule_id))
         width = max([len(o.rule_id) for o in rows] + [10])
-        lines = [f"{'status':<6} {'severity':<8} {'rule':<{width}} observed",
-                 f"{'-' * 6} {'-' * 8} {'-' * width} {'-' * 20}"]
+        lines = [
+            f"{'status':<6} {'severity':<8} {'rule':<{width}} observed",
+            f"{'-' * 6} {'-' * 8} {'-' * width} {'-' * 20}",
+        ]
         for o in rows:
             state = "ok" if o.success else "FAIL"
             lines.append(f"{state:<6} {o.severity:<8} {o.rule_id:<{width}} {o.observed_text()}")
-        lines.append(f"{len(self.outcomes)} expectations: {len(self.critical_failures)} critical failure(s), "
-                     f"{len(self.warnings)} warning(s) for {self.start.isoformat()} .. {self.end.isoformat()}")
+        lines.append(
+            f"{len(self.outcomes)} expectations: {len(self.critical_failures)} critical failure(s), "
+            f"{len(self.warnings)} warning(s) for {self.start.isoformat()} .. {self.end.isoformat()}"
+        )
         if self.data_docs:
             lines.append(f"data docs: {self.data_docs}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "status": self.status, "start": self.start.isoformat(), "end": self.end.isoformat(),
+            "run_id": self.run_id,
+            "status": self.status,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
             "data_docs": self.data_docs,
-            "failures": [{"rule_id": o.rule_id, "severity": o.severity, "expectation": o.expectation,
-                          "column": o.column, "observed": o.observed_text()}
-                         for o in self.critical_failures + self.warnings],
+            "failures": [
+                {
+                    "rule_id": o.rule_id,
+                    "severity": o.severity,
+                    "expectation": o.expectation,
+                    "column": o.column,
+                    "observed": o.observed_text(),
+                }
+                for o in self.critical_failures + self.warnings
+            ],
         }
 
 
@@ -98,14 +112,23 @@ class GXValidationFailed(TouchpointError):
 
     def __init__(self, report: QualityReport) -> None:
         self.report = report
-        failed = "; ".join(f"{o.rule_id} observed {o.observed_text()}" for o in report.critical_failures)
-        super().__init__(f"data quality gate closed for {report.start.date()}..{report.end.date()}: {failed}"
-                         + (f" (data docs: {report.data_docs})" if report.data_docs else ""))
+        failed = "; ".join(
+            f"{o.rule_id} observed {o.observed_text()}" for o in report.critical_failures
+        )
+        super().__init__(
+            f"data quality gate closed for {report.start.date()}..{report.end.date()}: {failed}"
+            + (f" (data docs: {report.data_docs})" if report.data_docs else "")
+        )
 
 
 def _error(info: dict[str, Any]) -> str | None:
-    infos = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
-    return "; ".join(str(i.get("exception_message")) for i in infos if i.get("raised_exception")) or None
+    infos = (
+        [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    )
+    return (
+        "; ".join(str(i.get("exception_message")) for i in infos if i.get("raised_exception"))
+        or None
+    )
 
 
 def _context(gx_dir: Path, warehouse_url: str):
@@ -113,18 +136,24 @@ def _context(gx_dir: Path, warehouse_url: str):
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    os.environ[_URL_VARIABLE] = libpq_url(warehouse_url).replace("postgresql://", "postgresql+psycopg://", 1)
+    os.environ[_URL_VARIABLE] = libpq_url(warehouse_url).replace(
+        "postgresql://", "postgresql+psycopg://", 1
+    )
     gx_dir.mkdir(parents=True, exist_ok=True)
     context = gx.get_context(mode="file", project_root_dir=str(gx_dir))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     try:
         source = context.data_sources.get("warehouse")
     except (KeyError, ValueError, LookupError):
-        source = context.data_sources.add_postgres("warehouse", connection_string="${" + _URL_VARIABLE + "}")
+        source = context.data_sources.add_postgres(
+            "warehouse", connection_string="${" + _URL_VARIABLE + "}"
+        )
     return context, source
 
 
-def _run_suite(context, source, suite: Suite, start: datetime, end: datetime) -> list[ExpectationOutcome]:
+def _run_suite(
+    context, source, suite: Suite, start: datetime, end: datetime
+) -> list[ExpectationOutcome]:
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
@@ -144,25 +173,44 @@ def _run_suite(context, source, suite: Suite, start: datetime, end: datetime) ->
         gx_suite = gx.ExpectationSuite(name=asset_name, meta={"description": suite.description})
         for item in batch.expectations:
             meta = dict(item["meta"])
-            config = ExpectationConfiguration(type=item["type"], kwargs=item.get("kwargs", {}), meta=meta,
-                                              severity=meta["severity"])
+            config = ExpectationConfiguration(
+                type=item["type"],
+                kwargs=item.get("kwargs", {}),
+                meta=meta,
+                severity=meta["severity"],
+            )
             gx_suite.add_expectation(config.to_domain_obj())
         gx_suite = context.suites.add_or_update(gx_suite)
-        definitions.append(context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=asset_name, data=batch_definition, suite=gx_suite)))
-    checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
-        name=suite.name, validation_definitions=definitions, actions=[UpdateDataDocsAction(name="data_docs")]))
+        definitions.append(
+            context.validation_definitions.add_or_update(
+                gx.ValidationDefinition(name=asset_name, data=batch_definition, suite=gx_suite)
+            )
+        )
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=suite.name,
+            validation_definitions=definitions,
+            actions=[UpdateDataDocsAction(name="data_docs")],
+        )
+    )
     result = checkpoint.run()
     outcomes = []
     for validation in result.run_results.values():
         for r in validation.results:
             config = r.expectation_config
-            outcomes.append(ExpectationOutcome(
-                suite=suite.name, rule_id=str(config.meta.get("rule_id")), expectation=config.type,
-                column=config.kwargs.get("column"), severity=config.severity.value, success=bool(r.success),
-                observed=r.result.get("observed_value"), unexpected_count=r.result.get("unexpected_count"),
-                error=_error(r.exception_info or {}),
-            ))
+            outcomes.append(
+                ExpectationOutcome(
+                    suite=suite.name,
+                    rule_id=str(config.meta.get("rule_id")),
+                    expectation=config.type,
+                    column=config.kwargs.get("column"),
+                    severity=config.severity.value,
+                    success=bool(r.success),
+                    observed=r.result.get("observed_value"),
+                    unexpected_count=r.result.get("unexpected_count"),
+                    error=_error(r.exception_info or {}),
+                )
+            )
     return outcomes
 
 
@@ -173,22 +221,49 @@ def store(conn: psycopg.Connection, report: QualityReport) -> None:
             conn.execute(
                 "insert into dq.validation_runs (run_id, suite, interval_start, interval_end, success,"
                 " critical_failures, warnings, data_docs) values (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (report.run_id, suite, report.start, report.end,
-                 not any(not o.success and o.severity == "critical" for o in mine),
-                 sum(1 for o in mine if not o.success and o.severity == "critical"),
-                 sum(1 for o in mine if not o.success and o.severity != "critical"), report.data_docs))
+                (
+                    report.run_id,
+                    suite,
+                    report.start,
+                    report.end,
+                    not any(not o.success and o.severity == "critical" for o in mine),
+                    sum(1 for o in mine if not o.success and o.severity == "critical"),
+                    sum(1 for o in mine if not o.success and o.severity != "critical"),
+                    report.data_docs,
+                ),
+            )
             with conn.cursor().copy(
                 "copy dq.expectation_results (run_id, suite, rule_id, expectation, column_name, severity, success,"
                 " observed_value, unexpected_count, error, interval_start, interval_end) from stdin"
             ) as copy:
                 for o in mine:
-                    copy.write_row((report.run_id, suite, o.rule_id, o.expectation, o.column, o.severity, o.success,
-                                    None if o.observed is None else str(o.observed), o.unexpected_count, o.error,
-                                    report.start, report.end))
+                    copy.write_row(
+                        (
+                            report.run_id,
+                            suite,
+                            o.rule_id,
+                            o.expectation,
+                            o.column,
+                            o.severity,
+                            o.success,
+                            None if o.observed is None else str(o.observed),
+                            o.unexpected_count,
+                            o.error,
+                            report.start,
+                            report.end,
+                        )
+                    )
 
 
-def run_quality(warehouse_url: str, suites_dir: Path, gx_dir: Path, start: datetime, end: datetime,
-                run_id: str | None = None, only: list[str] | None = None) -> QualityReport:
+def run_quality(
+    warehouse_url: str,
+    suites_dir: Path,
+    gx_dir: Path,
+    start: datetime,
+    end: datetime,
+    run_id: str | None = None,
+    only: list[str] | None = None,
+) -> QualityReport:
     """Validate every suite (or those named in ``only``) on ``[start, end)``; store the results."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("interval bounds must be timezone-aware")

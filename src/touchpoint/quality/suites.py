@@ -32,9 +32,11 @@ class Batch:
         def literal(moment: str) -> str:
             return f"'{moment}'::timestamptz"
 
-        return (self.query.replace("{start}", literal(start.isoformat()))
-                .replace("{end}", literal(end.isoformat()))
-                .replace("{epoch}", literal(EPOCH)))
+        return (
+            self.query.replace("{start}", literal(start.isoformat()))
+            .replace("{end}", literal(end.isoformat()))
+            .replace("{epoch}", literal(EPOCH))
+        )
 
 
 @dataclass(frozen=True)
@@ -52,16 +54,22 @@ def load_suite(path: Path) -> Suite:
         batches = [Batch(b["name"], b["query"], b["expectations"]) for b in spec["batches"]]
         suite = Suite(spec["suite"], spec["table"], spec.get("description", ""), batches, path)
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise TouchpointError(f"expectation suite {path} is unreadable or incomplete: {exc!r}") from None
+        raise TouchpointError(
+            f"expectation suite {path} is unreadable or incomplete: {exc!r}"
+        ) from None
     for batch in suite.batches:
         if not batch.query.lstrip().upper().startswith("SELECT "):
-            raise TouchpointError(f"{path}: batch {batch.name!r}: the query must start with SELECT (a GX rule)")
+            raise TouchpointError(
+                f"{path}: batch {batch.name!r}: the query must start with SELECT (a GX rule)"
+            )
         for item in batch.expectations:
             severity = (item.get("meta") or {}).get("severity")
             rule = (item.get("meta") or {}).get("rule_id")
             if severity not in SEVERITIES or not rule:
-                raise TouchpointError(f"{path}: every expectation needs meta.rule_id and meta.severity in "
-                                      f"{SEVERITIES}; got rule_id={rule!r} severity={severity!r}")
+                raise TouchpointError(
+                    f"{path}: every expectation needs meta.rule_id and meta.severity in "
+                    f"{SEVERITIES}; got rule_id={rule!r} severity={severity!r}"
+                )
     return suite
 
 

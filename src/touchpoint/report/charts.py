@@ -28,31 +28,40 @@ BAND = "#e5e7eb"
 WORSE = "#b91c1c"
 BETTER = "#047857"
 
-plt.rcParams.update({
-    "font.family": "DejaVu Sans",
-    "font.size": 9,
-    "axes.edgecolor": "#e5e7eb",
-    "axes.labelcolor": TEXT,
-    "xtick.color": TEXT,
-    "ytick.color": TEXT,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-})
+plt.rcParams.update(
+    {
+        "font.family": "DejaVu Sans",
+        "font.size": 9,
+        "axes.edgecolor": "#e5e7eb",
+        "axes.labelcolor": TEXT,
+        "xtick.color": TEXT,
+        "ytick.color": TEXT,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
+)
 
 
 def _png(fig, cid: str, height: int) -> InlineImage:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100 * SCALE, metadata={"Software": None})
     plt.close(fig)
-    return InlineImage(cid=cid, filename=f"{cid.split('@')[0]}.png", data=buffer.getvalue(), width=WIDTH, height=height)
+    return InlineImage(
+        cid=cid,
+        filename=f"{cid.split('@')[0]}.png",
+        data=buffer.getvalue(),
+        width=WIDTH,
+        height=height,
+    )
 
 
 def _figure(height: int):
     return plt.subplots(figsize=(WIDTH / 100, height / 100), dpi=100, layout="constrained")
 
 
-def trend_chart(content: WeeklyContent, cid: str, number: Callable[[float], str],
-                day: Callable[[object], str]) -> InlineImage:
+def trend_chart(
+    content: WeeklyContent, cid: str, number: Callable[[float], str], day: Callable[[object], str]
+) -> InlineImage:
     """Touchpoints per week over the last weeks, the report's week highlighted."""
     height = 190
     fig, ax = _figure(height)
@@ -65,12 +74,22 @@ def trend_chart(content: WeeklyContent, cid: str, number: Callable[[float], str]
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: number(v)))
     ax.set_title("Touchpoints per week", loc="left", fontsize=10, color=TEXT)
     for x, v in enumerate(values):
-        ax.annotate(number(v), (x, v), ha="center", va="bottom", fontsize=8, color=TEXT,
-                    xytext=(0, 2), textcoords="offset points")
+        ax.annotate(
+            number(v),
+            (x, v),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color=TEXT,
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
     return _png(fig, cid, height)
 
 
-def channel_chart(content: WeeklyContent, cid: str, number: Callable[[float], str], top: int = 8) -> InlineImage:
+def channel_chart(
+    content: WeeklyContent, cid: str, number: Callable[[float], str], top: int = 8
+) -> InlineImage:
     """Touchpoints per channel, this week against the week before."""
     rows = content.channels[:top]
     height = 60 + 26 * max(len(rows), 1)
@@ -79,7 +98,9 @@ def channel_chart(content: WeeklyContent, cid: str, number: Callable[[float], st
     current = [r.touchpoints for r in rows][::-1]
     previous = [r.previous_touchpoints or 0 for r in rows][::-1]
     positions = range(len(rows))
-    ax.barh([p - 0.2 for p in positions], previous, height=0.38, color=PREVIOUS, label="week before")
+    ax.barh(
+        [p - 0.2 for p in positions], previous, height=0.38, color=PREVIOUS, label="week before"
+    )
     ax.barh([p + 0.2 for p in positions], current, height=0.38, color=CURRENT, label="this week")
     ax.set_yticks(list(positions), names)
     ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
@@ -101,8 +122,16 @@ def funnel_chart(content: WeeklyContent, cid: str, number: Callable[[float], str
     ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: number(v)))
     for y, v in enumerate(values):
-        ax.annotate(number(v), (v, y), ha="left", va="center", fontsize=8, color=TEXT,
-                    xytext=(3, 0), textcoords="offset points")
+        ax.annotate(
+            number(v),
+            (v, y),
+            ha="left",
+            va="center",
+            fontsize=8,
+            color=TEXT,
+            xytext=(3, 0),
+            textcoords="offset points",
+        )
     ax.set_title("Customers entering each journey stage", loc="left", fontsize=10, color=TEXT)
     return _png(fig, cid, height)
 
@@ -112,8 +141,9 @@ def _plain_text(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def signal_chart(signal: Signal, cid: str, number: Callable[[float], str],
-                 day: Callable[[object], str]) -> InlineImage:
+def signal_chart(
+    signal: Signal, cid: str, number: Callable[[float], str], day: Callable[[object], str]
+) -> InlineImage:
     """A signal's metric over its last weeks: the baseline band (minimum to maximum of the weeks
     it was judged against) with its median dashed, the report's week highlighted."""
     height = 150
@@ -124,16 +154,37 @@ def signal_chart(signal: Signal, cid: str, number: Callable[[float], str],
     weeks = [w for w, _ in points]
     values = [v for _, v in points]
     xs = range(len(weeks))
-    ax.axhspan(signal.baseline_low, signal.baseline_high, color=BAND, alpha=0.8, lw=0,
-               label="usual range (weeks before)")
+    ax.axhspan(
+        signal.baseline_low,
+        signal.baseline_high,
+        color=BAND,
+        alpha=0.8,
+        lw=0,
+        label="usual range (weeks before)",
+    )
     ax.axhline(signal.baseline_value, color="#9ca3af", lw=1, ls="--", label="median")
     ax.plot(xs, values, color=PREVIOUS, lw=1.5, marker="o", ms=4, mfc=CURRENT, mec=CURRENT)
     bad = signal.status == "needs_attention"
     current = weeks.index(signal.week_start)
-    ax.plot([current], [values[current]], marker="o", ms=8, color=WORSE if bad else BETTER, ls="none",
-            label="this week")
-    ax.annotate(number(values[current]), (current, values[current]), ha="center", va="bottom", fontsize=8,
-                color=TEXT, xytext=(0, 5), textcoords="offset points")
+    ax.plot(
+        [current],
+        [values[current]],
+        marker="o",
+        ms=8,
+        color=WORSE if bad else BETTER,
+        ls="none",
+        label="this week",
+    )
+    ax.annotate(
+        number(values[current]),
+        (current, values[current]),
+        ha="center",
+        va="bottom",
+        fontsize=8,
+        color=TEXT,
+        xytext=(0, 5),
+        textcoords="offset points",
+    )
     ax.set_xticks(list(xs), [day(w) for w in weeks])
     ax.yaxis.set_major_locator(MaxNLocator(4))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: number(v)))
@@ -142,5 +193,10 @@ def signal_chart(signal: Signal, cid: str, number: Callable[[float], str],
     pad = (high - low) * 0.15 or abs(high) * 0.1 or 1
     ax.set_ylim(low - pad, high + 2 * pad)
     ax.legend(loc="best", frameon=False, fontsize=7, ncol=3)
-    ax.set_title(_plain_text(f"{signal.name}: {signal.metric_label} per week"), loc="left", fontsize=9, color=TEXT)
+    ax.set_title(
+        _plain_text(f"{signal.name}: {signal.metric_label} per week"),
+        loc="left",
+        fontsize=9,
+        color=TEXT,
+    )
     return _png(fig, cid, height)

@@ -19,8 +19,8 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from psycopg.rows import dict_row
 
-from touchpoint.delivery.recipients import ALL, Slice
 from touchpoint.config import DEFAULT_PROJECT_DIR
+from touchpoint.delivery.recipients import ALL, Slice
 from touchpoint.intervals import iso_week
 from touchpoint.transform.project import attribution_models
 from touchpoint.warehouse.connection import scalar
@@ -145,8 +145,13 @@ class ChannelRow:
         return 100.0 * (self.touchpoints - self.previous_touchpoints) / self.previous_touchpoints
 
 
-METRIC_LABELS = {"csat": "CSAT", "nps": "NPS", "conversion_rate": "conversion rate", "cases": "cases",
-                 "engagement": "inbound touchpoints per customer"}
+METRIC_LABELS = {
+    "csat": "CSAT",
+    "nps": "NPS",
+    "conversion_rate": "conversion rate",
+    "cases": "cases",
+    "engagement": "inbound touchpoints per customer",
+}
 
 
 def signal_keys(column: str | None) -> tuple[str, ...]:
@@ -201,6 +206,7 @@ class Signal:
     @property
     def name(self) -> str:
         """'delivery packaging (email)', 'paid ads', 'delivery issue (delivery packaging)'."""
+
         def plain(text: str) -> str:
             return text.replace("_", " ")
 
@@ -214,7 +220,9 @@ class Signal:
     @property
     def name_key(self) -> str:
         """The grain's own name (the touchpoint, the channel or the case category)."""
-        return {"category": self.category, "touchpoint": self.touchpoint}.get(self.grain, self.channel) or ""
+        return {"category": self.category, "touchpoint": self.touchpoint}.get(
+            self.grain, self.channel
+        ) or ""
 
     @property
     def metric_label(self) -> str:
@@ -340,37 +348,103 @@ def _kpis(row: dict | None) -> list[Kpi]:
         return row.get(name)
 
     return [
-        Kpi("touchpoints", "Touchpoints", get("touchpoints") or 0, get("previous_touchpoints"), "count"),
-        Kpi("customers", "Active customers", get("customers") or 0, get("previous_customers"), "count"),
-        Kpi("new_customers", "New customers", get("new_customers") or 0, get("previous_new_customers"), "count"),
-        Kpi("conversions", "Conversions", _float(get("conversions")) or 0.0, _float(get("previous_conversions")), "count"),
-        Kpi("conversion_rate", "Conversion rate", _float(get("conversion_rate")), _float(get("previous_conversion_rate")),
-            "rate", get("customers")),
-        Kpi("nps", "NPS", _float(get("nps")), _float(get("previous_nps")), "nps", get("nps_responses") or 0),
-        Kpi("csat", "CSAT", _float(get("csat")), _float(get("previous_csat")), "csat", get("csat_responses") or 0),
+        Kpi(
+            "touchpoints",
+            "Touchpoints",
+            get("touchpoints") or 0,
+            get("previous_touchpoints"),
+            "count",
+        ),
+        Kpi(
+            "customers",
+            "Active customers",
+            get("customers") or 0,
+            get("previous_customers"),
+            "count",
+        ),
+        Kpi(
+            "new_customers",
+            "New customers",
+            get("new_customers") or 0,
+            get("previous_new_customers"),
+            "count",
+        ),
+        Kpi(
+            "conversions",
+            "Conversions",
+            _float(get("conversions")) or 0.0,
+            _float(get("previous_conversions")),
+            "count",
+        ),
+        Kpi(
+            "conversion_rate",
+            "Conversion rate",
+            _float(get("conversion_rate")),
+            _float(get("previous_conversion_rate")),
+            "rate",
+            get("customers"),
+        ),
+        Kpi(
+            "nps",
+            "NPS",
+            _float(get("nps")),
+            _float(get("previous_nps")),
+            "nps",
+            get("nps_responses") or 0,
+        ),
+        Kpi(
+            "csat",
+            "CSAT",
+            _float(get("csat")),
+            _float(get("previous_csat")),
+            "csat",
+            get("csat_responses") or 0,
+        ),
     ]
 
 
 def _signal(row: dict, history: tuple[tuple[date, float | None], ...]) -> Signal:
     return Signal(
-        key=row["signal_key"], week_start=row["week_start"], region=row["region"], business_unit=row["business_unit"],
-        grain=row["grain"], channel=row["channel"], touchpoint=row["touchpoint"], category=row["category"],
-        metric=row["metric"], section=row["section"], status=row["status"], value=float(row["value"]),
-        sample=int(row["sample"] or 0), baseline_value=float(row["baseline_value"]),
-        baseline_low=float(row["baseline_low"]), baseline_high=float(row["baseline_high"]),
-        baseline_sample=int(row["baseline_sample"] or 0), baseline_weeks=int(row["baseline_weeks"] or 0),
-        change=float(row["change"]), ratio=_float(row["ratio"]), z=_float(row["z_score"]),
-        rank=int(row["rank"] or 0), explained_by=row["explained_by"],
-        named_with=signal_keys(row["named_with"]), history=history,
+        key=row["signal_key"],
+        week_start=row["week_start"],
+        region=row["region"],
+        business_unit=row["business_unit"],
+        grain=row["grain"],
+        channel=row["channel"],
+        touchpoint=row["touchpoint"],
+        category=row["category"],
+        metric=row["metric"],
+        section=row["section"],
+        status=row["status"],
+        value=float(row["value"]),
+        sample=int(row["sample"] or 0),
+        baseline_value=float(row["baseline_value"]),
+        baseline_low=float(row["baseline_low"]),
+        baseline_high=float(row["baseline_high"]),
+        baseline_sample=int(row["baseline_sample"] or 0),
+        baseline_weeks=int(row["baseline_weeks"] or 0),
+        change=float(row["change"]),
+        ratio=_float(row["ratio"]),
+        z=_float(row["z_score"]),
+        rank=int(row["rank"] or 0),
+        explained_by=row["explained_by"],
+        named_with=signal_keys(row["named_with"]),
+        history=history,
     )
 
 
-def load_signals(conn: psycopg.Connection, week_start: date, slice_: Slice = Slice(),
-                 top: int = TOP_SIGNALS) -> dict[str, list[Signal]]:
+def load_signals(
+    conn: psycopg.Connection, week_start: date, slice_: Slice = Slice(), top: int = TOP_SIGNALS
+) -> dict[str, list[Signal]]:
     """The week's flagged signals for a slice, strongest first, at most ``top`` per list:
     ``attention``, ``improved`` (satisfaction, conversion), ``problems`` (cases) and ``at_risk``
     (engagement), each with the last ``TREND_WEEKS`` weekly values of its metric."""
-    params = {"week": week_start, "region": slice_.region, "unit": slice_.business_unit, "weeks": TREND_WEEKS}
+    params = {
+        "week": week_start,
+        "region": slice_.region,
+        "unit": slice_.business_unit,
+        "weeks": TREND_WEEKS,
+    }
     lists: dict[str, list[dict]] = {"attention": [], "improved": [], "problems": [], "at_risk": []}
     with conn.cursor(row_factory=dict_row) as cur:
         for row in cur.execute(_SIGNALS, params).fetchall():
@@ -386,51 +460,109 @@ def load_signals(conn: psycopg.Connection, week_start: date, slice_: Slice = Sli
         history: dict[str, list[tuple[date, float | None]]] = {}
         if keys:
             for r in cur.execute(_SIGNAL_HISTORY, {**params, "keys": keys}).fetchall():
-                history.setdefault(r["signal_key"], []).append((r["week_start"], _float(r["value"])))
-    return {name: [_signal(r, tuple(history.get(r["signal_key"], ()))) for r in rows] for name, rows in shown.items()}
+                history.setdefault(r["signal_key"], []).append(
+                    (r["week_start"], _float(r["value"]))
+                )
+    return {
+        name: [_signal(r, tuple(history.get(r["signal_key"], ()))) for r in rows]
+        for name, rows in shown.items()
+    }
 
 
-def load_at_risk(conn: psycopg.Connection, week_start: date, slice_: Slice = Slice(), top: int = 5) -> AtRisk:
+def load_at_risk(
+    conn: psycopg.Connection, week_start: date, slice_: Slice = Slice(), top: int = 5
+) -> AtRisk:
     """The customers at risk in the report's week (marts.fct_customer_health_weekly), in the
     slice's region: all counted, the first ``top`` whose consent allows it named."""
     params = {"week": week_start, "region": slice_.region, "limit": top}
     with conn.cursor(row_factory=dict_row) as cur:
         counts = cur.execute(_AT_RISK_COUNTS, params).fetchone() or {}
-        named = [AtRiskCustomer(r["name"], r["company_name"], r["region"], r["last_touch_at"], _float(r["latest_nps"]),
-                                _float(r["latest_csat"]), r["recent_support_cases"] or 0,
-                                bool(r["has_recent_detractor"]), r["at_risk_reason"])
-                 for r in cur.execute(_AT_RISK_NAMED, params).fetchall()]
-    return AtRisk(count=counts.get("at_risk") or 0, may_be_named=counts.get("may_be_named") or 0,
-                  customers_total=counts.get("customers") or 0, named=named)
+        named = [
+            AtRiskCustomer(
+                r["name"],
+                r["company_name"],
+                r["region"],
+                r["last_touch_at"],
+                _float(r["latest_nps"]),
+                _float(r["latest_csat"]),
+                r["recent_support_cases"] or 0,
+                bool(r["has_recent_detractor"]),
+                r["at_risk_reason"],
+            )
+            for r in cur.execute(_AT_RISK_NAMED, params).fetchall()
+        ]
+    return AtRisk(
+        count=counts.get("at_risk") or 0,
+        may_be_named=counts.get("may_be_named") or 0,
+        customers_total=counts.get("customers") or 0,
+        named=named,
+    )
 
 
-def load_weekly_content(conn: psycopg.Connection, week_start: date, slice_: Slice = Slice(),
-                        top: int = 5) -> WeeklyContent:
-    params = {"week": week_start, "region": slice_.region, "unit": slice_.business_unit,
-              "weeks": TREND_WEEKS, "limit": top}
+def load_weekly_content(
+    conn: psycopg.Connection, week_start: date, slice_: Slice = Slice(), top: int = 5
+) -> WeeklyContent:
+    params = {
+        "week": week_start,
+        "region": slice_.region,
+        "unit": slice_.business_unit,
+        "weeks": TREND_WEEKS,
+        "limit": top,
+    }
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(_WEEK_ROWS, params).fetchall()
         headline_grain = "week" if slice_.business_unit == ALL else "business_unit"
-        headline = next((r for r in rows if r["grain"] == headline_grain
-                         and r["business_unit"] == slice_.business_unit), None)
-        channel_rows = sorted((r for r in rows if r["grain"] == "channel"), key=lambda r: (-r["touchpoints"], r["channel"]))
+        headline = next(
+            (
+                r
+                for r in rows
+                if r["grain"] == headline_grain and r["business_unit"] == slice_.business_unit
+            ),
+            None,
+        )
+        channel_rows = sorted(
+            (r for r in rows if r["grain"] == "channel"),
+            key=lambda r: (-r["touchpoints"], r["channel"]),
+        )
         total = sum(r["touchpoints"] for r in channel_rows) or 1
-        channels = [ChannelRow(r["channel"], r["business_unit"], r["touchpoints"], r["previous_touchpoints"],
-                               r["touchpoints"] / total,
-                               {m: float(r[f"conversions_{m}"]) for m in ATTRIBUTION_MODELS})
-                    for r in channel_rows]
-        history = [(r["week_start"], r["touchpoints"], r["customers"], float(r["conversions"]))
-                   for r in cur.execute(_HEADLINE_HISTORY, {**params, "grain": headline_grain}).fetchall()]
-        funnel = [FunnelStage(r["journey_stage"], r["customers_entered"], r["previous_customers_entered"])
-                  for r in cur.execute(_FUNNEL, params).fetchall()]
+        channels = [
+            ChannelRow(
+                r["channel"],
+                r["business_unit"],
+                r["touchpoints"],
+                r["previous_touchpoints"],
+                r["touchpoints"] / total,
+                {m: float(r[f"conversions_{m}"]) for m in ATTRIBUTION_MODELS},
+            )
+            for r in channel_rows
+        ]
+        history = [
+            (r["week_start"], r["touchpoints"], r["customers"], float(r["conversions"]))
+            for r in cur.execute(_HEADLINE_HISTORY, {**params, "grain": headline_grain}).fetchall()
+        ]
+        funnel = [
+            FunnelStage(r["journey_stage"], r["customers_entered"], r["previous_customers_entered"])
+            for r in cur.execute(_FUNNEL, params).fetchall()
+        ]
         problems = [Problem(**r) for r in cur.execute(_PROBLEMS, params).fetchall()]
         judged = cur.execute(_SIGNALS_JUDGED, params).fetchone()
     signals = load_signals(conn, week_start, slice_, top)
     at_risk = load_at_risk(conn, week_start, slice_, top)
     end = datetime.combine(week_start + timedelta(days=7), datetime.min.time(), tzinfo=UTC)
     as_of = scalar(conn, _DATA_AS_OF, {"end": end})
-    return WeeklyContent(week_start=week_start, slice=slice_, kpis=_kpis(headline), channels=channels,
-                         attention=signals["attention"], improved=signals["improved"], funnel=funnel,
-                         problem_signals=signals["problems"], problems=problems, at_risk_signals=signals["at_risk"],
-                         at_risk=at_risk, signals_judged=next(iter(judged.values())) if judged else 0,
-                         history=history, data_as_of=as_of)
+    return WeeklyContent(
+        week_start=week_start,
+        slice=slice_,
+        kpis=_kpis(headline),
+        channels=channels,
+        attention=signals["attention"],
+        improved=signals["improved"],
+        funnel=funnel,
+        problem_signals=signals["problems"],
+        problems=problems,
+        at_risk_signals=signals["at_risk"],
+        at_risk=at_risk,
+        signals_judged=next(iter(judged.values())) if judged else 0,
+        history=history,
+        data_as_of=as_of,
+    )

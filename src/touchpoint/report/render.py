@@ -42,20 +42,28 @@ def _environment_for(templates_dir: str, locale: str, timezone: str) -> Environm
     )
     tz = ZoneInfo(timezone)
     env.filters["number"] = lambda n: format_decimal(n, locale=locale)
-    env.filters["pct"] = lambda x: "n/a" if x is None else format_percent(x / 100, format="#,##0.0%", locale=locale)
+    env.filters["pct"] = lambda x: (
+        "n/a" if x is None else format_percent(x / 100, format="#,##0.0%", locale=locale)
+    )
     env.filters["signed"] = lambda n: ("+" if n > 0 else "") + format_decimal(n, locale=locale)
-    env.filters["signed_pct"] = (
-        lambda x: "new" if x is None else ("+" if x > 0 else "") + format_percent(x / 100, format="#,##0.0%", locale=locale)
+    env.filters["signed_pct"] = lambda x: (
+        "new"
+        if x is None
+        else ("+" if x > 0 else "") + format_percent(x / 100, format="#,##0.0%", locale=locale)
     )
     env.filters["day"] = lambda d: format_date(d, format="medium", locale=locale)
     env.filters["short_day"] = lambda d: format_date(d, format="d MMM", locale=locale)
     env.filters["kpi_value"] = lambda k: _kpi_value(k, locale)
     env.filters["kpi_change"] = lambda k: _kpi_change(k, locale)
     env.filters["metric_value"] = lambda v, metric: _metric_value(v, metric, locale)
-    env.filters["decimal"] = lambda n, digits=1: format_decimal(n, format="#,##0." + "0" * digits, locale=locale)
+    env.filters["decimal"] = lambda n, digits=1: format_decimal(
+        n, format="#,##0." + "0" * digits, locale=locale
+    )
     env.filters["signal_facts"] = lambda s: signal_facts(s, locale)
-    env.filters["moment"] = (
-        lambda m: "no data" if m is None else format_datetime(m.astimezone(tz), format="medium", tzinfo=tz, locale=locale)
+    env.filters["moment"] = lambda m: (
+        "no data"
+        if m is None
+        else format_datetime(m.astimezone(tz), format="medium", tzinfo=tz, locale=locale)
         + f" ({timezone})"
     )
     return env
@@ -82,11 +90,15 @@ def _kpi_change(kpi: Kpi, locale: str) -> str:
     if kpi.delta is None:
         return "n/a"
     if kpi.kind in ("csat", "nps"):
-        points = format_decimal(kpi.delta, format="0.0" if kpi.kind == "csat" else "0", locale=locale)
+        points = format_decimal(
+            kpi.delta, format="0.0" if kpi.kind == "csat" else "0", locale=locale
+        )
         return ("+" if kpi.delta > 0 else "") + points + " pt"
     if kpi.percent is None:
         return "new"
-    return ("+" if kpi.percent > 0 else "") + format_percent(kpi.percent / 100, format="#,##0.0%", locale=locale)
+    return ("+" if kpi.percent > 0 else "") + format_percent(
+        kpi.percent / 100, format="#,##0.0%", locale=locale
+    )
 
 
 def _signal_number(value: float, metric: str, locale: str) -> str:
@@ -102,10 +114,19 @@ def _signal_number(value: float, metric: str, locale: str) -> str:
     return format_decimal(value, format="#,##0.0", locale=locale)
 
 
-_SAMPLE_NOUNS = {"csat": "answers", "nps": "answers", "conversion_rate": "customers reached", "engagement": "customers"}
+_SAMPLE_NOUNS = {
+    "csat": "answers",
+    "nps": "answers",
+    "conversion_rate": "customers reached",
+    "engagement": "customers",
+}
 #: how a signal's line names the touchpoints it shares its answers or customers with
-_SHARED_UNITS = {"csat": "the same answers follow", "nps": "the same answers follow",
-                 "conversion_rate": "the same customers met", "engagement": "the same customers met"}
+_SHARED_UNITS = {
+    "csat": "the same answers follow",
+    "nps": "the same answers follow",
+    "conversion_rate": "the same customers met",
+    "engagement": "the same customers met",
+}
 
 
 def signal_facts(signal: Signal, locale: str) -> dict[str, str | None]:
@@ -125,7 +146,9 @@ def signal_facts(signal: Signal, locale: str) -> dict[str, str | None]:
     else:
         now = f"{signal.metric_label} {with_unit(signal.value)}"
     if metric in ("csat", "nps"):
-        points = format_decimal(signal.change, format="0.0" if metric == "csat" else "0", locale=locale)
+        points = format_decimal(
+            signal.change, format="0.0" if metric == "csat" else "0", locale=locale
+        )
         change = ("+" if signal.change > 0 else "") + points + " pt"
     elif signal.ratio is None:
         change = "new"
@@ -133,11 +156,18 @@ def signal_facts(signal: Signal, locale: str) -> dict[str, str | None]:
         change = "×" + format_decimal(signal.ratio, format="0.0", locale=locale)
     else:
         relative = signal.ratio - 1
-        change = ("+" if relative > 0 else "") + format_percent(relative, format="#,##0%", locale=locale)
+        change = ("+" if relative > 0 else "") + format_percent(
+            relative, format="#,##0%", locale=locale
+        )
     noun = _SAMPLE_NOUNS.get(metric)
-    sample = None if noun is None else (
-        f"{format_decimal(signal.sample, locale=locale)} {noun}"
-        f" ({format_decimal(signal.baseline_sample, locale=locale)} in the weeks before)")
+    sample = (
+        None
+        if noun is None
+        else (
+            f"{format_decimal(signal.sample, locale=locale)} {noun}"
+            f" ({format_decimal(signal.baseline_sample, locale=locale)} in the weeks before)"
+        )
+    )
     weeks = signal.baseline_weeks
     return {
         "now": now,
@@ -147,9 +177,12 @@ def signal_facts(signal: Signal, locale: str) -> dict[str, str | None]:
         "weeks": f"the {weeks} weeks before" if weeks != 1 else "the week before",
         "sample": sample,
         "change": change,
-        "shared": (f"{_SHARED_UNITS.get(metric, 'the same units belong to')} "
-                   f"{format_list([key_name(key).replace('_', ' ') for key in signal.named_with], locale=locale)}"
-                   if signal.named_with else None),
+        "shared": (
+            f"{_SHARED_UNITS.get(metric, 'the same units belong to')} "
+            f"{format_list([key_name(key).replace('_', ' ') for key in signal.named_with], locale=locale)}"
+            if signal.named_with
+            else None
+        ),
     }
 
 
@@ -158,9 +191,13 @@ def trend_link(signal: Signal, url_template: str | None) -> str:
     (TOUCHPOINT_REPORT_TREND_URL) with the signal's fields URL-quoted."""
     if not url_template:
         return f"#trend-{signal.slug}"
-    return url_template.format(grain=quote(signal.grain, safe=""), key=quote(signal.name_key, safe=""),
-                               metric=quote(signal.metric, safe=""), week=signal.week_start.isoformat(),
-                               region=quote(signal.region, safe=""))
+    return url_template.format(
+        grain=quote(signal.grain, safe=""),
+        key=quote(signal.name_key, safe=""),
+        metric=quote(signal.metric, safe=""),
+        week=signal.week_start.isoformat(),
+        region=quote(signal.region, safe=""),
+    )
 
 
 @dataclass(frozen=True)
@@ -174,10 +211,14 @@ class DataQualityAlert:
 
     @classmethod
     def from_dict(cls, quality: dict) -> DataQualityAlert:
-        return cls(quality["start"], quality["end"], quality.get("failures", []), quality.get("data_docs"))
+        return cls(
+            quality["start"], quality["end"], quality.get("failures", []), quality.get("data_docs")
+        )
 
 
-def render_alert(alert: DataQualityAlert, recipient: Recipient, templates_dir: Path) -> RenderedReport:
+def render_alert(
+    alert: DataQualityAlert, recipient: Recipient, templates_dir: Path
+) -> RenderedReport:
     env = _environment(templates_dir, recipient)
     context = {"alert": alert, "recipient": recipient}
     critical = sum(1 for f in alert.failures if f["severity"] == "critical")
@@ -187,9 +228,13 @@ def render_alert(alert: DataQualityAlert, recipient: Recipient, templates_dir: P
     return RenderedReport(subject=subject, html=html, text=text)
 
 
-def render_weekly_report(content: WeeklyContent, recipient: Recipient, templates_dir: Path,
-                         chart_cache: dict[tuple[str, str], InlineImage] | None = None,
-                         trend_url: str | None = None) -> RenderedReport:
+def render_weekly_report(
+    content: WeeklyContent,
+    recipient: Recipient,
+    templates_dir: Path,
+    chart_cache: dict[tuple[str, str], InlineImage] | None = None,
+    trend_url: str | None = None,
+) -> RenderedReport:
     """``chart_cache``: charts already drawn for this ``content``, by (chart, locale); the caller
     keeps one per content, so recipients of the same slice and locale share their PNGs.
     ``trend_url``: the TOUCHPOINT_REPORT_TREND_URL template signals link to (None: their chart
@@ -224,13 +269,24 @@ def render_weekly_report(content: WeeklyContent, recipient: Recipient, templates
         images[name] = replace(drawn, cid=cid, filename=f"{cid.split('@')[0]}.png")
     csv_file = kpi_csv(content)
     links = {s.key: trend_link(s, trend_url) for s in content.shown_signals}
-    context = {"report": content, "recipient": recipient, "charts": images, "csv_name": csv_file.filename,
-               "links": links, "links_inside": not trend_url}
+    context = {
+        "report": content,
+        "recipient": recipient,
+        "charts": images,
+        "csv_name": csv_file.filename,
+        "links": links,
+        "links_inside": not trend_url,
+    }
     subject = env.get_template("weekly_report.subject.txt").render(context).strip()
     html = css_inline.inline(env.get_template("weekly_report.html").render(context))
     text = env.get_template("weekly_report.txt").render(context)
-    return RenderedReport(subject=subject, html=html, text=text, images=tuple(images.values()),
-                          attachments=(csv_file,))
+    return RenderedReport(
+        subject=subject,
+        html=html,
+        text=text,
+        images=tuple(images.values()),
+        attachments=(csv_file,),
+    )
 
 
 @dataclass(frozen=True)
@@ -261,12 +317,16 @@ class TaskFailure:
         return f"{self.task_id}[{self.map_index}]" if self.map_index >= 0 else self.task_id
 
 
-def render_task_failure(failure: TaskFailure, recipient: Recipient, templates_dir: Path) -> RenderedReport:
+def render_task_failure(
+    failure: TaskFailure, recipient: Recipient, templates_dir: Path
+) -> RenderedReport:
     env = _environment(templates_dir, recipient)
     context = {"failure": failure, "recipient": recipient}
     interval = f"{(failure.interval_start or 'n/a')[:10]} .. {(failure.interval_end or 'n/a')[:10]}"
-    subject = (f"[touchpoint] task failed: {failure.dag_id}.{failure.task_label} ({interval}), "
-               f"try {failure.try_number} of {failure.tries_allowed}")
+    subject = (
+        f"[touchpoint] task failed: {failure.dag_id}.{failure.task_label} ({interval}), "
+        f"try {failure.try_number} of {failure.tries_allowed}"
+    )
     html = css_inline.inline(env.get_template("task_failure.html").render(context))
     text = env.get_template("task_failure.txt").render(context)
     return RenderedReport(subject=subject, html=html, text=text)

@@ -30,16 +30,32 @@ def chromium_binary(install: bool = True, log: Callable[[str], None] = print) ->
         found = shutil.which("chromium")
         if found:
             return found
-    raise TouchpointError("Chromium is not installed: apt-get install chromium (Debian) and try again")
+    raise TouchpointError(
+        "Chromium is not installed: apt-get install chromium (Debian) and try again"
+    )
 
 
-def screenshot(html: Path, out: Path, width: int, height: int, chromium: str, timeout: float = 60) -> Path:
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-           "--no-first-run", "--disable-extensions", "--allow-file-access-from-files",
-           f"--window-size={width},{height}", f"--screenshot={out}", html.resolve().as_uri()]
+def screenshot(
+    html: Path, out: Path, width: int, height: int, chromium: str, timeout: float = 60
+) -> Path:
+    cmd = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--no-first-run",
+        "--disable-extensions",
+        "--allow-file-access-from-files",
+        f"--window-size={width},{height}",
+        f"--screenshot={out}",
+        html.resolve().as_uri(),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0 or not out.exists():
-        raise TouchpointError(f"Chromium could not screenshot {html}: {result.stderr.strip()[-500:]}")
+        raise TouchpointError(
+            f"Chromium could not screenshot {html}: {result.stderr.strip()[-500:]}"
+        )
     return out
 
 
@@ -49,6 +65,8 @@ def screenshot_previews(html_files: list[Path], log: Callable[[str], None] = pri
     shots = []
     for html in html_files:
         for name, (width, height) in VIEWPORTS.items():
-            shots.append(screenshot(html, html.parent / f"screenshot-{name}.png", width, height, chromium))
+            shots.append(
+                screenshot(html, html.parent / f"screenshot-{name}.png", width, height, chromium)
+            )
             log(f"  {shots[-1]}")
     return shots

@@ -51,11 +51,18 @@ class WeeklyReport:
         return self.content(Slice(ALL, ALL)).has_data
 
     def render(self, recipient: Recipient) -> RenderedReport:
-        return render_weekly_report(self.content(recipient.slice), recipient, self.templates_dir,
-                                    chart_cache=self._charts.setdefault(recipient.slice, {}), trend_url=self.trend_url)
+        return render_weekly_report(
+            self.content(recipient.slice),
+            recipient,
+            self.templates_dir,
+            chart_cache=self._charts.setdefault(recipient.slice, {}),
+            trend_url=self.trend_url,
+        )
 
 
-def write_preview(report: WeeklyReport, recipients: tuple[Recipient, ...], out_dir: Path) -> list[Path]:
+def write_preview(
+    report: WeeklyReport, recipients: tuple[Recipient, ...], out_dir: Path
+) -> list[Path]:
     """Per recipient, a folder with the HTML (images pointing at the PNG files next to it), the
     text, the PNGs, the CSV and the subject. Returns the HTML files."""
     written = []

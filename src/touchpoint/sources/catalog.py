@@ -76,9 +76,13 @@ SEGMENT_EVENTS = Stream(
     event_time=_segment_time,
     object_id=lambda event: event.get("userId") or event.get("anonymousId"),
     accept=_segment_accept,
-    identifiers=(("segment_user", "$.userId"), ("segment_user", "$.previousId"),
-                 ("segment_anonymous", "$.anonymousId"), ("email", "$.traits.email"),
-                 ("email", "$.context.traits.email")),
+    identifiers=(
+        ("segment_user", "$.userId"),
+        ("segment_user", "$.previousId"),
+        ("segment_anonymous", "$.anonymousId"),
+        ("email", "$.traits.email"),
+        ("email", "$.context.traits.email"),
+    ),
 )
 
 
@@ -126,43 +130,131 @@ def _hubspot_stream(object_type: str, modified_property: str) -> Stream:
 
 
 def hubspot_object(
-    object_type: str, group: str, properties: tuple[str, ...], associations: tuple[str, ...] = (),
+    object_type: str,
+    group: str,
+    properties: tuple[str, ...],
+    associations: tuple[str, ...] = (),
     modified_property: str = "hs_lastmodifieddate",
 ) -> HubSpotObject:
-    return HubSpotObject(object_type, group, (*properties, modified_property), associations, modified_property,
-                         _hubspot_stream(object_type, modified_property))
+    return HubSpotObject(
+        object_type,
+        group,
+        (*properties, modified_property),
+        associations,
+        modified_property,
+        _hubspot_stream(object_type, modified_property),
+    )
 
 
 _ENGAGEMENT = ("hs_timestamp", "hubspot_owner_id", "hs_createdate")
 _ENGAGEMENT_LINKS = ("contacts", "companies", "deals")
 
 HUBSPOT_OBJECTS = (
-    hubspot_object("contacts", "people", (
-        "email", "firstname", "lastname", "createdate", "lifecyclestage", "hs_analytics_source", "country",
-        "hs_object_id", "hs_additional_emails", "hs_merged_object_ids", "hs_email_optout", "hs_legal_basis",
-    ), ("companies",), modified_property="lastmodifieddate"),
+    hubspot_object(
+        "contacts",
+        "people",
+        (
+            "email",
+            "firstname",
+            "lastname",
+            "createdate",
+            "lifecyclestage",
+            "hs_analytics_source",
+            "country",
+            "hs_object_id",
+            "hs_additional_emails",
+            "hs_merged_object_ids",
+            "hs_email_optout",
+            "hs_legal_basis",
+        ),
+        ("companies",),
+        modified_property="lastmodifieddate",
+    ),
     hubspot_object("companies", "people", ("name", "domain", "industry", "createdate")),
-    hubspot_object("deals", "sales", (
-        "dealname", "amount", "dealstage", "pipeline", "closedate", "dealtype", "createdate",
-    ), ("contacts", "companies")),
-    hubspot_object("calls", "sales", (*_ENGAGEMENT, "hs_call_title", "hs_call_direction", "hs_call_duration",
-                                      "hs_call_status", "hs_call_disposition"), _ENGAGEMENT_LINKS),
-    hubspot_object("meetings", "sales", (*_ENGAGEMENT, "hs_meeting_title", "hs_meeting_outcome",
-                                         "hs_meeting_location", "hs_activity_type", "hs_meeting_start_time",
-                                         "hs_meeting_end_time"), _ENGAGEMENT_LINKS),
-    hubspot_object("emails", "sales", (*_ENGAGEMENT, "hs_email_direction", "hs_email_subject", "hs_email_status"),
-                   _ENGAGEMENT_LINKS),
+    hubspot_object(
+        "deals",
+        "sales",
+        (
+            "dealname",
+            "amount",
+            "dealstage",
+            "pipeline",
+            "closedate",
+            "dealtype",
+            "createdate",
+        ),
+        ("contacts", "companies"),
+    ),
+    hubspot_object(
+        "calls",
+        "sales",
+        (
+            *_ENGAGEMENT,
+            "hs_call_title",
+            "hs_call_direction",
+            "hs_call_duration",
+            "hs_call_status",
+            "hs_call_disposition",
+        ),
+        _ENGAGEMENT_LINKS,
+    ),
+    hubspot_object(
+        "meetings",
+        "sales",
+        (
+            *_ENGAGEMENT,
+            "hs_meeting_title",
+            "hs_meeting_outcome",
+            "hs_meeting_location",
+            "hs_activity_type",
+            "hs_meeting_start_time",
+            "hs_meeting_end_time",
+        ),
+        _ENGAGEMENT_LINKS,
+    ),
+    hubspot_object(
+        "emails",
+        "sales",
+        (*_ENGAGEMENT, "hs_email_direction", "hs_email_subject", "hs_email_status"),
+        _ENGAGEMENT_LINKS,
+    ),
     hubspot_object("notes", "sales", (*_ENGAGEMENT, "hs_note_body"), _ENGAGEMENT_LINKS),
-    hubspot_object("tasks", "sales", (*_ENGAGEMENT, "hs_task_subject", "hs_task_status", "hs_task_type"),
-                   _ENGAGEMENT_LINKS),
-    hubspot_object("tickets", "service", (
-        "subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_category", "hs_ticket_priority",
-        "createdate", "closed_date",
-    ), ("contacts", "companies")),
-    hubspot_object("feedback_submissions", "service", (
-        "hs_survey_type", "hs_survey_name", "hs_survey_channel", "hs_value", "hs_response_group", "hs_content",
-        "hs_submission_timestamp", "hs_createdate",
-    ), ("contacts",)),
+    hubspot_object(
+        "tasks",
+        "sales",
+        (*_ENGAGEMENT, "hs_task_subject", "hs_task_status", "hs_task_type"),
+        _ENGAGEMENT_LINKS,
+    ),
+    hubspot_object(
+        "tickets",
+        "service",
+        (
+            "subject",
+            "content",
+            "hs_pipeline",
+            "hs_pipeline_stage",
+            "hs_ticket_category",
+            "hs_ticket_priority",
+            "createdate",
+            "closed_date",
+        ),
+        ("contacts", "companies"),
+    ),
+    hubspot_object(
+        "feedback_submissions",
+        "service",
+        (
+            "hs_survey_type",
+            "hs_survey_name",
+            "hs_survey_channel",
+            "hs_value",
+            "hs_response_group",
+            "hs_content",
+            "hs_submission_timestamp",
+            "hs_createdate",
+        ),
+        ("contacts",),
+    ),
 )
 HUBSPOT_CONTACTS = HUBSPOT_OBJECTS[0]
 CRM_GROUPS = tuple(dict.fromkeys(obj.group for obj in HUBSPOT_OBJECTS))

@@ -50,7 +50,9 @@ class KeyedRecord:
     source: str
 
 
-def key_record(stream: Stream, payload: Any, source: str, payload_json: str | None = None) -> KeyedRecord | None:
+def key_record(
+    stream: Stream, payload: Any, source: str, payload_json: str | None = None
+) -> KeyedRecord | None:
     """Apply a stream's declarations to one parsed payload: its keyed record, None when the
     stream does not take it (``accept``), or raise :class:`InvalidRecord`. ``payload_json``: the
     text ``payload`` was decoded from, stored as it is (saves encoding it again); without it the
@@ -69,5 +71,10 @@ def key_record(stream: Stream, payload: Any, source: str, payload_json: str | No
         raise InvalidRecord(f"{type(exc).__name__}: {exc}") from None
     if not natural_key:
         raise InvalidRecord("empty natural key")
-    return KeyedRecord(natural_key, object_id, event_time,
-                       payload_json if payload_json is not None else json.dumps(payload), source)
+    return KeyedRecord(
+        natural_key,
+        object_id,
+        event_time,
+        payload_json if payload_json is not None else json.dumps(payload),
+        source,
+    )

@@ -13,8 +13,10 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 def _checked(value: datetime, raw: object) -> datetime:
     if not EARLIEST <= value < LATEST:
-        raise InvalidRecord(f"impossible timestamp {raw!r} ({value.isoformat()}): expected from "
-                            f"{EARLIEST.year} to before {LATEST.year}")
+        raise InvalidRecord(
+            f"impossible timestamp {raw!r} ({value.isoformat()}): expected from "
+            f"{EARLIEST.year} to before {LATEST.year}"
+        )
     return value
 
 
@@ -40,7 +42,7 @@ def from_iso(raw: object) -> datetime:
     if not isinstance(raw, str):
         raise InvalidRecord(f"timestamp {raw!r} is not an ISO-8601 string")
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(raw)
     except ValueError:
         raise InvalidRecord(f"timestamp {raw!r} is not an ISO-8601 string") from None
     if value.tzinfo is None:

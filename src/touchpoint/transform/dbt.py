@@ -65,13 +65,26 @@ def dbt_executable() -> str:
 def run_dbt(args: list[str], project_dir: Path, warehouse_url: str, var_dir: Path) -> str:
     """Run ``dbt <args>`` on the project; returns its output, raises :class:`DbtFailed`."""
     env = {**os.environ, **dbt_env(warehouse_url, var_dir)}
-    cmd = [dbt_executable(), *args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
-    log.info("running %s", " ".join(cmd[:1 + len(args)]))
-    result = subprocess.run(cmd, cwd=project_dir, env=env, capture_output=True, text=True)
+    cmd = [
+        dbt_executable(),
+        *args,
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(project_dir),
+    ]
+    log.info("running %s", " ".join(cmd[: 1 + len(args)]))
+    result = subprocess.run(
+        cmd, cwd=project_dir, env=env, capture_output=True, text=True, check=False
+    )
     for line in result.stdout.splitlines():
         log.info("dbt | %s", line)
     if result.returncode != 0:
-        errors = [ln for ln in result.stdout.splitlines() if "Error" in ln or "ERROR" in ln or "FAIL" in ln]
+        errors = [
+            ln
+            for ln in result.stdout.splitlines()
+            if "Error" in ln or "ERROR" in ln or "FAIL" in ln
+        ]
         raise DbtFailed(
             f"dbt {' '.join(args)} failed (exit {result.returncode}): "
             f"{(errors or result.stderr.strip().splitlines() or ['no output'])[-1].strip()}; "
@@ -88,7 +101,9 @@ def manifest_path(var_dir: Path) -> Path:
 def _newest_source(project_dir: Path) -> float:
     newest = 0.0
     for path in project_dir.rglob("*"):
-        if path.is_file() and not {"target", "logs", "dbt_packages"} & set(path.relative_to(project_dir).parts):
+        if path.is_file() and not {"target", "logs", "dbt_packages"} & set(
+            path.relative_to(project_dir).parts
+        ):
             newest = max(newest, path.stat().st_mtime)
     return newest
 
@@ -99,11 +114,25 @@ def ensure_manifest(project_dir: Path, var_dir: Path, force: bool = False) -> tu
     path = manifest_path(var_dir)
     if not force and path.exists() and path.stat().st_mtime >= _newest_source(project_dir):
         return path, False
-    env = {**os.environ, **dbt_env("postgresql://parse-only@127.0.0.1:5432/none", var_dir),
-           "DBT_TARGET_PATH": str(path.parent)}
-    cmd = [dbt_executable(), "parse", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
-    result = subprocess.run(cmd, cwd=project_dir, env=env, capture_output=True, text=True, check=False)
+    env = {
+        **os.environ,
+        **dbt_env("postgresql://parse-only@127.0.0.1:5432/none", var_dir),
+        "DBT_TARGET_PATH": str(path.parent),
+    }
+    cmd = [
+        dbt_executable(),
+        "parse",
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(project_dir),
+    ]
+    result = subprocess.run(
+        cmd, cwd=project_dir, env=env, capture_output=True, text=True, check=False
+    )
     if result.returncode != 0 or not path.exists():
-        raise DbtFailed(f"dbt parse failed (exit {result.returncode}): "
-                        f"{(result.stdout.strip().splitlines() or ['no output'])[-1]}")
+        raise DbtFailed(
+            f"dbt parse failed (exit {result.returncode}): "
+            f"{(result.stdout.strip().splitlines() or ['no output'])[-1]}"
+        )
     return path, True

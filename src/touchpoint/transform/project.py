@@ -26,5 +26,7 @@ def attribution_models(project_dir: Path) -> tuple[str, ...]:
     """The attribution models every mart credits conversions by (var ``attribution_models``)."""
     models = project_vars(project_dir).get("attribution_models")
     if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
-        raise ConfigError(f"{project_dir / 'dbt_project.yml'}: var attribution_models must be a list of names")
+        raise ConfigError(
+            f"{project_dir / 'dbt_project.yml'}: var attribution_models must be a list of names"
+        )
     return tuple(models)

@@ -44,9 +44,13 @@ class UrlParts:
 
 def url_parts(url: str) -> UrlParts:
     parts = urlsplit(libpq_url(url))
-    return UrlParts(host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
-                    user=unquote(parts.username or ""), password=unquote(parts.password or ""),
-                    dbname=parts.path.lstrip("/") or "postgres")
+    return UrlParts(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        dbname=parts.path.lstrip("/") or "postgres",
+    )
 
 
 def role_url(url: str, role: str) -> str:
@@ -57,7 +61,9 @@ def role_url(url: str, role: str) -> str:
     parts = urlsplit(libpq_url(url))
     query = parse_qsl(parts.query, keep_blank_values=True)
     options = " ".join(v for k, v in query if k == "options")  # a later -c role=... wins
-    query = [(k, v) for k, v in query if k != "options"] + [("options", f"{options} -c role={role}".strip())]
+    query = [(k, v) for k, v in query if k != "options"] + [
+        ("options", f"{options} -c role={role}".strip())
+    ]
     return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
@@ -65,13 +71,19 @@ def connect(url: str, autocommit: bool = False, role: str | None = None) -> psyc
     """Open a connection or raise a one-line :class:`WarehouseError`; with ``role``, the
     connection runs as that role (:func:`role_url`)."""
     try:
-        return psycopg.connect(libpq_url(role_url(url, role) if role else url), autocommit=autocommit,
-                               connect_timeout=10)
+        return psycopg.connect(
+            libpq_url(role_url(url, role) if role else url),
+            autocommit=autocommit,
+            connect_timeout=10,
+        )
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        hint = (f"; the stage role {role!r} is created by the warehouse's owner when a pipeline step first "
-                "runs (ensure_schema), and the login user must be a member of it"
-                if role and f'role "{role}"' in reason else "")
+        hint = (
+            f"; the stage role {role!r} is created by the warehouse's owner when a pipeline step first "
+            "runs (ensure_schema), and the login user must be a member of it"
+            if role and f'role "{role}"' in reason
+            else ""
+        )
         raise WarehouseError(
             f"cannot connect to the warehouse at {redact(url)}: {reason}{hint}; "
             "check that the server runs and TOUCHPOINT_WAREHOUSE_URL (or the warehouse connection) is right"

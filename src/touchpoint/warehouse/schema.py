@@ -35,8 +35,12 @@ def ensure_schema(conn: psycopg.Connection) -> None:
         conn.execute("set local role none")
         # Serialise concurrent first runs (parallel extract tasks) on the same DDL.
         conn.execute("select pg_advisory_xact_lock(hashtext('touchpoint.ensure_schema'))")
-        for key, name in (("loader", roles.loader), ("transformer", roles.transformer),
-                          ("analyst", roles.analyst), ("reporter", roles.reporter)):
+        for key, name in (
+            ("loader", roles.loader),
+            ("transformer", roles.transformer),
+            ("analyst", roles.analyst),
+            ("reporter", roles.reporter),
+        ):
             conn.execute("select set_config(%s, %s, true)", (f"touchpoint.role_{key}", name))
         for _name, ddl in ddl_files():
             conn.execute(ddl)

@@ -24,9 +24,16 @@ class Base:
     """What every part of the builder shares: the world being built, the current random
     stream (``rng``: the person's own while they live), the clock and the CRM records."""
 
-    def __init__(self, customers: int, weeks: int, seed: int, start: date,
-                 return_visits_per_week: float = 0.0, first_index: int = 0,
-                 incidents: tuple[Incident, ...] = ()) -> None:
+    def __init__(
+        self,
+        customers: int,
+        weeks: int,
+        seed: int,
+        start: date,
+        return_visits_per_week: float = 0.0,
+        first_index: int = 0,
+        incidents: tuple[Incident, ...] = (),
+    ) -> None:
         # The people themselves (names, arrival, acquisition...) come from one stream; a slice
         # of a larger population (first_index > 0) has its own. What a person then lives draws
         # from that person's own stream (see build()).
@@ -34,8 +41,13 @@ class Base:
         self.main = self.rng = random.Random(seed if first_index == 0 else f"{seed}:{first_index}")
         self.first_index = first_index
         self.return_visits_per_week = return_visits_per_week
-        self.world = World(start=start, weeks=weeks, seed=seed, return_visits_per_week=return_visits_per_week,
-                           incidents=tuple(incidents))
+        self.world = World(
+            start=start,
+            weeks=weeks,
+            seed=seed,
+            return_visits_per_week=return_visits_per_week,
+            incidents=tuple(incidents),
+        )
         self.customers = customers
         self.t0 = datetime.combine(start, datetime.min.time(), UTC)
         self.end = self.world.end
@@ -88,7 +100,9 @@ class Base:
     def live(self, at: datetime) -> bool:
         return at < self.end
 
-    def touch(self, p: Person, at: datetime, touchpoint: str, channel: str, category: str | None = None) -> None:
+    def touch(
+        self, p: Person, at: datetime, touchpoint: str, channel: str, category: str | None = None
+    ) -> None:
         p.touches.append((at, touchpoint, channel, category))
 
 

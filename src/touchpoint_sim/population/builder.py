@@ -18,7 +18,10 @@ class _Builder(Effects, Newsletters, People):
     """Every part of a world together: :meth:`build` makes one."""
 
     def build(self) -> World:
-        people = [self.person(index) for index in range(self.first_index, self.first_index + self.customers)]
+        people = [
+            self.person(index)
+            for index in range(self.first_index, self.first_index + self.customers)
+        ]
         self.world.people.extend(people)
         with progress("simulating journeys", total=len(people), unit="customers") as step:
             for person in people:
@@ -32,7 +35,9 @@ class _Builder(Effects, Newsletters, People):
         self.lower_answers()
         self.less_engagement()
         self.after_churn()
-        self.rng = random.Random(f"{self.seed}:finish" + (f":{self.first_index}" if self.first_index else ""))
+        self.rng = random.Random(
+            f"{self.seed}:finish" + (f":{self.first_index}" if self.first_index else "")
+        )
         self.finish()
         self.world.web_events.sort(key=lambda e: e["timestamp"])
         self.world.email_events.sort(key=lambda e: e["timestamp"])
@@ -45,8 +50,14 @@ class _Builder(Effects, Newsletters, People):
         campaign = {"source": utm_source, "medium": medium, "name": row[3]} if medium else None
         if campaign and medium == "cpc":
             campaign["term"] = rng.choice(("smart home hub", "home sensors", "wifi camera"))
-        landing = rng.choice(("/", "/product", "/pricing", "/product/" + rng.choice(PRODUCTS)[3])) if campaign else "/"
-        at = self.session(p, p.arrived_at, [landing, *self.research_pages(rng.randint(0, 3))], campaign, row[4])
+        landing = (
+            rng.choice(("/", "/product", "/pricing", "/product/" + rng.choice(PRODUCTS)[3]))
+            if campaign
+            else "/"
+        )
+        at = self.session(
+            p, p.arrived_at, [landing, *self.research_pages(rng.randint(0, 3))], campaign, row[4]
+        )
         for _ in range(rng.randint(1, 3)):  # consideration: research visits over the next days
             at = self.later(at, timedelta(hours=1), timedelta(hours=rng.choice((4, 20, 48))))
             at = self.session(p, at, self.research_pages(rng.randint(1, 4)))
@@ -56,7 +67,9 @@ class _Builder(Effects, Newsletters, People):
                 self.live_chat(p, at, "pre-sales", "/pricing")
         if not p.signs_up:
             if rng.random() < 0.2:  # met in a store: the CRM knows them, the web never will
-                self.store_contact(p, self.office(self.later(at, timedelta(hours=2), timedelta(days=5))))
+                self.store_contact(
+                    p, self.office(self.later(at, timedelta(hours=2), timedelta(days=5)))
+                )
             return
         at = self.later(at, timedelta(minutes=5), timedelta(days=2))
         if not self.live(at):
@@ -65,7 +78,9 @@ class _Builder(Effects, Newsletters, People):
         if rng.random() < 0.12:
             self.webinar(p, self.later(at, timedelta(hours=1), timedelta(days=4)))
         if rng.random() < 0.05:  # a question before buying: a general inquiry ticket
-            self.tickets(p, self.later(at, timedelta(hours=3), timedelta(days=3)), "GENERAL_INQUIRY", 1)
+            self.tickets(
+                p, self.later(at, timedelta(hours=3), timedelta(days=3)), "GENERAL_INQUIRY", 1
+            )
         sales_led = rng.random() < (0.75 if form == "contact_sales" else 0.5 if p.company else 0.2)
         if sales_led:
             self.sales_process(p, at)
@@ -90,26 +105,41 @@ class _Builder(Effects, Newsletters, People):
         """Churned customers are gone: drop the visits, opens and clicks generated for them past the
         moment they churned (emails sent before it and read later, visits planned before it)."""
         gone_web = {p.anonymous_id: iso(p.churned_at) for p in self.world.people if p.churned_at}
-        gone_mail = {p.crm_email: p.churned_at.timestamp() for p in self.world.people if p.churned_at}
+        gone_mail = {
+            p.crm_email: p.churned_at.timestamp() for p in self.world.people if p.churned_at
+        }
         dropped: set[str] = set()
         kept_web = []
         for event in self.world.web_events:
-            if event["anonymousId"] in gone_web and event["timestamp"] >= gone_web[event["anonymousId"]]:
+            if (
+                event["anonymousId"] in gone_web
+                and event["timestamp"] >= gone_web[event["anonymousId"]]
+            ):
                 dropped.add(event["messageId"])
             else:
                 kept_web.append(event)
         kept_mail = []
         for event in self.world.email_events:
-            if (event["event"] in ("open", "click") and event["email"] in gone_mail
-                    and event["timestamp"] >= gone_mail[event["email"]]):
+            if (
+                event["event"] in ("open", "click")
+                and event["email"] in gone_mail
+                and event["timestamp"] >= gone_mail[event["email"]]
+            ):
                 dropped.add(event["sg_event_id"])
             else:
                 kept_mail.append(event)
         self.world.keep_only(kept_web, kept_mail, dropped)
 
 
-def generate(customers: int, weeks: int, seed: int, start: date, return_visits_per_week: float = 0.0,
-             first_index: int = 0, incidents: tuple[Incident, ...] | list[Incident] = ()) -> World:
+def generate(
+    customers: int,
+    weeks: int,
+    seed: int,
+    start: date,
+    return_visits_per_week: float = 0.0,
+    first_index: int = 0,
+    incidents: tuple[Incident, ...] | list[Incident] = (),
+) -> World:
     """Build the world for these arguments (deterministic). ``return_visits_per_week``: how often
     a signed-up customer comes back to the site, on average (0: only the visits of their journey).
     ``first_index``: build people ``first_index ..`` only, one slice of a larger population
@@ -122,4 +152,6 @@ def generate(customers: int, weeks: int, seed: int, start: date, return_visits_p
     if return_visits_per_week < 0 or first_index < 0:
         raise ValueError("return_visits_per_week and first_index must not be negative")
     check_incidents(incidents, weeks)
-    return _Builder(customers, weeks, seed, start, return_visits_per_week, first_index, tuple(incidents)).build()
+    return _Builder(
+        customers, weeks, seed, start, return_visits_per_week, first_index, tuple(incidents)
+    ).build()

@@ -2,14 +2,55 @@
 
 from __future__ import annotations
 
-FIRST_NAMES = ("ana", "ben", "chloe", "david", "emma", "farid", "grace", "hugo", "ines", "jules",
-               "karin", "liam", "maya", "noah", "olga", "paul", "quinn", "rosa", "sami", "tara")
-LAST_NAMES = ("martin", "bernard", "dubois", "thomas", "robert", "richard", "petit", "durand",
-              "leroy", "moreau", "simon", "laurent", "lefebvre", "michel", "garcia", "david")
+FIRST_NAMES = (
+    "ana",
+    "ben",
+    "chloe",
+    "david",
+    "emma",
+    "farid",
+    "grace",
+    "hugo",
+    "ines",
+    "jules",
+    "karin",
+    "liam",
+    "maya",
+    "noah",
+    "olga",
+    "paul",
+    "quinn",
+    "rosa",
+    "sami",
+    "tara",
+)
+LAST_NAMES = (
+    "martin",
+    "bernard",
+    "dubois",
+    "thomas",
+    "robert",
+    "richard",
+    "petit",
+    "durand",
+    "leroy",
+    "moreau",
+    "simon",
+    "laurent",
+    "lefebvre",
+    "michel",
+    "garcia",
+    "david",
+)
 DOMAINS = ("example.com", "example.org", "example.net", "mail.example")
 COUNTRIES = ("FR", "DE", "GB", "US", "ES")
-STORES = {"FR": ("Store - Lyon", "Store - Paris"), "DE": ("Store - Berlin",), "GB": ("Store - London",),
-          "US": ("Store - New York",), "ES": ("Store - Madrid",)}
+STORES = {
+    "FR": ("Store - Lyon", "Store - Paris"),
+    "DE": ("Store - Berlin",),
+    "GB": ("Store - London",),
+    "US": ("Store - New York",),
+    "ES": ("Store - Madrid",),
+}
 
 #: (hubspot original source, utm medium, utm source, utm campaign, referrer, weight)
 ACQUISITION = (
@@ -30,20 +71,50 @@ PRODUCTS = (  # (product id, sku, name, slug, price)
     ("prod_105", "CAM-360", "Camera 360", "camera-360", 159.0),
 )
 PLANS = (("Starter", 290), ("Pro", 990), ("Business", 2490))
-RESEARCH_PAGES = ("/product", "/product/features", "/product/integrations", "/pricing", "/reviews", "/search")
-HELP_PAGES = {"BILLING_ISSUE": "/help/billing", "DELIVERY_ISSUE": "/help/delivery",
-              "PRODUCT_ISSUE": "/help/troubleshooting", "GENERAL_INQUIRY": "/help/account",
-              "FEATURE_REQUEST": "/help"}
+RESEARCH_PAGES = (
+    "/product",
+    "/product/features",
+    "/product/integrations",
+    "/pricing",
+    "/reviews",
+    "/search",
+)
+HELP_PAGES = {
+    "BILLING_ISSUE": "/help/billing",
+    "DELIVERY_ISSUE": "/help/delivery",
+    "PRODUCT_ISSUE": "/help/troubleshooting",
+    "GENERAL_INQUIRY": "/help/account",
+    "FEATURE_REQUEST": "/help",
+}
 TICKET_CATEGORIES = (  # (category, weight, how much a case hurts satisfaction)
-    ("DELIVERY_ISSUE", 0.30, 2), ("PRODUCT_ISSUE", 0.30, 2), ("BILLING_ISSUE", 0.20, 2),
-    ("GENERAL_INQUIRY", 0.14, 0), ("FEATURE_REQUEST", 0.06, 0),
+    ("DELIVERY_ISSUE", 0.30, 2),
+    ("PRODUCT_ISSUE", 0.30, 2),
+    ("BILLING_ISSUE", 0.20, 2),
+    ("GENERAL_INQUIRY", 0.14, 0),
+    ("FEATURE_REQUEST", 0.06, 0),
 )
 TICKET_SUBJECTS = {
-    "DELIVERY_ISSUE": ("Parcel not delivered", "Package arrived damaged", "Delivery later than promised"),
+    "DELIVERY_ISSUE": (
+        "Parcel not delivered",
+        "Package arrived damaged",
+        "Delivery later than promised",
+    ),
     "PRODUCT_ISSUE": ("Hub stops syncing", "App crashes at login", "Sensor arrived defective"),
-    "BILLING_ISSUE": ("Charged twice for my order", "Invoice shows the wrong VAT number", "Refund not received"),
-    "GENERAL_INQUIRY": ("How do I change my plan?", "Question about my account", "Where is my invoice?"),
-    "FEATURE_REQUEST": ("Please add CSV export", "Dark mode for the app", "Support for more sensors"),
+    "BILLING_ISSUE": (
+        "Charged twice for my order",
+        "Invoice shows the wrong VAT number",
+        "Refund not received",
+    ),
+    "GENERAL_INQUIRY": (
+        "How do I change my plan?",
+        "Question about my account",
+        "Where is my invoice?",
+    ),
+    "FEATURE_REQUEST": (
+        "Please add CSV export",
+        "Dark mode for the app",
+        "Support for more sensors",
+    ),
 }
 SALES_REPS = ("61000001", "61000002", "61000003")
 SUCCESS_MANAGERS = ("61000011", "61000012")
@@ -55,15 +126,35 @@ CALL_DISPOSITIONS = {  # HubSpot's default call outcome ids
     "no_answer": "73a0d17f-1163-4015-bdd5-ec830791da20",
     "busy": "9d9162e7-6cf3-4944-bf63-4dff82258764",
 }
-LEGAL_BASIS = ("Legitimate interest – prospect/lead", "Freely given consent from contact",
-               "Performance of a contract")
-LIFECYCLE = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer",
-             "evangelist")
-COMPANY_WORDS = (("Blue", "North", "Bright", "Silver", "Green", "Red", "Nova", "Alpine", "Coastal", "Urban"),
-                 ("Harbor", "Peak", "Field", "Stone", "River", "Oak", "Wave", "Ridge", "Forge", "Lane"),
-                 ("Logistics", "Studio", "Foods", "Labs", "Retail", "Partners", "Energy", "Health", "Travel"))
-INDUSTRIES = ("RETAIL", "COMPUTER_SOFTWARE", "LOGISTICS_AND_SUPPLY_CHAIN", "FOOD_PRODUCTION",
-              "HOSPITAL_HEALTH_CARE", "CONSTRUCTION", "HOSPITALITY", "MARKETING_AND_ADVERTISING")
+LEGAL_BASIS = (
+    "Legitimate interest – prospect/lead",
+    "Freely given consent from contact",
+    "Performance of a contract",
+)
+LIFECYCLE = (
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+)
+COMPANY_WORDS = (
+    ("Blue", "North", "Bright", "Silver", "Green", "Red", "Nova", "Alpine", "Coastal", "Urban"),
+    ("Harbor", "Peak", "Field", "Stone", "River", "Oak", "Wave", "Ridge", "Forge", "Lane"),
+    ("Logistics", "Studio", "Foods", "Labs", "Retail", "Partners", "Energy", "Health", "Travel"),
+)
+INDUSTRIES = (
+    "RETAIL",
+    "COMPUTER_SOFTWARE",
+    "LOGISTICS_AND_SUPPLY_CHAIN",
+    "FOOD_PRODUCTION",
+    "HOSPITAL_HEALTH_CARE",
+    "CONSTRUCTION",
+    "HOSPITALITY",
+    "MARKETING_AND_ADVERTISING",
+)
 USER_AGENTS = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Safari/605.1.15",
@@ -78,7 +169,31 @@ RECOMMENDATION_LIST = "recommended_for_you"
 
 #: Arrivals: relative weight of each weekday (Monday first) and of each UTC hour
 WEEKDAY_WEIGHTS = (1.0, 1.05, 1.05, 1.0, 0.9, 0.65, 0.6)
-HOUR_WEIGHTS = (0.3, 0.2, 0.15, 0.1, 0.1, 0.15, 0.3, 0.6, 0.9, 1.1, 1.3, 1.4,
-                1.4, 1.3, 1.1, 1.0, 1.0, 1.05, 1.15, 1.3, 1.4, 1.35, 1.0, 0.6)
+HOUR_WEIGHTS = (
+    0.3,
+    0.2,
+    0.15,
+    0.1,
+    0.1,
+    0.15,
+    0.3,
+    0.6,
+    0.9,
+    1.1,
+    1.3,
+    1.4,
+    1.4,
+    1.3,
+    1.1,
+    1.0,
+    1.0,
+    1.05,
+    1.15,
+    1.3,
+    1.4,
+    1.35,
+    1.0,
+    0.6,
+)
 #: week-to-week spread of the arrival rate (the log of a week's multiplier is normal, this sd)
 WEEK_NOISE = 0.08

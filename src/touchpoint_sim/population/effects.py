@@ -26,25 +26,38 @@ class Effects(Service):
                 factor = incident.effects.get("tickets", 1.0)
                 if factor <= 1:
                     continue
-                self.rng = random.Random(f"{self.seed}:incident:{n}:tickets"
-                                         + (f":{self.first_index}" if self.first_index else ""))
-                buyers = sorted((p for p in self.world.people if p.purchased_at is not None and p.contact),
-                                key=lambda p: p.index)
+                self.rng = random.Random(
+                    f"{self.seed}:incident:{n}:tickets"
+                    + (f":{self.first_index}" if self.first_index else "")
+                )
+                buyers = sorted(
+                    (p for p in self.world.people if p.purchased_at is not None and p.contact),
+                    key=lambda p: p.index,
+                )
                 for week in range(incident.week - 1, self.world.weeks):
                     lo, hi = self.t0 + timedelta(weeks=week), self.t0 + timedelta(weeks=week + 1)
                     for category in incident.categories():
-                        opened = sum(1 for r in self.records["tickets"]
-                                     if r.props["hs_ticket_category"] == category and lo <= r.created < hi)
+                        opened = sum(
+                            1
+                            for r in self.records["tickets"]
+                            if r.props["hs_ticket_category"] == category and lo <= r.created < hi
+                        )
                         for _ in range(_poisson(self.rng, (factor - 1) * opened)):
                             at = self.moment(lo, hi)
                             for _attempt in range(20):
                                 p = self.rng.choice(buyers) if buyers else None
-                                if (p is not None and p.purchased_at is not None and p.purchased_at < at
-                                        and (p.churned_at is None or at < p.churned_at)):
+                                if (
+                                    p is not None
+                                    and p.purchased_at is not None
+                                    and p.purchased_at < at
+                                    and (p.churned_at is None or at < p.churned_at)
+                                ):
                                     before = len(self.records["tickets"])
                                     self.tickets(p, at, category, 1)
                                     for rec in self.records["tickets"][before:]:
-                                        self.log_change(incident, "tickets", "tickets", rec.id, p.index)
+                                        self.log_change(
+                                            incident, "tickets", "tickets", rec.id, p.index
+                                        )
                                     break
         finally:
             self.rng = main
@@ -66,12 +79,16 @@ class Effects(Service):
             value = int(rec.props["hs_value"])
             moved: float = value
             for _, incident in self.active_incidents(effect, rec.created):
-                if self.has_met(p, incident, rec.created - timedelta(days=FEEDBACK_LOOKBACK_DAYS), rec.created):
+                if self.has_met(
+                    p, incident, rec.created - timedelta(days=FEEDBACK_LOOKBACK_DAYS), rec.created
+                ):
                     moved += incident.effects[effect]
                     self.log_change(incident, effect, "feedback_submissions", rec.id, p.index)
             if moved == value:
                 continue
-            changed = int(max(0, min(10, round(moved))) if kind == "NPS" else max(1, min(5, round(moved))))
+            changed = int(
+                max(0, min(10, round(moved))) if kind == "NPS" else max(1, min(5, round(moved)))
+            )
             group, comment, _, _ = read_answer(kind, changed, p.hurt_before(rec.created))
             rec.props.update(hs_value=changed, hs_response_group=group, hs_content=comment)
         for index, rec in latest.items():
@@ -95,8 +112,12 @@ class Effects(Service):
             since = iso(starts)
             for event in self.world.web_events:
                 p = by_anonymous.get(event["anonymousId"])
-                if (p is not None and event["timestamp"] >= since and is_browsing(event)
-                        and not _keeps(key, p.index, event["timestamp"][:10], factor)):
+                if (
+                    p is not None
+                    and event["timestamp"] >= since
+                    and is_browsing(event)
+                    and not _keeps(key, p.index, event["timestamp"][:10], factor)
+                ):
                     dropped.add(event["messageId"])
                     self.log_change(incident, "engagement", "segment", event["messageId"], p.index)
                 else:
@@ -105,11 +126,17 @@ class Effects(Service):
             since_ts = starts.timestamp()
             for event in self.world.email_events:
                 p = by_email.get(event["email"])
-                if (p is not None and event["event"] in ("open", "click") and event["timestamp"] >= since_ts
-                        and email_category(event) in ("newsletter", "renewal")
-                        and not _keeps(key, p.index, _day_of(event["timestamp"]), factor)):
+                if (
+                    p is not None
+                    and event["event"] in ("open", "click")
+                    and event["timestamp"] >= since_ts
+                    and email_category(event) in ("newsletter", "renewal")
+                    and not _keeps(key, p.index, _day_of(event["timestamp"]), factor)
+                ):
                     if event["sg_event_id"] not in dropped:
-                        self.log_change(incident, "engagement", "sendgrid", event["sg_event_id"], p.index)
+                        self.log_change(
+                            incident, "engagement", "sendgrid", event["sg_event_id"], p.index
+                        )
                     dropped.add(event["sg_event_id"])
                 else:
                     kept_mail.append(event)

@@ -25,18 +25,25 @@ class Exposure(Base):
         return rng
 
     def active_incidents(self, effect: str, at: datetime) -> list[tuple[int, Incident]]:
-        return [(n, i) for n, i in enumerate(self.incidents)
-                if effect in i.effects and at >= i.starts(self.world.start)]
+        return [
+            (n, i)
+            for n, i in enumerate(self.incidents)
+            if effect in i.effects and at >= i.starts(self.world.start)
+        ]
 
-    def log_change(self, incident: Incident, effect: str, object_type: str, object_id: str, person: int) -> None:
+    def log_change(
+        self, incident: Incident, effect: str, object_type: str, object_id: str, person: int
+    ) -> None:
         self.world.incident_truth.append((incident.text, effect, object_type, object_id, person))
 
     def purchase_blocked(self, p: Person, at: datetime, object_type: str, object_id: str) -> bool:
         """``conversion=xF``: a purchase decided at ``at`` by someone who met the target in the
         CONVERSION_LOOKBACK_DAYS before happens only with probability F."""
         for _, incident in self.active_incidents("conversion", at):
-            if (self.has_met(p, incident, at - timedelta(days=CONVERSION_LOOKBACK_DAYS), at)
-                    and self.incident_rng(p).random() >= incident.effects["conversion"]):
+            if (
+                self.has_met(p, incident, at - timedelta(days=CONVERSION_LOOKBACK_DAYS), at)
+                and self.incident_rng(p).random() >= incident.effects["conversion"]
+            ):
                 self.log_change(incident, "conversion", object_type, object_id, p.index)
                 p.purchase_stopped = True
                 return True
@@ -47,7 +54,13 @@ class Exposure(Base):
         opened only with probability F."""
         for _, incident in self.active_incidents("tickets", at):
             factor = incident.effects["tickets"]
-            if factor < 1 and category in incident.categories() and self.incident_rng(p).random() >= factor:
-                self.log_change(incident, "tickets", "spared_case", f"{category}@{iso(at)}", p.index)
+            if (
+                factor < 1
+                and category in incident.categories()
+                and self.incident_rng(p).random() >= factor
+            ):
+                self.log_change(
+                    incident, "tickets", "spared_case", f"{category}@{iso(at)}", p.index
+                )
                 return True
         return False

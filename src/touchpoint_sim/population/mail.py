@@ -23,17 +23,29 @@ class Sent:
 class Mail(Base):
     """Email sent to a person and what became of it, as webhook events in the world."""
 
-    def email(self, p: Person, at: datetime, category: str, opens: float, clicks: float = 0.3,
-              unique: dict[str, Any] | None = None, url: str = SITE + "/product",
-              group: int | None = None) -> Sent | None:
+    def email(
+        self,
+        p: Person,
+        at: datetime,
+        category: str,
+        opens: float,
+        clicks: float = 0.3,
+        unique: dict[str, Any] | None = None,
+        url: str = SITE + "/product",
+        group: int | None = None,
+    ) -> Sent | None:
         if not self.live(at):
             return None
         message_id = self.hexid(22)
         smtp_id = f"<{message_id}@ismtpd0001p1lon1.sendgrid.net>"
         # SendGrid sends `category` as a string for one category, an array for several.
         cat: Any = category if self.rng.random() < 0.5 else [category, "touchpoint"]
-        base: dict[str, Any] = {"email": p.crm_email, "sg_message_id": f"{message_id}.filter0001",
-                                "smtp-id": smtp_id, "category": cat}
+        base: dict[str, Any] = {
+            "email": p.crm_email,
+            "sg_message_id": f"{message_id}.filter0001",
+            "smtp-id": smtp_id,
+            "category": cat,
+        }
         if group is not None:
             base["asm_group_id"] = group
         base.update(unique or {})  # unique arguments arrive as top-level keys
@@ -42,33 +54,71 @@ class Mail(Base):
         bounced = p.bounced_at is not None and p.bounced_at <= at
         if bounced or self.rng.random() < 0.015:
             reason = "Bounced Address" if bounced else "Invalid SMTPAPI header"
-            self._emit(p, {**base, "event": "dropped", "reason": reason, "timestamp": ts}, with_id=False)
+            self._emit(
+                p, {**base, "event": "dropped", "reason": reason, "timestamp": ts}, with_id=False
+            )
             return sent
         self._emit(p, {**base, "event": "processed", "timestamp": ts})
         if self.rng.random() < 0.03:
-            self._emit(p, {**base, "event": "deferred", "response": "421 4.7.0 Try again later", "attempt": "1",
-                           "timestamp": ts + 1})
+            self._emit(
+                p,
+                {
+                    **base,
+                    "event": "deferred",
+                    "response": "421 4.7.0 Try again later",
+                    "attempt": "1",
+                    "timestamp": ts + 1,
+                },
+            )
             ts += self.rng.randint(300, 1800)
         if self.rng.random() < 0.02:
             p.bounced_at = at if p.bounced_at is None else min(p.bounced_at, at)
-            self._emit(p, {**base, "event": "bounce", "type": "bounce", "status": "5.1.1",
-                           "reason": "550 5.1.1 The email account that you tried to reach does not exist",
-                           "timestamp": ts + 3})
+            self._emit(
+                p,
+                {
+                    **base,
+                    "event": "bounce",
+                    "type": "bounce",
+                    "status": "5.1.1",
+                    "reason": "550 5.1.1 The email account that you tried to reach does not exist",
+                    "timestamp": ts + 3,
+                },
+            )
             return sent
-        self._emit(p, {**base, "event": "delivered", "response": "250 2.0.0 OK", "timestamp": ts + 2})
+        self._emit(
+            p, {**base, "event": "delivered", "response": "250 2.0.0 OK", "timestamp": ts + 2}
+        )
         sent.delivered = True
         churned = p.churned_at is not None and at >= p.churned_at
         if not churned and self.rng.random() < opens:
             opened = self.later(at, timedelta(minutes=2), timedelta(hours=30))
             if self.live(opened):
                 sent.opened_at = opened
-                self._emit(p, {**base, "event": "open", "useragent": p.user_agent, "ip": p.ip,
-                               "sg_machine_open": False, "timestamp": int(opened.timestamp())})
+                self._emit(
+                    p,
+                    {
+                        **base,
+                        "event": "open",
+                        "useragent": p.user_agent,
+                        "ip": p.ip,
+                        "sg_machine_open": False,
+                        "timestamp": int(opened.timestamp()),
+                    },
+                )
                 if self.rng.random() < clicks:
                     sent.clicked_at = opened + timedelta(seconds=self.rng.randint(5, 120))
-                    self._emit(p, {**base, "event": "click", "url": url, "url_offset": {"index": 0, "type": "html"},
-                                   "useragent": p.user_agent, "ip": p.ip,
-                                   "timestamp": int(sent.clicked_at.timestamp())})
+                    self._emit(
+                        p,
+                        {
+                            **base,
+                            "event": "click",
+                            "url": url,
+                            "url_offset": {"index": 0, "type": "html"},
+                            "useragent": p.user_agent,
+                            "ip": p.ip,
+                            "timestamp": int(sent.clicked_at.timestamp()),
+                        },
+                    )
         return sent
 
     def _emit(self, p: Person, event: dict[str, Any], with_id: bool = True) -> None:
@@ -81,7 +131,12 @@ class Mail(Base):
         if self.tracking and event["event"] in ("delivered", "open", "click"):
             category = email_category(event)
             if category in EMAIL_TOUCHPOINTS:
-                self.touch(p, datetime.fromtimestamp(event["timestamp"], UTC), EMAIL_TOUCHPOINTS[category], "email")
+                self.touch(
+                    p,
+                    datetime.fromtimestamp(event["timestamp"], UTC),
+                    EMAIL_TOUCHPOINTS[category],
+                    "email",
+                )
         if self.rng.random() < 0.02:  # at-least-once delivery: the same event twice
             self.world.email_events.append(dict(event))
 
@@ -92,26 +147,59 @@ class Mail(Base):
                 p.contact.set(max(at, p.contact.created), self.end, hs_email_optout=True)
 
     def unsubscribe(self, p: Person, at: datetime, sent: Sent, globally: bool) -> None:
-        base = {"email": p.crm_email, "sg_message_id": f"{sent.message_id}.filter0001", "category": "newsletter",
-                "timestamp": int(at.timestamp())}
+        base = {
+            "email": p.crm_email,
+            "sg_message_id": f"{sent.message_id}.filter0001",
+            "category": "newsletter",
+            "timestamp": int(at.timestamp()),
+        }
         if globally:
             self._emit(p, {**base, "event": "unsubscribe"})
             self.opt_out(p, at)
         else:
             url = SITE + "/email/preferences"
-            self._emit(p, {**base, "event": "group_unsubscribe", "asm_group_id": NEWSLETTER_GROUP,
-                           "useragent": p.user_agent, "ip": p.ip, "url": url})
-            back = self.later(at, timedelta(days=1), timedelta(days=6)) if self.rng.random() < 0.5 else None
+            self._emit(
+                p,
+                {
+                    **base,
+                    "event": "group_unsubscribe",
+                    "asm_group_id": NEWSLETTER_GROUP,
+                    "useragent": p.user_agent,
+                    "ip": p.ip,
+                    "url": url,
+                },
+            )
+            back = (
+                self.later(at, timedelta(days=1), timedelta(days=6))
+                if self.rng.random() < 0.5
+                else None
+            )
             if back is not None and self.live(back) and (p.churned_at is None):
-                self._emit(p, {**base, "event": "group_resubscribe", "asm_group_id": NEWSLETTER_GROUP,
-                               "useragent": p.user_agent, "ip": p.ip, "url": url,
-                               "timestamp": int(back.timestamp())})
+                self._emit(
+                    p,
+                    {
+                        **base,
+                        "event": "group_resubscribe",
+                        "asm_group_id": NEWSLETTER_GROUP,
+                        "useragent": p.user_agent,
+                        "ip": p.ip,
+                        "url": url,
+                        "timestamp": int(back.timestamp()),
+                    },
+                )
                 p.newsletter_paused.append((at, back))
             else:
                 p.newsletter_paused.append((at, self.end))
 
     def spam_report(self, p: Person, at: datetime, sent: Sent) -> None:
         """The reader reports ``sent`` as spam, and is sent no more marketing email."""
-        self._emit(p, {"email": p.crm_email, "sg_message_id": f"{sent.message_id}.filter0001",
-                       "event": "spamreport", "timestamp": int(at.timestamp())})
+        self._emit(
+            p,
+            {
+                "email": p.crm_email,
+                "sg_message_id": f"{sent.message_id}.filter0001",
+                "event": "spamreport",
+                "timestamp": int(at.timestamp()),
+            },
+        )
         self.opt_out(p, at)

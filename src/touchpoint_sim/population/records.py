@@ -9,17 +9,38 @@ from typing import Any
 from touchpoint_sim.incidents import Incident
 from touchpoint_sim.population.catalog import PLANS, TICKET_CATEGORIES, USER_AGENT
 
-CRM_TYPES = ("contacts", "companies", "deals", "tickets", "calls", "meetings", "notes", "emails", "tasks",
-             "feedback_submissions")
+CRM_TYPES = (
+    "contacts",
+    "companies",
+    "deals",
+    "tickets",
+    "calls",
+    "meetings",
+    "notes",
+    "emails",
+    "tasks",
+    "feedback_submissions",
+)
 ENGAGEMENT_TYPES = ("calls", "meetings", "notes", "emails", "tasks")
 #: Every association direction the simulator writes (the reverse directions are served too).
 ASSOCIATION_PAIRS = (
-    ("contacts", "companies"), ("deals", "contacts"), ("deals", "companies"),
-    ("tickets", "contacts"), ("tickets", "companies"), ("feedback_submissions", "contacts"),
+    ("contacts", "companies"),
+    ("deals", "contacts"),
+    ("deals", "companies"),
+    ("tickets", "contacts"),
+    ("tickets", "companies"),
+    ("feedback_submissions", "contacts"),
     *((kind, to) for kind in ENGAGEMENT_TYPES for to in ("contacts", "companies", "deals")),
 )
-ID_BASE = {"contacts": 5000, "companies": 7_000_000, "deals": 9_100_000, "tickets": 3_100_000,
-           "feedback_submissions": 6_100_000, "engagements": 40_000_000_000, "merged": 800_000}
+ID_BASE = {
+    "contacts": 5000,
+    "companies": 7_000_000,
+    "deals": 9_100_000,
+    "tickets": 3_100_000,
+    "feedback_submissions": 6_100_000,
+    "engagements": 40_000_000_000,
+    "merged": 800_000,
+}
 #: CRM ids a person's objects take from (a block per person: what one person does never moves
 #: another person's ids, so an incident leaves everyone else's CRM as it was)
 ID_BLOCK = {"engagements": 100}
@@ -34,7 +55,11 @@ def modified_property(object_type: str) -> str:
 
 
 def created_property(object_type: str) -> str:
-    return "createdate" if object_type in ("contacts", "companies", "deals", "tickets") else "hs_createdate"
+    return (
+        "createdate"
+        if object_type in ("contacts", "companies", "deals", "tickets")
+        else "hs_createdate"
+    )
 
 
 def iso(moment: datetime) -> str:
@@ -46,10 +71,26 @@ class CrmRecord:
 
     __slots__ = ("_set_at", "created", "id", "modified", "person", "props", "type")
 
-    def __init__(self, object_type: str, object_id: str, person: int, created: datetime,
-                 props: dict[str, Any]) -> None:
-        self.type, self.id, self.person, self.created, self.modified = object_type, object_id, person, created, created
-        self.props = {**props, created_property(object_type): iso(created), "hs_object_id": object_id}
+    def __init__(
+        self,
+        object_type: str,
+        object_id: str,
+        person: int,
+        created: datetime,
+        props: dict[str, Any],
+    ) -> None:
+        self.type, self.id, self.person, self.created, self.modified = (
+            object_type,
+            object_id,
+            person,
+            created,
+            created,
+        )
+        self.props = {
+            **props,
+            created_property(object_type): iso(created),
+            "hs_object_id": object_id,
+        }
         self._set_at: dict[str, datetime] = {}
 
     def set(self, at: datetime, end: datetime, **props: Any) -> bool:
@@ -64,12 +105,20 @@ class CrmRecord:
         return True
 
     def as_hubspot(self) -> dict[str, Any]:
-        props = {k: (v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v))
-                 for k, v in self.props.items() if v is not None}
+        props = {
+            k: (v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v))
+            for k, v in self.props.items()
+            if v is not None
+        }
         props[created_property(self.type)] = iso(self.created)
         props[modified_property(self.type)] = iso(self.modified)
-        return {"id": self.id, "properties": props, "createdAt": iso(self.created),
-                "updatedAt": iso(self.modified), "archived": False}
+        return {
+            "id": self.id,
+            "properties": props,
+            "createdAt": iso(self.created),
+            "updatedAt": iso(self.modified),
+            "archived": False,
+        }
 
 
 @dataclass
@@ -149,7 +198,8 @@ class World:
     crm: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {t: [] for t in CRM_TYPES})
     #: (from type, to type) -> {from id: [to ids]}
     associations: dict[tuple[str, str], dict[str, list[str]]] = field(
-        default_factory=lambda: {pair: {} for pair in ASSOCIATION_PAIRS})
+        default_factory=lambda: {pair: {} for pair in ASSOCIATION_PAIRS}
+    )
     #: (source, natural id, person index)
     truth: list[tuple[str, str, int]] = field(default_factory=list)
     incidents: tuple[Incident, ...] = ()

@@ -7,11 +7,18 @@ from typing import Any
 #: web pages that are not browsing: an engagement incident keeps them (they are conversions,
 #: sign-ups and forms, whose counts other signals read)
 _NOT_BROWSING = ("/signup", "/checkout", "/newsletter", "/contact-sales")
-EMAIL_TOUCHPOINTS = {"newsletter": "newsletter", "order_confirmation": "order_confirmation",
-                     "shipping": "delivery_packaging", "renewal": "renewals_subscriptions",
-                     "survey": "post_purchase_survey"}
-TICKET_TOUCHPOINTS = {"DELIVERY_ISSUE": "delivery_packaging", "PRODUCT_ISSUE": "product_quality",
-                      "BILLING_ISSUE": "billing_pricing"}
+EMAIL_TOUCHPOINTS = {
+    "newsletter": "newsletter",
+    "order_confirmation": "order_confirmation",
+    "shipping": "delivery_packaging",
+    "renewal": "renewals_subscriptions",
+    "survey": "post_purchase_survey",
+}
+TICKET_TOUCHPOINTS = {
+    "DELIVERY_ISSUE": "delivery_packaging",
+    "PRODUCT_ISSUE": "product_quality",
+    "BILLING_ISSUE": "billing_pricing",
+}
 
 
 def email_category(event: dict[str, Any]) -> str | None:
@@ -50,8 +57,19 @@ def web_touch(event: dict[str, Any]) -> tuple[str, str] | None:
     campaign = event["context"].get("campaign")
     if campaign and campaign.get("medium") in ("cpc", "ppc", "display", "paid_social"):
         return "online_advertising", "paid_ads"
-    section = event["context"]["page"]["path"].split("/")[1] if event["context"]["page"]["path"] != "/" else ""
-    return {"": "website_visit", "product": "product_research", "pricing": "product_research",
-            "search": "product_research", "cart": "product_research", "reviews": "reviews_read",
-            "help": "self_service_help", "signup": "initial_contact", "checkout": "checkout_page",
-            }.get(section, "website_visit"), ("web_form" if section == "signup" else "web")
+    section = (
+        event["context"]["page"]["path"].split("/")[1]
+        if event["context"]["page"]["path"] != "/"
+        else ""
+    )
+    return {
+        "": "website_visit",
+        "product": "product_research",
+        "pricing": "product_research",
+        "search": "product_research",
+        "cart": "product_research",
+        "reviews": "reviews_read",
+        "help": "self_service_help",
+        "signup": "initial_contact",
+        "checkout": "checkout_page",
+    }.get(section, "website_visit"), ("web_form" if section == "signup" else "web")

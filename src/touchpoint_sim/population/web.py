@@ -16,30 +16,52 @@ from touchpoint_sim.population.taxonomy import web_touch
 class Web(Base):
     """What a person does on the site, as Segment events in the world."""
 
-    def web(self, p: Person, at: datetime, kind: str, page: str | None = None, **fields: Any) -> dict | None:
+    def web(
+        self, p: Person, at: datetime, kind: str, page: str | None = None, **fields: Any
+    ) -> dict | None:
         if not self.live(at) or (p.churned_at is not None and at >= p.churned_at):
             return None
         sent = at + timedelta(milliseconds=self.rng.randint(5, 900))
         received = sent + timedelta(milliseconds=self.rng.randint(20, 400))
         context: dict[str, Any] = {
-            "userAgent": p.user_agent, "ip": p.ip, "locale": {"FR": "fr-FR", "DE": "de-DE", "ES": "es-ES",
-                                                               "GB": "en-GB", "US": "en-US"}[p.country],
+            "userAgent": p.user_agent,
+            "ip": p.ip,
+            "locale": {"FR": "fr-FR", "DE": "de-DE", "ES": "es-ES", "GB": "en-GB", "US": "en-US"}[
+                p.country
+            ],
             "library": {"name": "analytics.js", "version": "5.2.0"},
         }
         if page is not None:
-            context["page"] = {"path": page.split("?")[0], "url": SITE + page, "title": _title(page),
-                               "referrer": "", "search": "?" + page.split("?")[1] if "?" in page else ""}
+            context["page"] = {
+                "path": page.split("?")[0],
+                "url": SITE + page,
+                "title": _title(page),
+                "referrer": "",
+                "search": "?" + page.split("?")[1] if "?" in page else "",
+            }
         if p.consent is not None:
             context["consent"] = {"categoryPreferences": dict(p.consent)}
-        event: dict[str, Any] = {"type": kind, "messageId": f"ajs-{self.uid()}", "anonymousId": p.anonymous_id}
+        event: dict[str, Any] = {
+            "type": kind,
+            "messageId": f"ajs-{self.uid()}",
+            "anonymousId": p.anonymous_id,
+        }
         if p.signed_up_at is not None and at >= p.signed_up_at:
             event["userId"] = p.user_id
         extra_context = fields.pop("context", None)
         if extra_context:
             context.update(extra_context)
         event.update(fields)
-        event.update({"context": context, "timestamp": iso(at), "originalTimestamp": iso(at),
-                      "sentAt": iso(sent), "receivedAt": iso(received), "version": 2})
+        event.update(
+            {
+                "context": context,
+                "timestamp": iso(at),
+                "originalTimestamp": iso(at),
+                "sentAt": iso(sent),
+                "receivedAt": iso(received),
+                "version": 2,
+            }
+        )
         self.world.web_events.append(event)
         self.world.truth.append(("segment", event["messageId"], p.index))
         if self.tracking:
@@ -48,26 +70,63 @@ class Web(Base):
                 self.touch(p, at, *touch)
         return event
 
-    def page(self, p: Person, at: datetime, path: str, campaign: dict | None = None, referrer: str = "") -> None:
+    def page(
+        self, p: Person, at: datetime, path: str, campaign: dict | None = None, referrer: str = ""
+    ) -> None:
         if campaign:
             path += ("&" if "?" in path else "?") + "&".join(
-                f"utm_{k}={v}" for k, v in (("source", campaign["source"]), ("medium", campaign["medium"]),
-                                            ("campaign", campaign["name"])))
+                f"utm_{k}={v}"
+                for k, v in (
+                    ("source", campaign["source"]),
+                    ("medium", campaign["medium"]),
+                    ("campaign", campaign["name"]),
+                )
+            )
         extra: dict[str, Any] = {"campaign": campaign} if campaign else {}
-        event = self.web(p, at, "page", path, name=_title(path),
-                         properties={"path": path.split("?")[0], "url": SITE + path, "title": _title(path),
-                                     "referrer": referrer}, context=extra)
+        event = self.web(
+            p,
+            at,
+            "page",
+            path,
+            name=_title(path),
+            properties={
+                "path": path.split("?")[0],
+                "url": SITE + path,
+                "title": _title(path),
+                "referrer": referrer,
+            },
+            context=extra,
+        )
         if event is not None:
             event["context"]["page"]["referrer"] = referrer
 
-    def track(self, p: Person, at: datetime, name: str, properties: dict[str, Any], page: str | None = None) -> None:
+    def track(
+        self,
+        p: Person,
+        at: datetime,
+        name: str,
+        properties: dict[str, Any],
+        page: str | None = None,
+    ) -> None:
         self.web(p, at, "track", page, event=name, properties=properties)
 
-    def session(self, p: Person, at: datetime, pages: list[str], campaign: dict | None = None,
-                referrer: str = "") -> datetime:
+    def session(
+        self,
+        p: Person,
+        at: datetime,
+        pages: list[str],
+        campaign: dict | None = None,
+        referrer: str = "",
+    ) -> datetime:
         """A visit: pages a few seconds to minutes apart; returns when it ended."""
         for n, path in enumerate(pages):
-            self.page(p, at, path, campaign if n == 0 else None, referrer if n == 0 else SITE + pages[n - 1])
+            self.page(
+                p,
+                at,
+                path,
+                campaign if n == 0 else None,
+                referrer if n == 0 else SITE + pages[n - 1],
+            )
             at = self.later(at, timedelta(seconds=8), timedelta(seconds=150))
         return at
 
@@ -93,9 +152,13 @@ class Web(Base):
         mean_gap_hours = 7 * 24 / self.return_visits_per_week
         pages = (*RESEARCH_PAGES, "/", "/help", *HELP_PAGES.values())
         try:
-            with progress("simulating return visits", total=len(self.world.people), unit="customers") as step:
+            with progress(
+                "simulating return visits", total=len(self.world.people), unit="customers"
+            ) as step:
                 for p in self.world.people:
-                    self.rng = random.Random(f"{self.world.seed}:return-visits:{p.index}")  # each their own
+                    self.rng = random.Random(
+                        f"{self.world.seed}:return-visits:{p.index}"
+                    )  # each their own
                     at = p.signed_up_at
                     while at is not None:
                         at = at + timedelta(hours=self.rng.expovariate(1 / mean_gap_hours))
@@ -103,7 +166,9 @@ class Web(Base):
                             break
                         if at.weekday() >= 5 and self.rng.random() < 0.4:  # quieter weekends
                             continue
-                        self.session(p, at, [self.rng.choice(pages) for _ in range(self.rng.randint(1, 4))])
+                        self.session(
+                            p, at, [self.rng.choice(pages) for _ in range(self.rng.randint(1, 4))]
+                        )
                     step.advance()
         finally:
             self.rng = main
