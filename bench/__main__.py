@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     results: dict[str, Any] = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
         "postgres": "embedded cluster (fsync=off, synchronous_commit=off), one for every contender",
         "repetitions": reps,
         "scales": {},
@@ -123,17 +125,20 @@ def main(argv: list[str] | None = None) -> int:
             ]
             if missing:
                 progress(
-                    f"  WARNING: data set {name} holds fewer {', '.join(missing)} records than the scale asks for"
+                    f"  WARNING: data set {name} holds fewer {', '.join(missing)} records than "
+                    "the scale asks for"
                 )
             here: dict[str, Any] = {"dataset": ds.manifest, "load": {}}
             results["scales"][name] = here
             scale_reps = reps if name != "L" else 1
-            # The first run of each of our loads fills this warehouse, which the later stages build on.
+            # The first run of each of our loads fills this warehouse, which the later stages
+            # build on.
             warehouse = wh.fresh(f"warehouse_{name}")
             for source in ("web", "email"):
                 done.update(description=f"{name}: {source} load")
                 progress(
-                    f"{name} {source} load of the history ({ds.manifest[f'{source}_csv_rows']:,} rows), "
+                    f"{name} {source} load of the history "
+                    f"({ds.manifest[f'{source}_csv_rows']:,} rows), "
                     f"the contenders side by side, {scale_reps} round(s)"
                 )
                 contenders: dict[str, Callable[[], dict[str, Any]]] = {
@@ -163,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                 done.advance()
             done.update(description=f"{name}: CRM extraction")
             progress(
-                f"{name} CRM extraction of the history ({ds.manifest['crm_objects']:,} objects in all)"
+                f"{name} CRM extraction of the history "
+                f"({ds.manifest['crm_objects']:,} objects in all)"
             )
             here["crm"] = repeated(
                 scale_reps,
@@ -202,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
 def first_into(
     warehouse: str, run: Callable[[str | None], dict[str, Any]]
 ) -> Callable[[], dict[str, Any]]:
-    """A measurement whose first run loads into ``warehouse`` and the others into fresh databases."""
+    """A measurement whose first run loads into ``warehouse`` and the others into fresh
+    databases."""
     runs = iter([warehouse])
     return lambda: run(next(runs, None))
 

@@ -187,11 +187,11 @@ def tables(
     outcomes: list[Outcome], seeds: int, customers: int, weeks: int, quiet_weeks: int
 ) -> str:
     lines = [
-        f"#### Calibration: {seeds} seeds per effect ({customers} customers x {weeks} weeks, incident"
-        f" from week {weeks}) and {seeds} quiet worlds ({quiet_weeks} weeks)",
+        f"#### Calibration: {seeds} seeds per effect ({customers} customers x {weeks} weeks,"
+        f" incident from week {weeks}) and {seeds} quiet worlds ({quiet_weeks} weeks)",
         "",
-        "| effect | incident | worlds | detected | detection rate (95% interval) | median z of the planted flag |"
-        " other flags in that week (per world) |",
+        "| effect | incident | worlds | detected | detection rate (95% interval) |"
+        " median z of the planted flag | other flags in that week (per world) |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for effect in EFFECTS:
@@ -214,7 +214,8 @@ def tables(
         "| quiet report-weeks | from | with a flag | false-alarm rate (95% interval) |",
         "|---:|---|---:|---:|",
         f"| {len(quiet)} | {sum(1 for o in outcomes if o.effect == 'none')} quiet worlds |"
-        f" {len(alarmed)} | {len(alarmed) / len(quiet):.1%} ({interval(len(alarmed), len(quiet))}) |"
+        f" {len(alarmed)} | {len(alarmed) / len(quiet):.1%}"
+        f" ({interval(len(alarmed), len(quiet))}) |"
         if quiet
         else "| 0 | — | — | — |",
     ]
@@ -223,11 +224,13 @@ def tables(
     if regional:
         lines += [
             "",
-            "The same quiet weeks in the regional reports (each region's slice, judged on its own customers):",
+            "The same quiet weeks in the regional reports (each region's slice, judged on its own"
+            " customers):",
             "",
             "| regional report-weeks | with a flag | false-alarm rate (95% interval) |",
             "|---:|---:|---:|",
-            f"| {len(regional)} | {len(regional_alarmed)} | {len(regional_alarmed) / len(regional):.1%}"
+            f"| {len(regional)} | {len(regional_alarmed)} |"
+            f" {len(regional_alarmed) / len(regional):.1%}"
             f" ({interval(len(regional_alarmed), len(regional))}) |",
         ]
     if alarmed or regional_alarmed:

@@ -98,7 +98,8 @@ def ensure_dataset(scale: Scale, progress: Callable[[str], None] = print) -> Dat
         shutil.rmtree(stale)
     started = time.perf_counter()
     progress(
-        f"generating data set {scale.name}: {scale.customers:,} customers x {WEEKS} weeks under {root}"
+        f"generating data set {scale.name}: {scale.customers:,} customers x {WEEKS} weeks "
+        f"under {root}"
     )
     slices = [
         (i, first, min(SLICE, scale.customers - first))
@@ -146,8 +147,8 @@ def ensure_dataset(scale: Scale, progress: Callable[[str], None] = print) -> Dat
     }
     dataset = Dataset(scale, root, manifest)
     progress(
-        f"  data set {scale.name}: {web:,} web, {email:,} email events, {manifest['crm_objects']:,} CRM objects"
-        f" in {generated:.0f} s"
+        f"  data set {scale.name}: {web:,} web, {email:,} email events, "
+        f"{manifest['crm_objects']:,} CRM objects in {generated:.0f} s"
     )
     _write_copy_csvs(dataset, progress)
     done.write_text(json.dumps(manifest, indent=2))
@@ -176,8 +177,8 @@ def _write_copy_csvs(dataset: Dataset, progress: Callable[[str], None]) -> None:
     dataset.manifest["csv_seconds"] = round(time.perf_counter() - started, 1)
     dataset.manifest["csv_of"] = CSV_OF
     progress(
-        f"  CSV of the history for psql \\copy: {rows['web'][0]:,} web, {rows['email'][0]:,} email rows"
-        f" in {dataset.manifest['csv_seconds']:.0f} s (not counted)"
+        f"  CSV of the history for psql \\copy: {rows['web'][0]:,} web, "
+        f"{rows['email'][0]:,} email rows in {dataset.manifest['csv_seconds']:.0f} s (not counted)"
     )
 
 

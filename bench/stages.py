@@ -114,7 +114,8 @@ def load_ours(wh: Warehouse, ds: Dataset, source: str, into: str | None = None) 
         rows = _table_rows(dsn, RAW_TABLE[source])
         if rows != loaded or rows != ds.manifest[f"{source}_csv_rows"]:
             raise RuntimeError(
-                f"ours loaded {loaded} / {rows} rows of {source}, expected {ds.manifest[f'{source}_csv_rows']}"
+                f"ours loaded {loaded} / {rows} rows of {source}, "
+                f"expected {ds.manifest[f'{source}_csv_rows']}"
             )
         return {
             "rows": rows,
@@ -154,7 +155,10 @@ def load_copy(wh: Warehouse, ds: Dataset, source: str) -> dict[str, Any]:
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-c",
-                f"\\copy {RAW_TABLE[source]} ({columns}) from '{ds.csv_for(source)}' with (format csv)",
+                (
+                    f"\\copy {RAW_TABLE[source]} ({columns}) from '{ds.csv_for(source)}'"
+                    " with (format csv)"
+                ),
             ]
         )
         rows = _table_rows(dsn, RAW_TABLE[source])

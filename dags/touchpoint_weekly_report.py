@@ -73,8 +73,9 @@ def touchpoint_weekly_report():
         days = ", ".join(day.isoformat() for day in missing)
         if waited >= limit:
             raise AirflowFailException(
-                f"the week {week['start'][:10]} .. {week['end'][:10]} is not fully ingested {waited} after it "
-                f"ended: missing day(s) {days}; backfill touchpoint_ingest for them, then clear this run"
+                f"the week {week['start'][:10]} .. {week['end'][:10]} is not fully ingested "
+                f"{waited} after it ended: missing day(s) {days}; backfill touchpoint_ingest for "
+                "them, then clear this run"
             )
         print(f"waiting for the ingest of {days} (up to {limit - waited} more)")
         return False
@@ -99,7 +100,8 @@ def touchpoint_weekly_report():
 
     @task
     def send_report(week: dict[str, str], quality: dict) -> list[dict]:
-        """The gate: the report to stakeholders, or, on a critical failure, an alert to engineers."""
+        """The gate: the report to stakeholders, or, on a critical failure, an alert to
+        engineers."""
         from dataclasses import asdict
         from datetime import datetime
 

@@ -136,7 +136,8 @@ class Settings:
     #: SMTP: attempts per recipient within one task try, and the first backoff delay (doubling)
     smtp_attempts: int = 4
     smtp_first_delay_seconds: float = 1.0
-    #: CLI CRM extraction: requests per second at most (HubSpot private apps allow about 10-19); 0: no limit
+    #: CLI CRM extraction: requests per second at most (HubSpot private apps allow about
+    #: 10-19); 0: no limit
     crm_max_requests_per_second: float = 8.0
     #: the warehouse roles each stage runs as
     roles: Roles = Roles()
@@ -258,7 +259,8 @@ def _trend_url_template(value: str | None) -> str | None:
         fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
     except ValueError as error:
         raise ConfigError(
-            f"{name}={value!r} is not a valid template ({error}); write a literal brace as {{{{ or }}}}"
+            f"{name}={value!r} is not a valid template ({error}); "
+            f"write a literal brace as {{{{ or }}}}"
         ) from None
     unknown = sorted(fields - set(TREND_URL_FIELDS))
     if unknown:

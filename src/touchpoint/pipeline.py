@@ -110,7 +110,8 @@ def record_ingested(start: datetime, end: datetime, warehouse_url: str, run_id: 
         ensure_schema(conn)
         set_role(conn, load_roles().transformer)
         conn.execute(
-            "insert into ops.ingest_intervals (interval_start, interval_end, run_id) values (%s, %s, %s)"
+            "insert into ops.ingest_intervals (interval_start, interval_end, run_id)"
+            " values (%s, %s, %s)"
             " on conflict (interval_start, interval_end, run_id) do update set finished_at = now()",
             (start, end, run_id),
         )
@@ -124,10 +125,11 @@ def days_not_ingested(start: datetime, end: datetime, warehouse_url: str) -> lis
         set_role(conn, load_roles().reporter)
         conn.execute("set time zone 'UTC'")  # days are UTC days, whatever the server's zone
         rows = conn.execute(
-            "select day::date from generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 day',"
-            " interval '1 day') as day"
+            "select day::date from generate_series(%(start)s::timestamptz,"
+            " %(end)s::timestamptz - interval '1 day', interval '1 day') as day"
             " where not exists (select 1 from ops.ingest_intervals as i"
-            "                   where i.interval_start <= day and i.interval_end >= day + interval '1 day')"
+            "                   where i.interval_start <= day"
+            " and i.interval_end >= day + interval '1 day')"
             " order by 1",
             {"start": start, "end": end},
         ).fetchall()

@@ -19,7 +19,8 @@ INCIDENT_METAVAR = "TARGET:week=N:EFFECT[:EFFECT...]"
 
 
 def add_world_arguments(parser: argparse.ArgumentParser) -> None:
-    """The world's size and seed, shared by ``simulate`` and ``demo`` (defaults: TOUCHPOINT_DEMO_*)."""
+    """The world's size and seed, shared by ``simulate`` and ``demo`` (defaults:
+    TOUCHPOINT_DEMO_*)."""
     demo = load_demo_settings()
     parser.add_argument("--customers", type=int, default=demo.customers)
     parser.add_argument("--weeks", type=int, default=demo.weeks)
@@ -106,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         crm_dir = args.out / "crm"
         if not crm_dir.exists():
             print(
-                f"touchpoint: error: no simulated CRM data in {crm_dir}; run `touchpoint simulate` first"
+                f"touchpoint: error: no simulated CRM data in {crm_dir}; "
+                "run `touchpoint simulate` first"
             )
             return 2
         page_size = getattr(
@@ -148,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
         incidents,
     )
     print(
-        f"simulated {manifest['customers']} customers over {manifest['weeks']} weeks from {manifest['start']}: "
+        f"simulated {manifest['customers']} customers over {manifest['weeks']} weeks "
+        f"from {manifest['start']}: "
         f"{manifest['web_events']} web events, {manifest['email_events']} email events, "
         f"{manifest['contacts']} CRM contacts -> {args.landing}, {args.out}"
     )

@@ -118,7 +118,8 @@ def run_demo(
             )
         else:
             print(
-                f"  {start:%Y-%m-%d} .. {report_monday:%Y-%m-%d} is ingested already (ops.ingest_intervals)"
+                f"  {start:%Y-%m-%d} .. {report_monday:%Y-%m-%d} is ingested already "
+                "(ops.ingest_intervals)"
             )
         # Noon UTC on the Monday after the last week: after the 07:00 schedule in any European zone,
         # so the run's interval is the week that just ended.
@@ -132,7 +133,8 @@ def run_demo(
         failures = [r for r in results if r.get("state") != "success"]
         if failures or len(results) < len(requests):
             raise TouchpointError(
-                f"a DAG run failed ({failures[0]['message'].strip() if failures else 'not every run finished'}); "
+                "a DAG run failed ("
+                f"{failures[0]['message'].strip() if failures else 'not every run finished'}); "
                 f"see {settings.log_dir / 'demo-airflow.log'}"
             )
         print(f"  all {len(requests)} runs succeeded ({time.monotonic() - t:.0f} s)")

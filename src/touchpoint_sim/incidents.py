@@ -124,7 +124,8 @@ def _effects_help() -> str:
 
 
 def parse_incident(text: str) -> Incident:
-    """Parse ``TARGET:week=N:EFFECT[:EFFECT...]``; a ValueError names the bad part and the choices."""
+    """Parse ``TARGET:week=N:EFFECT[:EFFECT...]``; a ValueError names the bad part and the
+    choices."""
     parts = text.strip().split(":")
     if len(parts) < 3 or not parts[0]:
         raise _fail(text, f"expected TARGET:week=N:EFFECT[:EFFECT...] (effects: {_effects_help()})")

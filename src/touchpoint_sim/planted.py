@@ -64,7 +64,8 @@ class Flag:
     )  # a case category's touchpoint (DELIVERY_ISSUE: delivery_packaging)
     metric: str
     z_score: float | None
-    #: the touchpoints named with it: the same answers or customers, which the data cannot tell apart
+    #: the touchpoints named with it: the same answers or customers, which the data cannot tell
+    #: apart
     named_with: tuple[str, ...] = ()
 
     def names(self, target: str) -> bool:
@@ -104,7 +105,8 @@ def build_planted_world(
     )
     write_world(world, root / "landing", root / "sim")
     log(
-        f"simulated {customers} customers x {weeks} weeks, seed {seed}, incidents {list(incidents) or 'none'}"
+        f"simulated {customers} customers x {weeks} weeks, seed {seed}, "
+        f"incidents {list(incidents) or 'none'}"
     )
     local = replace(settings, landing_url=str(root / "landing"))
     begin = datetime.combine(start, datetime.min.time(), UTC)
@@ -152,9 +154,10 @@ def flags(url: str, week_start: date, region: str = "(all)") -> list[Flag]:
     shows: flagged, not explained by a stronger touchpoint row)."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "select signal_key, section, grain, channel, touchpoint, category, category_touchpoint, metric, z_score,"
-            " named_with from marts.agg_touchpoint_signals"
-            " where week_start = %s and region = %s and status = 'needs_attention' and explained_by is null"
+            "select signal_key, section, grain, channel, touchpoint, category, category_touchpoint,"
+            " metric, z_score, named_with from marts.agg_touchpoint_signals"
+            " where week_start = %s and region = %s and status = 'needs_attention'"
+            " and explained_by is null"
             " order by section, rank",
             (week_start, region),
         ).fetchall()

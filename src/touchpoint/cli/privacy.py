@@ -29,7 +29,8 @@ def cmd_privacy_erase(args: argparse.Namespace, settings: Settings) -> int:
         f"{n} {kind}" for kind, values in result.person.identifiers.items() if (n := len(values))
     )
     print(
-        f"identifiers: {result.person.count()} ({kinds}); customer keys: {len(result.person.customer_keys)}"
+        f"identifiers: {result.person.count()} ({kinds}); "
+        f"customer keys: {len(result.person.customer_keys)}"
     )
     if result.dry_run:
         print("dry run: nothing was changed")
@@ -50,7 +51,10 @@ def add_commands(sub: Any, settings: Settings) -> None:
     privacy_sub = privacy.add_subparsers(dest="privacy_command", required=True)
     erase = privacy_sub.add_parser(
         "erase",
-        help="remove a person from raw, the marts (rebuilt) and the send log; tombstones keep them out",
+        help=(
+            "remove a person from raw, the marts (rebuilt) and the send log; "
+            "tombstones keep them out"
+        ),
     )
     erase.add_argument("--email", action="append", help="the person's email address (repeatable)")
     erase.add_argument(

@@ -38,7 +38,8 @@ def cmd_report_render(args: argparse.Namespace, settings: Settings) -> int:
     )
     if not has_data:
         print(
-            f"note: week {args.week} has no touchpoints in the warehouse (the report would not be sent)",
+            f"note: week {args.week} has no touchpoints in the warehouse "
+            "(the report would not be sent)",
             file=sys.stderr,
         )
     for path in written:

@@ -60,7 +60,8 @@ def cmd_mail(args: argparse.Namespace, settings: Settings) -> int:
             settings.smtp_port,
         )
         print(
-            f"SMTP sink running (pid {pid}) on 127.0.0.1:{settings.smtp_port}, saving to {settings.mail_dir}"
+            f"SMTP sink running (pid {pid}) on 127.0.0.1:{settings.smtp_port}, "
+            f"saving to {settings.mail_dir}"
         )
     elif args.mail_command == "stop":
         stopped = background.stop_background(pid_file)

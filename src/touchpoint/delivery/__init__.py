@@ -1,1 +1,2 @@
-"""Email delivery: recipients, MIME messages, the SMTP session, the delivery ledger and the send loop."""
+"""Email delivery: recipients, MIME messages, the SMTP session, the delivery ledger and the
+send loop."""

@@ -1,4 +1,5 @@
-"""Deliver rendered reports over SMTP: once per (report, period, recipient), retrying what can succeed.
+"""Deliver rendered reports over SMTP: once per (report, period, recipient), retrying what
+can succeed.
 
 ``reporting.deliveries`` is the ledger. A row is marked ``sending`` and committed before the
 SMTP server hears about the message, and ``sent`` right after the server accepts it, so a crash
@@ -161,9 +162,9 @@ def deliver(
         )
     if undelivered:
         raise DeliveryIncomplete(
-            f"{report} for {period} not delivered to {', '.join(undelivered)} after {policy.attempts} attempts "
-            "each (transient SMTP failures, see reporting.deliveries.last_error); the task's retry sends to "
-            "exactly those",
+            f"{report} for {period} not delivered to {', '.join(undelivered)} after "
+            f"{policy.attempts} attempts each (transient SMTP failures, see "
+            "reporting.deliveries.last_error); the task's retry sends to exactly those",
             undelivered,
             deliveries,
         )
@@ -201,7 +202,8 @@ def _deliver_all(
             )
             if stored_hash and content_hash(render(recipient)) != stored_hash:
                 log.warning(
-                    "%s for %s: the content for %s changed since it was sent (%s); it is NOT resent",
+                    "%s for %s: the content for %s changed since it was sent (%s); "
+                    "it is NOT resent",
                     report,
                     period,
                     recipient.address,
@@ -215,7 +217,8 @@ def _deliver_all(
             continue
         if row and row[0] == "failed" and (row[4] or "").startswith(PERMANENT) and not retry_failed:
             log.error(
-                "%s for %s: %s refused it permanently before (%s): skipping (retry_failed=True to try again)",
+                "%s for %s: %s refused it permanently before (%s): skipping "
+                "(retry_failed=True to try again)",
                 report,
                 period,
                 recipient.address,
@@ -411,15 +414,16 @@ def _alert_refusals(
     text = (
         f"The SMTP server refused {report} for {period} permanently for these recipients:\n\n"
         + "\n".join(lines)
-        + "\n\nThey are not retried. Fix the address in reports/recipients.yml (or with the mail server's"
-        " administrator), then run the delivery again with retry_failed=True.\n"
+        + "\n\nThey are not retried. Fix the address in reports/recipients.yml (or with the"
+        " mail server's administrator), then run the delivery again with retry_failed=True.\n"
     )
     body = (
-        f"<p>The SMTP server refused <b>{html.escape(report)}</b> for {html.escape(period)} permanently "
-        "for these recipients:</p><ul>"
+        f"<p>The SMTP server refused <b>{html.escape(report)}</b> for {html.escape(period)} "
+        "permanently for these recipients:</p><ul>"
         + "".join(f"<li>{html.escape(line)}</li>" for line in lines)
-        + "</ul><p>They are not retried. Fix the address in <code>reports/recipients.yml</code> (or with the "
-        "mail server's administrator), then run the delivery again with <code>retry_failed=True</code>.</p>"
+        + "</ul><p>They are not retried. Fix the address in <code>reports/recipients.yml</code>"
+        " (or with the mail server's administrator), then run the delivery again with"
+        " <code>retry_failed=True</code>.</p>"
     )
     alert = RenderedReport(subject=subject, html=body, text=text)
     deliveries, _ = _deliver_all(

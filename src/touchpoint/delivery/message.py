@@ -1,4 +1,5 @@
-"""An email before it is sent: the rendered parts, the MIME message built from them, its identity."""
+"""An email before it is sent: the rendered parts, the MIME message built from them, its
+identity."""
 
 from __future__ import annotations
 

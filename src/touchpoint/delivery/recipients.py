@@ -155,7 +155,8 @@ def load_recipients(path: Path, known: SliceValues | None = None) -> RecipientLi
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise ConfigError(
-            f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_TOP_KEYS))}"
+            f"{path}: unknown key(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(sorted(_TOP_KEYS))}"
         )
     sender = str(data.get("sender", "")).strip()
     if not _ADDRESS.match(sender.split("<")[-1].rstrip(">").strip()):

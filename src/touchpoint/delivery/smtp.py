@@ -93,7 +93,8 @@ def unreachable_reason(settings: SmtpSettings, exc: BaseException) -> str:
         return (
             f"the SMTP server {settings.host}:{settings.port} refused {who}: "
             f"{code} {_text(getattr(exc, 'smtp_error', b''))}; check the login and password of the "
-            "Airflow connection smtp_default (TOUCHPOINT_SMTP_LOGIN / TOUCHPOINT_SMTP_PASSWORD for the CLI)"
+            "Airflow connection smtp_default (TOUCHPOINT_SMTP_LOGIN / TOUCHPOINT_SMTP_PASSWORD "
+            "for the CLI)"
         )
     return (
         f"cannot reach the SMTP server {settings.host}:{settings.port}: {exc}; "

@@ -81,7 +81,8 @@ class HubSpotClient:
                 elif response.status_code not in RETRY_STATUSES:
                     raise HubSpotError(
                         f"CRM API {method} {url} answered {response.status_code}: "
-                        f"{response.text[:200]}; check the token and base URL of connection crm_hubspot"
+                        f"{response.text[:200]}; check the token and base URL of connection "
+                        "crm_hubspot"
                     )
                 else:
                     problem = f"HTTP {response.status_code}"
@@ -172,8 +173,8 @@ class HubSpotClient:
             # only loses objects while it is read: one modified meanwhile moves out of it).
             if next_after in seen_cursors or not results or fetched > total + len(results):
                 raise HubSpotError(
-                    f"CRM API {path} returned cursor {next_after!r} after {fetched} of {total} results for "
-                    f"window {start}..{end}"
+                    f"CRM API {path} returned cursor {next_after!r} after {fetched} of {total} "
+                    f"results for window {start}..{end}"
                     + (" (a page without results)" if not results else "")
                     + (" (that cursor twice)" if next_after in seen_cursors else "")
                     + "; stopping instead of looping forever; report this to the API owner"

@@ -160,7 +160,8 @@ class RawLoader:
             if self._failure is None:
                 try:
                     self._commit(*chunk)
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
+                except BaseException as exc:  # noqa: BLE001
+                    # handed to the caller's thread, raised there
                     self._failure = exc
 
     def _commit(self, rows: list[KeyedRecord], bad: list[tuple[str, str, str]]) -> None:
@@ -183,8 +184,8 @@ class RawLoader:
             self.stats.loaded += inserted
             self.stats.duplicates += len(rows) - inserted
             self.conn.execute(
-                "update raw._batches set loaded = %s, duplicates = %s, quarantined = %s, erased = %s,"
-                " finished_at = now() where batch_id = %s",
+                "update raw._batches set loaded = %s, duplicates = %s, quarantined = %s,"
+                " erased = %s, finished_at = now() where batch_id = %s",
                 (
                     self.stats.loaded,
                     self.stats.duplicates,
@@ -210,7 +211,8 @@ class RawLoader:
                 self._copy(
                     list(new.values()),
                     sql.SQL(
-                        "copy {} (natural_key, object_id, event_time, payload, _source, _batch_id) from stdin"
+                        "copy {} (natural_key, object_id, event_time, payload, _source, _batch_id)"
+                        " from stdin"
                     ).format(self._target),
                     self.batch_id,
                 )
@@ -228,7 +230,8 @@ class RawLoader:
         cur = self.conn.cursor()
         cur.execute(
             "create temp table if not exists _incoming "
-            "(natural_key text, object_id text, event_time timestamptz, payload jsonb, _source text)"
+            "(natural_key text, object_id text, event_time timestamptz, payload jsonb,"
+            " _source text)"
             " on commit delete rows"
         )
         self._copy(
@@ -268,7 +271,8 @@ class RawLoader:
             size = 0
             for r in rows:
                 line = (
-                    f"{copy_text(r.natural_key)}\t{copy_text(r.object_id)}\t{r.event_time.isoformat()}\t"
+                    f"{copy_text(r.natural_key)}\t{copy_text(r.object_id)}\t"
+                    f"{r.event_time.isoformat()}\t"
                     f"{copy_text(r.payload_json)}\t{copy_text(r.source)}{tail}"
                 )
                 block.append(line)

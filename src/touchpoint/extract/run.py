@@ -1,4 +1,5 @@
-"""Run one source's extraction for one interval: read, key, validate, load, advance the watermark."""
+"""Run one source's extraction for one interval: read, key, validate, load, advance the
+watermark."""
 
 from __future__ import annotations
 

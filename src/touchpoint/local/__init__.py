@@ -1,1 +1,2 @@
-"""Development services: embedded PostgreSQL, SMTP sink, Redis, local Airflow runs and background processes."""
+"""Development services: embedded PostgreSQL, SMTP sink, Redis, local Airflow runs and
+background processes."""

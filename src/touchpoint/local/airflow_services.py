@@ -221,8 +221,8 @@ def airflow_command(
     if stop_requested:  # Ctrl-C while it was starting
         request_stop(signal.SIGINT, None)
     log(
-        f"Airflow UI: http://127.0.0.1:{port} (standalone pid {proc.pid}, home {env['AIRFLOW_HOME']}); "
-        "Ctrl-C stops it"
+        f"Airflow UI: http://127.0.0.1:{port} (standalone pid {proc.pid}, "
+        f"home {env['AIRFLOW_HOME']}); Ctrl-C stops it"
     )
     while proc.poll() is None:
         if stop_requested and time.monotonic() - stop_requested[0] > grace:

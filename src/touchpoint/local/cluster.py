@@ -184,7 +184,8 @@ class EmbeddedCluster:
             if owner != user:
                 raise WarehouseError(
                     f"data directory {self.data_dir} is owned by {owner!r} but the cluster runs as "
-                    f"{user!r}; fix with: chown -R {user} {self.data_dir} (or remove it to start afresh)"
+                    f"{user!r}; fix with: chown -R {user} {self.data_dir} "
+                    "(or remove it to start afresh)"
                 )
         # PostgreSQL must be able to reach its data directory through every parent.
         probe = self.data_dir.parent

@@ -41,13 +41,14 @@ def ensure_redis_server(log=print) -> str:
         if found:
             return found
     raise TouchpointError(
-        "redis-server not found and could not be installed; install it (apt-get install redis-server) "
-        "or point AIRFLOW__CELERY__BROKER_URL at an existing Redis"
+        "redis-server not found and could not be installed; install it "
+        "(apt-get install redis-server) or point AIRFLOW__CELERY__BROKER_URL at an existing Redis"
     )
 
 
 class RedisServer:
-    """``redis-server`` on 127.0.0.1:PORT in the foreground of a child process; a context manager."""
+    """``redis-server`` on 127.0.0.1:PORT in the foreground of a child process; a context
+    manager."""
 
     def __init__(self, port: int, work_dir: Path, log=print) -> None:
         self.port = port

@@ -1,1 +1,2 @@
-"""Airflow glue: DAG defaults, pools and Assets, the Cosmos task group, connections, failure alerts, Celery."""
+"""Airflow glue: DAG defaults, pools and Assets, the Cosmos task group, connections, failure
+alerts, Celery."""

@@ -27,7 +27,10 @@ def warehouse_url(conn_id: str = WAREHOUSE_CONN_ID) -> str:
     auth = quote(conn.login or "", safe="")
     if conn.password:
         auth += ":" + quote(conn.password, safe="")
-    return f"postgresql://{auth}@{conn.host or '127.0.0.1'}:{conn.port or 5432}/{conn.schema or 'postgres'}"
+    return (
+        f"postgresql://{auth}@{conn.host or '127.0.0.1'}:{conn.port or 5432}"
+        f"/{conn.schema or 'postgres'}"
+    )
 
 
 def crm_endpoint(conn_id: str = CRM_CONN_ID) -> CrmEndpoint:

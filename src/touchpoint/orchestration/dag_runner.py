@@ -76,7 +76,8 @@ def run(spec: Path) -> int:
     migrate()
     _emit(
         "info",
-        f"  Airflow metadata DB ready in {os.environ['AIRFLOW_HOME']} ({time.monotonic() - started:.0f} s)",
+        f"  Airflow metadata DB ready in {os.environ['AIRFLOW_HOME']} "
+        f"({time.monotonic() - started:.0f} s)",
     )
     failed = 0
     for number, request in enumerate(requests, 1):

@@ -1,11 +1,11 @@
 """Email the alerts list of ``reports/recipients.yml`` when an Airflow task has failed for good.
 
 :func:`task_failure_alert` is every touchpoint task's ``on_failure_callback`` (set in
-:func:`touchpoint.orchestration.defaults.default_args`). Airflow 3 calls it in the task's own process
-(the task runner's ``finalize``) once the task ends ``failed``, i.e. after its last retry; a
-try that will be retried ends ``up_for_retry`` and runs ``on_retry_callback`` instead. Tasks
-that never ran (``upstream_failed``, ``skipped``) call nothing, so one failure sends one alert
-per failed task, not one per task downstream of it. When the scheduler fails a task whose
+:func:`touchpoint.orchestration.defaults.default_args`). Airflow 3 calls it in the task's own
+process (the task runner's ``finalize``) once the task ends ``failed``, i.e. after its last
+retry; a try that will be retried ends ``up_for_retry`` and runs ``on_retry_callback`` instead.
+Tasks that never ran (``upstream_failed``, ``skipped``) call nothing, so one failure sends one
+alert per failed task, not one per task downstream of it. When the scheduler fails a task whose
 process died (heartbeat timeout), the DAG processor runs the callback, without an exception.
 
 Each alert is recorded in ``reporting.deliveries`` (report ``task_failure``, period

@@ -1,6 +1,6 @@
 """The modules a task of this project imports, imported ahead of time in a long-lived process
-that forks tasks (a Celery worker, through :mod:`touchpoint.orchestration.celery_config`): the forked task
-starts with them loaded instead of importing them again, every task.
+that forks tasks (a Celery worker, through :mod:`touchpoint.orchestration.celery_config`): the
+forked task starts with them loaded instead of importing them again, every task.
 
 Only imports: none of these starts a thread or opens a connection when imported (a fork
 copies only the thread that forks), and nothing here reads settings or touches a database.

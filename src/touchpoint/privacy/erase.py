@@ -128,7 +128,8 @@ def _exists(conn: psycopg.Connection, relation: str) -> bool:
 
 
 def find_person(conn: psycopg.Connection, emails: Iterable[str], crm_ids: Iterable[str]) -> Person:
-    """The person named by ``emails`` and HubSpot ``crm_ids``, with every identifier that is theirs."""
+    """The person named by ``emails`` and HubSpot ``crm_ids``, with every identifier that is
+    theirs."""
     person = Person()
     for email in emails:
         person.add("email", email)
@@ -144,8 +145,8 @@ def find_person(conn: psycopg.Connection, emails: Iterable[str], crm_ids: Iterab
         predicate, params = _matches(stream, person)
         for identifier_type, path in stream.identifiers:
             query = sql.SQL(
-                "select distinct {} from {} as t, jsonb_path_query(t.payload, {}::jsonpath) as p (v)"
-                " where {}"
+                "select distinct {} from {} as t,"
+                " jsonb_path_query(t.payload, {}::jsonpath) as p (v) where {}"
             ).format(_value(identifier_type), _table(stream), sql.Literal(path), predicate)
             for (value,) in conn.execute(query, params).fetchall():
                 person.add(identifier_type, value)
@@ -183,7 +184,8 @@ def _delete_raw(conn: psycopg.Connection, person: Person) -> dict[str, int]:
     contact_ids = sorted(i for i in person.identifiers["hubspot_contact"] if i.isalnum())
     removed["raw._quarantine"] = conn.execute(
         "delete from raw._quarantine where exists (select 1 from unnest(%s::text[]) as s (value)"
-        "                                          where strpos(lower(raw_text), lower(s.value)) > 0)"
+        "                                          where strpos(lower(raw_text),"
+        " lower(s.value)) > 0)"
         " or (stream like 'hubspot%%' and exists (select 1 from unnest(%s::text[]) as c (id)"
         "     where raw_text ~ ('\"id\"\\s*:\\s*\"?' || c.id || '\"?\\s*[,}]')))",
         (texts, contact_ids),
@@ -205,13 +207,15 @@ def _delete_derived(conn: psycopg.Connection, person: Person) -> dict[str, int]:
     emails = sorted(person.identifiers["email"])
     removed["reporting.deliveries"] = conn.execute(
         "update reporting.deliveries set recipient = 'erased:' || encode(sha256(convert_to("
-        "'email:' || lower(trim(recipient)), 'UTF8')), 'hex'), last_error = null where lower(trim(recipient)) = any(%s)",
+        "'email:' || lower(trim(recipient)), 'UTF8')), 'hex'), last_error = null"
+        " where lower(trim(recipient)) = any(%s)",
         (emails,),
     ).rowcount
     # Data-quality results may quote sampled values.
     removed["dq.expectation_results"] = conn.execute(
         "update dq.expectation_results set observed_value = '[erased]' where exists"
-        " (select 1 from unnest(%s::text[]) as s (value) where strpos(lower(observed_value), lower(s.value)) > 0)",
+        " (select 1 from unnest(%s::text[]) as s (value)"
+        " where strpos(lower(observed_value), lower(s.value)) > 0)",
         (person.searchable(),),
     ).rowcount
     return removed
@@ -228,7 +232,8 @@ def _tombstone(
     )
     with conn.cursor() as cur:
         cur.executemany(
-            "insert into privacy.tombstones (identifier_type, identifier_hash, erasure_id) values (%s, %s, %s)"
+            "insert into privacy.tombstones (identifier_type, identifier_hash, erasure_id)"
+            " values (%s, %s, %s)"
             " on conflict do nothing",
             [
                 (kind, tombstone_hash(kind, value), erasure_id)
@@ -255,7 +260,8 @@ def leftovers(conn: psycopg.Connection, person: Person) -> dict[str, int]:
             searched.advance()
             row = conn.execute(
                 sql.SQL(
-                    "select count(*) from {} as t where exists (select 1 from unnest(%s::text[]) as s (value)"
+                    "select count(*) from {} as t where exists"
+                    " (select 1 from unnest(%s::text[]) as s (value)"
                     " where strpos(lower(t::text), s.value) > 0)"
                 ).format(sql.Identifier(schema, table)),
                 (needles,),
@@ -294,7 +300,8 @@ def erase(
             conn.execute("select pg_advisory_xact_lock(hashtext('touchpoint.privacy.erase'))")
             person = find_person(conn, emails, crm_ids)
             note(
-                f"found {person.count()} identifier(s) and {len(person.customer_keys)} customer key(s)"
+                f"found {person.count()} identifier(s) and "
+                f"{len(person.customer_keys)} customer key(s)"
             )
             rows = {**_delete_raw(conn, person), **_delete_derived(conn, person)}
             if dry_run:
@@ -305,7 +312,8 @@ def erase(
         return result
     if not any(rows.values()):
         note(
-            f"nothing of this person is stored; {person.count()} tombstone(s) keep them out of later loads"
+            f"nothing of this person is stored; {person.count()} tombstone(s) keep them out of "
+            "later loads"
         )
         return result
     note(
@@ -317,8 +325,9 @@ def erase(
             run_dbt(["build", "--full-refresh"], project_dir, warehouse_url, var_dir)
     except TouchpointError as exc:
         raise ErasureError(
-            f"erasure {erasure_id}: the raw records are gone and tombstoned, but the rebuild of the marts failed"
-            f" ({exc}); the marts still hold the person until `dbt build --full-refresh` succeeds"
+            f"erasure {erasure_id}: the raw records are gone and tombstoned, but the rebuild of "
+            f"the marts failed ({exc}); the marts still hold the person until "
+            "`dbt build --full-refresh` succeeds"
         ) from None
     result.rebuilt = True
     with connect(warehouse_url) as conn:
@@ -326,6 +335,7 @@ def erase(
         result.searched_tables = _count_tables(conn)
     if left:
         raise ErasureError(
-            f"erasure {erasure_id}: the person is still in {', '.join(f'{t} ({n} rows)' for t, n in left.items())}"
+            f"erasure {erasure_id}: the person is still in "
+            f"{', '.join(f'{t} ({n} rows)' for t, n in left.items())}"
         )
     return result

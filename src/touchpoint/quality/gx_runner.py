@@ -80,8 +80,10 @@ class QualityReport:
             state = "ok" if o.success else "FAIL"
             lines.append(f"{state:<6} {o.severity:<8} {o.rule_id:<{width}} {o.observed_text()}")
         lines.append(
-            f"{len(self.outcomes)} expectations: {len(self.critical_failures)} critical failure(s), "
-            f"{len(self.warnings)} warning(s) for {self.start.isoformat()} .. {self.end.isoformat()}"
+            f"{len(self.outcomes)} expectations: "
+            f"{len(self.critical_failures)} critical failure(s), "
+            f"{len(self.warnings)} warning(s) for "
+            f"{self.start.isoformat()} .. {self.end.isoformat()}"
         )
         if self.data_docs:
             lines.append(f"data docs: {self.data_docs}")
@@ -219,8 +221,9 @@ def store(conn: psycopg.Connection, report: QualityReport) -> None:
         for suite in sorted({o.suite for o in report.outcomes}):
             mine = [o for o in report.outcomes if o.suite == suite]
             conn.execute(
-                "insert into dq.validation_runs (run_id, suite, interval_start, interval_end, success,"
-                " critical_failures, warnings, data_docs) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+                "insert into dq.validation_runs (run_id, suite, interval_start, interval_end,"
+                " success, critical_failures, warnings, data_docs)"
+                " values (%s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     report.run_id,
                     suite,
@@ -233,8 +236,9 @@ def store(conn: psycopg.Connection, report: QualityReport) -> None:
                 ),
             )
             with conn.cursor().copy(
-                "copy dq.expectation_results (run_id, suite, rule_id, expectation, column_name, severity, success,"
-                " observed_value, unexpected_count, error, interval_start, interval_end) from stdin"
+                "copy dq.expectation_results (run_id, suite, rule_id, expectation, column_name,"
+                " severity, success, observed_value, unexpected_count, error, interval_start,"
+                " interval_end) from stdin"
             ) as copy:
                 for o in mine:
                     copy.write_row(

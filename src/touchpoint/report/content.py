@@ -181,9 +181,11 @@ class Signal:
     metric: str  # csat | nps | conversion_rate | cases | engagement
     section: str  # needs_attention | recurring_problems | at_risk
     status: str  # needs_attention | improved
-    #: this week: mean CSAT 1..5, NPS -100..100, conversion rate 0..1, cases, inbound touchpoints per customer
+    #: this week: mean CSAT 1..5, NPS -100..100, conversion rate 0..1, cases, inbound touchpoints
+    #: per customer
     value: float
-    #: answers (csat, nps), reached customers (conversion rate), cases, cohort customers (engagement)
+    #: answers (csat, nps), reached customers (conversion rate), cases, cohort customers
+    #: (engagement)
     sample: int
     #: median, minimum and maximum of the trailing weeks' values, and what they rest on
     baseline_value: float

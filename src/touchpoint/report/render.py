@@ -169,6 +169,7 @@ def signal_facts(signal: Signal, locale: str) -> dict[str, str | None]:
         )
     )
     weeks = signal.baseline_weeks
+    shared_with = [key_name(key).replace("_", " ") for key in signal.named_with]
     return {
         "now": now,
         "baseline": with_unit(signal.baseline_value),
@@ -179,7 +180,7 @@ def signal_facts(signal: Signal, locale: str) -> dict[str, str | None]:
         "change": change,
         "shared": (
             f"{_SHARED_UNITS.get(metric, 'the same units belong to')} "
-            f"{format_list([key_name(key).replace('_', ' ') for key in signal.named_with], locale=locale)}"
+            f"{format_list(shared_with, locale=locale)}"
             if signal.named_with
             else None
         ),
@@ -222,7 +223,10 @@ def render_alert(
     env = _environment(templates_dir, recipient)
     context = {"alert": alert, "recipient": recipient}
     critical = sum(1 for f in alert.failures if f["severity"] == "critical")
-    subject = f"[touchpoint] data-quality gate closed for {alert.start[:10]} .. {alert.end[:10]}: {critical} critical failure(s); report held"
+    subject = (
+        f"[touchpoint] data-quality gate closed for {alert.start[:10]} .. {alert.end[:10]}: "
+        f"{critical} critical failure(s); report held"
+    )
     html = css_inline.inline(env.get_template("dq_alert.html").render(context))
     text = env.get_template("dq_alert.txt").render(context)
     return RenderedReport(subject=subject, html=html, text=text)

@@ -60,7 +60,8 @@ def screenshot(
 
 
 def screenshot_previews(html_files: list[Path], log: Callable[[str], None] = print) -> list[Path]:
-    """Next to each preview's report.html, ``screenshot-phone.png`` and ``screenshot-desktop.png``."""
+    """Next to each preview's report.html, ``screenshot-phone.png`` and
+    ``screenshot-desktop.png``."""
     chromium = chromium_binary(log=log)
     shots = []
     for html in html_files:

@@ -1,1 +1,2 @@
-"""Source declarations: each vendor stream's name, keys, raw table, identifiers and record parsing."""
+"""Source declarations: each vendor stream's name, keys, raw table, identifiers and record
+parsing."""

@@ -39,7 +39,8 @@ def dbt_role_env() -> dict[str, str]:
 
 
 def dbt_env(warehouse_url: str, var_dir: Path) -> dict[str, str]:
-    """Environment for dbt: connection pieces and roles for profiles.yml, and every path kept under var/."""
+    """Environment for dbt: connection pieces and roles for profiles.yml, and every path kept
+    under var/."""
     parts = url_parts(warehouse_url)
     return {
         **dbt_role_env(),

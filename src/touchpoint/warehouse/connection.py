@@ -79,19 +79,21 @@ def connect(url: str, autocommit: bool = False, role: str | None = None) -> psyc
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         hint = (
-            f"; the stage role {role!r} is created by the warehouse's owner when a pipeline step first "
-            "runs (ensure_schema), and the login user must be a member of it"
+            f"; the stage role {role!r} is created by the warehouse's owner when a pipeline "
+            "step first runs (ensure_schema), and the login user must be a member of it"
             if role and f'role "{role}"' in reason
             else ""
         )
         raise WarehouseError(
             f"cannot connect to the warehouse at {redact(url)}: {reason}{hint}; "
-            "check that the server runs and TOUCHPOINT_WAREHOUSE_URL (or the warehouse connection) is right"
+            "check that the server runs and TOUCHPOINT_WAREHOUSE_URL "
+            "(or the warehouse connection) is right"
         ) from None
 
 
 def set_role(conn: psycopg.Connection, role: str) -> None:
-    """Run the rest of this session as ``role`` (``SET ROLE``, kept after the commit it ends with)."""
+    """Run the rest of this session as ``role`` (``SET ROLE``, kept after the commit it ends
+    with)."""
     conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
     if not conn.autocommit:
         conn.commit()

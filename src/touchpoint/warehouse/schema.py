@@ -1,4 +1,5 @@
-"""The warehouse schemas that exist before dbt runs: raw tables, state, quarantine, report deliveries.
+"""The warehouse schemas that exist before dbt runs: raw tables, state, quarantine, report
+deliveries.
 
 The DDL lives in ``ddl/*.sql`` (applied in file-name order, each file idempotent), so the
 Python here only decides *when* to apply it.

@@ -83,7 +83,8 @@ class Base:
         return at.replace(microsecond=(at.microsecond // 1000) * 1000)
 
     def later(self, at: datetime, lo: timedelta, hi: timedelta) -> datetime:
-        """A moment between lo and hi after ``at`` (may fall after the end: then it has not happened)."""
+        """A moment between lo and hi after ``at`` (may fall after the end: then it has not
+        happened)."""
         moved = at + lo + timedelta(seconds=self.rng.uniform(0, (hi - lo).total_seconds()))
         return moved.replace(microsecond=(moved.microsecond // 1000) * 1000)
 

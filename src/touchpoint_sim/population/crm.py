@@ -187,7 +187,8 @@ class Crm(Base):
         show: float = 0.85,
         cancel: float = 0.07,
     ) -> tuple[CrmRecord | None, bool]:
-        """Book a meeting; it happens (or not) at ``start``. Returns the record and whether it took place."""
+        """Book a meeting; it happens (or not) at ``start``. Returns the record and whether it
+        took place."""
         minutes = self.rng.choice((30, 45, 60))
         finish = start + timedelta(minutes=minutes)
         rec = self.engage(

@@ -147,7 +147,8 @@ class Person:
     country: str = "FR"
     user_agent: str = USER_AGENT
     ip: str = "203.0.113.1"
-    #: the consent manager's record, when the visitor made a choice: {"analytics": .., "marketing": ..}
+    #: the consent manager's record, when the visitor made a choice:
+    #: {"analytics": .., "marketing": ..}
     consent: dict[str, bool] | None = None
     signed_up_at: datetime | None = None
     purchased_at: datetime | None = None
@@ -181,7 +182,8 @@ class Person:
         return self.consent is None or self.consent["marketing"]
 
     def hurt_before(self, at: datetime) -> int:
-        """How much the support cases opened before ``at`` weigh on satisfaction (TICKET_CATEGORIES)."""
+        """How much the support cases opened before ``at`` weigh on satisfaction
+        (TICKET_CATEGORIES)."""
         return sum(_HURT[category] for opened, category in self.ticket_log if opened < at)
 
 

@@ -22,7 +22,8 @@ TICKET_TOUCHPOINTS = {
 
 
 def email_category(event: dict[str, Any]) -> str | None:
-    """SendGrid sends one category as a string, several as an array (ours: the first is the kind)."""
+    """SendGrid sends one category as a string, several as an array (ours: the first is the
+    kind)."""
     category = event.get("category")
     return category[0] if isinstance(category, list) else category
 
