@@ -52,7 +52,7 @@ def demo(cluster_url, tmp_path_factory):
         "TOUCHPOINT_SMTP_LOGIN": "reports",
         "TOUCHPOINT_SMTP_PASSWORD": SECRETS["SMTP password"],
         "TOUCHPOINT_SMTP_PORT": str(free_port()),
-        "TOUCHPOINT_CRM_PORT": str(free_port()),
+        "TOUCHPOINT_CRM_URL": f"http://127.0.0.1:{free_port()}",
         "TOUCHPOINT_LANDING_URL": str(var / "landing"),
     }
     first = run_cli("demo", "--customers", "80", "--weeks", "2", env=env)
