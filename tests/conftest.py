@@ -28,7 +28,6 @@ from touchpoint.config import Settings, load_settings
 from touchpoint.local.cluster import EmbeddedCluster
 from touchpoint.local.mail_sink import MailSink
 
-
 # `make test` runs two workers, one file at a time each (--dist loadfile, --no-loadscope-reorder),
 # in this order: the longest files first, so no worker is left alone with one at the end. A
 # worker is handed its next file while it still runs the last test of the one before, so the
