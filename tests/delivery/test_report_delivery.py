@@ -365,16 +365,20 @@ def test_a_row_left_sending_by_a_crash_is_sent_again_with_its_message_id(conn, f
 
 def test_the_old_send_log_is_migrated_into_reporting_deliveries(fresh_db):
     with psycopg.connect(fresh_db) as conn:
-        conn.execute("""
+        conn.execute(
+            """
             create schema report;
             create table report.send_log (
                 report_name text not null, week_start date not null, recipient text not null,
-                subject text not null, message_id text not null, sent_at timestamptz not null default now(),
+                subject text not null, message_id text not null, sent_at timestamptz not null"""
+            """ default now(),
                 primary key (report_name, week_start, recipient));
             insert into report.send_log values
-                ('weekly_touchpoints', '2026-11-16', 'a@example.com', 'Week 47', '<old@example.com>',
+                ('weekly_touchpoints', '2026-11-16', 'a@example.com', 'Week 47',"""
+            """ '<old@example.com>',
                  '2026-11-23 07:00+00');
-        """)
+        """
+        )
         conn.commit()
         ensure_schema(conn)
         ensure_schema(conn)
@@ -405,7 +409,8 @@ def test_a_migrated_delivery_is_not_sent_again(fresh_db, flaky):
             " recipient text, subject text, message_id text, sent_at timestamptz default now())"
         )
         conn.execute(
-            "insert into report.send_log values ('weekly', '2026-10-26', 'p1@example.com', 's', '<m@x>')"
+            "insert into report.send_log values"
+            " ('weekly', '2026-10-26', 'p1@example.com', 's', '<m@x>')"
         )
         conn.commit()
         ensure_schema(conn)

@@ -117,7 +117,8 @@ def test_each_file_loads_its_good_records_and_quarantines_the_bad_ones_with_a_re
         loaded = {
             key: (time, payload)
             for key, time, payload in conn.execute(
-                f"select natural_key, event_time, payload from {RAW[case.source]} where _source like %s",
+                f"select natural_key, event_time, payload from {RAW[case.source]}"
+                " where _source like %s",
                 (_of_file(case),),
             )
         }

@@ -80,13 +80,15 @@ def mart_checksums(url: str) -> dict[str, tuple[int, str]]:
         tables = [
             r[0]
             for r in conn.execute(
-                "select table_name from information_schema.tables where table_schema = 'marts' order by 1"
+                "select table_name from information_schema.tables"
+                " where table_schema = 'marts' order by 1"
             )
         ]
         sums = {}
         for table in tables:
             row = conn.execute(
-                f"select count(*), coalesce(md5(string_agg(md5(m::text), '' order by md5(m::text))), '')"
+                "select count(*),"
+                " coalesce(md5(string_agg(md5(m::text), '' order by md5(m::text))), '')"
                 f" from marts.{table} as m"
             ).fetchone()
             assert row is not None

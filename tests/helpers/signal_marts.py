@@ -1,4 +1,5 @@
-"""The two marts the report's signals come from, created by hand where a test needs rows of its own."""
+"""The two marts the report's signals come from, created by hand where a test needs rows of its
+own."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ def signal_marts(conn: psycopg.Connection, reporter: str) -> None:
         ("fct_customer_health_weekly", HEALTH_COLUMNS),
     ):
         conn.execute(
-            f"create table if not exists marts.{table} ({', '.join(f'{c} {t}' for c, t in columns.items())})"
+            f"create table if not exists marts.{table} ("
+            f"{', '.join(f'{c} {t}' for c, t in columns.items())})"
         )
         conn.execute(f"grant select on marts.{table} to {reporter}")

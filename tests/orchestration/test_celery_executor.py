@@ -32,13 +32,15 @@ DEADLINE_SECONDS = 1200
 def test_the_workers_celery_settings_keep_airflows_and_preload_every_task_module_without_a_thread(
     tmp_path,
 ):
-    """A worker imports :mod:`touchpoint.orchestration.task_preload` before forking its tasks: every module
-    it lists must import, and none may start a thread (a fork copies only the forking one)."""
+    """A worker imports :mod:`touchpoint.orchestration.task_preload` before forking its tasks: every
+    module it lists must import, and none may start a thread (a fork copies only the forking
+    one)."""
     probe = (
         "import sys, threading\n"
         "from touchpoint.orchestration.celery_config import CELERY_CONFIG\n"
         "from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG\n"
-        "assert {k: v for k, v in CELERY_CONFIG.items() if k != 'imports'} == DEFAULT_CELERY_CONFIG\n"
+        "assert {k: v for k, v in CELERY_CONFIG.items() if k != 'imports'}"
+        " == DEFAULT_CELERY_CONFIG\n"
         "for module in CELERY_CONFIG['imports']:\n"
         "    __import__(module)\n"
         "from touchpoint.orchestration.task_preload import MODULES\n"
@@ -305,7 +307,8 @@ def test_a_three_day_backfill_on_celery_workers_builds_the_marts_of_one_run_over
         finally:
             drop_db(cluster_url, one_run)
         print(
-            f"\nCelery backfill: 3 runs, {len(ran)} tasks on the worker, {touchpoints[0][0]} touchpoints,"
+            f"\nCelery backfill: 3 runs, {len(ran)} tasks on the worker,"
+            f" {touchpoints[0][0]} touchpoints,"
             f" {backfilled:.0f} s; marts equal to one run over the same days"
         )
     finally:

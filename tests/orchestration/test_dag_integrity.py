@@ -19,11 +19,13 @@ from helpers import REPO
 # swallows the error is caught too); prints one JSON line: per file, its parse time, error and
 # blocked calls; per DAG, its cycle check and its tasks. argv[2]: the project's source folder,
 # for naming where a blocked call came from.
-PROBE = r"""
+PROBE = (
+    r"""
 import importlib.util, json, socket, subprocess, sys, time, traceback
 from pathlib import Path
 import airflow.sdk  # imported first: its own start-up is not the DAG file's parse time
-import airflow.timetables.interval  # loaded in the DAG processor already (croniter runs `file` once)
+import airflow.timetables.interval  # loaded in the DAG processor already"""
+    r""" (croniter runs `file` once)
 from airflow.sdk import DAG
 
 dags_dir, src_dir = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
@@ -35,7 +37,8 @@ class ParseTimeCall(RuntimeError):
 
 
 def block(name, depth=2):
-    # record the call (where in a DAG file or the project it came from, and its direct caller); raise
+    # record the call (where in a DAG file or the project it came from, and its direct caller);"""
+    r""" raise
     stack = traceback.extract_stack()[:-depth]
     ours = [f for f in stack if f.filename.startswith((str(dags_dir), str(src_dir)))]
     where = f"{ours[-1].filename}:{ours[-1].lineno}" if ours else "?"
@@ -65,12 +68,15 @@ except ImportError:
     pass
 else:
     psycopg.connect = guard("psycopg.connect")
-    psycopg.Connection.connect = classmethod(lambda cls, *a, **k: block("psycopg.Connection.connect", depth=2))
+    psycopg.Connection.connect = classmethod(lambda cls, *a, **k:"""
+    r""" block("psycopg.Connection.connect", depth=2))
 
 
 def callback_names(callbacks):
-    callbacks = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks] if callbacks else []
-    return [f"{getattr(c, '__module__', '?')}.{getattr(c, '__qualname__', repr(c))}" for c in callbacks]
+    callbacks = callbacks if isinstance(callbacks, (list, tuple)) else [callbacks]"""
+    r""" if callbacks else []
+    return [f"{getattr(c, '__module__', '?')}."""
+    r"""{getattr(c, '__qualname__', repr(c))}" for c in callbacks]
 
 
 files, dags = {}, {}
@@ -94,13 +100,15 @@ for path in sorted(dags_dir.glob("*.py")):
         dags[dag.dag_id] = {
             "file": path.name, "seconds": seconds, "cycle": cycle,
             "tasks": {t.task_id: {"owner": t.owner, "retries": t.retries,
-                                  "timeout": t.execution_timeout.total_seconds() if t.execution_timeout else None,
+                                  "timeout": t.execution_timeout.total_seconds()"""
+    r""" if t.execution_timeout else None,
                                   "on_failure_callback": callback_names(t.on_failure_callback),
                                   "upstream": sorted(t.upstream_task_ids)}
                       for t in dag.tasks},
         }
 print(json.dumps({"files": files, "dags": dags}))
 """
+)
 
 FAILURE_ALERT = "touchpoint.orchestration.failure_alerts.task_failure_alert"
 

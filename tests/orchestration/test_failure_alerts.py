@@ -85,7 +85,8 @@ def test_importing_the_callback_module_imports_nothing_heavy():
     """It is imported at DAG-parse time through dag_defaults."""
     probe = (
         "import sys, touchpoint.orchestration.failure_alerts\n"
-        "heavy = ['airflow', 'psycopg', 'jinja2', 'css_inline', 'touchpoint.report', 'touchpoint.warehouse']\n"
+        "heavy = ['airflow', 'psycopg', 'jinja2', 'css_inline', 'touchpoint.report',"
+        " 'touchpoint.warehouse']\n"
         "print([m for m in heavy if m in sys.modules])"
     )
     result = subprocess.run(

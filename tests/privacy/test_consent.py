@@ -206,7 +206,8 @@ def consent_world(cluster_url, built_world, settings, tmp_path_factory):
         # and busier before it (old page views) than in it.
         at_risk = customers(
             url,
-            "not is_at_risk and may_be_named and display_name is not null and hubspot_contact_id is not null"
+            "not is_at_risk and may_be_named and display_name is not null"
+            " and hubspot_contact_id is not null"
             " and email is not null and exists (select 1 from intermediate.int_identifiers_mapped"
             " as i where i.customer_key = dim_customers.customer_key"
             " and i.identifier_type = 'segment_user')",
@@ -378,7 +379,8 @@ def test_a_hubspot_opt_out_wins_a_tie_with_its_consent_legal_basis(consent_world
 def test_every_customer_has_one_row_per_purpose(consent_world):
     with psycopg.connect(consent_world["url"]) as conn:
         per_customer = conn.execute(
-            "select count(*), count(distinct customer_key), count(*) filter (where purpose = 'analytics'),"
+            "select count(*), count(distinct customer_key),"
+            " count(*) filter (where purpose = 'analytics'),"
             " count(*) filter (where purpose = 'marketing') from marts.dim_customer_consents"
         ).fetchone()
         in_dimension = conn.execute("select count(*) from marts.dim_customers").fetchone()[0]
@@ -416,11 +418,13 @@ def test_a_refusal_through_any_source_stops_the_report_naming_a_customer_at_risk
     with psycopg.connect(url, autocommit=True) as conn:
         signal_marts(conn, settings.roles.reporter)
         conn.execute(
-            "delete from marts.fct_customer_health_weekly where week_start = %s and customer_key = any(%s)",
+            "delete from marts.fct_customer_health_weekly"
+            " where week_start = %s and customer_key = any(%s)",
             (WEEK, planted),
         )
         conn.execute(
-            "insert into marts.fct_customer_health_weekly (customer_key, week_start, inbound_touchpoints,"
+            "insert into marts.fct_customer_health_weekly"
+            " (customer_key, week_start, inbound_touchpoints,"
             " baseline_touchpoints, is_at_risk, at_risk_reason)"
             " select unnest(%s::text[]), %s, 0, 6, true, null",
             (planted, WEEK),

@@ -67,7 +67,8 @@ def _one(conn: psycopg.Connection, query: str, *params):
 
 
 def _person_with_every_source(url: str) -> dict:
-    """A customer with a HubSpot contact, Segment devices, emails and touchpoints of all three sources."""
+    """A customer with a HubSpot contact, Segment devices, emails and touchpoints of all three
+    sources."""
     with psycopg.connect(url) as conn:
         row = _one(
             conn,
@@ -104,7 +105,8 @@ def test_an_erased_person_is_gone_everywhere_and_stays_gone_after_re_extraction(
         found = find_person(conn, [person["email"]], [])
         # the send log named them once (as a recipient, e.g. an employee who is also a customer)
         conn.execute(
-            "insert into reporting.deliveries (report, period, recipient, status, message_id, last_error)"
+            "insert into reporting.deliveries"
+            " (report, period, recipient, status, message_id, last_error)"
             " values ('weekly_touchpoints', '2026-W41', %s, 'failed', '<m@x>', %s)",
             (person["email"].upper(), f"permanent: 550 {person['email']} unknown"),
         )
@@ -214,8 +216,10 @@ def test_an_erased_person_is_gone_everywhere_and_stays_gone_after_re_extraction(
 def test_erasing_someone_never_loaded_keeps_them_out_of_later_loads(fresh_db, tmp_path):
     batch = tmp_path / "batch.json"
     batch.write_text(
-        '[{"email": "Zoe@Example.com", "event": "delivered", "timestamp": 1791000000, "sg_event_id": "e1"},'
-        ' {"email": "max@example.com", "event": "delivered", "timestamp": 1791000000, "sg_event_id": "e2"}]'
+        '[{"email": "Zoe@Example.com", "event": "delivered", "timestamp": 1791000000,'
+        ' "sg_event_id": "e1"},'
+        ' {"email": "max@example.com", "event": "delivered", "timestamp": 1791000000,'
+        ' "sg_event_id": "e2"}]'
     )
     run = run_cli(
         "privacy", "erase", "--email", "zoe@example.com", env={"TOUCHPOINT_WAREHOUSE_URL": fresh_db}

@@ -27,7 +27,8 @@ def copy(built_copy):
 
 
 def check(url: str, settings, suite: str | None = None) -> dict[str, tuple[bool, str]]:
-    """Outcomes by rule id: every suite, or only ``suite`` (faster) when the defect is local to it."""
+    """Outcomes by rule id: every suite, or only ``suite`` (faster) when the defect is local to
+    it."""
     report = run_quality(
         url,
         settings.expectations_dir,
@@ -58,7 +59,8 @@ def test_a_duplicate_key_fails_critically(copy, settings):
     drop_fact_unique_indexes(copy)
     execute(
         copy,
-        f"insert into marts.fct_touchpoints select * from marts.fct_touchpoints where {IN_WEEK} limit 1",
+        "insert into marts.fct_touchpoints select * from marts.fct_touchpoints"
+        f" where {IN_WEEK} limit 1",
     )
     assert check(copy, settings, "fct_touchpoints")["fct_touchpoints.key_unique"] == (
         False,
@@ -82,7 +84,8 @@ def test_a_null_key_fails_critically(copy, settings):
 def test_a_future_timestamp_fails_critically(copy, settings):
     execute(
         copy,
-        "insert into raw.segment_events (natural_key, object_id, event_time, payload, _batch_id, _source)"
+        "insert into raw.segment_events"
+        " (natural_key, object_id, event_time, payload, _batch_id, _source)"
         " select 'future-1', object_id, now() + interval '30 days', payload, _batch_id, 'test'"
         f" from raw.segment_events where {RAW_IN_WEEK} limit 1",
     )
@@ -106,7 +109,8 @@ def test_a_day_without_web_events_fails_critically(copy, settings):
 def test_a_broken_attribution_weight_fails_critically(copy, settings):
     execute(
         copy,
-        "update marts.fct_attribution set weight = 1.5 where attribution_key = (select attribution_key"
+        "update marts.fct_attribution set weight = 1.5"
+        " where attribution_key = (select attribution_key"
         f" from marts.fct_attribution where converted_at >= '{WEEK[0].isoformat()}'"
         f" and converted_at < '{WEEK[1].isoformat()}' limit 1)",
     )
@@ -131,7 +135,8 @@ def test_a_quarantine_spike_fails_critically(copy, settings):
 def test_invalid_recipient_addresses_only_warn(copy, settings):
     execute(
         copy,
-        "update raw.sendgrid_events set payload = jsonb_set(payload, '{email}', '\"not an address\"')"
+        "update raw.sendgrid_events"
+        " set payload = jsonb_set(payload, '{email}', '\"not an address\"')"
         f" where {RAW_IN_WEEK}",
     )
     assert check(copy, settings, "raw_sendgrid_events")["raw_sendgrid_events.email_syntax"] == (
@@ -169,7 +174,8 @@ def test_dq_run_prints_a_table_and_exits_non_zero_on_a_critical_failure(copy):
     drop_fact_unique_indexes(copy)
     execute(
         copy,
-        f"insert into marts.fct_touchpoints select * from marts.fct_touchpoints where {IN_WEEK} limit 1",
+        "insert into marts.fct_touchpoints select * from marts.fct_touchpoints"
+        f" where {IN_WEEK} limit 1",
     )
     bad = run_cli(
         "dq", "run", "--start", WEEK[0].isoformat(), "--end", WEEK[1].isoformat(), env=env
@@ -203,7 +209,8 @@ def test_a_critical_defect_holds_the_report_and_alerts_the_engineers(copy, setti
     drop_fact_unique_indexes(copy)
     execute(
         copy,
-        f"insert into marts.fct_touchpoints select * from marts.fct_touchpoints where {IN_WEEK} limit 1",
+        "insert into marts.fct_touchpoints select * from marts.fct_touchpoints"
+        f" where {IN_WEEK} limit 1",
     )
     with MailSink(tmp_path / "mail", port=free_port()) as sink:
         results = run_weekly_report(copy, settings, sink, tmp_path)
@@ -223,7 +230,8 @@ def test_a_critical_defect_holds_the_report_and_alerts_the_engineers(copy, setti
 def test_a_warning_only_sends_the_report_with_a_data_quality_note(copy, settings, tmp_path):
     execute(
         copy,
-        "update raw.sendgrid_events set payload = jsonb_set(payload, '{email}', '\"not an address\"')"
+        "update raw.sendgrid_events"
+        " set payload = jsonb_set(payload, '{email}', '\"not an address\"')"
         f" where {RAW_IN_WEEK}",
     )
     with MailSink(tmp_path / "mail", port=free_port()) as sink:

@@ -151,7 +151,8 @@ def test_a_signal_says_what_changed_by_how_much_against_what_baseline():
     assert csat in rendered.text
     assert csat in plain(section(rendered.html, "needs-attention"))
     assert (
-        "conversion rate 12.0% this week against 6.0% (median of the 4 weeks before, range 5.0%–7.0%);"
+        "conversion rate 12.0% this week against 6.0% (median of the 4 weeks before,"
+        " range 5.0%–7.0%);"
         " 640 customers reached (2,500 in the weeks before); +100%" in rendered.text
     )
     assert (

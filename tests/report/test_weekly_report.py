@@ -34,15 +34,19 @@ SLICES = [
     Slice(region="Americas", business_unit="marketing"),
 ]
 
-RECIPIENTS = """
+RECIPIENTS = (
+    """
 sender: "Reports <reports@example.com>"
 recipients:
   - {address: all@example.com, name: Everyone, timezone: Europe/London, locale: en_GB}
-  - {address: emea@example.com, name: EMEA, timezone: Europe/Paris, locale: fr_FR, filters: {region: EMEA}}
-  - {address: sales@example.com, name: Sales, timezone: America/New_York, locale: en_US, filters: {business_unit: sales}}
+  - {address: emea@example.com, name: EMEA, timezone: Europe/Paris, locale: fr_FR,"""
+    """ filters: {region: EMEA}}
+  - {address: sales@example.com, name: Sales, timezone: America/New_York, locale: en_US,"""
+    """ filters: {business_unit: sales}}
 alerts:
   - {address: oncall@example.com, name: On call}
 """
+)
 
 
 def mart_row(url: str, slice_: Slice, week=WEEK) -> dict:
@@ -206,7 +210,8 @@ def test_each_recipient_receives_their_slice_as_html_text_charts_and_csv(
         text = message.get_body(("plain",)).get_content()
         assert len(html.encode()) < 100_000
         assert "data:image" not in html
-        # every cid: in the HTML is an inline PNG part with that Content-ID, with its size on the tag
+        # every cid: in the HTML is an inline PNG part with that Content-ID,
+        # with its size on the tag
         cids = re.findall(r'src="cid:([^"]+)"', html)
         parts = {p["Content-ID"].strip("<>"): p for p in message.walk() if p["Content-ID"]}
         # the small world's two weeks are too few to judge a signal: the three report charts only
@@ -317,7 +322,8 @@ PLANTED = [
                 "at_risk": ["touchpoint:newsletter:engagement"],
             },
         ),
-        # a business unit narrows satisfaction and conversion; cases and engagement follow the region only
+        # a business unit narrows satisfaction and conversion;
+        # cases and engagement follow the region only
         (
             Slice(business_unit="service"),
             {
@@ -437,9 +443,11 @@ def test_customers_at_risk_are_those_of_the_reports_week(built_copy, settings):
         conn.execute("truncate marts.fct_customer_health_weekly")
         # named columns: the built model has more than the report reads
         conn.execute(
-            "insert into marts.fct_customer_health_weekly (customer_key, week_start, inbound_touchpoints,"
+            "insert into marts.fct_customer_health_weekly"
+            " (customer_key, week_start, inbound_touchpoints,"
             " baseline_touchpoints, is_at_risk, at_risk_reason) values"
-            " (%s, %s, 1, 6, true, 'engagement_collapse'), (%s, %s, 0, 5, true, 'engagement_collapse'),"
+            " (%s, %s, 1, 6, true, 'engagement_collapse'),"
+            " (%s, %s, 0, 5, true, 'engagement_collapse'),"
             " (%s, %s, 5, 5, false, null), (%s, %s, 0, 7, true, 'engagement_collapse')",
             (named, WEEK, withheld, WEEK, steady, WEEK, last_week, WEEK - timedelta(weeks=1)),
         )
@@ -471,24 +479,29 @@ def test_customers_at_risk_are_those_of_the_reports_week(built_copy, settings):
 def test_at_risk_customers_are_counted_but_named_only_with_consent(
     built_copy, settings, mail_sink, recipients_file
 ):
-    # Three named customers are at risk in the report's week; one of them has not consented to being named.
+    # Three named customers are at risk in the report's week;
+    # one of them has not consented to being named.
     with psycopg.connect(built_copy, autocommit=True) as conn:
         signal_marts(conn, settings.roles.reporter)
         rows = conn.execute(
-            "select customer_key, display_name from marts.dim_customers as c where display_name is not null"
+            "select customer_key, display_name from marts.dim_customers as c"
+            " where display_name is not null"
             " and not exists (select from marts.fct_customer_health_weekly as h"
-            "                 where h.customer_key = c.customer_key and h.week_start = %s and h.is_at_risk)"
+            "                 where h.customer_key = c.customer_key"
+            " and h.week_start = %s and h.is_at_risk)"
             " order by customer_key limit 3",
             (WEEK,),
         ).fetchall()
         assert len(rows) == 3
         keys, names = [r[0] for r in rows], [r[1] for r in rows]
         conn.execute(
-            "delete from marts.fct_customer_health_weekly where week_start = %s and customer_key = any(%s)",
+            "delete from marts.fct_customer_health_weekly"
+            " where week_start = %s and customer_key = any(%s)",
             (WEEK, keys),
         )
         conn.execute(
-            "insert into marts.fct_customer_health_weekly (customer_key, week_start, inbound_touchpoints,"
+            "insert into marts.fct_customer_health_weekly"
+            " (customer_key, week_start, inbound_touchpoints,"
             " baseline_touchpoints, is_at_risk, at_risk_reason)"
             " select unnest(%s::text[]), %s, 0, 6, true, null",
             (keys, WEEK),
@@ -631,7 +644,8 @@ def test_a_bad_recipient_is_refused_with_a_clear_error(tmp_path, entry, message)
 def test_an_address_listed_twice_is_refused(tmp_path):
     path = tmp_path / "recipients.yml"
     path.write_text(
-        'sender: "r@example.com"\nrecipients:\n  - {address: a@example.com}\n  - {address: A@example.com}\n'
+        'sender: "r@example.com"\n'
+        "recipients:\n  - {address: a@example.com}\n  - {address: A@example.com}\n"
     )
     with pytest.raises(ConfigError, match="listed twice"):
         load_recipients(path)

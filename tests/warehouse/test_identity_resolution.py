@@ -64,7 +64,8 @@ def resolved(cluster_url, settings, tmp_path_factory):
             assigned = {
                 (s, i): k
                 for s, i, k in conn.execute(
-                    "select source, source_event_id, customer_key from intermediate.int_events_classified"
+                    "select source, source_event_id, customer_key"
+                    " from intermediate.int_events_classified"
                 )
             }
         yield root / "sim" / "truth", assigned

@@ -55,7 +55,8 @@ def late_changes(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], s
         users = conn.execute(
             "select i.identifier, i.customer_key from intermediate.int_identifiers_mapped as i"
             " where i.identifier_type = 'segment_user' and i.customer_key is not null"
-            "   and exists (select 1 from marts.fct_touchpoints t where t.customer_key = i.customer_key)"
+            "   and exists (select 1 from marts.fct_touchpoints t"
+            " where t.customer_key = i.customer_key)"
             " order by i.first_seen_at, i.identifier limit 40"
         ).fetchall()
         by_customer = {key: user for user, key in reversed(users)}
@@ -115,7 +116,8 @@ def late_changes(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], s
                 f"select r.payload from raw.hubspot_{object_type} as r"
                 f" where r.object_id = (select {pick}(split_part(e.source_event_id, ':', 2))"
                 f"                      from intermediate.int_events_classified as e"
-                f"                      where e.source = 'crm' and e.event_type = %s and not e.is_removed)"
+                "                      where e.source = 'crm' and e.event_type = %s"
+                " and not e.is_removed)"
                 " order by r.event_time desc limit 1",
                 (event,),
             ).fetchone()
@@ -145,10 +147,12 @@ def late_changes(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], s
             "    on i.identifier_type = 'hubspot_contact' and i.identifier = d.contact_id"
             "  where not d.is_closed_won and i.customer_key is not null"
             "    and exists (select 1 from intermediate.int_events_classified as e"
-            "                where e.customer_key = i.customer_key and e.journey_stage = 'by_lifecycle'"
+            "                where e.customer_key = i.customer_key"
+            " and e.journey_stage = 'by_lifecycle'"
             "                  and e.is_touchpoint and e.occurred_at > %(won_at)s)"
             "    and not exists (select 1 from marts.fct_conversions as c"
-            "                    where c.customer_key = i.customer_key and c.converted_at <= %(won_at)s))"
+            "                    where c.customer_key = i.customer_key"
+            " and c.converted_at <= %(won_at)s))"
             " order by r.event_time desc limit 1",
             {"won_at": won_at},
         ).fetchone()
@@ -265,7 +269,8 @@ def test_the_last_interval_really_changed_what_earlier_runs_built(two_warehouses
             "select count(*) from marts.fct_touchpoints where source_event_id = 'late-page'"
         ).fetchone()[0]
         won = conn.execute(
-            "select count(*) from marts.fct_conversions where source_event_id like 'deal_closed_won:%'"
+            "select count(*) from marts.fct_conversions"
+            " where source_event_id like 'deal_closed_won:%'"
         ).fetchone()[0]
     assert merges > 0, "the alias should have merged two customers across runs"
     assert removed >= 1, "the missed meeting should no longer be an event"

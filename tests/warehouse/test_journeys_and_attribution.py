@@ -382,10 +382,12 @@ def test_every_model_credits_every_conversion_exactly_once(built):
     totals = query(
         built["url"],
         """
-        select c.conversion_id, m.model, sum(a.weight) as total, min(a.weight) as low, max(a.weight) as high
+        select c.conversion_id, m.model, sum(a.weight) as total, min(a.weight) as low,"""
+        """ max(a.weight) as high
         from marts.fct_conversions c
         cross join unnest(%s::text[]) as m(model)
-        left join marts.fct_attribution a on a.conversion_id = c.conversion_id and a.attribution_model = m.model
+        left join marts.fct_attribution a on a.conversion_id = c.conversion_id"""
+        """ and a.attribution_model = m.model
         group by 1, 2""",
         list(MODELS),
     )
@@ -626,7 +628,8 @@ def test_every_web_event_falls_in_exactly_one_session_and_visits_are_30_minutes_
     (counts,) = query(
         built["url"],
         """
-        select (select count(*) from staging.stg_segment__events where event_type in ('page', 'track')) as events,
+        select (select count(*) from staging.stg_segment__events"""
+        """ where event_type in ('page', 'track')) as events,
                (select sum(events) from marts.fct_sessions) as in_sessions""",
     )
     # every page and track landed, the simulated world's and the hand-made ones
@@ -635,7 +638,8 @@ def test_every_web_event_falls_in_exactly_one_session_and_visits_are_30_minutes_
         built["url"],
         """
         select count(*) as n from (
-            select started_at - lag(ended_at) over (partition by coalesce(anonymous_id, customer_key)
+            select started_at - lag(ended_at)"""
+        """ over (partition by coalesce(anonymous_id, customer_key)
                                                    order by started_at) as idle
             from marts.fct_sessions) s
         where idle < %s""",

@@ -156,7 +156,8 @@ def test_every_mart_column_is_the_analysts_unless_it_is_a_direct_identifier(
             ).fetchone()
             if analyst == identifier or not reporter:
                 wrong.append(
-                    f"{table}.{column}: identifier={identifier} analyst={analyst} reporter={reporter}"
+                    f"{table}.{column}: identifier={identifier} analyst={analyst}"
+                    f" reporter={reporter}"
                 )
     assert not wrong, wrong
 
@@ -186,7 +187,8 @@ def test_the_loader_writes_raw_but_cannot_touch_the_marts(built_world):
     assert denied(built_world, "loader", "delete from raw.segment_events")  # raw is append-only
     with as_role(built_world, "loader") as conn, conn.transaction(force_rollback=True):
         conn.execute(
-            "insert into raw._batches (batch_id, stream, source) values ('role-test', 'web', 'test')"
+            "insert into raw._batches (batch_id, stream, source)"
+            " values ('role-test', 'web', 'test')"
         )
 
 
@@ -237,7 +239,8 @@ end $$;
 
 def test_each_stage_runs_as_its_own_role(fresh_db, settings, small_world, mail_sink, tmp_path):
     """Triggers note the role of every statement that writes raw, dq, ops and the send log while
-    the pipeline runs (extract, dbt, checks, report); the dbt relations belong to the transformer."""
+    the pipeline runs (extract, dbt, checks, report); the dbt relations belong to the
+    transformer."""
     with psycopg.connect(fresh_db) as conn:
         ensure_schema(conn)
         conn.execute(AUDIT)
@@ -302,7 +305,8 @@ def test_each_stage_runs_as_its_own_role(fresh_db, settings, small_world, mail_s
             audit.setdefault(table, set()).add(who)
         owners = dict(
             conn.execute(
-                "select n.nspname || '.' || c.relname, pg_get_userbyid(c.relowner) from pg_class as c"
+                "select n.nspname || '.' || c.relname, pg_get_userbyid(c.relowner)"
+                " from pg_class as c"
                 " join pg_namespace as n on n.oid = c.relnamespace"
                 " where n.nspname in ('staging', 'intermediate', 'marts', 'seeds', 'snapshots')"
                 " and c.relkind in ('r', 'v', 'm', 'p')"
@@ -342,7 +346,8 @@ def test_a_mart_added_without_yaml_hides_columns_named_like_identifiers(
         settings.dbt_project_dir, project, ignore=shutil.ignore_patterns("target", "logs")
     )
     (project / "models" / "marts" / "fct_added_later.sql").write_text(
-        "select 'someone@example.com'::text as customer_email, 'Ada Lovelace'::text as contact_name,"
+        "select 'someone@example.com'::text as customer_email,"
+        " 'Ada Lovelace'::text as contact_name,"
         " 42 as touchpoints\n"
     )
     run_dbt(["run", "--select", "fct_added_later"], project, built_copy, tmp_path / "var")

@@ -133,7 +133,8 @@ def test_signal_scores_match_a_reference_computation(quiet_world, settings):
     judged = rows(
         quiet_world,
         """
-        select distinct on (metric) signal_key, week_start, grain, channel, touchpoint, category, metric,
+        select distinct on (metric) signal_key, week_start, grain, channel, touchpoint,"""
+        """ category, metric,
                value, baseline_value, dispersion, z_score
         from marts.agg_touchpoint_signals
         where region = '(all)' and is_judged order by metric, sample desc, signal_key""",
@@ -183,7 +184,8 @@ def test_signal_scores_match_a_reference_computation(quiet_world, settings):
             pooled = rows(
                 quiet_world,
                 """
-                select sum(total_sq) / sum(total) as cluster from intermediate.int_signal_measures_weekly
+                select sum(total_sq) / sum(total) as cluster"""
+                """ from intermediate.int_signal_measures_weekly
                 where region = '(all)' and metric = 'cases' and week_start = any(%(weeks)s)""",
                 {"weeks": usable},
             )
@@ -214,9 +216,11 @@ def test_the_weekly_measures_add_up_to_the_facts_they_count(quiet_world):
         quiet_world,
         """
         select m.week_start, m.category, m.sample, f.cases
-        from (select week_start, category, sum(sample) as sample from intermediate.int_signal_measures_weekly
+        from (select week_start, category, sum(sample) as sample"""
+        """ from intermediate.int_signal_measures_weekly
               where metric = 'cases' and region = '(all)' group by 1, 2) as m
-        full join (select date_trunc('week', created_at at time zone 'UTC')::date as week_start, category,
+        full join (select date_trunc('week', created_at at time zone 'UTC')::date as week_start,"""
+        """ category,
                           count(*) as cases from marts.fct_support_cases group by 1, 2) as f
             using (week_start, category)
         where m.sample is distinct from f.cases""",
@@ -227,10 +231,12 @@ def test_the_weekly_measures_add_up_to_the_facts_they_count(quiet_world):
         quiet_world,
         """
         select week_start, grain, channel, touchpoint, category, metric,
-               sum(sample) filter (where region = '(all)') as whole, sum(sample) filter (where region <> '(all)') as parts
+               sum(sample) filter (where region = '(all)') as whole,"""
+        """ sum(sample) filter (where region <> '(all)') as parts
         from intermediate.int_signal_measures_weekly
         group by 1, 2, 3, 4, 5, 6
-        having sum(sample) filter (where region = '(all)') is distinct from sum(sample) filter (where region <> '(all)')""",
+        having sum(sample) filter (where region = '(all)')"""
+        """ is distinct from sum(sample) filter (where region <> '(all)')""",
     )
     assert regions == []
 
@@ -244,7 +250,8 @@ def test_customers_at_risk_are_judged_only_with_a_baseline_and_say_why(quiet_wor
         where is_at_risk <> (at_risk_reason is not null)
            or (at_risk_reason is not null and baseline_touchpoints is null)
            or (at_risk_reason = 'engagement_collapse'
-               and not (baseline_touchpoints >= %(min)s and inbound_touchpoints <= %(ratio)s * baseline_touchpoints))
+               and not (baseline_touchpoints >= %(min)s"""
+        """ and inbound_touchpoints <= %(ratio)s * baseline_touchpoints))
         limit 5""",
         {"min": v["at_risk_min_weekly_engagement"], "ratio": v["at_risk_engagement_ratio"]},
     )

@@ -53,7 +53,8 @@ def test_the_weekly_aggregate_matches_the_fact(built):
     for week in (START, START + WEEK):
         in_fact = scalar(
             built,
-            "select count(*) from marts.fct_touchpoints where occurred_at >= %s and occurred_at < %s",
+            "select count(*) from marts.fct_touchpoints"
+            " where occurred_at >= %s and occurred_at < %s",
             week,
             week + WEEK,
         )
@@ -95,7 +96,8 @@ def test_report_slices_add_up_to_the_whole(built):
     assert total == by_region == by_unit > 0 and regions >= 2
     in_fact = scalar(
         built,
-        "select count(*) from marts.fct_touchpoints t join marts.dim_customers c using (customer_key)"
+        "select count(*) from marts.fct_touchpoints t"
+        " join marts.dim_customers c using (customer_key)"
         " where c.region = 'EMEA' and t.occurred_at >= %s and t.occurred_at < %s",
         START,
         START + WEEK,
@@ -125,14 +127,16 @@ def test_email_health_events_are_not_counted_as_touchpoints(built):
     assert (
         scalar(
             built,
-            "select count(*) from marts.fct_touchpoints where source_event_type in ('processed', 'bounce', 'dropped')",
+            "select count(*) from marts.fct_touchpoints"
+            " where source_event_type in ('processed', 'bounce', 'dropped')",
         )
         == 0
     )
     assert (
         scalar(
             built,
-            "select count(*) from intermediate.int_events_classified where event_type = 'processed'",
+            "select count(*) from intermediate.int_events_classified"
+            " where event_type = 'processed'",
         )
         > 0
     )
