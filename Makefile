@@ -18,11 +18,11 @@ demo: $(INSTALLED)
 # Lint first (so CI enforces it), then two workers (pytest-xdist), one file per worker at a
 # time: each has its own cluster and var dir.
 test: lint
-	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # Unit and integration tests without the slow end-to-end runs.
 test-fast: $(INSTALLED)
-	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not slow"
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"
 
 # The habits: ruff (lint and format) over the code, mypy on the package, and the import
 # contracts in pyproject.toml (layers by stage, the simulator and Airflow kept in their rooms).

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,15 +29,12 @@ from touchpoint.config import Settings, load_settings
 from touchpoint.local.cluster import EmbeddedCluster
 from touchpoint.local.mail_sink import MailSink
 
-# `make test` runs two workers, one file at a time each (--dist loadfile, --no-loadscope-reorder),
-# in this order: the longest files first, so no worker is left alone with one at the end. A
-# worker is handed its next file while it still runs the last test of the one before, so the
-# file after the Celery backfill (alone about 300-450 s) is a short one. Files not named here
+# `make test` runs two workers, one file at a time each (--dist loadfile), in this order: the
+# longest files first, so no worker is left alone with one at the end. Files not named here
 # follow in collection order. Seconds from `pytest --durations=0` on an idle 2-core machine.
 LONGEST_FIRST = (
-    "orchestration/test_celery_executor.py",  # 450
+    "orchestration/test_celery_executor.py",  # 300 (the two-day backfill)
     "e2e/test_demo_end_to_end.py",  # 190
-    "unit/test_secrets.py",  # 4: waits behind the backfill
     "quality/test_data_quality.py",  # 200 with the built world
     "report/test_weekly_report.py",  # 110
     "warehouse/test_incremental_equals_full.py",  # 100
@@ -49,6 +47,29 @@ LONGEST_FIRST = (
     "warehouse/test_identity_stability.py",  # 30
     "warehouse/test_identity_resolution.py",  # 30
 )
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """loadfile, but a worker gets its next file only when it is down to the last test of the
+    one it has (which it holds until more work comes): xdist's own tops a worker up as soon as
+    it has two tests left, so a short file waited behind the Celery backfill's long test."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    config.option.loadscopereorder = False  # keep LONGEST_FIRST, not xdist's most-tests-first
+
+    class OneFileAhead(LoadFileScheduling):
+        def _reschedule(self, node: Any) -> None:
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            if self._pending_of(self.assigned_work[node]) <= 1:
+                self._assign_work_unit(node)
+
+    return OneFileAhead(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
