@@ -28,6 +28,9 @@ from touchpoint.sources.catalog import (
 from touchpoint.transform.dbt import run_dbt
 from touchpoint.warehouse.connection import connect
 
+# three incremental dbt builds of a copy of the built world
+pytestmark = pytest.mark.slow
+
 FEEDBACK = next(obj for obj in HUBSPOT_OBJECTS if obj.object_type == "feedback_submissions")
 START = datetime.combine(SIM_START, datetime.min.time(), UTC)
 WEEK = SIM_START + timedelta(days=7)

@@ -161,6 +161,7 @@ def test_every_validation_is_stored_with_its_interval_and_run_id(copy, settings)
     assert report.data_docs and (settings.var_dir / "gx").exists()
 
 
+@pytest.mark.slow
 def test_dq_run_prints_a_table_and_exits_non_zero_on_a_critical_failure(copy):
     env = {"TOUCHPOINT_WAREHOUSE_URL": copy}
     ok = run_cli(

@@ -21,6 +21,9 @@ from helpers import SIM_START, create_db, drop_db
 from touchpoint import pipeline
 from touchpoint.extract.run import CrmEndpoint
 
+# the demo world (300 customers, 4 weeks) extracted and built
+pytestmark = pytest.mark.slow
+
 START = datetime.combine(SIM_START, datetime.min.time(), UTC)
 #: truth source -> prefix of int_events_classified.source_event_id
 CRM_PREFIX = {

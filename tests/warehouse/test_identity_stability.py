@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 
 import psycopg
+import pytest
 
 from touchpoint.extract.run import load_file
 from touchpoint.sources.catalog import SEGMENT_EVENTS
 from touchpoint.warehouse.connection import connect
+
+# dbt builds of worlds of its own
+pytestmark = pytest.mark.slow
 
 
 def identify(

@@ -23,6 +23,9 @@ from touchpoint.report.content import ATTRIBUTION_MODELS
 from touchpoint.sources.catalog import SEGMENT_EVENTS
 from touchpoint.warehouse.connection import connect
 
+# the small world and hand-made visitors built by dbt, apart from the shared one
+pytestmark = pytest.mark.slow
+
 START = datetime.combine(SIM_START, datetime.min.time(), UTC)
 MODELS = ATTRIBUTION_MODELS
 # The documented defaults of the dbt vars (checked against dbt_project.yml below).

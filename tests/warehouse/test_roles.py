@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import pytest
 import yaml
 from psycopg import errors
 
@@ -237,6 +238,7 @@ end $$;
 """
 
 
+@pytest.mark.slow
 def test_each_stage_runs_as_its_own_role(fresh_db, settings, small_world, mail_sink, tmp_path):
     """Triggers note the role of every statement that writes raw, dq, ops and the send log while
     the pipeline runs (extract, dbt, checks, report); the dbt relations belong to the

@@ -154,12 +154,14 @@ def test_the_quality_gate_passes_on_clean_data(built, settings):
     assert report.status == "pass", report.table()
 
 
+@pytest.mark.slow
 def test_the_quality_gate_closes_on_an_empty_interval(built, settings):
     empty = START + 10 * WEEK
     with pytest.raises(GXValidationFailed, match="volume_nonzero"):
         pipeline.check_quality(empty, empty + WEEK, built, settings)
 
 
+@pytest.mark.slow
 def test_dbt_docs_generate_works(built, settings_module):
     from touchpoint.transform.dbt import run_dbt
 
