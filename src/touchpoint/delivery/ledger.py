@@ -55,8 +55,8 @@ def record_attempt(
              first_attempt_at, last_attempt_at)
         values (%s, %s, %s, %s, 'sending', %s, %s, 1, now(), now())
         on conflict (report, period, recipient) do update
-            set status = 'sending', content_hash = excluded.content_hash, \
-subject = excluded.subject,
+            set status = 'sending', content_hash = excluded.content_hash,
+                subject = excluded.subject,
                 attempts = d.attempts + 1, last_attempt_at = now(),
                 first_attempt_at = coalesce(d.first_attempt_at, now())
         returning message_id, attempts
