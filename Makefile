@@ -15,14 +15,17 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 demo: $(INSTALLED)
 	$(BIN)/touchpoint demo
 
-# Lint first (so CI enforces it), then two workers (pytest-xdist), one file per worker at a
-# time: each has its own cluster and var dir.
+# Lint first (so CI enforces it), then the suite on TEST_WORKERS workers (pytest-xdist), one
+# file per worker at a time, longest first (tests/conftest.py): each worker has its own cluster
+# and var dir. Three on two cores: a third of the time a worker waits on a child process,
+# a server or a back-off, not on the CPU.
+TEST_WORKERS ?= 3
 test: lint
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Unit and integration tests without the slow end-to-end runs.
 test-fast: $(INSTALLED)
-	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 # The habits: ruff (lint and format) over the code, mypy on the package, and the import
 # contracts in pyproject.toml (layers by stage, the simulator and Airflow kept in their rooms).

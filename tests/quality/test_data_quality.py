@@ -49,6 +49,7 @@ IN_WEEK = f"occurred_at >= '{WEEK[0].isoformat()}' and occurred_at < '{WEEK[1].i
 RAW_IN_WEEK = f"event_time >= '{WEEK[0].isoformat()}' and event_time < '{WEEK[1].isoformat()}'"
 
 
+@pytest.mark.slow
 def test_a_clean_dataset_passes_every_expectation(copy, settings):
     results = check(copy, settings)
     assert len(results) > 30
@@ -145,6 +146,7 @@ def test_invalid_recipient_addresses_only_warn(copy, settings):
     )
 
 
+@pytest.mark.slow
 def test_every_validation_is_stored_with_its_interval_and_run_id(copy, settings):
     report = run_quality(
         copy, settings.expectations_dir, settings.var_dir / "gx", *WEEK, run_id="run-42"
