@@ -311,14 +311,7 @@ def _deliver_one(
         except CannotConnect as exc:
             connect_failures += 1
             error = unreachable_reason(run.smtp, exc.cause)
-            log.warning(
-                "%s for %s to %s: attempt %d failed: %s",
-                report,
-                period,
-                recipient.address,
-                attempt,
-                error,
-            )
+            _log_failed_attempt(report, period, recipient.address, attempt, error)
             if not exc.retryable:
                 break
             continue
@@ -328,14 +321,7 @@ def _deliver_one(
                 # Not this recipient's fault, and no retry within seconds will change it: stop
                 # the run as for a server that is down (nobody is marked refused for good).
                 error = unreachable_reason(run.smtp, exc)
-                log.warning(
-                    "%s for %s to %s: attempt %d failed: %s",
-                    report,
-                    period,
-                    recipient.address,
-                    attempt,
-                    error,
-                )
+                _log_failed_attempt(report, period, recipient.address, attempt, error)
                 connect_failures = attempt
                 break
             transient, error = describe_failure(exc)
@@ -358,14 +344,7 @@ def _deliver_one(
                     "failed",
                     PERMANENT + error,
                 ), error
-            log.warning(
-                "%s for %s to %s: attempt %d failed: %s",
-                report,
-                period,
-                recipient.address,
-                attempt,
-                error,
-            )
+            _log_failed_attempt(report, period, recipient.address, attempt, error)
             continue
         ledger.record_result(conn, report, period, recipient.address, "sent", None)
         log.info("sent %s for %s to %s (%s)", report, period, recipient.address, message_id)
@@ -464,3 +443,7 @@ def send_unrecorded(
     finally:
         close_session(client)
     return deliveries
+
+
+def _log_failed_attempt(report: str, period: str, recipient: str, attempt: int, error: str) -> None:
+    log.warning("%s for %s to %s: attempt %d failed: %s", report, period, recipient, attempt, error)
