@@ -95,7 +95,8 @@ def run_demo(
     )
 
     _step(4, "CRM simulator (HubSpot-compatible API)")
-    port = crm_port(settings) if not port_in_use(crm_port(settings)) else _free_port()
+    port = crm_port(settings)
+    port = port if not port_in_use(port) else _free_port()
     crm = CrmServer(
         CrmData.from_dir(sim_dir(settings) / "crm"), port=port, token=settings.crm_token
     ).start_in_thread()

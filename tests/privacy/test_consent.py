@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from helpers import SIM_START, drop_db, mart_checksums, run_cli
+from helpers import SIM_START, create_db, drop_db, mart_checksums, run_cli
 from touchpoint import pipeline
 from touchpoint.extract.run import load_file
 from touchpoint.intervals import iso_week
@@ -195,14 +195,7 @@ def consent_world(cluster_url, built_world, settings, tmp_path_factory):
       3. flip@: a SendGrid group_resubscribe.
     The consent rows after each build, and the at-risk customers who refused."""
     tmp = tmp_path_factory.mktemp("consent")
-    name = f"consent_{uuid.uuid4().hex[:10]}"
-    template = built_world.rsplit("/", 1)[1]
-    with psycopg.connect(cluster_url, autocommit=True) as conn:
-        conn.execute(
-            "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", (template,)
-        )
-        conn.execute(f'create database "{name}" template "{template}"')
-    url = cluster_url.rsplit("/", 1)[0] + f"/{name}"
+    url = create_db(cluster_url, template=built_world)
     stages: list[dict] = []
     try:
         # Four nameable customers turn at risk for real: an NPS detractor answer in the world,
