@@ -25,7 +25,7 @@ from touchpoint.quality.gx_runner import GXValidationFailed, QualityReport, run_
 from touchpoint.report.render import DataQualityAlert, render_alert
 from touchpoint.report.weekly import WeeklyReport, write_preview
 from touchpoint.sources.catalog import FILE_STREAMS
-from touchpoint.transform.dbt import run_dbt
+from touchpoint.transform.dbt import BUILD, run_dbt
 from touchpoint.warehouse.connection import connect, set_role
 from touchpoint.warehouse.schema import ensure_schema, stage_url
 
@@ -70,11 +70,11 @@ def load_file(source: str, path: str, warehouse_url: str, settings: Settings) ->
 
 
 def transform(warehouse_url: str, settings: Settings) -> None:
-    """Build and test every dbt model (seeds, models, tests) on the warehouse, as the
+    """Build and test every dbt model (seeds, models, data tests) on the warehouse, as the
     transformer role (the profile's ``role``, from :func:`touchpoint.transform.dbt_env`)."""
     with connect(warehouse_url) as conn:
         ensure_schema(conn)
-    run_dbt(["build"], settings.dbt_project_dir, warehouse_url, settings.var_dir)
+    run_dbt([*BUILD], settings.dbt_project_dir, warehouse_url, settings.var_dir)
 
 
 def check_quality(

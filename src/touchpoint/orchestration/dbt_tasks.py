@@ -30,7 +30,7 @@ from cosmos.profiles.postgres.user_pass import PostgresUserPasswordProfileMappin
 
 from touchpoint.config import Settings
 from touchpoint.errors import ConfigError
-from touchpoint.transform.dbt import dbt_executable, dbt_role_env, manifest_path
+from touchpoint.transform.dbt import BUILD, dbt_executable, dbt_role_env, manifest_path
 
 WAREHOUSE_CONN_ID = "touchpoint_warehouse"
 DBT_PROFILE = "touchpoint"
@@ -113,6 +113,8 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt", **kwargs: Any) -> 
             invocation_mode=InvocationMode.SUBPROCESS,
             dbt_executable_path=dbt_executable(),
             test_indirect_selection=TestIndirectSelection.CAUTIOUS,
+            # the producer's build is the pipeline's (dbt's own flags after the command)
+            setup_operator_args={"dbt_cmd_flags": list(BUILD[1:])},
         ),
         operator_args={"install_deps": False, "dbt_cmd_global_flags": ["--no-write-json"]},
         **kwargs,

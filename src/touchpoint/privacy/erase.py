@@ -31,7 +31,7 @@ from touchpoint.privacy.identifiers import IDENTIFIER_TYPES, normalise, tombston
 from touchpoint.progress import progress
 from touchpoint.sources.catalog import ALL_STREAMS
 from touchpoint.sources.stream import Stream
-from touchpoint.transform.dbt import run_dbt
+from touchpoint.transform.dbt import BUILD, run_dbt
 from touchpoint.warehouse.connection import connect, scalar
 from touchpoint.warehouse.schema import ensure_schema
 
@@ -322,7 +322,7 @@ def erase(
     )
     try:
         with progress("erase: rebuilding the marts (dbt build --full-refresh)"):
-            run_dbt(["build", "--full-refresh"], project_dir, warehouse_url, var_dir)
+            run_dbt([*BUILD, "--full-refresh"], project_dir, warehouse_url, var_dir)
     except TouchpointError as exc:
         raise ErasureError(
             f"erasure {erasure_id}: the raw records are gone and tombstoned, but the rebuild of "
