@@ -261,7 +261,7 @@ def crm_extract(wh: Warehouse, ds: Dataset, into: str | None = None) -> dict[str
 
 # -- c. dbt: full build, then one new day ---------------------------------------------------
 def _dbt(wh: Warehouse, dsn: str, *args: str) -> tuple[Measured, list[dict[str, Any]]]:
-    from touchpoint.transform.dbt import dbt_env, dbt_executable
+    from touchpoint.transform.dbt import dbt_env, dbt_executable, target_dir
 
     project = REPO / "dbt_project"
     env = {**os.environ, **dbt_env(dsn, wh.var_dir)}
@@ -270,9 +270,7 @@ def _dbt(wh: Warehouse, dsn: str, *args: str) -> tuple[Measured, list[dict[str, 
         env=env,
         cwd=str(project),
     )
-    results = json.loads((wh.var_dir / "dbt" / "target" / "run_results.json").read_text())[
-        "results"
-    ]
+    results = json.loads((target_dir(wh.var_dir, dsn) / "run_results.json").read_text())["results"]
     slowest = sorted(
         (
             {"node": r["unique_id"].split(".", 2)[-1], "seconds": round(r["execution_time"], 2)}

@@ -3,11 +3,11 @@ cluster (fresh, dropped, copied from a template, compared)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
 import sys
-import uuid
 from datetime import date
 from pathlib import Path
 
@@ -53,9 +53,17 @@ def _sibling(cluster_url: str, name: str) -> str:
 
 
 def create_db(cluster_url: str, template: str | None = None) -> str:
-    """A new database on the cluster, empty or a copy of ``template`` (a database URL)."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
+    """A new database on the cluster, empty or a copy of ``template`` (a database URL).
+
+    Named by the lowest free number (each worker has a cluster of its own), so later tests
+    reuse the names of dropped databases and dbt's saved parse for that name
+    (``touchpoint.transform.dbt.target_dir``) instead of parsing the project again."""
     with psycopg.connect(cluster_url, autocommit=True) as conn:
+        taken = {
+            row[0]
+            for row in conn.execute("select datname from pg_database where datname ~ '^t_[0-9]+$'")
+        }
+        name = next(f"t_{n}" for n in itertools.count() if f"t_{n}" not in taken)
         if template is None:
             conn.execute(f'create database "{name}"')
         else:

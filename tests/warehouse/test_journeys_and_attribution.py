@@ -21,6 +21,7 @@ from touchpoint import pipeline
 from touchpoint.extract.run import CrmEndpoint, load_file
 from touchpoint.report.content import ATTRIBUTION_MODELS
 from touchpoint.sources.catalog import SEGMENT_EVENTS
+from touchpoint.transform.dbt import target_dir
 from touchpoint.warehouse.connection import connect
 
 # the small world and hand-made visitors built by dbt, apart from the shared one
@@ -221,7 +222,7 @@ def built(cluster_url, settings, small_world, tmp_path_factory):
         assert (stats.loaded, stats.quarantined) == (len(web.events), 0)
         pipeline.transform(url, settings)  # raises DbtFailed on any dbt error
         run_results = json.loads(
-            (settings.var_dir / "dbt" / "target" / "run_results.json").read_text()
+            (target_dir(settings.var_dir, url) / "run_results.json").read_text()
         )
         web_events = sum(
             1

@@ -163,8 +163,8 @@ def test_the_quality_gate_closes_on_an_empty_interval(built, settings):
 
 @pytest.mark.slow
 def test_dbt_docs_generate_works(built, settings_module):
-    from touchpoint.transform.dbt import run_dbt
+    from touchpoint.transform.dbt import run_dbt, target_dir
 
     run_dbt(["docs", "generate"], settings_module.dbt_project_dir, built, settings_module.var_dir)
-    catalog = settings_module.var_dir / "dbt" / "target" / "catalog.json"
+    catalog = target_dir(settings_module.var_dir, built) / "catalog.json"
     assert catalog.exists() and "fct_touchpoints" in catalog.read_text()

@@ -44,6 +44,12 @@ def dbt_role_env() -> dict[str, str]:
     }
 
 
+def target_dir(var_dir: Path, warehouse_url: str) -> Path:
+    """dbt's target (artifacts and partial_parse.msgpack) for one warehouse database: dbt parses
+    the whole project again whenever the profile's database differs from the saved parse's."""
+    return var_dir / "dbt" / "target" / url_parts(warehouse_url).dbname
+
+
 def dbt_env(warehouse_url: str, var_dir: Path) -> dict[str, str]:
     """Environment for dbt: connection pieces and roles for profiles.yml, and every path kept
     under var/."""
@@ -55,7 +61,7 @@ def dbt_env(warehouse_url: str, var_dir: Path) -> dict[str, str]:
         "TOUCHPOINT_DBT_USER": parts.user,
         "TOUCHPOINT_DBT_PASSWORD": parts.password,
         "TOUCHPOINT_DBT_DBNAME": parts.dbname,
-        "DBT_TARGET_PATH": str(var_dir / "dbt" / "target"),
+        "DBT_TARGET_PATH": str(target_dir(var_dir, warehouse_url)),
         "DBT_LOG_PATH": str(var_dir / "dbt" / "logs"),
         "DBT_PACKAGES_INSTALL_PATH": str(var_dir / "dbt" / "packages"),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
