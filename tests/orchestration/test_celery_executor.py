@@ -104,6 +104,10 @@ def test_a_two_day_backfill_on_celery_workers_builds_the_marts_of_one_run_over_t
         **celery_env(metadata, redis.url, worker_log_port=free_port()),
         # Only the run this test triggers: no scheduled run of "yesterday" when unpaused.
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        # The DAG files do not change while the test runs: parse them once, not every 30 s in
+        # two processes beside the tasks (a deployment keeps Airflow's defaults)
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": QUEUE,
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
