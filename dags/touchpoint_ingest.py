@@ -2,8 +2,9 @@
 
 Each run owns exactly its data interval (a UTC day). Params ``start``/``end`` (ISO dates)
 override it for a manual range. Extracts run in parallel (CRM per object group, through the
-``crm_api`` pool); dbt runs as one Airflow task per seed, snapshot and model, each model's
-tests right after it (Cosmos); then the data-quality suites; then the interval is recorded as
+``crm_api`` pool); dbt builds the project once (Cosmos' watcher producer, each model's tests
+right after it), then a task per seed, snapshot, model and model's tests reports its node's
+outcome in dbt's lineage; then the data-quality suites; then the interval is recorded as
 ingested and the ``touchpoint_marts`` Asset is updated. Thin by design: the work lives in the
 ``touchpoint`` package.
 """
