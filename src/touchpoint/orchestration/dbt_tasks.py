@@ -101,9 +101,10 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt", **kwargs: Any) -> 
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             test_behavior=TestBehavior.AFTER_EACH,
-            # a test on several nodes (relationships, singular tests over two models) runs in a
-            # task of its own once all of them are built, not with the first one
-            should_detach_multiple_parents_tests=True,
+            # a test on several nodes (relationships, singular tests over two models) runs in the
+            # producer's build once all of them are built, and its outcome shows in each parent's
+            # test task (Cosmos counts it among every parent's tests): no task of its own
+            should_detach_multiple_parents_tests=False,
             emit_datasets=False,  # the DAG publishes one Asset for the marts when they are checked
         ),
         execution_config=ExecutionConfig(
