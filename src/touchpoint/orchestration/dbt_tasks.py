@@ -1,7 +1,7 @@
 """The dbt project as Airflow tasks (Astronomer Cosmos' watcher mode): one producer task runs a
 single ``dbt build`` of the whole project on dbt's threads, and one task per seed, snapshot and
 model, plus one for each model's tests, reports that node's outcome from the producer's events
-(tests over several models in tasks of their own after all their parents). The graph keeps
+(a test over several models counts among each parent's tests). The graph keeps
 dbt's lineage, so a failed model or test shows where it is, and dbt itself skips the dependants
 of a failure. Rendered from the manifest ``touchpoint dbt manifest`` writes (so parsing a DAG
 file never runs dbt and never touches a database).
