@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
+    PRODUCER_WATCHER_TASK_ID,
     ExecutionMode,
     InvocationMode,
     LoadMode,
@@ -133,7 +134,7 @@ def _after_the_producer(group: DbtTaskGroup) -> None:
     outcomes and skips; a failed node's own retry then runs its model alone)."""
     tasks = [t for t in group.dag.tasks if t.task_id.startswith(f"{group.group_id}.")]
     ids = {t.task_id for t in tasks}
-    producer = next(t for t in tasks if t.task_id.endswith(".dbt_producer_watcher"))
+    producer = group.tasks_map[PRODUCER_WATCHER_TASK_ID]
     for task in tasks:
         if hasattr(task, "producer_task_id") and not set(task.upstream_task_ids) & ids:
             producer >> task
