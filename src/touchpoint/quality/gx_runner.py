@@ -154,10 +154,10 @@ def _context(gx_dir: Path, warehouse_url: str):
 
 
 def _run_suite(
-    context, source, suite: Suite, start: datetime, end: datetime, documented: list
-) -> list[ExpectationOutcome]:
-    """Validate one suite; appends the identifiers of its results and suites to ``documented``
-    (their Data Docs pages are built once, after every suite)."""
+    context, source, suite: Suite, start: datetime, end: datetime
+) -> tuple[list[ExpectationOutcome], list]:
+    """Validate one suite: its outcomes, and the identifiers of its results and expectation
+    suites (their Data Docs pages are built once, after every suite)."""
     import great_expectations as gx
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
@@ -201,6 +201,7 @@ def _run_suite(
     )
     result = checkpoint.run()
     outcomes = []
+    documented: list = []
     for identifier, validation in result.run_results.items():
         documented += [identifier, ExpectationSuiteIdentifier(name=validation.suite_name)]
         for r in validation.results:
@@ -218,7 +219,7 @@ def _run_suite(
                     error=_error(r.exception_info or {}),
                 )
             )
-    return outcomes
+    return outcomes, documented
 
 
 def store(conn: psycopg.Connection, report: QualityReport) -> None:
@@ -281,7 +282,9 @@ def run_quality(
     context, source = _context(gx_dir, warehouse_url)
     documented: list = []
     for suite in suites:
-        report.outcomes.extend(_run_suite(context, source, suite, start, end, documented))
+        outcomes, pages = _run_suite(context, source, suite, start, end)
+        report.outcomes.extend(outcomes)
+        documented += pages
     # One Data Docs build for the run's pages and the index: GX's per-checkpoint action rebuilt
     # the index after every suite, half the cost of a run.
     context.build_data_docs(resource_identifiers=documented)
