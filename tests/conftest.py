@@ -29,9 +29,10 @@ from touchpoint.config import Settings, load_settings
 from touchpoint.local.cluster import EmbeddedCluster
 from touchpoint.local.mail_sink import MailSink
 
-# `make test` runs two workers, one file at a time each (--dist loadfile), in this order: the
-# longest files first, so no worker is left alone with one at the end. Files not named here
-# follow in collection order. Seconds from `pytest --durations=0` on an idle 2-core machine.
+# `make test` runs TEST_WORKERS workers (3), one file at a time each (--dist loadfile), in
+# this order: the longest files first, so no worker is left alone with one at the end. Files
+# not named here follow in collection order. Seconds from `pytest --durations=0` on an idle
+# 2-core machine.
 LONGEST_FIRST = (
     "orchestration/test_celery_executor.py",  # 300 (the two-day backfill)
     "e2e/test_demo_end_to_end.py",  # 190
