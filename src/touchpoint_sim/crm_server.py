@@ -104,9 +104,11 @@ def _matches(record: dict[str, Any], flt: dict[str, Any]) -> bool:
     if raw is None:
         return False
     if name in _DATE_PROPERTIES or name.endswith("date"):
-        left, right = _as_ms(raw), _as_ms(value)
-    else:
-        left, right = str(raw), str(value)
+        return _compare(op, _as_ms(raw), _as_ms(value))
+    return _compare(op, str(raw), str(value))
+
+
+def _compare(op: str, left: Any, right: Any) -> bool:
     return {
         "EQ": left == right,
         "NEQ": left != right,
