@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import string
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from pathlib import Path
 
 from touchpoint.errors import ConfigError
@@ -67,6 +68,41 @@ def env_date(name: str, default: date) -> date:
         return date.fromisoformat(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """What the loader accepts of a record or a file; what exceeds goes to quarantine with the
+    reason (README, "Operating it")."""
+
+    #: events before this day are impossible for this product (loader and quality gate alike)
+    earliest_event: date = date(2015, 1, 1)
+    #: how far an event may be stamped ahead of its receipt (device clocks): beyond, quarantined
+    future_tolerance_hours: float = 24.0
+    #: one record (an NDJSON line, an array element, a CRM object) at most this many bytes
+    #: (Segment itself refuses messages over 32 KB)
+    max_record_bytes: int = 1_000_000
+    #: one landing file at most this many bytes once decompressed; the rest is quarantined
+    max_file_bytes: int = 2_000_000_000
+    #: natural keys longer than this are stored hashed (the original stays in the payload)
+    max_key_chars: int = 200
+    #: identifiers (ids, anonymous ids, emails) longer than this are quarantined: none is real
+    max_identifier_chars: int = 256
+    #: a run also loads the files of this many days before its interval that it has not loaded
+    #: yet (late files: Segment uploads about hourly, so a day's last batch lands after midnight)
+    lookback_days: int = 7
+
+    @cached_property  # read for every record loaded
+    def future_tolerance(self) -> timedelta:
+        return timedelta(hours=self.future_tolerance_hours)
+
+    @cached_property
+    def earliest_event_time(self) -> datetime:
+        return datetime.combine(self.earliest_event, time.min, UTC)
+
+
+#: the limits when nothing is configured (for callers without settings: tests, the bench)
+DEFAULT_LIMITS = IngestLimits()
 
 
 @dataclass(frozen=True)
@@ -141,6 +177,8 @@ class Settings:
     crm_max_requests_per_second: float = 8.0
     #: the warehouse roles each stage runs as
     roles: Roles = Roles()
+    #: what a record or a landing file may be (``TOUCHPOINT_<FIELD>``)
+    limits: IngestLimits = IngestLimits()
     #: SMTP AUTH for the CLI's sends and the local sink (`mail serve` then requires it); the
     #: DAGs take theirs from the smtp_default connection. None: no authentication.
     smtp_login: str | None = None
@@ -237,6 +275,7 @@ def load_settings() -> Settings:
             "TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND", d.crm_max_requests_per_second
         ),
         roles=load_roles(),
+        limits=load_limits(),
         smtp_login=smtp_login,
         smtp_password=smtp_password,
         report_trend_url=_trend_url_template(env_str("TOUCHPOINT_REPORT_TREND_URL")),
@@ -280,6 +319,29 @@ def _smtp_credentials() -> tuple[str | None, str | None]:
             f" {missing} is not set"
         )
     return login or None, password or None
+
+
+def load_limits() -> IngestLimits:
+    d = IngestLimits
+    limits = IngestLimits(
+        earliest_event=env_date("TOUCHPOINT_EARLIEST_EVENT", d.earliest_event),
+        future_tolerance_hours=env_float(
+            "TOUCHPOINT_FUTURE_TOLERANCE_HOURS", d.future_tolerance_hours
+        ),
+        max_record_bytes=env_int("TOUCHPOINT_MAX_RECORD_BYTES", d.max_record_bytes),
+        max_file_bytes=env_int("TOUCHPOINT_MAX_FILE_BYTES", d.max_file_bytes),
+        max_key_chars=env_int("TOUCHPOINT_MAX_KEY_CHARS", d.max_key_chars),
+        max_identifier_chars=env_int("TOUCHPOINT_MAX_IDENTIFIER_CHARS", d.max_identifier_chars),
+        lookback_days=env_int("TOUCHPOINT_LOOKBACK_DAYS", d.lookback_days),
+    )
+    if limits.lookback_days < 0:
+        raise ConfigError("TOUCHPOINT_LOOKBACK_DAYS must not be negative")
+    for name in ("max_record_bytes", "max_file_bytes", "max_key_chars", "max_identifier_chars"):
+        if getattr(limits, name) < 64:
+            raise ConfigError(f"TOUCHPOINT_{name.upper()}={getattr(limits, name)} is below 64")
+    if limits.future_tolerance_hours < 0:
+        raise ConfigError("TOUCHPOINT_FUTURE_TOLERANCE_HOURS must not be negative")
+    return limits
 
 
 def load_roles() -> Roles:

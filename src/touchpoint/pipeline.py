@@ -19,6 +19,14 @@ from touchpoint.delivery.message import RenderedReport
 from touchpoint.delivery.recipients import Recipient, RecipientList, SliceValues, load_recipients
 from touchpoint.delivery.smtp import SmtpSettings
 from touchpoint.extract import run as extract_run
+from touchpoint.extract.quarantine import (
+    QuarantinedRecord,
+    QuarantineFilter,
+    ReplayResult,
+    list_quarantine,
+    replay_quarantine,
+    show_quarantined,
+)
 from touchpoint.extract.run import CrmEndpoint, extract_source
 from touchpoint.intervals import iso_week
 from touchpoint.quality.gx_runner import GXValidationFailed, QualityReport, run_quality
@@ -53,6 +61,7 @@ def extract(
         landing_url=settings.landing_url,
         crm=crm,
         crm_group=crm_group,
+        limits=settings.limits,
     )
     return {s.stream: s.as_dict() for s in stats}
 
@@ -65,8 +74,27 @@ def load_file(source: str, path: str, warehouse_url: str, settings: Settings) ->
         )
     stream, _folder = FILE_STREAMS[source]
     with connect(stage_url(warehouse_url, settings.roles.loader)) as conn:
-        stats = extract_run.load_file(conn, stream, path)
+        stats = extract_run.load_file(conn, stream, path, settings.limits)
     return {stats.stream: stats.as_dict()}
+
+
+def quarantined(
+    which: QuarantineFilter, warehouse_url: str, settings: Settings, limit: int = 50
+) -> tuple[list[QuarantinedRecord], int]:
+    """The newest quarantined records that match, and how many match (as the loader role)."""
+    with connect(stage_url(warehouse_url, settings.roles.loader)) as conn:
+        return list_quarantine(conn, which, limit)
+
+
+def quarantined_record(record_id: int, warehouse_url: str, settings: Settings) -> QuarantinedRecord:
+    with connect(stage_url(warehouse_url, settings.roles.loader)) as conn:
+        return show_quarantined(conn, record_id)
+
+
+def replay(which: QuarantineFilter, warehouse_url: str, settings: Settings) -> ReplayResult:
+    """Load the matching quarantined records that pass the checks now (as the loader role)."""
+    with connect(stage_url(warehouse_url, settings.roles.loader)) as conn:
+        return replay_quarantine(conn, which, settings.limits)
 
 
 def transform(warehouse_url: str, settings: Settings) -> None:
@@ -97,6 +125,7 @@ def check_quality(
         end,
         run_id=run_id,
         only=suites or None,
+        limits=settings.limits,
     )
     if raise_on_critical and report.critical_failures:
         raise GXValidationFailed(report)

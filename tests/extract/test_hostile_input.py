@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from helpers import REPO, create_db, drop_db, run_cli
-from helpers.hostile_corpus import CASES, DAY, MARKUP_NAMES, Case
+from helpers.hostile_corpus import CASES, DAY, FILE_BOUND, MARKUP_NAMES, Case
 from touchpoint.extract.hubspot import HubSpotClient, HubSpotError
 from touchpoint.extract.landing import printable
 from touchpoint.extract.run import extract_hubspot
@@ -36,20 +36,25 @@ def corpus_loaded(cluster_url: str, tmp_path_factory: pytest.TempPathFactory):
     """Every corpus file in one day's landing folders, extracted by ``touchpoint extract``."""
     landing = tmp_path_factory.mktemp("hostile") / "landing"
     for case in CASES:
-        day = landing / _folder(case.source) / DAY
+        day = landing / _folder(case.source) / case.day
         day.mkdir(parents=True, exist_ok=True)
         (day / case.name).write_bytes(case.content)
     url = create_db(cluster_url)
+    days = sorted(datetime.fromisoformat(case.day).replace(tzinfo=UTC) for case in CASES)
     runs = {
         source: run_cli(
             "extract",
             source,
             "--start",
-            START.isoformat(),
+            days[0].isoformat(),
             "--end",
-            END.isoformat(),
+            (days[-1] + timedelta(days=1)).isoformat(),
             "--json",
-            env={"TOUCHPOINT_WAREHOUSE_URL": url, "TOUCHPOINT_LANDING_URL": str(landing)},
+            env={
+                "TOUCHPOINT_WAREHOUSE_URL": url,
+                "TOUCHPOINT_LANDING_URL": str(landing),
+                "TOUCHPOINT_MAX_FILE_BYTES": str(FILE_BOUND),
+            },
         )
         for source in ("web", "email")
     }
@@ -59,7 +64,7 @@ def corpus_loaded(cluster_url: str, tmp_path_factory: pytest.TempPathFactory):
 
 def _of_file(case: Case) -> str:
     """A LIKE pattern for the locations of the records of ``case``'s file."""
-    return f"%/{_folder(case.source)}/{DAY}/{printable(case.name)}%"
+    return f"%/{_folder(case.source)}/{case.day}/{printable(case.name)}%"
 
 
 def test_the_corpus_covers_every_kind_of_hostile_input_the_product_promises_to_survive():
@@ -79,10 +84,18 @@ def test_the_corpus_covers_every_kind_of_hostile_input_the_product_promises_to_s
         "empty file",
         "not JSON at all: CSV",
         "not JSON at all: binary",
+        "a timestamp past the calendar's end",
+        "a 4,000-character key",
+        "an event stamped 20 days ahead",
+        "an event before the earliest day",
+        "an over-long identifier",
+        "a record over the bound",
+        "a lone surrogate escape",
+        "a file that decompresses beyond the bound",
     ):
         assert promised in categories, promised
     records = sum(len(c.loads) + len(c.quarantined) for c in CASES)
-    assert len(CASES) >= 40 and records >= 40, (len(CASES), records)
+    assert len(CASES) >= 60 and records >= 80, (len(CASES), records)
     assert len({(c.source, c.name) for c in CASES}) == len(CASES), "each case is a file of its own"
 
 
@@ -355,6 +368,50 @@ def test_hostile_crm_records_load_verbatim_or_are_quarantined_with_a_reason(fres
         ("impossible timestamp", "not an ISO-8601", "missing id", "impossible timestamp"), reasons
     ):
         assert pattern in reason, (pattern, reason)
+
+
+def test_crm_records_that_cannot_be_stored_are_quarantined_and_the_others_load(fresh_db):
+    """Each of these stopped the CRM stream before (a COPY error or a traceback)."""
+    long_id = "9" * 4000
+    contacts: list[object] = [
+        _contact(40, firstname="nul\x00inside"),
+        _contact(41, firstname="half \ud83d of an emoji"),
+        {"id": "42", "properties": ["email", "c42@example.com"]},
+        {"id": "43", "properties": "not an object"},
+        {**_contact(44), "id": long_id},
+        "a string where an object belongs",
+        _contact(45, lastmodifieddate="9999-12-31T23:59:59-01:00"),
+        _contact(46, hs_note="n" * 2_000_000),
+        _contact(47, firstname="whole \U0001f984"),
+        _contact(48),
+    ]
+    server = _ScriptedCrm(contacts, 4)  # type: ignore[arg-type]
+    try:
+        stats = _extract(fresh_db, server)
+    finally:
+        server.shutdown()
+    with psycopg.connect(fresh_db) as conn:
+        loaded = [
+            (key.split("@")[0], name)
+            for key, name in conn.execute(
+                "select natural_key, payload -> 'properties' ->> 'firstname'"
+                " from raw.hubspot_contacts order by 1"
+            )
+        ]
+        reasons = [r for (r,) in conn.execute("select reason from raw._quarantine")]
+    assert loaded == [("47", "whole \U0001f984"), ("48", "C48")]
+    assert stats.loaded == 2 and stats.quarantined == 8 and _watermark(fresh_db) == END
+    for pattern in (
+        "NUL",
+        "lone surrogate",
+        "properties is a list",
+        "properties is a str",
+        "identifier object id is 4,000 characters long",
+        "expected a JSON object",
+        "impossible timestamp",
+        "record larger than 1,000,000 bytes",
+    ):
+        assert sum(pattern in reason for reason in reasons) == 1, (pattern, reasons)
 
 
 # -- names with markup in the email -----------------------------------------------------------

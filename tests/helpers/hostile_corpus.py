@@ -9,6 +9,7 @@ server in ``test_hostile_input.py``; the names with markup are rendered there to
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ class Case:
     payload: dict[str, dict[str, object]] = field(default_factory=dict)
     #: natural key -> the event time it must be stored with
     event_time: dict[str, datetime] = field(default_factory=dict)
+    #: the day folder it lands in (events more than a day ahead of their folder's day are
+    #: quarantined, so events of other days land in theirs)
+    day: str = DAY
 
 
 def page(message_id: str, **fields: object) -> dict[str, object]:
@@ -97,6 +101,18 @@ def _truncated_gzip() -> tuple[bytes, tuple[str, ...]]:
 
 _TRUNCATED, _TRUNCATED_KEYS = _truncated_gzip()
 _TEN_MB = "x" * (10 * 1024 * 1024)
+_900_KB = "k" * 900_000
+_TWO_MB = "m" * 2_000_000
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:+"
+_LONG_ID = "".join(random.Random(4000).choices(_ID_CHARS, k=4000))  # too random to compress
+_LONG_EMAIL = "x" * 5000 + "@example.com"
+#: the decompressed-size bound the corpus is extracted with (TOUCHPOINT_MAX_FILE_BYTES)
+FILE_BOUND = 16_000_000
+
+
+def hashed_key(key: str) -> str:
+    """How an over-long natural key is stored."""
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _noise(size: int) -> bytes:
@@ -288,20 +304,31 @@ CASES: tuple[Case, ...] = (
         ("edeep-ok",),
         ("nested too deeply",),
     ),
+    # beyond the record bound (1 MB by default): skipped unread, and the stream goes on
     Case(
         "a 10 MB field",
         "web",
         "ten-mb.ndjson",
-        ndjson(page("big-field", properties={"blob": _TEN_MB})),
-        ("big-field",),
-        payload={"big-field": {"properties.blob": _TEN_MB}},
+        ndjson(page("big-field", properties={"blob": _TEN_MB}), page("after-big")),
+        ("after-big",),
+        ("record larger than 1,000,000 bytes",),
     ),
     Case(
         "a 10 MB field",
         "email",
         "ten-mb.json",
-        array(email("ebig-field", note=_TEN_MB)),
-        ("ebig-field",),
+        array(email("ebig-field", note=_TEN_MB), email("eafter-big")),
+        ("eafter-big",),
+        ("record larger than 1,000,000 bytes",),
+    ),
+    # within it: kept exactly
+    Case(
+        "a 900 kB field",
+        "web",
+        "900-kb.ndjson",
+        ndjson(page("kb-field", properties={"blob": _900_KB})),
+        ("kb-field",),
+        payload={"kb-field": {"properties.blob": _900_KB}},
     ),
     # -- values that must be kept exactly as they came --------------------------------------------
     Case(
@@ -394,20 +421,32 @@ CASES: tuple[Case, ...] = (
     Case(
         "daylight-saving edges",
         "web",
-        "dst.ndjson",
+        "dst-fall.ndjson",
         ndjson(
             page("dst-fall-a", timestamp="2026-10-25T02:30:00+02:00"),  # Berlin, first 02:30
             page("dst-fall-b", timestamp="2026-10-25T02:30:00+01:00"),  # Berlin, second 02:30
-            page("dst-spring", timestamp="2026-03-29T03:30:00+02:00"),  # right after the gap
-            page("dst-naive", timestamp="2026-03-29T02:30:00"),
-        ),  # no offset: read as UTC
-        ("dst-fall-a", "dst-fall-b", "dst-spring", "dst-naive"),
+        ),
+        ("dst-fall-a", "dst-fall-b"),
         event_time={
             "dst-fall-a": datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
             "dst-fall-b": datetime(2026, 10, 25, 1, 30, tzinfo=UTC),
+        },
+        day="2026-10-25",
+    ),
+    Case(
+        "daylight-saving edges",
+        "web",
+        "dst-spring.ndjson",
+        ndjson(
+            page("dst-spring", timestamp="2026-03-29T03:30:00+02:00"),  # right after the gap
+            page("dst-naive", timestamp="2026-03-29T02:30:00"),  # no offset: read as UTC
+        ),
+        ("dst-spring", "dst-naive"),
+        event_time={
             "dst-spring": datetime(2026, 3, 29, 1, 30, tzinfo=UTC),
             "dst-naive": datetime(2026, 3, 29, 2, 30, tzinfo=UTC),
         },
+        day="2026-03-29",
     ),
     Case(
         "daylight-saving edges",
@@ -416,6 +455,7 @@ CASES: tuple[Case, ...] = (
         array(email("edst", timestamp=int(datetime(2026, 10, 25, 1, 0, tzinfo=UTC).timestamp()))),
         ("edst",),
         event_time={"edst": datetime(2026, 10, 25, 1, 0, tzinfo=UTC)},
+        day="2026-10-25",
     ),
     # -- keys ----------------------------------------------------------------------------------
     Case(
@@ -478,5 +518,151 @@ CASES: tuple[Case, ...] = (
         ),
         (),
         ("missing timestamp", "missing event type", "not unix seconds"),
+    ),
+    # -- bounds: what no real record holds, refused one by one, the stream going on --------------
+    Case(
+        "a timestamp past the calendar's end",
+        "web",
+        "year-9999.ndjson",
+        ndjson(page("y9999", timestamp="9999-12-31T23:59:59-01:00"), page("y9999-ok")),
+        ("y9999-ok",),
+        ("impossible timestamp",),
+    ),
+    Case(
+        "a 4,000-character key",
+        "web",
+        "long-key.ndjson",
+        ndjson(page(_LONG_ID)),
+        (hashed_key(_LONG_ID),),
+        payload={hashed_key(_LONG_ID): {"messageId": _LONG_ID}},
+    ),
+    Case(
+        "a 4,000-character key",
+        "email",
+        "long-key.json",
+        array(email(_LONG_ID), email("elong-ok")),
+        (hashed_key(_LONG_ID), "elong-ok"),
+    ),
+    Case(
+        "an event stamped 20 days ahead",
+        "web",
+        "future.ndjson",
+        ndjson(page("future-20d", timestamp="2026-10-25T12:00:00Z"), page("future-ok")),
+        ("future-ok",),
+        ("more than 24 h ahead of its receipt",),
+    ),
+    Case(
+        "an event stamped 20 days ahead",
+        "email",
+        "future.json",
+        array(email("efuture", timestamp=NOON_UNIX + 20 * 86400), email("efuture-ok")),
+        ("efuture-ok",),
+        ("more than 24 h ahead of its receipt",),
+    ),
+    Case(
+        "an event before the earliest day",
+        "web",
+        "year-2014.ndjson",
+        ndjson(page("y2014", timestamp="2014-06-01T00:00:00Z")),
+        (),
+        ("before the earliest accepted day",),
+    ),
+    Case(
+        "an event before the earliest day",
+        "email",
+        "year-2014.json",
+        array(email("e2014", timestamp=1_401_580_800)),
+        (),
+        ("before the earliest accepted day",),
+    ),
+    Case(
+        "an over-long identifier",
+        "web",
+        "long-anonymous-id.ndjson",
+        ndjson(page("long-anon", anonymousId=_LONG_ID), page("long-anon-ok")),
+        ("long-anon-ok",),
+        ("identifier object id is 4,000 characters long",),
+    ),
+    Case(
+        "an over-long identifier",
+        "web",
+        "long-user-id.ndjson",
+        ndjson(page("long-user", type="identify", userId=_LONG_ID, anonymousId="a")),
+        (),
+        ("is 4,000 characters long",),
+    ),
+    Case(
+        "an over-long identifier",
+        "web",
+        "long-email.ndjson",
+        ndjson(page("long-email", type="identify", userId="u", traits={"email": _LONG_EMAIL})),
+        (),
+        (r"identifier \$\.traits\.email is 5,012 characters long",),
+    ),
+    Case(
+        "an over-long identifier",
+        "email",
+        "long-email.json",
+        array(email("elong-email", email=_LONG_EMAIL)),
+        (),
+        (r"identifier \$\.email is 5,012 characters long",),
+    ),
+    Case(
+        "an over-long identifier",
+        "email",
+        "long-message-id.json",
+        array(email("elong-msg", sg_message_id=_LONG_ID)),
+        (),
+        ("identifier object id is 4,000 characters long",),
+    ),
+    Case(
+        "a record over the bound",
+        "web",
+        "two-mb.ndjson",
+        ndjson(page("two-mb", properties={"blob": _TWO_MB}), page("two-mb-ok")),
+        ("two-mb-ok",),
+        ("record larger than 1,000,000 bytes",),
+    ),
+    Case(
+        "a record over the bound",
+        "email",
+        "two-mb.json",
+        array(email("etwo-mb", note=_TWO_MB), email("etwo-mb-ok")),
+        ("etwo-mb-ok",),
+        ("record larger than 1,000,000 bytes",),
+    ),
+    Case(
+        "a lone surrogate escape",
+        "email",
+        "surrogate.json",
+        b'[{"event":"open","sg_event_id":"esurr","email":"a@x","timestamp":'
+        + str(NOON_UNIX).encode()
+        + b',"subject":"half \\ud83d of an emoji"},'
+        + json.dumps(email("esurr-ok", subject="whole \U0001f984")).encode()
+        + b"]",
+        ("esurr-ok",),
+        ("lone surrogate",),
+        payload={"esurr-ok": {"subject": "whole \U0001f984"}},
+    ),
+    Case(
+        "a lone surrogate escape",
+        "web",
+        "surrogate.ndjson",
+        ndjson(
+            '{"type":"page","messageId":"wsurr","anonymousId":"a","timestamp":"'
+            + NOON_ISO
+            + '","properties":{"title":"\\udc00 alone"}}',
+            page("wsurr-ok"),
+        ),
+        ("wsurr-ok",),
+        ("lone surrogate escape",),
+    ),
+    Case(
+        "a file that decompresses beyond the bound",
+        "web",
+        "bomb.ndjson.gz",
+        gzip.compress(ndjson(page("bomb-ok")) + b"\n" * (2 * FILE_BOUND)),
+        ("bomb-ok",),
+        ("file larger than",),
     ),
 )

@@ -6,12 +6,21 @@ import argparse
 import logging
 import sys
 
-from touchpoint.cli import dbt, extract, privacy, quality, report, services, simulate
+from touchpoint.cli import (
+    dbt,
+    extract,
+    privacy,
+    quality,
+    quarantine,
+    report,
+    services,
+    simulate,
+)
 from touchpoint.config import Settings, load_settings
 from touchpoint.errors import TouchpointError
 
 #: the command groups, in the order ``touchpoint --help`` lists them
-GROUPS = (services, simulate, extract, quality, dbt, report, privacy)
+GROUPS = (services, simulate, extract, quarantine, quality, dbt, report, privacy)
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Self
 import psycopg
 from psycopg import sql
 
+from touchpoint.config import DEFAULT_LIMITS, IngestLimits
 from touchpoint.privacy.tombstones import Tombstones
 from touchpoint.sources.stream import KeyedRecord, Stream
 
@@ -35,6 +37,9 @@ class LoadStats:
     #: records of erased people, dropped (privacy.tombstones)
     erased: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    #: landing files read, and of them the late ones (their day's run had passed)
+    files: int = 0
+    late_files: int = 0
 
     @property
     def records_seen(self) -> int:
@@ -47,7 +52,24 @@ class LoadStats:
             "duplicates": self.duplicates,
             "quarantined": self.quarantined,
             "erased": self.erased,
+            **({"files": self.files, "late_files": self.late_files} if self.files else {}),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class FileRead:
+    """A landing file version read to its end: its ledger row (raw._files), written in the
+    transaction that commits its last records."""
+
+    location: str
+    version: str
+    size_bytes: int
+    folder_day: object
+    run_start: datetime | None
+    run_end: datetime | None
+    late: bool
+    records: int
+    quarantined: int
 
 
 _COPY_BLOCK = 1 << 20
@@ -70,6 +92,11 @@ def copy_text(value: str | None) -> str:
     return value
 
 
+#: a refused record: its location, the reason, its text, when it was received at the latest
+_Refused = tuple[str, str, str, datetime | None]
+_Chunk = tuple[list[KeyedRecord], list[_Refused], list[FileRead]]
+
+
 class RawLoader:
     """Loads one stream's records for one batch; use as a context manager.
 
@@ -80,13 +107,21 @@ class RawLoader:
     The connection belongs to the writer until the loader is closed.
     """
 
-    def __init__(self, conn: psycopg.Connection, stream: Stream, batch_source: str) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        stream: Stream,
+        batch_source: str,
+        limits: IngestLimits = DEFAULT_LIMITS,
+    ) -> None:
         self.conn = conn
         self.stream = stream
+        self.limits = limits
+        self._files: list[FileRead] = []
         self.batch_id = uuid.uuid4().hex
         self.stats = LoadStats(stream.name)
         self._pending: list[KeyedRecord] = []
-        self._quarantine: list[tuple[str, str, str]] = []
+        self._quarantine: list[_Refused] = []
         schema, table = stream.table.split(".")
         self._target = sql.Identifier(schema, table)
         with conn.transaction():
@@ -95,9 +130,7 @@ class RawLoader:
                 (self.batch_id, stream.name, batch_source),
             )
             self.tombstones = Tombstones.read(conn)
-        self._chunks: queue.Queue[tuple[list[KeyedRecord], list[tuple[str, str, str]]] | None] = (
-            queue.Queue(1)
-        )
+        self._chunks: queue.Queue[_Chunk | None] = queue.Queue(1)
         self._failure: BaseException | None = None
         self._writer = threading.Thread(
             target=self._write_chunks, name=f"raw-loader-{stream.name}", daemon=True
@@ -128,15 +161,25 @@ class RawLoader:
         if len(self._pending) >= CHUNK_SIZE:
             self.flush()
 
-    def quarantine(self, source: str, reason: str, raw_text: str) -> None:
+    def file_read(self, file: FileRead) -> None:
+        """Note a landing file read to its end: its ledger row goes with the next chunk."""
+        self.stats.files += 1
+        self.stats.late_files += file.late
+        self._files.append(file)
+
+    def quarantine(
+        self, source: str, reason: str, raw_text: str, received_by: datetime | None = None
+    ) -> None:
         if len(reason) > _REASON_CHARS:  # a reason quotes the value: a 10 MB one is not read
             reason = reason[:_REASON_CHARS] + "…"
+        # text that is not Unicode (a CRM's lone surrogate) is kept as U+FFFD, never refused
+        source, reason, raw_text = map(_storable_text, (source, reason, raw_text))
         self.stats.quarantined += 1
         self.stats.reasons[reason.split(":")[0]] = (
             self.stats.reasons.get(reason.split(":")[0], 0) + 1
         )
         log.warning("%s: quarantined record at %s: %s", self.stream.name, source, reason)
-        self._quarantine.append((source, reason, raw_text))
+        self._quarantine.append((source, reason, raw_text, received_by))
         if len(self._quarantine) >= CHUNK_SIZE:
             self.flush()
 
@@ -146,8 +189,9 @@ class RawLoader:
         self._raise_failure()
         rows, self._pending = self._pending, []
         bad, self._quarantine = self._quarantine, []
-        if rows or bad:
-            self._chunks.put((rows, bad))
+        files, self._files = self._files, []
+        if rows or bad or files:
+            self._chunks.put((rows, bad, files))
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -164,23 +208,45 @@ class RawLoader:
                     # handed to the caller's thread, raised there
                     self._failure = exc
 
-    def _commit(self, rows: list[KeyedRecord], bad: list[tuple[str, str, str]]) -> None:
+    def _commit(self, rows: list[KeyedRecord], bad: list[_Refused], files: list[FileRead]) -> None:
         with self.conn.transaction():
             inserted = self._insert_new(rows) if rows else 0
             if bad:
                 with self.conn.cursor().copy(
-                    "copy raw._quarantine (stream, source, reason, raw_text, _batch_id) from stdin"
+                    "copy raw._quarantine"
+                    " (stream, source, reason, raw_text, received_by, _batch_id) from stdin"
                 ) as copy:
-                    for source, reason, raw_text in bad:
+                    for source, reason, raw_text, received_by in bad:
                         copy.write_row(
-                            (
-                                self.stream.name,
-                                source,
-                                reason,
-                                raw_text.replace("\x00", ""),
-                                self.batch_id,
-                            )
+                            (self.stream.name, source, reason, raw_text, received_by, self.batch_id)
                         )
+            if files:
+                self.conn.cursor().executemany(
+                    "insert into raw._files (stream, location, version, size_bytes, folder_day,"
+                    " run_start, run_end, late, records, quarantined, _batch_id)"
+                    " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " on conflict (stream, location, version) do update set"
+                    " loaded_at = now(), run_start = excluded.run_start,"
+                    " run_end = excluded.run_end, late = excluded.late,"
+                    " records = excluded.records, quarantined = excluded.quarantined,"
+                    " _batch_id = excluded._batch_id",
+                    [
+                        (
+                            self.stream.name,
+                            f.location,
+                            f.version,
+                            f.size_bytes,
+                            f.folder_day,
+                            f.run_start,
+                            f.run_end,
+                            f.late,
+                            f.records,
+                            f.quarantined,
+                            self.batch_id,
+                        )
+                        for f in files
+                    ],
+                )
             self.stats.loaded += inserted
             self.stats.duplicates += len(rows) - inserted
             self.conn.execute(
@@ -282,6 +348,25 @@ class RawLoader:
                     block, size = [], 0
             if block:
                 copy.write("".join(block))
+
+
+_NOT_UNICODE = re.compile("[\ud800-\udfff]")
+
+
+def _storable_text(text: str) -> str:
+    text = text.replace("\x00", "")
+    return _NOT_UNICODE.sub("\ufffd", text) if _NOT_UNICODE.search(text) else text
+
+
+def loaded_versions(conn: psycopg.Connection, stream: str, locations: list[str]) -> set[tuple]:
+    """(location, version) of the files of ``locations`` the ledger has loaded."""
+    return {
+        (location, version)
+        for location, version in conn.execute(
+            "select location, version from raw._files where stream = %s and location = any(%s)",
+            (stream, locations),
+        )
+    }
 
 
 def advance_watermark(conn: psycopg.Connection, stream: str, covered_until: datetime) -> None:

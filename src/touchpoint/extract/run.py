@@ -7,13 +7,20 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 
+from touchpoint.config import DEFAULT_LIMITS, IngestLimits
 from touchpoint.extract.hubspot import ASSOCIATION_BATCH, HubSpotClient
-from touchpoint.extract.landing import RawItem, files_for_interval, read_items
-from touchpoint.extract.loader import LoadStats, RawLoader, advance_watermark
+from touchpoint.extract.landing import RawItem, folder_day, list_files, printable, read_items
+from touchpoint.extract.loader import (
+    FileRead,
+    LoadStats,
+    RawLoader,
+    advance_watermark,
+    loaded_versions,
+)
 from touchpoint.progress import progress
 from touchpoint.sources.catalog import FILE_STREAMS, SOURCES, HubSpotObject, hubspot_objects
 from touchpoint.sources.stream import InvalidRecord, Stream, key_record
@@ -34,17 +41,29 @@ class CrmEndpoint:
     max_requests_per_second: float = 8.0
 
 
-def load_items(loader: RawLoader, stream: Stream, items: Iterable[RawItem]) -> None:
-    """Key and load parsed items; anything invalid goes to quarantine with its reason."""
+def load_items(
+    loader: RawLoader, stream: Stream, items: Iterable[RawItem], received_by: datetime | None
+) -> int:
+    """Key and load parsed items; anything invalid goes to quarantine with its reason. Returns
+    how many items there were. ``received_by``: when the items were received at the latest
+    (see :func:`key_record`)."""
+    count = 0
     for item in items:
+        count += 1
         if item.error is not None:
-            loader.quarantine(item.location, item.error, item.text)
+            loader.quarantine(item.location, item.error, item.text, received_by)
         else:
-            load_record(loader, stream, item.value, item.location, item.text)
+            load_record(loader, stream, item.value, item.location, item.text, received_by)
+    return count
 
 
 def load_record(
-    loader: RawLoader, stream: Stream, value: object, location: str, text: str | None = None
+    loader: RawLoader,
+    stream: Stream,
+    value: object,
+    location: str,
+    text: str | None = None,
+    received_by: datetime | None = None,
 ) -> None:
     """Key one parsed record and hand it to the loader: dropped (and counted) when it belongs to
     an erased person, quarantined with its reason when it is invalid. ``text``: what it was
@@ -52,47 +71,102 @@ def load_record(
     if loader.is_erased(value):  # before quarantine too: an erased person's text is kept nowhere
         return
     try:
-        record = key_record(stream, value, location, text)
+        record = key_record(
+            stream, value, location, text, limits=loader.limits, received_by=received_by
+        )
     except InvalidRecord as exc:
-        loader.quarantine(location, str(exc), text if text is not None else json.dumps(value))
+        text = text if text is not None else json.dumps(value)
+        loader.quarantine(location, str(exc), text, received_by)
     else:
         if record is not None:
             loader.add(record)
 
 
-def load_file(conn: psycopg.Connection, stream: Stream, url: str) -> LoadStats:
-    """Load one landing file by hand (no watermark is moved)."""
+def _received_by(day: date | None) -> datetime:
+    """When a file's records were received at the latest: the end of its day folder's day, or
+    now if that is earlier (or the file is in no day folder)."""
+    now = datetime.now(UTC)
+    if day is None:
+        return now
+    return min(now, datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC))
+
+
+def load_file(
+    conn: psycopg.Connection, stream: Stream, url: str, limits: IngestLimits = DEFAULT_LIMITS
+) -> LoadStats:
+    """Load one landing file by hand (no watermark is moved, no ledger row written). Its events
+    count as received by the end of its day folder's day, or now when it is in none."""
     ensure_schema(conn)
-    with RawLoader(conn, stream, url) as loader:
-        load_items(loader, stream, read_items(url))
+    day = folder_day(url.rstrip("/").rsplit("/", 2)[-2]) if "/" in url else None
+    with RawLoader(conn, stream, url, limits) as loader:
+        load_items(loader, stream, read_items(url, limits), _received_by(day))
     _log_stats(loader.stats, url)
     return loader.stats
 
 
 def extract_files(
-    conn: psycopg.Connection, stream: Stream, base_url: str, start: datetime, end: datetime
+    conn: psycopg.Connection,
+    stream: Stream,
+    base_url: str,
+    start: datetime,
+    end: datetime,
+    limits: IngestLimits = DEFAULT_LIMITS,
 ) -> LoadStats:
-    files = files_for_interval(base_url, start, end)
-    log.info("%s: %d file(s) under %s for %s .. %s", stream.name, len(files), base_url, start, end)
+    """Load every file version of the interval's day folders, and of the lookback before them,
+    that the ledger (raw._files) does not hold yet: a file landed after its day's run is loaded
+    by the next run, and counted late."""
+    first_day = start.date() - timedelta(days=limits.lookback_days)
+    listed = list_files(base_url, first_day, (end - timedelta(microseconds=1)).date())
+    # the ledger names a file as it can be stored (a name's bytes that are not UTF-8 as U+FFFD)
+    done = loaded_versions(conn, stream.name, [printable(f.url) for f in listed])
+    files = [f for f in listed if (printable(f.url), f.version) not in done]
+    late = sum(f.day < start.date() for f in files)
+    log.info(
+        "%s: %d new file(s) under %s for %s .. %s (%d of earlier days, late; %d already loaded)",
+        stream.name,
+        len(files),
+        base_url,
+        start,
+        end,
+        late,
+        len(listed) - len(files),
+    )
+    batch = f"{base_url} {start.isoformat()}..{end.isoformat()}"
     with (
-        RawLoader(conn, stream, f"{base_url} {start.isoformat()}..{end.isoformat()}") as loader,
+        RawLoader(conn, stream, batch, limits) as loader,
         progress(f"{stream.name}: files", total=len(files), unit="files") as files_done,
         progress(f"{stream.name}: records", unit="records") as records_done,
     ):
-        for number, url in enumerate(files, 1):
+        for number, file in enumerate(files, 1):
             # Chunks span files: SendGrid lands one small file per webhook batch, and a commit
             # per file made the email load four times slower than its COPY.
-            before = loader.stats.records_seen
-            load_items(loader, stream, read_items(url))
+            quarantined = loader.stats.quarantined
+            items = read_items(file.url, limits)
+            records = load_items(loader, stream, items, _received_by(file.day))
+            loader.file_read(
+                FileRead(
+                    printable(file.url),
+                    file.version,
+                    file.size,
+                    file.day,
+                    start,
+                    end,
+                    file.day < start.date(),
+                    records,
+                    loader.stats.quarantined - quarantined,
+                )
+            )
+            if file.day < start.date():
+                log.warning("%s: late file %s (day %s) loaded now", stream.name, file.url, file.day)
             files_done.advance()
-            records_done.advance(loader.stats.records_seen - before)
+            records_done.advance(records)
             if number % PROGRESS_EVERY == 0 or number == len(files):
                 log.info(
                     "%s: %d/%d file(s) read (%s), %d row(s) loaded so far",
                     stream.name,
                     number,
                     len(files),
-                    url,
+                    file.url,
                     loader.stats.loaded,
                 )
     advance_watermark(conn, stream.name, end)
@@ -103,7 +177,7 @@ def extract_files(
 def with_associations(client: HubSpotClient, obj: HubSpotObject, records: list[dict]) -> list[dict]:
     """Attach associations to a page of records, in the v3 single-object shape
     (``associations: {to_type: {results: [{id, type}]}}``)."""
-    ids = [str(r["id"]) for r in records if r.get("id")]
+    ids = [str(r["id"]) for r in records if r.get("id") and isinstance(r["id"], str | int)]
     if not ids:
         return records
     for to_type in obj.associations:
@@ -125,6 +199,7 @@ def extract_hubspot(
     obj: HubSpotObject,
     start: datetime,
     end: datetime,
+    limits: IngestLimits = DEFAULT_LIMITS,
 ) -> LoadStats:
     stream = obj.stream
     with (
@@ -132,6 +207,7 @@ def extract_hubspot(
             conn,
             stream,
             f"{client.base_url} {obj.object_type} {start.isoformat()}..{end.isoformat()}",
+            limits,
         ) as loader,
         progress(f"{stream.name}: pages", unit="pages") as pages_done,
         progress(f"{stream.name}: records", unit="records") as records_done,
@@ -139,8 +215,9 @@ def extract_hubspot(
 
         def load(batch: list[tuple[dict, str]]) -> None:
             with_associations(client, obj, [record for record, _ in batch])
+            received_by = min(end, datetime.now(UTC))  # found modified before the window's end
             for record, location in batch:
-                load_record(loader, stream, record, location)
+                load_record(loader, stream, record, location, received_by=received_by)
 
         # Associations are read for as many records as one v4 batch takes (1,000), not page by
         # page (200): a fifth of the requests.
@@ -148,7 +225,11 @@ def extract_hubspot(
         for records, location in client.search_pages(
             obj.object_type, obj.modified_property, obj.properties, start, end
         ):
-            batch.extend((record, location) for record in records)
+            for record in records:
+                if isinstance(record, dict):
+                    batch.append((record, location))
+                else:  # nothing to attach associations to: quarantined
+                    load_record(loader, stream, record, location, received_by=end)
             pages_done.advance()
             records_done.advance(len(records))
             if len(batch) >= ASSOCIATION_BATCH:
@@ -169,6 +250,7 @@ def extract_source(
     landing_url: str | None = None,
     crm: CrmEndpoint | None = None,
     crm_group: str | None = None,
+    limits: IngestLimits = DEFAULT_LIMITS,
 ) -> list[LoadStats]:
     """Extract every stream of ``source`` for ``[start, end)`` into the raw layer
     (for the CRM, only the objects of ``crm_group`` when given)."""
@@ -185,12 +267,14 @@ def extract_source(
                 crm.base_url, crm.token, max_requests_per_second=crm.max_requests_per_second
             )
             return [
-                extract_hubspot(conn, client, obj, start, end) for obj in hubspot_objects(crm_group)
+                extract_hubspot(conn, client, obj, start, end, limits)
+                for obj in hubspot_objects(crm_group)
             ]
         if landing_url is None:
             raise ValueError(f"{source} extraction needs a landing URL (TOUCHPOINT_LANDING_URL)")
         stream, folder = FILE_STREAMS[source]
-        return [extract_files(conn, stream, f"{landing_url.rstrip('/')}/{folder}", start, end)]
+        base = f"{landing_url.rstrip('/')}/{folder}"
+        return [extract_files(conn, stream, base, start, end, limits)]
 
 
 def _log_stats(stats: LoadStats, where: str) -> None:

@@ -13,6 +13,8 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
+from touchpoint.sources.stream import values_at
+
 #: The identifier types of the identity graph (int_identifiers_mapped.identifier_type).
 IDENTIFIER_TYPES = ("email", "hubspot_contact", "segment_user", "segment_anonymous")
 
@@ -30,28 +32,6 @@ def normalise(identifier_type: str, value: Any) -> str | None:
 def tombstone_hash(identifier_type: str, value: str) -> str:
     """sha256 of ``<type>:<normalised value>``: what a tombstone keeps instead of the identifier."""
     return hashlib.sha256(f"{identifier_type}:{value}".encode()).hexdigest()
-
-
-def _steps(path: str) -> list[str]:
-    if not path.startswith("$."):
-        raise ValueError(f"identifier path {path!r} must start with '$.'")
-    return path[2:].split(".")
-
-
-def values_at(document: Any, path: str) -> Iterator[Any]:
-    """The values at ``path`` in a parsed JSON document (``name[*]`` walks a list)."""
-    nodes = [document]
-    for step in _steps(path):
-        name, each = (step[:-3], True) if step.endswith("[*]") else (step, False)
-        found: list[Any] = []
-        for node in nodes:
-            child = node.get(name) if isinstance(node, dict) else None
-            if each:
-                found.extend(child if isinstance(child, list) else ())
-            elif child is not None:
-                found.append(child)
-        nodes = found
-    yield from nodes
 
 
 def record_identifiers(

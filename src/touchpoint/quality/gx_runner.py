@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from touchpoint.config import DEFAULT_LIMITS, IngestLimits
 from touchpoint.errors import TouchpointError
 from touchpoint.quality.suites import Suite, load_suites
 from touchpoint.warehouse.connection import libpq_url
@@ -154,7 +155,7 @@ def _context(gx_dir: Path, warehouse_url: str):
 
 
 def _run_suite(
-    context, source, suite: Suite, start: datetime, end: datetime
+    context, source, suite: Suite, start: datetime, end: datetime, limits: IngestLimits
 ) -> tuple[list[ExpectationOutcome], list]:
     """Validate one suite: its outcomes, and the identifiers of its results and expectation
     suites (their Data Docs pages are built once, after every suite)."""
@@ -169,9 +170,9 @@ def _run_suite(
         asset_name = f"{suite.name}.{batch.name}"
         try:
             asset = source.get_asset(asset_name)
-            asset.query = batch.sql(start, end)
+            asset.query = batch.sql(start, end, limits)
         except LookupError:
-            asset = source.add_query_asset(asset_name, query=batch.sql(start, end))
+            asset = source.add_query_asset(asset_name, query=batch.sql(start, end, limits))
         try:
             batch_definition = asset.get_batch_definition("interval")
         except (KeyError, LookupError):
@@ -273,8 +274,10 @@ def run_quality(
     end: datetime,
     run_id: str | None = None,
     only: list[str] | None = None,
+    limits: IngestLimits = DEFAULT_LIMITS,
 ) -> QualityReport:
-    """Validate every suite (or those named in ``only``) on ``[start, end)``; store the results."""
+    """Validate every suite (or those named in ``only``) on ``[start, end)``; store the results.
+    ``limits``: the loader's bounds, which the suites' time rules use."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("interval bounds must be timezone-aware")
     suites = [s for s in load_suites(suites_dir) if only is None or s.name in only]
@@ -282,7 +285,7 @@ def run_quality(
     context, source = _context(gx_dir, warehouse_url)
     documented: list = []
     for suite in suites:
-        outcomes, pages = _run_suite(context, source, suite, start, end)
+        outcomes, pages = _run_suite(context, source, suite, start, end, limits)
         report.outcomes.extend(outcomes)
         documented += pages
     # One Data Docs build for the run's pages and the index: GX's per-checkpoint action rebuilt

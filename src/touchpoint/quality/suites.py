@@ -2,9 +2,11 @@
 
 A suite names the table it guards and holds one or more *batches*: a SQL query over the
 run's interval (placeholders ``{start}``, ``{end}`` and ``{epoch}`` become timestamptz
-literals) and the expectations to run on its rows. Checks that need a number computed over
-the interval (a volume ratio, a quarantine rate, hours behind) are queries whose columns the
-expectations bound, so every threshold is written once, in the suite file.
+literals, ``{future_tolerance}`` an interval: the loader's own bounds, ``IngestLimits``, so the
+gate judges what the loader accepted) and the expectations to run on its rows. Checks that need
+a number computed over the interval (a volume ratio, a quarantine rate, hours behind) are
+queries whose columns the expectations bound, so every threshold is written once, in the suite
+file.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from touchpoint.config import DEFAULT_LIMITS, IngestLimits
 from touchpoint.errors import TouchpointError
 
 SEVERITIES = ("critical", "warning")
-#: Events before this are impossible for this product (a configured epoch).
-EPOCH = "2015-01-01T00:00:00+00:00"
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,18 @@ class Batch:
     query: str
     expectations: list[dict[str, Any]]
 
-    def sql(self, start: datetime, end: datetime) -> str:
-        def literal(moment: str) -> str:
-            return f"'{moment}'::timestamptz"
+    def sql(self, start: datetime, end: datetime, limits: IngestLimits = DEFAULT_LIMITS) -> str:
+        def literal(moment: datetime) -> str:
+            return f"'{moment.isoformat()}'::timestamptz"
 
         return (
-            self.query.replace("{start}", literal(start.isoformat()))
-            .replace("{end}", literal(end.isoformat()))
-            .replace("{epoch}", literal(EPOCH))
+            self.query.replace("{start}", literal(start))
+            .replace("{end}", literal(end))
+            .replace("{epoch}", literal(limits.earliest_event_time))
+            .replace(
+                "{future_tolerance}",
+                f"interval '{limits.future_tolerance.total_seconds():.0f} seconds'",
+            )
         )
 
 

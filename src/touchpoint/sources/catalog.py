@@ -107,14 +107,17 @@ _ASSOCIATED_CONTACTS = (("hubspot_contact", "$.associations.contacts.results[*].
 
 def _hubspot_stream(object_type: str, modified_property: str) -> Stream:
     def modified(record: Record):
-        raw = (record.get("properties") or {}).get(modified_property) or record.get("updatedAt")
+        properties = record.get("properties") or {}
+        if not isinstance(properties, dict):
+            raise InvalidRecord(f"properties is a {type(properties).__name__}, not an object")
+        raw = properties.get(modified_property) or record.get("updatedAt")
         if raw is None:
             raise InvalidRecord(f"missing {modified_property} and updatedAt")
         return from_unix_millis_or_iso(raw)
 
     def key(record: Record) -> str:
-        if not record.get("id"):
-            raise InvalidRecord("missing id")
+        if not record.get("id") or isinstance(record["id"], dict | list | bool):
+            raise InvalidRecord("missing id, or an id that is not a string or a number")
         # One row per version: the same object modified again is a new row.
         return f"{record['id']}@{modified(record).isoformat()}"
 

@@ -47,7 +47,13 @@ def from_iso(raw: object) -> datetime:
         raise InvalidRecord(f"timestamp {raw!r} is not an ISO-8601 string") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return _checked(value.astimezone(UTC), raw)
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is past the last representable moment
+        raise InvalidRecord(
+            f"impossible timestamp {raw!r}: expected from {EARLIEST.year} to before {LATEST.year}"
+        ) from None
+    return _checked(in_utc, raw)
 
 
 def from_unix_millis_or_iso(raw: object) -> datetime:

@@ -57,3 +57,40 @@ begin
     end if;
 end
 $$;
+
+-- The landing-file ledger: every file version a run has loaded. A run lists its interval's day
+-- folders and a lookback before them, and loads each file version not in here, so a file that
+-- lands after its day's run is loaded by a later one (late = loaded by a run whose interval
+-- does not hold its day). A file rewritten with another size or etag is a new version.
+create table if not exists raw._files (
+    stream         text not null,
+    location       text not null,
+    version        text not null,
+    size_bytes     bigint not null,
+    folder_day     date,
+    loaded_at      timestamptz not null default now(),
+    run_start      timestamptz,
+    run_end        timestamptz,
+    late           boolean not null default false,
+    records        integer not null default 0,
+    quarantined    integer not null default 0,
+    _batch_id      text not null,
+    primary key (stream, location, version)
+);
+create index if not exists _files_run_idx on raw._files (stream, run_start);
+
+-- When a quarantined record was received at the latest (a replay judges its time by the same
+-- bound), and whether it was replayed after a fix (touchpoint quarantine replay): when, into
+-- which batch; the row stays, for the record of what happened. Only when missing: `alter
+-- table` locks exclusively even when the column exists (see 005_privacy.sql).
+do $$
+begin
+    if not exists (select from pg_attribute
+                   where attrelid = 'raw._quarantine'::regclass and attname = 'replayed_at'
+                     and not attisdropped) then
+        alter table raw._quarantine add column received_by timestamptz,
+                                    add column replayed_at timestamptz,
+                                    add column replay_batch_id text;
+    end if;
+end
+$$;
