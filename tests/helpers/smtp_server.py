@@ -35,12 +35,16 @@ class FlakyHandler:
         self.outage = "drop"
         self.greylist: dict[str, int] = {}
         self.refuse: set[str] = set()
+        #: the reply to a refused address (``{address}`` filled in); may span several lines
+        self.refusal = "550 5.1.1 <{address}>: mailbox unavailable"
+        #: whether each accepted message came over TLS (STARTTLS)
+        self.over_tls: list[bool] = []
         self.data_delay = 0.0
         self.received: list[tuple[list[str], bytes]] = []
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
-            return f"550 5.1.1 <{address}>: mailbox unavailable"
+            return self.refusal.format(address=address)
         with self.lock:
             if self.greylist.get(address, 0) > 0:
                 self.greylist[address] -= 1
@@ -62,6 +66,7 @@ class FlakyHandler:
             self.received.append(
                 (list(envelope.rcpt_tos), envelope.original_content or envelope.content)
             )
+            self.over_tls.append(getattr(session, "ssl", None) is not None)
         return "250 OK"
 
     def messages_to(self, address: str) -> list[EmailMessage]:

@@ -15,6 +15,13 @@ Failures are sorted by what a retry can do:
   ``transient:``; the call ends with :class:`DeliveryIncomplete` and the next call retries them;
 * permanent (5xx replies): ``failed`` with ``last_error`` starting ``permanent:``, never retried
   automatically (a refusing server is not hammered), and the alerts list is told once.
+
+A row is ``sending`` only while a call is sending it. Any other failure of the attempt (a
+message that cannot be built, an unexpected error) records it ``failed`` (``transient:``) before
+the error goes on. Only a process killed mid-send, or a warehouse lost between the send and its
+record, leaves a row ``sending``: the recovery rule is that the next call treats such a row as
+perhaps delivered and sends it again with its stored Message-ID, so a receiving system that
+de-duplicates by Message-ID shows one message.
 """
 
 from __future__ import annotations
@@ -346,6 +353,15 @@ def _deliver_one(
                 ), error
             _log_failed_attempt(report, period, recipient.address, attempt, error)
             continue
+        except Exception as exc:
+            # Anything else (a message that cannot be built, a bug) must not leave the row
+            # `sending`: it is recorded as failed, and the next call tries again.
+            run.reset()
+            error = f"{type(exc).__name__}: {exc}"
+            ledger.record_result(
+                conn, report, period, recipient.address, "failed", TRANSIENT + error
+            )
+            raise
         ledger.record_result(conn, report, period, recipient.address, "sent", None)
         log.info("sent %s for %s to %s (%s)", report, period, recipient.address, message_id)
         return Delivery(recipient.address, rendered.subject, message_id, True, "sent"), None

@@ -58,9 +58,10 @@ def build_message(
     """multipart/mixed [ multipart/related [ multipart/alternative [text, html], inline images ],
     attachments ]; without images or attachments the outer layers are left out."""
     message = EmailMessage()
-    message["Subject"] = rendered.subject
-    message["From"] = sender
-    message["To"] = formataddr((recipient.name, recipient.address))
+    # a CR or LF inside a header value is refused (header injection): one line each
+    message["Subject"] = one_line(rendered.subject)
+    message["From"] = one_line(sender)
+    message["To"] = formataddr((one_line(recipient.name), recipient.address))
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = message_id
     if rendered.images:
@@ -95,6 +96,11 @@ def build_message(
     if "MIME-Version" not in message:
         message["MIME-Version"] = "1.0"
     return message
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of white space, line breaks included, as one space."""
+    return " ".join(text.split())
 
 
 def new_message_id(sender: str) -> str:

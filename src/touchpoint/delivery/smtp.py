@@ -16,7 +16,9 @@ class SmtpSettings:
         default=None, repr=False
     )  # never in a log line or a traceback's locals
     use_ssl: bool = False
-    starttls: bool = False
+    #: STARTTLS: True always (a server that does not offer it is refused), False never, None
+    #: whenever the server offers it
+    starttls: bool | None = None
     timeout: float = 30.0
 
 
@@ -41,8 +43,11 @@ def open_session(settings: SmtpSettings) -> smtplib.SMTP:
             )
         else:
             client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
-            if settings.starttls:
+            client.ehlo_or_helo_if_needed()
+            if settings.starttls or (settings.starttls is None and client.has_extn("starttls")):
+                # verified against the system's CAs (SSL_CERT_FILE names others)
                 client.starttls(context=ssl.create_default_context())
+                client.ehlo()
         if settings.login:
             client.login(settings.login, settings.password or "")
         return client
@@ -50,8 +55,10 @@ def open_session(settings: SmtpSettings) -> smtplib.SMTP:
         close_session(client)
         # A 5xx greeting or a refused login will not change on its own within seconds.
         code = getattr(exc, "smtp_code", None)
+        # nor will a server without the STARTTLS the connection requires, or a certificate
+        settled = isinstance(exc, smtplib.SMTPNotSupportedError | ssl.SSLCertVerificationError)
         raise CannotConnect(
-            exc, retryable=not (isinstance(code, int) and 500 <= code <= 599)
+            exc, retryable=not (settled or (isinstance(code, int) and 500 <= code <= 599))
         ) from exc
 
 
@@ -78,7 +85,10 @@ def describe_failure(exc: BaseException) -> tuple[bool, str]:
 
 
 def _text(reply: bytes | str) -> str:
-    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+    """A server's reply on one line: a multi-line reply (``550-5.1.1 ...``) joined with spaces,
+    so it can go into a Subject or a log line."""
+    text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())
 
 
 #: Replies about the session's credentials (RFC 4954): authentication required, too weak,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from touchpoint.delivery.smtp import SmtpSettings
+from touchpoint.errors import ConfigError
 from touchpoint.extract.run import CrmEndpoint
 
 WAREHOUSE_CONN_ID = "touchpoint_warehouse"
@@ -71,14 +72,38 @@ def smtp_settings_outside_airflow(settings) -> SmtpSettings:
     return _smtp_from(Connection(conn_id=SMTP_CONN_ID, uri=value))
 
 
+_TRUE = {"true", "t", "yes", "y", "on", "1"}
+_FALSE = {"false", "f", "no", "n", "off", "0", ""}
+
+
+def extra_flag(extra: dict, name: str) -> bool | None:
+    """A boolean of a connection's extras, None when absent. A URI's query string makes every
+    extra a string: ``disable_tls=false`` is False here (``bool("false")`` is True), read as
+    Airflow's ``to_boolean`` reads strings; anything else is refused."""
+    if name not in extra or extra[name] is None:
+        return None
+    value = extra[name]
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"connection {SMTP_CONN_ID}: extra {name}={value!r} is not a boolean")
+
+
 def _smtp_from(conn) -> SmtpSettings:
     extra = conn.extra_dejson
+    disable_ssl, disable_tls = extra_flag(extra, "disable_ssl"), extra_flag(extra, "disable_tls")
     return SmtpSettings(
         host=conn.host or "127.0.0.1",
         port=int(conn.port or 25),
         login=conn.login or None,
         password=conn.password or None,
-        use_ssl=not bool(extra.get("disable_ssl", True)),
-        starttls=not bool(extra.get("disable_tls", True)),
+        # SSL only when asked for (disable_ssl false); STARTTLS whenever the server offers it,
+        # always with disable_tls false, never with disable_tls true
+        use_ssl=disable_ssl is False,
+        starttls=None if disable_tls is None else not disable_tls,
         timeout=float(extra.get("timeout", 30)),
     )
