@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_manifest(
         settings.dbt_project_dir, settings.var_dir
     )  # parse once, before the workers run dbt
-    admin_url = f"postgresql://{settings.pg_user}@127.0.0.1:{settings.pg_port}/postgres"
+    admin_url = settings.embedded_url_for("postgres")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [(name, seed) for seed in seeds for name in [*chosen, "none"]]
     print(

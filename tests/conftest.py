@@ -92,7 +92,7 @@ def settings() -> Settings:
 def cluster_url(settings: Settings) -> str:
     """The session's cluster (started once, left running for the next session)."""
     EmbeddedCluster(settings).start(log=lambda m: None)
-    return f"postgresql://{settings.pg_user}@127.0.0.1:{settings.pg_port}/postgres"
+    return settings.embedded_url_for("postgres")
 
 
 @pytest.fixture

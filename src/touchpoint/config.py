@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import quote
 
 from touchpoint.errors import ConfigError
 
@@ -232,8 +233,22 @@ class Settings:
         return self.warehouse_url is None
 
     @property
+    def pg_password_file(self) -> Path:
+        """The embedded cluster's login password, generated at its creation (mode 0600)."""
+        return self.var_dir / "pg" / "password"
+
+    def embedded_url_for(self, database: str) -> str:
+        """A URL to a database of the embedded cluster, with its password once it has one (read
+        from ``pg_password_file`` on every call: the cluster may have been created since)."""
+        try:
+            secret = ":" + quote(self.pg_password_file.read_text().strip(), safe="")
+        except FileNotFoundError:
+            secret = ""
+        return f"postgresql://{self.pg_user}{secret}@127.0.0.1:{self.pg_port}/{database}"
+
+    @property
     def embedded_url(self) -> str:
-        return f"postgresql://{self.pg_user}@127.0.0.1:{self.pg_port}/{self.pg_database}"
+        return self.embedded_url_for(self.pg_database)
 
     @property
     def resolved_warehouse_url(self) -> str:

@@ -8,7 +8,6 @@ import uuid
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -16,12 +15,13 @@ from babel.numbers import format_decimal
 
 from helpers import REPO, TEST_VAR, free_port, run_cli
 from touchpoint.delivery.recipients import load_recipients
+from touchpoint.warehouse.connection import url_parts
 
 pytestmark = pytest.mark.slow
 
 RAW_TABLES = ("hubspot_contacts", "sendgrid_events", "segment_events", "_quarantine")
 SECRETS = {
-    "warehouse password": f"WhPw{uuid.uuid4().hex}",
+    "warehouse password": "",  # the test cluster's generated one (the demo fixture)
     "CRM token": f"CrmTok{uuid.uuid4().hex}",
     "SMTP password": f"SmtpPw{uuid.uuid4().hex}",
 }
@@ -39,14 +39,13 @@ def demo(cluster_url, tmp_path_factory):
     url = create_db(cluster_url)
     var = TEST_VAR / f"demo-{uuid.uuid4().hex[:8]}"
     home = tmp_path_factory.mktemp("home")
-    # Known secrets, to look for afterwards: the cluster trusts loopback, so any password works.
-    user_at = f"{urlsplit(url).username}@"
+    # Known secrets, to look for afterwards: the cluster's own password is the warehouse's.
+    SECRETS["warehouse password"] = url_parts(url).password or ""
+    assert len(SECRETS["warehouse password"]) >= 20, "the cluster requires a generated password"
     env = {
         "HOME": str(home),
         "TOUCHPOINT_VAR_DIR": str(var),
-        "TOUCHPOINT_WAREHOUSE_URL": url.replace(
-            user_at, f"{user_at[:-1]}:{SECRETS['warehouse password']}@", 1
-        ),
+        "TOUCHPOINT_WAREHOUSE_URL": url,
         "TOUCHPOINT_CRM_TOKEN": SECRETS["CRM token"],
         # the demo's SMTP sink then requires this login, so the report only arrives if it logs in
         "TOUCHPOINT_SMTP_LOGIN": "reports",
@@ -150,6 +149,10 @@ def test_no_secret_reaches_a_log_a_report_an_error_or_xcom(demo):
     assert any(p.name.endswith(".db") for p in files), (
         "the Airflow metadata DB (XComs) is scanned too"
     )
+    # var/ holds customers' data: readable by its owner only
+    shared = [str(p.relative_to(demo["var"])) for p in files if p.stat().st_mode & 0o077]
+    assert shared == [], f"files others may read: {shared[:10]}"
+    assert demo["var"].stat().st_mode & 0o777 == 0o711
     for what, secret in SECRETS.items():
         needle = secret.encode()
         leaks = [str(p.relative_to(demo["var"])) for p in files if needle in p.read_bytes()]

@@ -23,6 +23,12 @@ def own_var():
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _with_password(url: str, password: str | None) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    params.pop("password", None)
+    return psycopg.conninfo.make_conninfo(**params, **({"password": password} if password else {}))
+
+
 def assert_one_line_error(result, *fragments: str) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
@@ -46,14 +52,65 @@ def test_db_lifecycle_start_is_idempotent_status_and_url_work_and_stop_stops(own
         assert conn.execute("select 1").fetchone() == (1,)
 
     status = run_cli("db", "status", env=env)
-    assert status.returncode == 0 and "running" in status.stdout and url in status.stdout
+    password = psycopg.conninfo.conninfo_to_dict(url)["password"]
+    assert status.returncode == 0 and "running" in status.stdout
+    assert url.replace(f":{password}@", ":***@") in status.stdout and password not in status.stdout
 
     stopped = run_cli("db", "stop", env=env)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     status = run_cli("db", "status", env=env)
-    assert status.returncode == 3 and "stopped" in status.stdout and url in status.stdout
+    assert status.returncode == 3 and "stopped" in status.stdout and password not in status.stdout
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(url, connect_timeout=3)
+
+
+def test_the_embedded_cluster_is_durable_and_requires_its_generated_password(own_var):
+    env = {"TOUCHPOINT_VAR_DIR": str(own_var), "TOUCHPOINT_PG_PORT": str(free_port())}
+    assert run_cli("db", "start", env=env).returncode == 0
+    url = run_cli("db", "url", env=env).stdout.strip()
+    password_file = own_var / "pg" / "password"
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    assert psycopg.conninfo.conninfo_to_dict(url)["password"] == password_file.read_text().strip()
+    with psycopg.connect(url) as conn:
+        settings = {
+            name: conn.execute(f"show {name}").fetchone()[0]
+            for name in ("fsync", "full_page_writes", "synchronous_commit", "password_encryption")
+        }
+    assert settings == {
+        "fsync": "on",
+        "full_page_writes": "on",
+        "synchronous_commit": "on",
+        "password_encryption": "scram-sha-256",
+    }
+    for wrong in (None, "not-the-password"):
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(_with_password(url, wrong), connect_timeout=5)
+
+
+def test_a_cluster_made_trusting_every_local_user_gets_a_password_when_started(own_var):
+    """Clusters made before passwords (initdb --auth=trust) are secured on their next start."""
+    from touchpoint.config import load_settings
+    from touchpoint.local.cluster import EmbeddedCluster, find_pg_bin
+
+    env = {"TOUCHPOINT_VAR_DIR": str(own_var), "TOUCHPOINT_PG_PORT": str(free_port())}
+    settings = load_settings()
+    bin_dir = find_pg_bin(settings)
+    data = own_var / "pg" / "data"
+    data.parent.mkdir(parents=True)
+    cluster = EmbeddedCluster(settings)
+    if os.geteuid() == 0:
+        shutil.chown(data.parent, "postgres")
+    cluster._run(  # as the old code did
+        [str(bin_dir / "initdb"), "-D", str(data), "-U", "touchpoint", "--auth=trust"]
+    )
+    started = run_cli("db", "start", env=env)
+    assert started.returncode == 0, started.stderr
+    assert "setting a password" in started.stderr
+    url = run_cli("db", "url", env=env).stdout.strip()
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(_with_password(url, None), connect_timeout=5)
 
 
 def test_a_port_already_in_use_is_named_with_the_fix(own_var):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from touchpoint.cli import (
@@ -32,10 +33,23 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     return parser
 
 
+def keep_var_private(settings: Settings) -> None:
+    """Everything this process and its children (dbt, Airflow, PostgreSQL) write is readable by
+    its owner only: ``var/`` holds customers' data (landing files, sent reports, logs). ``var/``
+    itself may be traversed, not listed, by others: the ``postgres`` user reaches its data
+    directory through it."""
+    os.umask(0o077)
+    var = settings.var_dir
+    var.mkdir(parents=True, exist_ok=True)
+    if var.stat().st_uid == os.geteuid() and var.stat().st_mode & 0o777 != 0o711:
+        var.chmod(0o711)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         args = build_parser(settings).parse_args(argv)
+        keep_var_private(settings)
         logging.basicConfig(
             level=logging.INFO
             if args.verbose or args.command in ("extract", "load")

@@ -40,7 +40,8 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         status = cluster.stop()
     else:
         status = cluster.status()
-    print(f"embedded: {status.detail} {status.url}")
+    # the password only from `db url`, never in a status line that may land in a log
+    print(f"embedded: {status.detail} {redact(status.url)}")
     # Like pg_ctl: `status` exits 3 when the cluster is not running.
     return 3 if args.db_command == "status" and not status.running else 0
 

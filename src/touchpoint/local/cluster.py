@@ -3,18 +3,27 @@
 Used only when ``TOUCHPOINT_WAREHOUSE_URL`` is unset. The cluster listens on 127.0.0.1 at a
 non-default port, has no Unix socket (so no system directory is touched), and runs as the
 ``postgres`` system user when this process is root, because PostgreSQL refuses to run as root.
+
+It is durable and private: PostgreSQL's own defaults for durability (fsync, full-page writes,
+synchronous commit: a crash loses no committed row, the delivery ledger included), and
+password authentication (scram-sha-256) with a password generated at its creation, kept in
+``var/pg/password`` readable by its owner only. A cluster made before (trusting every local
+connection) gets a password and the same rule when it is next started.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from psycopg import sql
 
 from touchpoint.config import Settings
 from touchpoint.errors import WarehouseError
@@ -92,6 +101,7 @@ class EmbeddedCluster:
         self._check_data_dir_owner()
         current = self.status()
         if current.running:
+            self._require_password(bin_dir, log)
             self._ensure_database(bin_dir)
             return current
         if port_in_use(self.port):
@@ -102,10 +112,7 @@ class EmbeddedCluster:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(bin_dir, log)
         log(f"starting PostgreSQL on 127.0.0.1:{self.port} (data in {self.data_dir})")
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
-            "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
-        )
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
         result = self._run(
             [
                 str(bin_dir / "pg_ctl"),
@@ -126,6 +133,7 @@ class EmbeddedCluster:
             raise WarehouseError(
                 f"PostgreSQL did not start: {self._last_log_line()}; see {self.log_file}"
             )
+        self._require_password(bin_dir, log)
         self._ensure_database(bin_dir)
         return self.status()
 
@@ -201,31 +209,89 @@ class EmbeddedCluster:
                     f"move the repository somewhere world-readable or set TOUCHPOINT_VAR_DIR"
                 )
 
+    def _new_password(self) -> str:
+        """Generate the login password and keep it in ``pg_password_file`` (0600)."""
+        password = secrets.token_urlsafe(24)
+        path = self.settings.pg_password_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(password + "\n")
+        os.chmod(path, 0o600)
+        return password
+
     def _initdb(self, bin_dir: Path, log) -> None:
         log(f"initialising PostgreSQL cluster in {self.data_dir}")
-        result = self._run(
-            [
-                str(bin_dir / "initdb"),
-                "-D",
-                str(self.data_dir),
-                "-U",
-                self.settings.pg_user,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C.UTF-8",
-            ],
-            check=False,
-        )
+        password = self._new_password()
+        # initdb runs as the service user: it reads the password from a file of that user's own
+        handover = self.data_dir.parent / f".initdb-{secrets.token_hex(4)}"
+        descriptor = os.open(handover, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(password + "\n")
+        try:
+            if _is_root():
+                shutil.chown(handover, _SERVICE_USER)
+            result = self._run(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    self.settings.pg_user,
+                    f"--pwfile={handover}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                check=False,
+            )
+        finally:
+            handover.unlink(missing_ok=True)
         if result.returncode != 0:
             raise WarehouseError(
                 f"initdb failed for {self.data_dir}: {result.stderr.strip().splitlines()[-1:]}"
             )
 
+    def _require_password(self, bin_dir: Path, log) -> None:
+        """A cluster made before passwords (``trust`` in pg_hba.conf): give its login user a
+        password, then require it (scram-sha-256) and reload."""
+        hba = self.data_dir / "pg_hba.conf"
+        rules = self._run(["cat", str(hba)]).stdout
+        if not any(
+            line.split()[-1:] == ["trust"]
+            for line in rules.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        ):
+            return
+        import psycopg
+
+        log("this cluster trusted every local connection: setting a password and requiring it")
+        with psycopg.connect(
+            f"postgresql://{self.settings.pg_user}@127.0.0.1:{self.port}/postgres",
+            autocommit=True,
+            connect_timeout=10,
+        ) as conn:
+            password = self._new_password()
+            conn.execute("set password_encryption = 'scram-sha-256'")
+            conn.execute(
+                sql.SQL("alter role {} password {}").format(
+                    sql.Identifier(self.settings.pg_user), sql.Literal(password)
+                )
+            )
+        secured = "\n".join(
+            line.rsplit("trust", 1)[0] + "scram-sha-256"
+            if line.strip() and not line.lstrip().startswith("#") and line.split()[-1] == "trust"
+            else line
+            for line in rules.splitlines()
+        )
+        self._run(["sh", "-c", 'umask 077 && cat > "$0"', str(hba)], stdin=secured + "\n")
+        self._run([str(bin_dir / "pg_ctl"), "reload", "-D", str(self.data_dir)])
+
     def _ensure_database(self, bin_dir: Path) -> None:
         """Create the configured database if it does not exist yet."""
         import psycopg
 
-        admin_url = f"postgresql://{self.settings.pg_user}@127.0.0.1:{self.port}/postgres"
+        admin_url = self.settings.embedded_url_for("postgres")
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
             exists = conn.execute(
                 "select 1 from pg_database where datname = %s", (self.settings.pg_database,)
@@ -234,10 +300,12 @@ class EmbeddedCluster:
                 conn.execute(f'create database "{self.settings.pg_database}"')
 
     # -- helpers --------------------------------------------------------------------------
-    def _run(self, cmd: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, cmd: list[str], check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         if _is_root():
             cmd = ["runuser", "-u", _SERVICE_USER, "--", *cmd]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False, input=stdin)
         if check and result.returncode != 0:
             raise WarehouseError(f"{Path(cmd[-1]).name} failed: {result.stderr.strip()}")
         return result
