@@ -51,8 +51,10 @@ def extract(
     settings: Settings,
     crm: CrmEndpoint | None = None,
     crm_group: str | None = None,
+    reread: bool = False,
 ) -> dict[str, Any]:
-    """Extract one source for ``[start, end)`` into raw, as the loader role."""
+    """Extract one source for ``[start, end)`` into raw, as the loader role (``reread``: the
+    interval's landing files even when the file ledger has them)."""
     stats = extract_source(
         source,
         stage_url(warehouse_url, settings.roles.loader),
@@ -62,6 +64,7 @@ def extract(
         crm=crm,
         crm_group=crm_group,
         limits=settings.limits,
+        reread=reread,
     )
     return {s.stream: s.as_dict() for s in stats}
 

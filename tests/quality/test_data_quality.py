@@ -251,3 +251,32 @@ def test_a_warning_only_sends_the_report_with_a_data_quality_note(copy, settings
         html = message.get_body(("html",)).get_content()
         assert "Data-quality note" in html and "raw_sendgrid_events.email_syntax" in html
         assert "data as of" in html.lower()
+
+
+def test_two_checks_at_once_each_validate_their_own_interval_and_warehouse(
+    built_world, copy, settings
+):
+    """Each run has a GX project and a connection variable of its own: two at once (threads of
+    one process here, the worst case) never validate each other's interval or warehouse."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with psycopg.connect(copy) as conn:  # the copy loses the second week's web events
+        conn.execute(f"delete from raw.segment_events where {RAW_IN_WEEK}")
+    first_week = (START, START + timedelta(weeks=1))
+
+    def observed(url: str, interval: tuple[datetime, datetime]) -> dict[str, object]:
+        report = run_quality(
+            url,
+            settings.expectations_dir,
+            settings.var_dir / "gx",
+            *interval,
+            only=["raw_segment_events"],
+        )
+        return {o.rule_id: (o.success, o.observed_text()) for o in report.outcomes}
+
+    jobs = [(built_world, first_week), (copy, WEEK), (built_world, WEEK), (copy, first_week)]
+    alone = [observed(*job) for job in jobs]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        together = list(pool.map(lambda job: observed(*job), jobs))
+    assert together == alone
+    assert alone[1] != alone[2], "the copy's week lost its web events: its results differ"

@@ -39,6 +39,7 @@ def cmd_extract(args: argparse.Namespace, settings: Settings) -> int:
         settings,
         crm=crm,
         crm_group=args.crm_group,
+        reread=args.reread,
     )
     _print_summary(stats, args.json)
     return 0
@@ -66,6 +67,11 @@ def add_commands(sub: Any, settings: Settings) -> None:
     )
     extract.add_argument(
         "--crm-group", choices=CRM_GROUPS, help="only this group of CRM objects (default: all)"
+    )
+    extract.add_argument(
+        "--reread",
+        action="store_true",
+        help="read the interval's landing files again, even those the file ledger has loaded",
     )
     extract.add_argument("--json", action="store_true", help="last line: totals as one JSON object")
     extract.set_defaults(func=cmd_extract)

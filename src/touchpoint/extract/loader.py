@@ -22,6 +22,7 @@ from psycopg import sql
 from touchpoint.config import DEFAULT_LIMITS, IngestLimits
 from touchpoint.privacy.tombstones import Tombstones
 from touchpoint.sources.stream import KeyedRecord, Stream
+from touchpoint.warehouse.locks import release_shared, take_shared
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,9 @@ class RawLoader:
         self._quarantine: list[_Refused] = []
         schema, table = stream.table.split(".")
         self._target = sql.Identifier(schema, table)
+        # no dbt build reads raw while this load writes it (warehouse.locks); taken before the
+        # tombstones are read, so an erasure's deletes come wholly before or after this load
+        take_shared(conn, f"{stream.name} load")
         with conn.transaction():
             conn.execute(
                 "insert into raw._batches (batch_id, stream, source) values (%s, %s, %s)",
@@ -147,6 +151,7 @@ class RawLoader:
         finally:
             self._chunks.put(None)
             self._writer.join()
+            release_shared(self.conn)
         self._raise_failure()
 
     def is_erased(self, payload: object) -> bool:

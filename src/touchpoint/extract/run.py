@@ -111,15 +111,21 @@ def extract_files(
     start: datetime,
     end: datetime,
     limits: IngestLimits = DEFAULT_LIMITS,
+    reread: bool = False,
 ) -> LoadStats:
     """Load every file version of the interval's day folders, and of the lookback before them,
     that the ledger (raw._files) does not hold yet: a file landed after its day's run is loaded
-    by the next run, and counted late."""
+    by the next run, and counted late. ``reread``: read the interval's files again even when
+    the ledger holds them (after a fix in the reader; natural keys keep it idempotent)."""
     first_day = start.date() - timedelta(days=limits.lookback_days)
     listed = list_files(base_url, first_day, (end - timedelta(microseconds=1)).date())
     # the ledger names a file as it can be stored (a name's bytes that are not UTF-8 as U+FFFD)
     done = loaded_versions(conn, stream.name, [printable(f.url) for f in listed])
-    files = [f for f in listed if (printable(f.url), f.version) not in done]
+    files = [
+        f
+        for f in listed
+        if (printable(f.url), f.version) not in done or (reread and f.day >= start.date())
+    ]
     late = sum(f.day < start.date() for f in files)
     log.info(
         "%s: %d new file(s) under %s for %s .. %s (%d of earlier days, late; %d already loaded)",
@@ -251,6 +257,7 @@ def extract_source(
     crm: CrmEndpoint | None = None,
     crm_group: str | None = None,
     limits: IngestLimits = DEFAULT_LIMITS,
+    reread: bool = False,
 ) -> list[LoadStats]:
     """Extract every stream of ``source`` for ``[start, end)`` into the raw layer
     (for the CRM, only the objects of ``crm_group`` when given)."""
@@ -274,7 +281,7 @@ def extract_source(
             raise ValueError(f"{source} extraction needs a landing URL (TOUCHPOINT_LANDING_URL)")
         stream, folder = FILE_STREAMS[source]
         base = f"{landing_url.rstrip('/')}/{folder}"
-        return [extract_files(conn, stream, base, start, end, limits)]
+        return [extract_files(conn, stream, base, start, end, limits, reread)]
 
 
 def _log_stats(stats: LoadStats, where: str) -> None:

@@ -15,6 +15,7 @@ when a task runs; its target and logs stay under ``var/dbt``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
@@ -31,7 +32,9 @@ from cosmos.profiles.postgres.user_pass import PostgresUserPasswordProfileMappin
 
 from touchpoint.config import Settings
 from touchpoint.errors import ConfigError
+from touchpoint.orchestration.connections import warehouse_url
 from touchpoint.transform.dbt import BUILD, dbt_executable, dbt_role_env, manifest_path
+from touchpoint.warehouse.locks import raw_layer_alone
 
 WAREHOUSE_CONN_ID = "touchpoint_warehouse"
 DBT_PROFILE = "touchpoint"
@@ -122,7 +125,21 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt", **kwargs: Any) -> 
         **kwargs,
     )
     _after_the_producer(group)
+    producer = group.tasks_map[PRODUCER_WATCHER_TASK_ID]
+    producer.execute = _holding_the_raw_layer(producer.execute)
     return group
+
+
+def _holding_the_raw_layer(execute: Any) -> Any:
+    """The producer's build holds the raw layer alone, as every dbt build does
+    (``touchpoint.warehouse.locks``), released however the build ends."""
+
+    @functools.wraps(execute)
+    def run(context: Any, *args: Any, **kwargs: Any) -> Any:
+        with raw_layer_alone(warehouse_url(), "dbt build (Airflow)"):
+            return execute(context, *args, **kwargs)
+
+    return run
 
 
 def _after_the_producer(group: DbtTaskGroup) -> None:

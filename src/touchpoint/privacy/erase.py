@@ -33,6 +33,7 @@ from touchpoint.sources.catalog import ALL_STREAMS
 from touchpoint.sources.stream import Stream
 from touchpoint.transform.dbt import BUILD, run_dbt
 from touchpoint.warehouse.connection import connect, scalar
+from touchpoint.warehouse.locks import take_alone_in_transaction
 from touchpoint.warehouse.schema import ensure_schema
 
 log = logging.getLogger(__name__)
@@ -298,6 +299,8 @@ def erase(
         with conn.transaction() as tx:
             # one erasure at a time: two could tombstone and rebuild over each other
             conn.execute("select pg_advisory_xact_lock(hashtext('touchpoint.privacy.erase'))")
+            # and no load in flight: one started before would write the person back
+            take_alone_in_transaction(conn, "erasure")
             person = find_person(conn, emails, crm_ids)
             note(
                 f"found {person.count()} identifier(s) and "

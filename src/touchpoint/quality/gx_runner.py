@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -134,24 +136,30 @@ def _error(info: dict[str, Any]) -> str | None:
     )
 
 
-def _context(gx_dir: Path, warehouse_url: str):
+#: runs whose GX project (its Data Docs) is kept under var/gx/runs, newest first
+KEPT_RUNS = 50
+
+
+def _context(run_dir: Path, variable: str):
+    """A GX file project of the run's own: two checks at once (two intervals, two warehouses)
+    never share an asset's query, a datasource or a Data Docs page."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    os.environ[_URL_VARIABLE] = libpq_url(warehouse_url).replace(
-        "postgresql://", "postgresql+psycopg://", 1
-    )
-    gx_dir.mkdir(parents=True, exist_ok=True)
-    context = gx.get_context(mode="file", project_root_dir=str(gx_dir))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", project_root_dir=str(run_dir))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    try:
-        source = context.data_sources.get("warehouse")
-    except (KeyError, ValueError, LookupError):
-        source = context.data_sources.add_postgres(
-            "warehouse", connection_string="${" + _URL_VARIABLE + "}"
-        )
+    source = context.data_sources.add_postgres("warehouse", connection_string="${" + variable + "}")
     return context, source
+
+
+def _forget_old_runs(runs_dir: Path) -> None:
+    runs = sorted(
+        (p for p in runs_dir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for old in runs[KEPT_RUNS:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _run_suite(
@@ -282,17 +290,29 @@ def run_quality(
         raise ValueError("interval bounds must be timezone-aware")
     suites = [s for s in load_suites(suites_dir) if only is None or s.name in only]
     report = QualityReport(run_id or uuid.uuid4().hex, start, end)
-    context, source = _context(gx_dir, warehouse_url)
-    documented: list = []
-    for suite in suites:
-        outcomes, pages = _run_suite(context, source, suite, start, end, limits)
-        report.outcomes.extend(outcomes)
-        documented += pages
-    # One Data Docs build for the run's pages and the index: GX's per-checkpoint action rebuilt
-    # the index after every suite, half the cost of a run.
-    context.build_data_docs(resource_identifiers=documented)
-    sites = context.get_docs_sites_urls()
-    report.data_docs = sites[0]["site_url"] if sites else None
+    # The connection string reaches GX through a variable of this run's own (never written in
+    # the project's files), so a second run in the process cannot swap its warehouse.
+    variable = f"{_URL_VARIABLE}_{uuid.uuid4().hex}"
+    os.environ[variable] = libpq_url(warehouse_url).replace(
+        "postgresql://", "postgresql+psycopg://", 1
+    )
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{start:%Y%m%dT%H%M}-{report.run_id}")[:100]
+    run_dir = gx_dir / "runs" / f"{name}-{uuid.uuid4().hex[:8]}"
+    try:
+        context, source = _context(run_dir, variable)
+        documented: list = []
+        for suite in suites:
+            outcomes, pages = _run_suite(context, source, suite, start, end, limits)
+            report.outcomes.extend(outcomes)
+            documented += pages
+        # One Data Docs build for the run's pages and the index: GX's per-checkpoint action
+        # rebuilt the index after every suite, half the cost of a run.
+        context.build_data_docs(resource_identifiers=documented)
+        sites = context.get_docs_sites_urls()
+        report.data_docs = sites[0]["site_url"] if sites else None
+    finally:
+        os.environ.pop(variable, None)
+    _forget_old_runs(run_dir.parent)
     with psycopg.connect(libpq_url(warehouse_url)) as conn:
         ensure_schema(conn)
         store(conn, report)

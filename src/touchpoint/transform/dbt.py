@@ -11,6 +11,7 @@ from pathlib import Path
 from touchpoint.config import load_roles
 from touchpoint.errors import TouchpointError
 from touchpoint.warehouse.connection import url_parts
+from touchpoint.warehouse.locks import raw_layer_alone
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,10 @@ def run_dbt(args: list[str], project_dir: Path, warehouse_url: str, var_dir: Pat
         str(project_dir),
     ]
     log.info("running %s", " ".join(cmd[: 1 + len(args)]))
-    result = subprocess.run(
-        cmd, cwd=project_dir, env=env, capture_output=True, text=True, check=False
-    )
+    with raw_layer_alone(warehouse_url, f"dbt {args[0]}"):  # no load writes raw meanwhile
+        result = subprocess.run(
+            cmd, cwd=project_dir, env=env, capture_output=True, text=True, check=False
+        )
     for line in result.stdout.splitlines():
         log.info("dbt | %s", line)
     if result.returncode != 0:
