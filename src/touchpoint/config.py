@@ -173,9 +173,13 @@ class Settings:
     #: SMTP: attempts per recipient within one task try, and the first backoff delay (doubling)
     smtp_attempts: int = 4
     smtp_first_delay_seconds: float = 1.0
-    #: CLI CRM extraction: requests per second at most (HubSpot private apps allow about
-    #: 10-19); 0: no limit
-    crm_max_requests_per_second: float = 8.0
+    #: CRM requests per second at most, for every extract task of the deployment together
+    #: (HubSpot's search endpoints allow about 5 per account); 0: no limit
+    crm_max_requests_per_second: float = 4.0
+    #: a 429 asking to wait longer than this (Retry-After) ends the run with a clear error
+    crm_max_retry_after_seconds: float = 120.0
+    #: each CRM search starts this long before its window (HubSpot's search index lags writes)
+    crm_search_overlap_minutes: float = 15.0
     #: the warehouse roles each stage runs as
     roles: Roles = Roles()
     #: what a record or a landing file may be (``TOUCHPOINT_<FIELD>``)
@@ -288,6 +292,12 @@ def load_settings() -> Settings:
         ),
         crm_max_requests_per_second=env_float(
             "TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND", d.crm_max_requests_per_second
+        ),
+        crm_max_retry_after_seconds=env_float(
+            "TOUCHPOINT_CRM_MAX_RETRY_AFTER_SECONDS", d.crm_max_retry_after_seconds
+        ),
+        crm_search_overlap_minutes=env_float(
+            "TOUCHPOINT_CRM_SEARCH_OVERLAP_MINUTES", d.crm_search_overlap_minutes
         ),
         roles=load_roles(),
         limits=load_limits(),

@@ -10,7 +10,15 @@ deals, tickets, calls, meetings, notes, emails, tasks, feedback_submissions):
 * ``POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read`` (at most 1,000
   inputs; ids without associations are absent from the results);
 * bearer-token auth, and optional injected faults (429 with Retry-After, 500, slow answers) at a
-  given rate; ``page_size`` lowers the largest page to exercise an extractor's paging.
+  given rate; ``page_size`` lowers the largest page to exercise an extractor's paging;
+* HubSpot's rate limits, on by default: the search endpoints take ``search_per_second`` (5)
+  requests a second, every endpoint ``burst_per_ten_seconds`` (190) in a rolling 10 seconds;
+  beyond, 429 with ``Retry-After`` and HubSpot's body. Answers other than search carry the
+  ``X-HubSpot-RateLimit-*`` headers (HubSpot's search answers do not);
+* search index lag: with ``late_index_share``, that share of the objects (chosen by the seed)
+  is missing from a search asked less than ``index_lag`` after the object's modification (the
+  search's upper bound on the modified time is taken as the moment it is asked);
+* ``hs_object_id`` filters and sorts compare object ids as numbers.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import json
 import random
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -96,6 +104,8 @@ def _as_ms(value: Any) -> float:
 
 def _matches(record: dict[str, Any], flt: dict[str, Any]) -> bool:
     name, op, value = flt["propertyName"], flt["operator"], flt.get("value")
+    if name == "hs_object_id":
+        return _compare(op, int(record["id"]), int(str(value)))
     raw = record["properties"].get(name)
     if op == "HAS_PROPERTY":
         return raw is not None
@@ -117,6 +127,18 @@ def _compare(op: str, left: Any, right: Any) -> bool:
         "LT": left < right,
         "LTE": left <= right,
     }.get(op, False)
+
+
+def _asked_at(object_type: str, groups: list[dict[str, Any]]) -> float | None:
+    """A search's upper bound on the modified time (ms): the moment it is taken as asked."""
+    modified = _modified_property(object_type)
+    bounds = [
+        _as_ms(f.get("value"))
+        for g in groups
+        for f in g.get("filters", [])
+        if f.get("propertyName") == modified and f.get("operator") in ("LT", "LTE")
+    ]
+    return min(bounds) if bounds else None
 
 
 class CrmData:
@@ -203,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
+        for key, value in {**getattr(self, "_rate_headers", {}), **(headers or {})}.items():
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
@@ -229,6 +251,24 @@ class _Handler(BaseHTTPRequestHandler):
                     "category": "INVALID_AUTHENTICATION",
                     "message": "Authentication credentials not found.",
                 },
+            )
+            return False
+        self._rate_headers: dict[str, str] = {}
+        is_search = self.command == "POST" and urlsplit(self.path).path.endswith("/search")
+        refused, retry_after, self._rate_headers = self.server.admit(is_search)
+        if refused:
+            self._send(
+                429,
+                {
+                    "status": "error",
+                    "message": "You have reached your secondly limit."
+                    if refused == "SECONDLY"
+                    else "You have reached your ten_secondly_rolling limit.",
+                    "errorType": "RATE_LIMIT",
+                    "policyName": refused,
+                    "category": "RATE_LIMITS",
+                },
+                {"Retry-After": f"{retry_after:g}"},
             )
             return False
         fault = self.server.next_fault()
@@ -396,6 +436,10 @@ class CrmServer(ThreadingHTTPServer):
         seed: int = 0,
         verbose: bool = False,
         page_size: int | None = None,
+        search_per_second: float | None = 5,
+        burst_per_ten_seconds: int | None = 190,
+        late_index_share: float = 0.0,
+        index_lag: float = 600.0,
     ) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         if page_size is not None and page_size < 1:
@@ -410,6 +454,22 @@ class CrmServer(ThreadingHTTPServer):
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._queries: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self.search_per_second = search_per_second
+        self.burst_per_ten_seconds = burst_per_ten_seconds
+        self._search_times: deque[float] = deque()
+        self._request_times: deque[float] = deque()
+        #: monotonic times of the 429s the limits answered (faults injected are not counted)
+        self.rate_limited_at: list[float] = []
+        self.index_lag_ms = index_lag * 1000
+        chooser = random.Random(seed + 1)
+        self.late_indexed = {
+            (object_type, str(record["id"]))
+            for object_type, records in data.objects.items()
+            for record in records
+            if late_index_share and chooser.random() < late_index_share
+        }
+        #: (type, id) of late-indexed objects a search left out, at least once
+        self.hidden_by_lag: set[tuple[str, str]] = set()
 
     @property
     def url(self) -> str:
@@ -438,9 +498,29 @@ class CrmServer(ThreadingHTTPServer):
                 for r in records
                 if any(all(_matches(r, f) for f in g.get("filters", [])) for g in groups)
             ]
+        asked_at = _asked_at(object_type, groups)
+        if self.late_indexed and asked_at is not None:
+            modified = _modified_property(object_type)
+            visible = []
+            for r in records:
+                key = (object_type, str(r["id"]))
+                value = r["properties"].get(modified)
+                if (
+                    key in self.late_indexed
+                    and value
+                    and asked_at - _as_ms(value) < self.index_lag_ms
+                ):
+                    with self._lock:
+                        self.hidden_by_lag.add(key)
+                    continue
+                visible.append(r)
+            records = visible
         for sort in reversed(sorts):
             name = sort["propertyName"] if isinstance(sort, dict) else str(sort)
             reverse = isinstance(sort, dict) and sort.get("direction") == "DESCENDING"
+            if name == "hs_object_id":
+                records = sorted(records, key=lambda r: int(r["id"]), reverse=reverse)
+                continue
             records = sorted(
                 records,
                 key=lambda r: (str(r["properties"].get(name) or ""), int(r["id"])),
@@ -451,6 +531,38 @@ class CrmServer(ThreadingHTTPServer):
             while len(self._queries) > 16:
                 self._queries.popitem(last=False)
         return records
+
+    def admit(self, search: bool) -> tuple[str | None, float, dict[str, str]]:
+        """HubSpot's limits: (the policy refused or None, seconds to wait, rate-limit headers)."""
+        now = time.monotonic()
+        with self._lock:
+            while self._request_times and now - self._request_times[0] >= 10:
+                self._request_times.popleft()
+            while self._search_times and now - self._search_times[0] >= 1:
+                self._search_times.popleft()
+            burst = self.burst_per_ten_seconds
+            if burst is not None and len(self._request_times) >= burst:
+                self.rate_limited_at.append(now)
+                return "TEN_SECONDLY_ROLLING", 10 - (now - self._request_times[0]), {}
+            per_second = self.search_per_second
+            if search and per_second is not None and len(self._search_times) >= per_second:
+                self.rate_limited_at.append(now)
+                return "SECONDLY", 1.0, {}
+            self._request_times.append(now)
+            if search:
+                self._search_times.append(now)
+                return None, 0.0, {}
+            if burst is None:
+                return None, 0.0, {}
+            return (
+                None,
+                0.0,
+                {
+                    "X-HubSpot-RateLimit-Max": str(burst),
+                    "X-HubSpot-RateLimit-Remaining": str(burst - len(self._request_times)),
+                    "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+                },
+            )
 
     def count_request(self) -> None:
         with self._lock:

@@ -311,7 +311,7 @@ def test_the_v4_endpoint_shares_fault_injection(written, server):
 
 
 def test_search_filters_on_the_modified_property_of_every_type(written, server):
-    crm = server()
+    crm = server(search_per_second=None)  # many searches at once: the limits are tested apart
     world = written["world"]
     middle = (
         datetime.combine(SIM_START, datetime.min.time(), UTC).timestamp() * 1000 + 7 * 86400_000
@@ -340,7 +340,7 @@ def test_search_filters_on_the_modified_property_of_every_type(written, server):
 
 
 def test_page_size_caps_the_page_and_the_cursor_walks_every_object(written, server):
-    crm = server(page_size=7)
+    crm = server(page_size=7, search_per_second=None)
     contacts = written["world"].contacts
     seen, after, pages = [], None, 0
     while True:
@@ -672,3 +672,60 @@ def test_slices_of_a_large_population_never_share_people_or_ids():
     assert (
         generate(300, 3, 5, SIM_START, return_visits_per_week=2.0).web_events == first.web_events
     )  # slice 0
+
+
+# -- HubSpot's limits and its search index -------------------------------------------------------
+def _search(crm, object_type: str = "contacts", before: str | None = None):
+    filters = [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": "0"}]
+    if before:
+        filters.append({"propertyName": "lastmodifieddate", "operator": "LT", "value": before})
+    return requests.post(
+        f"{crm.url}/crm/v3/objects/{object_type}/search",
+        json={"filterGroups": [{"filters": filters}], "limit": 200},
+        headers=AUTH,
+        timeout=10,
+    )
+
+
+def test_search_takes_five_requests_a_second_then_answers_429_with_retry_after(server):
+    crm = server()
+    answers = [_search(crm) for _ in range(8)]
+    refused = [a for a in answers if a.status_code == 429]
+    assert [a.status_code for a in answers[:5]] == [200] * 5 and refused
+    assert refused[0].json()["policyName"] == "SECONDLY"
+    assert float(refused[0].headers["Retry-After"]) > 0
+    assert "X-HubSpot-RateLimit-Remaining" not in answers[0].headers  # as HubSpot's search
+    time.sleep(1.05)
+    assert _search(crm).status_code == 200 and len(crm.rate_limited_at) == len(refused)
+
+
+def test_every_endpoint_counts_in_a_rolling_ten_second_window_shown_in_headers(server):
+    crm = server(burst_per_ten_seconds=6)
+    listed = [
+        requests.get(f"{crm.url}/crm/v3/objects/deals?limit=1", headers=AUTH, timeout=10)
+        for _ in range(7)
+    ]
+    assert [int(a.headers["X-HubSpot-RateLimit-Remaining"]) for a in listed[:6]] == [
+        5,
+        4,
+        3,
+        2,
+        1,
+        0,
+    ]
+    assert listed[0].headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "10000"
+    assert listed[6].status_code == 429
+    assert listed[6].json()["policyName"] == "TEN_SECONDLY_ROLLING"
+
+
+def test_a_late_indexed_object_is_missing_from_a_search_asked_right_after_its_change(server):
+    crm = server(late_index_share=1.0, index_lag=600, search_per_second=None)
+    contacts = crm.data.objects["contacts"]
+    latest = max(contacts, key=lambda c: c["properties"]["lastmodifieddate"])
+    changed = latest["properties"]["lastmodifieddate"]
+    moment = datetime.fromisoformat(changed).timestamp() * 1000
+    just_after = _search(crm, before=str(int(moment + 60_000))).json()
+    later = _search(crm, before=str(int(moment + 3_600_000))).json()
+    ids = {r["id"] for r in just_after["results"]}
+    assert latest["id"] not in ids and latest["id"] in {r["id"] for r in later["results"]}
+    assert ("contacts", latest["id"]) in crm.hidden_by_lag

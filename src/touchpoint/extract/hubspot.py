@@ -1,15 +1,20 @@
-"""A HubSpot CRM v3 client: bearer auth, bounded retries with backoff, rate limit, search paging.
+"""A HubSpot CRM v3 client: bearer auth, bounded retries with backoff, rate limits, search
+paging.
 
 The search endpoint returns at most 10,000 results per query, so a window that holds more is
-split in halves until each half fits.
+split in halves until each half fits; a window of one second that still holds more is read in
+ranges of object ids. Requests go through a budget shared by every CRM task of the deployment
+(``throttle``); a 429's ``Retry-After`` is honoured up to a cap, and the rate-limit headers
+(``X-HubSpot-RateLimit-*``) make the client pause before the window runs out.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +37,15 @@ def _ms(value: datetime) -> str:
     return str(int(value.timestamp() * 1000))
 
 
+def _seconds(value: str | None) -> float | None:
+    """A header's number of seconds, None when absent or not a finite number (``inf``)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None
+
+
 class HubSpotClient:
     def __init__(
         self,
@@ -42,6 +56,9 @@ class HubSpotClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         timeout: float = 30.0,
+        max_retry_after: float = 120.0,
+        throttle: Callable[[], None] | None = None,
+        search_overlap: timedelta = timedelta(0),
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = requests.Session()
@@ -51,16 +68,40 @@ class HubSpotClient:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.timeout = timeout
+        #: a 429 asking to wait longer than this ends the run with a clear error
+        self.max_retry_after = max_retry_after
+        #: waits for the deployment's shared request budget (extract.request_budget)
+        self.throttle = throttle
+        #: how far before its window a search starts: records modified just before a window's
+        #: end may not be in the search index yet when the run asks (HubSpot's index lags)
+        self.search_overlap = search_overlap
         self.requests_made = 0
+        self.rate_limited = 0
         self._last_request = 0.0
+        self._pause_until = 0.0
+
+    def _wait_turn(self) -> None:
+        if self.throttle is not None:
+            self.throttle()
+        wait = max(
+            self.min_interval - (time.monotonic() - self._last_request),
+            self._pause_until - time.monotonic(),
+        )
+        if wait > 0:
+            time.sleep(wait)
+        self._last_request = time.monotonic()
+
+    def _read_rate_headers(self, response: requests.Response) -> None:
+        """Pause before the next request when the rolling window has no request left."""
+        remaining = response.headers.get("X-HubSpot-RateLimit-Remaining")
+        interval = _seconds(response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds"))
+        if remaining is not None and remaining.strip() == "0" and interval is not None:
+            self._pause_until = time.monotonic() + min(interval / 1000, self.max_retry_after)
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         url = f"{self.base_url}{path}"
         for attempt in range(self.max_retries + 1):
-            wait = self.min_interval - (time.monotonic() - self._last_request)
-            if wait > 0:
-                time.sleep(wait)
-            self._last_request = time.monotonic()
+            self._wait_turn()
             self.requests_made += 1
             try:
                 response = self.session.request(method, url, json=body, timeout=self.timeout)
@@ -68,6 +109,7 @@ class HubSpotClient:
                 problem = f"{type(exc).__name__}"
                 retry_after = None
             else:
+                self._read_rate_headers(response)
                 if response.status_code < 300:
                     try:
                         answer = response.json()
@@ -87,14 +129,22 @@ class HubSpotClient:
                 else:
                     problem = f"HTTP {response.status_code}"
                     retry_after = response.headers.get("Retry-After")
+                    if response.status_code == 429:
+                        self.rate_limited += 1
+                        asked = _seconds(retry_after)
+                        if asked is not None and asked > self.max_retry_after:
+                            raise HubSpotError(
+                                f"CRM API {method} {url} answered 429 asking to wait {asked:g} s"
+                                f" (Retry-After), more than the {self.max_retry_after:g} s this"
+                                " run waits (TOUCHPOINT_CRM_MAX_RETRY_AFTER_SECONDS): the daily"
+                                " limit is probably spent; re-run the interval later"
+                            )
             if attempt == self.max_retries:
                 break
             delay = min(self.backoff_cap, self.backoff_base * 2**attempt) * (0.5 + random.random())
-            if retry_after:
-                try:
-                    delay = max(delay, float(retry_after))
-                except ValueError:
-                    pass
+            asked = _seconds(retry_after)
+            if asked is not None:
+                delay = max(delay, asked)
             log.warning(
                 "CRM API %s %s: %s, retry %d in %.1fs", method, path, problem, attempt + 1, delay
             )
@@ -113,7 +163,21 @@ class HubSpotClient:
         end: datetime,
         page_size: int = 200,
     ) -> Iterator[tuple[list[dict[str, Any]], str]]:
-        """Every object modified in ``[start, end)``, a page at a time, with the page's location."""
+        """Every object modified in ``[start - search_overlap, end)``, a page at a time, with the
+        page's location (objects of the overlap come again: natural keys keep them once)."""
+        yield from self._search_window(
+            object_type, modified_property, properties, start - self.search_overlap, end, page_size
+        )
+
+    def _search_window(
+        self,
+        object_type: str,
+        modified_property: str,
+        properties: tuple[str, ...],
+        start: datetime,
+        end: datetime,
+        page_size: int = 200,
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
         path = f"/crm/v3/objects/{object_type}/search"
         after: str | None = None
         seen_cursors: set[str] = set()
@@ -143,20 +207,22 @@ class HubSpotClient:
             if after is not None:
                 body["after"] = after
             page = self.request("POST", path, body)
-            if (
-                after is None
-                and int(page.get("total", 0)) > SEARCH_CAP
-                and end - start > timedelta(seconds=1)
-            ):
+            if after is None and int(page.get("total", 0)) > SEARCH_CAP:
+                if end - start <= timedelta(seconds=1):
+                    # more than 10,000 modified within one second (a bulk import): by id ranges
+                    yield from self._search_by_id(
+                        object_type, modified_property, properties, start, end, page_size
+                    )
+                    return
                 # The search API stops at 10,000 results: split the window until each half fits.
                 middle = start + (end - start) / 2
                 log.info(
                     "%s: %s results in window, splitting at %s", object_type, page["total"], middle
                 )
-                yield from self.search_pages(
+                yield from self._search_window(
                     object_type, modified_property, properties, start, middle, page_size
                 )
-                yield from self.search_pages(
+                yield from self._search_window(
                     object_type, modified_property, properties, middle, end, page_size
                 )
                 return
@@ -182,6 +248,55 @@ class HubSpotClient:
             seen_cursors.add(next_after)
             after = str(next_after)
 
+    def _search_by_id(
+        self,
+        object_type: str,
+        modified_property: str,
+        properties: tuple[str, ...],
+        start: datetime,
+        end: datetime,
+        page_size: int,
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """A window too full for the 10,000-result cap and too short to split: the objects in
+        ascending id order, each query starting after the last id read, so none pages to the
+        cap."""
+        path = f"/crm/v3/objects/{object_type}/search"
+        last_id = 0
+        while True:
+            body: dict[str, Any] = {
+                "filterGroups": [
+                    {
+                        "filters": [
+                            {
+                                "propertyName": modified_property,
+                                "operator": "GTE",
+                                "value": _ms(start),
+                            },
+                            {
+                                "propertyName": modified_property,
+                                "operator": "LT",
+                                "value": _ms(end),
+                            },
+                            {
+                                "propertyName": "hs_object_id",
+                                "operator": "GT",
+                                "value": str(last_id),
+                            },
+                        ]
+                    }
+                ],
+                "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+                "properties": list(properties),
+                "limit": page_size,
+            }
+            page = self.request("POST", path, body)
+            results = [r for r in page.get("results", []) if isinstance(r, dict)]
+            yield page.get("results", []), f"{path}?hs_object_id>{last_id}"
+            ids = [int(r["id"]) for r in results if str(r.get("id", "")).isdigit()]
+            if not page.get("results") or not ids or max(ids) <= last_id:
+                return
+            last_id = max(ids)
+
     def search_modified(self, *args: Any, **kwargs: Any) -> Iterator[tuple[dict[str, Any], str]]:
         """Like :meth:`search_pages`, one object at a time."""
         for records, location in self.search_pages(*args, **kwargs):
@@ -191,7 +306,9 @@ class HubSpotClient:
     def read_associations(
         self, from_type: str, to_type: str, ids: list[str]
     ) -> dict[str, list[str]]:
-        """v4 batch read: the ids of ``to_type`` objects associated with each of ``ids``."""
+        """v4 batch read: the ids of ``to_type`` objects associated with each of ``ids``. An
+        object with more associations than one answer holds is read on page by page; inputs the
+        API could not read (a 207 with errors: deleted meanwhile, say) are logged and left out."""
         found: dict[str, list[str]] = {}
         for offset in range(0, len(ids), ASSOCIATION_BATCH):
             batch = ids[offset : offset + ASSOCIATION_BATCH]
@@ -200,8 +317,29 @@ class HubSpotClient:
                 f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
                 {"inputs": [{"id": i} for i in batch]},
             )
+            errors = answer.get("errors") or []
+            if errors:
+                first = errors[0] if isinstance(errors[0], dict) else {}
+                log.warning(
+                    "CRM associations %s -> %s: %d of %d input(s) not read (%s)",
+                    from_type,
+                    to_type,
+                    len(errors),
+                    len(batch),
+                    str(first.get("message", errors[0]))[:200],
+                )
             for result in answer.get("results", []):
-                found[str(result["from"]["id"])] = [
-                    str(t["toObjectId"]) for t in result.get("to", [])
-                ]
+                from_id = str(result["from"]["id"])
+                linked = [str(t["toObjectId"]) for t in result.get("to", [])]
+                after = ((result.get("paging") or {}).get("next") or {}).get("after")
+                while after:
+                    page = self.request(
+                        "GET",
+                        f"/crm/v4/objects/{from_type}/{from_id}/associations/{to_type}"
+                        f"?limit=500&after={after}",
+                    )
+                    linked += [str(t["toObjectId"]) for t in page.get("results", [])]
+                    following = ((page.get("paging") or {}).get("next") or {}).get("after")
+                    after = following if following != after else None
+                found[from_id] = found.get(from_id, []) + linked
         return found

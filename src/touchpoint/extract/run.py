@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 
-from touchpoint.config import DEFAULT_LIMITS, IngestLimits
+from touchpoint.config import DEFAULT_LIMITS, IngestLimits, Settings
 from touchpoint.extract.hubspot import ASSOCIATION_BATCH, HubSpotClient
 from touchpoint.extract.landing import RawItem, folder_day, list_files, printable, read_items
 from touchpoint.extract.loader import (
@@ -21,6 +21,7 @@ from touchpoint.extract.loader import (
     advance_watermark,
     loaded_versions,
 )
+from touchpoint.extract.request_budget import SharedBudget
 from touchpoint.progress import progress
 from touchpoint.sources.catalog import FILE_STREAMS, SOURCES, HubSpotObject, hubspot_objects
 from touchpoint.sources.stream import InvalidRecord, Stream, key_record
@@ -35,10 +36,14 @@ PROGRESS_EVERY = 100
 
 @dataclass(frozen=True)
 class CrmEndpoint:
+    """A HubSpot account and how to treat it (defaults: the product's settings)."""
+
     base_url: str
     token: str
-    #: HubSpot private apps get about 10-19 requests/s: stay under it per task
-    max_requests_per_second: float = 8.0
+    #: for every task of the deployment together (a budget kept in the warehouse); 0: none
+    max_requests_per_second: float = Settings.crm_max_requests_per_second
+    max_retry_after_seconds: float = Settings.crm_max_retry_after_seconds
+    search_overlap_minutes: float = Settings.crm_search_overlap_minutes
 
 
 def load_items(
@@ -270,13 +275,27 @@ def extract_source(
         if source == "crm":
             if crm is None:
                 raise ValueError("CRM extraction needs the API endpoint (connection crm_hubspot)")
-            client = HubSpotClient(
-                crm.base_url, crm.token, max_requests_per_second=crm.max_requests_per_second
+            budget = (
+                SharedBudget(warehouse_url, crm.base_url, crm.max_requests_per_second)
+                if crm.max_requests_per_second > 0
+                else None
             )
-            return [
-                extract_hubspot(conn, client, obj, start, end, limits)
-                for obj in hubspot_objects(crm_group)
-            ]
+            client = HubSpotClient(
+                crm.base_url,
+                crm.token,
+                max_requests_per_second=0,  # the shared budget paces every task
+                max_retry_after=crm.max_retry_after_seconds,
+                throttle=budget,
+                search_overlap=timedelta(minutes=crm.search_overlap_minutes),
+            )
+            try:
+                return [
+                    extract_hubspot(conn, client, obj, start, end, limits)
+                    for obj in hubspot_objects(crm_group)
+                ]
+            finally:
+                if budget is not None:
+                    budget.close()
         if landing_url is None:
             raise ValueError(f"{source} extraction needs a landing URL (TOUCHPOINT_LANDING_URL)")
         stream, folder = FILE_STREAMS[source]

@@ -66,7 +66,7 @@ def local_env(
                 "host": f"{crm.scheme}://{crm.hostname}",
                 "port": crm.port,
                 "password": crm_token,
-                "extra": {"max_requests_per_second": 50},
+                # the product's request budget: the simulator enforces HubSpot's limits
             }
         ),
         "TOUCHPOINT_VAR_DIR": str(settings.var_dir),

@@ -36,15 +36,28 @@ def warehouse_url(conn_id: str = WAREHOUSE_CONN_ID) -> str:
 
 def crm_endpoint(conn_id: str = CRM_CONN_ID) -> CrmEndpoint:
     """HubSpot: ``host`` is the base URL (https://api.hubapi.com), ``password`` the private-app
-    token; extra ``max_requests_per_second`` (default 8) bounds each task's request rate."""
+    token; extras ``max_requests_per_second`` (for every CRM task of the deployment together),
+    ``max_retry_after_seconds`` and ``search_overlap_minutes`` (defaults: the settings')."""
     conn = _get(conn_id)
     host = (conn.host or "https://api.hubapi.com").rstrip("/")
     if "://" not in host:
         host = f"{conn.schema or 'https'}://{host}"
     if conn.port and host.count(":") < 2:
         host = f"{host}:{conn.port}"
-    rate = float(conn.extra_dejson.get("max_requests_per_second", 8.0))
-    return CrmEndpoint(base_url=host, token=conn.password or "", max_requests_per_second=rate)
+    extra = conn.extra_dejson
+    return CrmEndpoint(
+        base_url=host,
+        token=conn.password or "",
+        max_requests_per_second=float(
+            extra.get("max_requests_per_second", CrmEndpoint.max_requests_per_second)
+        ),
+        max_retry_after_seconds=float(
+            extra.get("max_retry_after_seconds", CrmEndpoint.max_retry_after_seconds)
+        ),
+        search_overlap_minutes=float(
+            extra.get("search_overlap_minutes", CrmEndpoint.search_overlap_minutes)
+        ),
+    )
 
 
 def smtp_settings(conn_id: str = SMTP_CONN_ID) -> SmtpSettings:

@@ -94,3 +94,10 @@ begin
     end if;
 end
 $$;
+
+-- The CRM request budget shared by every extract task of a deployment (extract.request_budget):
+-- the moment the next request of an account may go out.
+create table if not exists raw._request_budget (
+    account  text primary key,
+    next_at  timestamptz not null
+);
