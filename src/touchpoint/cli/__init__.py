@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 
+import psycopg
+
 from touchpoint.cli import (
     dbt,
     extract,
@@ -59,6 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args, settings))
     except (TouchpointError, ValueError) as exc:
         print(f"touchpoint: error: {exc}", file=sys.stderr)
+        return 2
+    except psycopg.OperationalError as exc:
+        # the warehouse went away mid-command (a restart, a crash, the network)
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        print(
+            f"touchpoint: error: the warehouse connection failed: {reason[:300]}; once it is "
+            "back, run the command again (loads and sends are idempotent)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("touchpoint: interrupted", file=sys.stderr)

@@ -365,13 +365,14 @@ def _storable_text(text: str) -> str:
 
 def loaded_versions(conn: psycopg.Connection, stream: str, locations: list[str]) -> set[tuple]:
     """(location, version) of the files of ``locations`` the ledger has loaded."""
-    return {
-        (location, version)
-        for location, version in conn.execute(
-            "select location, version from raw._files where stream = %s and location = any(%s)",
-            (stream, locations),
-        )
-    }
+    with conn.transaction():  # ended here: the load's chunks must each commit on their own
+        return {
+            (location, version)
+            for location, version in conn.execute(
+                "select location, version from raw._files where stream = %s and location = any(%s)",
+                (stream, locations),
+            )
+        }
 
 
 def advance_watermark(conn: psycopg.Connection, stream: str, covered_until: datetime) -> None:

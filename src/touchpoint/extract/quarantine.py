@@ -113,12 +113,13 @@ def replay_quarantine(
 ) -> ReplayResult:
     """Key the matching records again and load those that pass now (see the module's doc)."""
     where, params = which.where()
-    rows = conn.execute(
-        "select id, stream, source, raw_text, coalesce(received_by, _loaded_at)"
-        " from raw._quarantine"
-        f" where {where} and replayed_at is null order by id",
-        params,
-    ).fetchall()
+    with conn.transaction():  # ended here: the loads below commit chunk by chunk
+        rows = conn.execute(
+            "select id, stream, source, raw_text, coalesce(received_by, _loaded_at)"
+            " from raw._quarantine"
+            f" where {where} and replayed_at is null order by id",
+            params,
+        ).fetchall()
     result = ReplayResult()
     for name in sorted({row[1] for row in rows}):
         stream = _STREAMS.get(name)
