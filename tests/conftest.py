@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from helpers import SIM_START, TEST_PG_PORT, TEST_VAR, create_db, drop_db, free_port
@@ -90,9 +91,19 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def cluster_url(settings: Settings) -> str:
-    """The session's cluster (started once, left running for the next session)."""
+    """The session's cluster (started once, left running for the next session).
+
+    A throwaway cluster: the tests turn its durability off (no test crashes the machine, and a
+    killed PostgreSQL loses nothing committed either way), which the product never does; the
+    product's own settings are checked on clusters of their own (test_warehouse_cli,
+    test_crash_recovery)."""
     EmbeddedCluster(settings).start(log=lambda m: None)
-    return settings.embedded_url_for("postgres")
+    url = settings.embedded_url_for("postgres")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(f"alter system set {name} = off")
+        conn.execute("select pg_reload_conf()")
+    return url
 
 
 @pytest.fixture

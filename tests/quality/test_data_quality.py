@@ -4,6 +4,7 @@ stored, and end to end a critical defect holds the report while a warning annota
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -256,27 +257,35 @@ def test_a_warning_only_sends_the_report_with_a_data_quality_note(copy, settings
 def test_two_checks_at_once_each_validate_their_own_interval_and_warehouse(
     built_world, copy, settings
 ):
-    """Each run has a GX project and a connection variable of its own: two at once (threads of
-    one process here, the worst case) never validate each other's interval or warehouse."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Two ``dq run`` at once (two Airflow tasks, say), on two warehouses and two intervals: each
+    has a GX project and a connection variable of its own, so each reports what it would alone.
+    (In one process, runs take turns: GX is not thread-safe.)"""
+    import subprocess
+    import sys
 
     with psycopg.connect(copy) as conn:  # the copy loses the second week's web events
         conn.execute(f"delete from raw.segment_events where {RAW_IN_WEEK}")
     first_week = (START, START + timedelta(weeks=1))
+    jobs = [(built_world, first_week), (copy, WEEK)]
 
-    def observed(url: str, interval: tuple[datetime, datetime]) -> dict[str, object]:
-        report = run_quality(
-            url,
-            settings.expectations_dir,
-            settings.var_dir / "gx",
-            *interval,
-            only=["raw_segment_events"],
-        )
-        return {o.rule_id: (o.success, o.observed_text()) for o in report.outcomes}
+    def command(url: str, interval: tuple[datetime, datetime]) -> tuple[list[str], dict]:
+        args = [sys.executable, "-m", "touchpoint", "dq", "run", "--suite", "raw_segment_events"]
+        args += ["--start", interval[0].isoformat(), "--end", interval[1].isoformat(), "--json"]
+        return args, {**os.environ, "TOUCHPOINT_WAREHOUSE_URL": url}
 
-    jobs = [(built_world, first_week), (copy, WEEK), (built_world, WEEK), (copy, first_week)]
-    alone = [observed(*job) for job in jobs]
-    with ThreadPoolExecutor(len(jobs)) as pool:
-        together = list(pool.map(lambda job: observed(*job), jobs))
+    def result(stdout: str) -> tuple[str, list]:
+        answer = json.loads(stdout.splitlines()[-1])
+        return answer["status"], sorted((f["rule_id"], f["observed"]) for f in answer["failures"])
+
+    alone = []
+    for job in jobs:
+        args, env = command(*job)
+        done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+        alone.append(result(done.stdout))
+    running = [
+        subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
+        for args, env in (command(*job) for job in jobs)
+    ]
+    together = [result(p.communicate(timeout=300)[0]) for p in running]
     assert together == alone
-    assert alone[1] != alone[2], "the copy's week lost its web events: its results differ"
+    assert alone[0] != alone[1], "the copy's week lost its web events: its results differ"

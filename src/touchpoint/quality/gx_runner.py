@@ -12,7 +12,10 @@ import logging
 import os
 import re
 import shutil
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -154,6 +157,23 @@ def _context(run_dir: Path, variable: str):
     return context, source
 
 
+_ONE_AT_A_TIME = threading.Lock()
+
+
+@contextmanager
+def _run_project(run_dir: Path, warehouse_url: str) -> Iterator[tuple[Any, Any]]:
+    """The run's GX project; the connection string reaches it through a variable of the run's
+    own (never written in the project's files), gone when the run ends."""
+    variable = f"{_URL_VARIABLE}_{uuid.uuid4().hex}"
+    os.environ[variable] = libpq_url(warehouse_url).replace(
+        "postgresql://", "postgresql+psycopg://", 1
+    )
+    try:
+        yield _context(run_dir, variable)
+    finally:
+        os.environ.pop(variable, None)
+
+
 def _forget_old_runs(runs_dir: Path) -> None:
     runs = sorted(
         (p for p in runs_dir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True
@@ -290,16 +310,11 @@ def run_quality(
         raise ValueError("interval bounds must be timezone-aware")
     suites = [s for s in load_suites(suites_dir) if only is None or s.name in only]
     report = QualityReport(run_id or uuid.uuid4().hex, start, end)
-    # The connection string reaches GX through a variable of this run's own (never written in
-    # the project's files), so a second run in the process cannot swap its warehouse.
-    variable = f"{_URL_VARIABLE}_{uuid.uuid4().hex}"
-    os.environ[variable] = libpq_url(warehouse_url).replace(
-        "postgresql://", "postgresql+psycopg://", 1
-    )
     name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{start:%Y%m%dT%H%M}-{report.run_id}")[:100]
     run_dir = gx_dir / "runs" / f"{name}-{uuid.uuid4().hex[:8]}"
-    try:
-        context, source = _context(run_dir, variable)
+    # GX (its YAML parser among others) is not thread-safe: runs in one process take turns;
+    # runs in separate processes (Airflow tasks, CLI calls) go at once, each in its project.
+    with _ONE_AT_A_TIME, _run_project(run_dir, warehouse_url) as (context, source):
         documented: list = []
         for suite in suites:
             outcomes, pages = _run_suite(context, source, suite, start, end, limits)
@@ -310,8 +325,6 @@ def run_quality(
         context.build_data_docs(resource_identifiers=documented)
         sites = context.get_docs_sites_urls()
         report.data_docs = sites[0]["site_url"] if sites else None
-    finally:
-        os.environ.pop(variable, None)
     _forget_old_runs(run_dir.parent)
     with psycopg.connect(libpq_url(warehouse_url)) as conn:
         ensure_schema(conn)
