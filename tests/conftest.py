@@ -134,9 +134,11 @@ def small_world(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def crm_server(small_world):
-    from touchpoint_sim.crm_server import CrmData, CrmServer
+    from touchpoint_sim.crm_server import NO_LIMITS, CrmData, CrmServer
 
-    server = CrmServer(CrmData.from_dir(small_world["sim"] / "crm"), port=0).start_in_thread()
+    server = CrmServer(
+        CrmData.from_dir(small_world["sim"] / "crm"), port=0, **NO_LIMITS
+    ).start_in_thread()
     yield server
     server.shutdown()
 
@@ -163,12 +165,14 @@ def built_world(cluster_url: str, settings: Settings, small_world) -> Iterator[s
 
     from touchpoint import pipeline
     from touchpoint.extract.run import CrmEndpoint
-    from touchpoint_sim.crm_server import CrmData, CrmServer
+    from touchpoint_sim.crm_server import NO_LIMITS, CrmData, CrmServer
 
     start = datetime.combine(SIM_START, datetime.min.time(), UTC)
     url = create_db(cluster_url)
     local = replace(settings, landing_url=str(small_world["landing"]))
-    crm = CrmServer(CrmData.from_dir(small_world["sim"] / "crm"), port=0).start_in_thread()
+    crm = CrmServer(
+        CrmData.from_dir(small_world["sim"] / "crm"), port=0, **NO_LIMITS
+    ).start_in_thread()
     try:
         for source in ("crm", "email", "web"):
             pipeline.extract(

@@ -22,7 +22,7 @@ from touchpoint.report.content import key_name, signal_keys
 from touchpoint.transform.dbt import run_dbt
 from touchpoint.warehouse.connection import connect
 from touchpoint.warehouse.schema import ensure_schema
-from touchpoint_sim.crm_server import CrmData, CrmServer
+from touchpoint_sim.crm_server import NO_LIMITS, CrmData, CrmServer
 from touchpoint_sim.incidents import parse_incident
 from touchpoint_sim.population import generate
 from touchpoint_sim.writers import write_world
@@ -111,7 +111,7 @@ def build_planted_world(
     local = replace(settings, landing_url=str(root / "landing"))
     begin = datetime.combine(start, datetime.min.time(), UTC)
     end = begin + timedelta(weeks=weeks)
-    crm = CrmServer(CrmData.from_dir(root / "sim" / "crm"), port=0).start_in_thread()
+    crm = CrmServer(CrmData.from_dir(root / "sim" / "crm"), port=0, **NO_LIMITS).start_in_thread()
     try:
         for source in ("crm", "email", "web"):
             pipeline.extract(

@@ -280,7 +280,8 @@ def test_two_checks_at_once_each_validate_their_own_interval_and_warehouse(
     alone = []
     for job in jobs:
         args, env = command(*job)
-        done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+        # exit 1 when the gate closes (the copy's week): the JSON line is the result either way
+        done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
         alone.append(result(done.stdout))
     running = [
         subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)

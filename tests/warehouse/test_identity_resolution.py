@@ -42,7 +42,7 @@ CRM_PREFIX = {
 
 @pytest.fixture(scope="module")
 def resolved(cluster_url, settings, tmp_path_factory):
-    from touchpoint_sim.crm_server import CrmData, CrmServer
+    from touchpoint_sim.crm_server import NO_LIMITS, CrmData, CrmServer
     from touchpoint_sim.population import generate
     from touchpoint_sim.writers import write_world
 
@@ -50,7 +50,7 @@ def resolved(cluster_url, settings, tmp_path_factory):
     # the default simulation of the demo: 300 customers, 4 weeks, seed 7
     write_world(generate(300, 4, 7, SIM_START), root / "landing", root / "sim")
     url = create_db(cluster_url)
-    crm = CrmServer(CrmData.from_dir(root / "sim" / "crm"), port=0).start_in_thread()
+    crm = CrmServer(CrmData.from_dir(root / "sim" / "crm"), port=0, **NO_LIMITS).start_in_thread()
     local = replace(settings, landing_url=str(root / "landing"))
     try:
         for source in ("crm", "email", "web"):

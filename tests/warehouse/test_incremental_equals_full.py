@@ -206,10 +206,12 @@ def load_late_changes(url: str, files: dict[str, Path]) -> None:
 
 @pytest.fixture(scope="module")
 def two_warehouses(cluster_url, settings, small_world, tmp_path_factory):
-    from touchpoint_sim.crm_server import CrmData, CrmServer
+    from touchpoint_sim.crm_server import NO_LIMITS, CrmData, CrmServer
 
     local = replace(settings, landing_url=str(small_world["landing"]))
-    crm = CrmServer(CrmData.from_dir(small_world["sim"] / "crm"), port=0).start_in_thread()
+    crm = CrmServer(
+        CrmData.from_dir(small_world["sim"] / "crm"), port=0, **NO_LIMITS
+    ).start_in_thread()
     endpoint = CrmEndpoint(crm.url, "sim-token", max_requests_per_second=0)
     incremental, full = create_db(cluster_url), create_db(cluster_url)
     try:

@@ -200,13 +200,15 @@ def hand_made_visitors() -> tuple[Segment, dict[str, str]]:
 @pytest.fixture(scope="module")
 def built(cluster_url, settings, small_world, tmp_path_factory):
     """The small world (CRM, email, web) plus the hand-made visitors, through `dbt build`."""
-    from touchpoint_sim.crm_server import CrmData, CrmServer
+    from touchpoint_sim.crm_server import NO_LIMITS, CrmData, CrmServer
 
     settings = replace(settings, landing_url=str(small_world["landing"]))
     web, ids = hand_made_visitors()
     landing = web.write(tmp_path_factory.mktemp("journeys") / "hand_made.ndjson")
     url = create_db(cluster_url)
-    crm = CrmServer(CrmData.from_dir(small_world["sim"] / "crm"), port=0).start_in_thread()
+    crm = CrmServer(
+        CrmData.from_dir(small_world["sim"] / "crm"), port=0, **NO_LIMITS
+    ).start_in_thread()
     try:
         for source in ("crm", "email", "web"):
             pipeline.extract(

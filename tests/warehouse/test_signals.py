@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 def quiet_world(cluster_url, settings, tmp_path_factory) -> Iterator[str]:
     from touchpoint import pipeline
     from touchpoint.extract.run import CrmEndpoint
-    from touchpoint_sim.crm_server import CrmData, CrmServer
+    from touchpoint_sim.crm_server import NO_LIMITS, CrmData, CrmServer
     from touchpoint_sim.population import generate
     from touchpoint_sim.writers import write_world
 
@@ -43,7 +43,7 @@ def quiet_world(cluster_url, settings, tmp_path_factory) -> Iterator[str]:
     start = datetime.combine(SIM_START, datetime.min.time(), UTC)
     url = create_db(cluster_url)
     local = replace(settings, landing_url=str(root / "landing"))
-    crm = CrmServer(CrmData.from_dir(root / "sim" / "crm"), port=0).start_in_thread()
+    crm = CrmServer(CrmData.from_dir(root / "sim" / "crm"), port=0, **NO_LIMITS).start_in_thread()
     try:
         for source in ("crm", "email", "web"):
             pipeline.extract(
