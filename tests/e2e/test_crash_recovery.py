@@ -28,7 +28,7 @@ from touchpoint.warehouse.schema import ensure_schema
 pytestmark = pytest.mark.slow
 
 DAY = datetime(2026, 10, 7, tzinfo=UTC)
-EVENTS = 150_000
+EVENTS = 80_000
 
 
 @pytest.fixture
