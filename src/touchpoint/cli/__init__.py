@@ -35,23 +35,25 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     return parser
 
 
-def keep_var_private(settings: Settings) -> None:
+def keep_var_private(settings: Settings) -> int:
     """Everything this process and its children (dbt, Airflow, PostgreSQL) write is readable by
     its owner only: ``var/`` holds customers' data (landing files, sent reports, logs). ``var/``
     itself may be traversed, not listed, by others: the ``postgres`` user reaches its data
-    directory through it."""
-    os.umask(0o077)
+    directory through it (and through its parents, made before the umask). Returns the umask
+    before."""
     var = settings.var_dir
     var.mkdir(parents=True, exist_ok=True)
     if var.stat().st_uid == os.geteuid() and var.stat().st_mode & 0o777 != 0o711:
         var.chmod(0o711)
+    return os.umask(0o077)
 
 
 def main(argv: list[str] | None = None) -> int:
+    umask: int | None = None
     try:
         settings = load_settings()
         args = build_parser(settings).parse_args(argv)
-        keep_var_private(settings)
+        umask = keep_var_private(settings)
         logging.basicConfig(
             level=logging.INFO
             if args.verbose or args.command in ("extract", "load")
@@ -74,3 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("touchpoint: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if umask is not None:  # as it was, for a caller in the same process (tests)
+            os.umask(umask)
