@@ -10,10 +10,10 @@ import time
 
 import psycopg
 
-from touchpoint import pipeline
 from touchpoint.extract.loader import RawLoader
 from touchpoint.sources.catalog import SEGMENT_EVENTS
 from touchpoint.sources.stream import key_record
+from touchpoint.transform.dbt import run_dbt
 from touchpoint.warehouse.locks import raw_layer_alone
 
 
@@ -37,9 +37,15 @@ def test_a_build_waits_for_a_load_in_flight_and_stages_what_it_committed(
         load.add(record)
         load.flush()  # written, not yet committed: the loader holds the raw layer shared
         with caplog.at_level(logging.WARNING, logger="touchpoint.warehouse.locks"):
+            # the staging model that reads the stream: what the lock protects (run_dbt takes it)
             build = threading.Thread(
                 target=lambda: (
-                    pipeline.transform(built_copy, settings),
+                    run_dbt(
+                        ["run", "--select", "stg_segment__events"],
+                        settings.dbt_project_dir,
+                        built_copy,
+                        settings.var_dir,
+                    ),
                     built.append(time.monotonic()),
                 )
             )
