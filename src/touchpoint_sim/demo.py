@@ -68,7 +68,7 @@ def run_demo(
     t = _step(1, "warehouse")
     if settings.uses_embedded_warehouse:
         status = EmbeddedCluster(settings).start(log=lambda m: print(f"  {m}", flush=True))
-        print(f"  embedded PostgreSQL {status.detail}: {status.url}")
+        print(f"  embedded PostgreSQL {status.detail}: {redact(status.url)}")
     warehouse_url = settings.resolved_warehouse_url
     with connect(warehouse_url) as conn:
         ensure_schema(conn)

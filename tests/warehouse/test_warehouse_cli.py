@@ -66,9 +66,12 @@ def test_db_lifecycle_start_is_idempotent_status_and_url_work_and_stop_stops(own
 
 def test_the_embedded_cluster_is_durable_and_requires_its_generated_password(own_var):
     env = {"TOUCHPOINT_VAR_DIR": str(own_var), "TOUCHPOINT_PG_PORT": str(free_port())}
-    assert run_cli("db", "start", env=env).returncode == 0
+    started = run_cli("db", "start", env=env)
+    assert started.returncode == 0
     url = run_cli("db", "url", env=env).stdout.strip()
     password_file = own_var / "pg" / "password"
+    secret = password_file.read_text().strip()
+    assert secret not in started.stdout + started.stderr, "only `db url` prints it"
     assert password_file.stat().st_mode & 0o777 == 0o600
     assert psycopg.conninfo.conninfo_to_dict(url)["password"] == password_file.read_text().strip()
     with psycopg.connect(url) as conn:
