@@ -13,7 +13,7 @@ import pytest
 from helpers import SIM_START
 from touchpoint.extract.hubspot import HubSpotClient, HubSpotError
 from touchpoint.extract.run import CrmEndpoint, extract_source
-from touchpoint_sim.crm_server import CrmData, CrmServer
+from touchpoint_sim.crm_server import NO_LIMITS, CrmData, CrmServer
 
 START = datetime.combine(SIM_START, datetime.min.time(), UTC)
 END = START + timedelta(weeks=2)
@@ -37,7 +37,11 @@ def test_contacts_modified_in_the_interval_are_extracted_page_by_page(
     fresh_db, small_world, crm_server
 ):
     stats = extract_source(
-        "crm", fresh_db, START, END, crm=CrmEndpoint(crm_server.url, "sim-token")
+        "crm",
+        fresh_db,
+        START,
+        END,
+        crm=CrmEndpoint(crm_server.url, "sim-token", max_requests_per_second=0),
     )
     assert stats[0].loaded == len(small_world["world"].contacts) > 0
     assert stats[0].quarantined == 0
@@ -45,7 +49,8 @@ def test_contacts_modified_in_the_interval_are_extracted_page_by_page(
 
 def test_a_faulty_api_yields_exactly_the_same_rows(fresh_db, cluster_url, small_world):
     data = CrmData.from_dir(small_world["sim"] / "crm")
-    faulty = CrmServer(data, port=0, fault_rate=0.2, seed=3).start_in_thread()
+    # injected faults are the subject here; HubSpot's limits are met in test_crm_limits
+    faulty = CrmServer(data, port=0, fault_rate=0.2, seed=3, **NO_LIMITS).start_in_thread()
     try:
         client = HubSpotClient(
             faulty.url, "sim-token", backoff_base=0.01, max_requests_per_second=0
@@ -68,13 +73,19 @@ def test_a_faulty_api_yields_exactly_the_same_rows(fresh_db, cluster_url, small_
         assert faulty.faults > 0, "the simulator should have injected faults"
     finally:
         faulty.shutdown()
-    clean = CrmServer(data, port=0).start_in_thread()
+    clean = CrmServer(data, port=0, **NO_LIMITS).start_in_thread()
     try:
         other = fresh_db.rsplit("/", 1)[0] + "/clean_" + fresh_db.rsplit("/", 1)[1]
         with psycopg.connect(cluster_url, autocommit=True) as conn:
             conn.execute(f'create database "{other.rsplit("/", 1)[1]}"')
         try:
-            extract_source("crm", other, START, END, crm=CrmEndpoint(clean.url, "sim-token"))
+            extract_source(
+                "crm",
+                other,
+                START,
+                END,
+                crm=CrmEndpoint(clean.url, "sim-token", max_requests_per_second=0),
+            )
             rows = contact_rows(other)
             assert len({table for table, *_ in rows}) >= 8, "most object types should have rows"
             assert rows == contact_rows(fresh_db)
@@ -142,7 +153,9 @@ def test_a_window_over_the_search_caps_10000_results_is_split_until_each_part_fi
                 },
             }
         )
-    server = CrmServer(CrmData({"contacts": contacts, "companies": []}), port=0).start_in_thread()
+    server = CrmServer(
+        CrmData({"contacts": contacts, "companies": []}), port=0, **NO_LIMITS
+    ).start_in_thread()
     try:
         from touchpoint.extract.run import extract_hubspot
         from touchpoint.sources.catalog import HUBSPOT_CONTACTS
