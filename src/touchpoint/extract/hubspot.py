@@ -46,6 +46,31 @@ def _seconds(value: str | None) -> float | None:
     return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None
 
 
+def _search_body(
+    modified_property: str,
+    properties: tuple[str, ...],
+    start: datetime,
+    end: datetime,
+    page_size: int,
+    sort_by: str | None = None,
+    after_id: int | None = None,
+) -> dict[str, Any]:
+    """A search for the objects modified in ``[start, end)`` (with ``after_id``: only ids above
+    it), sorted by the modified time or ``sort_by``."""
+    filters: list[dict[str, str]] = [
+        {"propertyName": modified_property, "operator": "GTE", "value": _ms(start)},
+        {"propertyName": modified_property, "operator": "LT", "value": _ms(end)},
+    ]
+    if after_id is not None:
+        filters.append({"propertyName": "hs_object_id", "operator": "GT", "value": str(after_id)})
+    return {
+        "filterGroups": [{"filters": filters}],
+        "sorts": [{"propertyName": sort_by or modified_property, "direction": "ASCENDING"}],
+        "properties": list(properties),
+        "limit": page_size,
+    }
+
+
 class HubSpotClient:
     def __init__(
         self,
@@ -183,27 +208,7 @@ class HubSpotClient:
         seen_cursors: set[str] = set()
         total = fetched = 0
         while True:
-            body: dict[str, Any] = {
-                "filterGroups": [
-                    {
-                        "filters": [
-                            {
-                                "propertyName": modified_property,
-                                "operator": "GTE",
-                                "value": _ms(start),
-                            },
-                            {
-                                "propertyName": modified_property,
-                                "operator": "LT",
-                                "value": _ms(end),
-                            },
-                        ]
-                    }
-                ],
-                "sorts": [{"propertyName": modified_property, "direction": "ASCENDING"}],
-                "properties": list(properties),
-                "limit": page_size,
-            }
+            body = _search_body(modified_property, properties, start, end, page_size)
             if after is not None:
                 body["after"] = after
             page = self.request("POST", path, body)
@@ -263,32 +268,15 @@ class HubSpotClient:
         path = f"/crm/v3/objects/{object_type}/search"
         last_id = 0
         while True:
-            body: dict[str, Any] = {
-                "filterGroups": [
-                    {
-                        "filters": [
-                            {
-                                "propertyName": modified_property,
-                                "operator": "GTE",
-                                "value": _ms(start),
-                            },
-                            {
-                                "propertyName": modified_property,
-                                "operator": "LT",
-                                "value": _ms(end),
-                            },
-                            {
-                                "propertyName": "hs_object_id",
-                                "operator": "GT",
-                                "value": str(last_id),
-                            },
-                        ]
-                    }
-                ],
-                "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
-                "properties": list(properties),
-                "limit": page_size,
-            }
+            body = _search_body(
+                modified_property,
+                properties,
+                start,
+                end,
+                page_size,
+                sort_by="hs_object_id",
+                after_id=last_id,
+            )
             page = self.request("POST", path, body)
             results = [r for r in page.get("results", []) if isinstance(r, dict)]
             yield page.get("results", []), f"{path}?hs_object_id>{last_id}"
