@@ -63,6 +63,11 @@ class LandingFile:
     size: int
     version: str
 
+    @property
+    def location(self) -> str:
+        """The URL as the ledger stores it (a name's bytes that are not UTF-8 as U+FFFD)."""
+        return printable(self.url)
+
 
 def list_files(base_url: str, first_day: date, last_day: date) -> list[LandingFile]:
     """Every file in the day folders of ``first_day`` .. ``last_day``, in a stable order."""

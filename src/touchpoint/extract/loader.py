@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from psycopg import sql
 
 from touchpoint.config import DEFAULT_LIMITS, IngestLimits
 from touchpoint.privacy.tombstones import Tombstones
-from touchpoint.sources.stream import KeyedRecord, Stream
+from touchpoint.sources.stream import KeyedRecord, Stream, storable_text
 from touchpoint.warehouse.locks import release_shared, take_shared
 
 log = logging.getLogger(__name__)
@@ -178,7 +177,7 @@ class RawLoader:
         if len(reason) > _REASON_CHARS:  # a reason quotes the value: a 10 MB one is not read
             reason = reason[:_REASON_CHARS] + "…"
         # text that is not Unicode (a CRM's lone surrogate) is kept as U+FFFD, never refused
-        source, reason, raw_text = map(_storable_text, (source, reason, raw_text))
+        source, reason, raw_text = map(storable_text, (source, reason, raw_text))
         self.stats.quarantined += 1
         self.stats.reasons[reason.split(":")[0]] = (
             self.stats.reasons.get(reason.split(":")[0], 0) + 1
@@ -353,14 +352,6 @@ class RawLoader:
                     block, size = [], 0
             if block:
                 copy.write("".join(block))
-
-
-_NOT_UNICODE = re.compile("[\ud800-\udfff]")
-
-
-def _storable_text(text: str) -> str:
-    text = text.replace("\x00", "")
-    return _NOT_UNICODE.sub("\ufffd", text) if _NOT_UNICODE.search(text) else text
 
 
 def loaded_versions(conn: psycopg.Connection, stream: str, locations: list[str]) -> set[tuple]:

@@ -13,7 +13,7 @@ import psycopg
 
 from touchpoint.config import DEFAULT_LIMITS, IngestLimits, Settings
 from touchpoint.extract.hubspot import ASSOCIATION_BATCH, HubSpotClient
-from touchpoint.extract.landing import RawItem, folder_day, list_files, printable, read_items
+from touchpoint.extract.landing import RawItem, folder_day, list_files, read_items
 from touchpoint.extract.loader import (
     FileRead,
     LoadStats,
@@ -124,12 +124,11 @@ def extract_files(
     the ledger holds them (after a fix in the reader; natural keys keep it idempotent)."""
     first_day = start.date() - timedelta(days=limits.lookback_days)
     listed = list_files(base_url, first_day, (end - timedelta(microseconds=1)).date())
-    # the ledger names a file as it can be stored (a name's bytes that are not UTF-8 as U+FFFD)
-    done = loaded_versions(conn, stream.name, [printable(f.url) for f in listed])
+    done = loaded_versions(conn, stream.name, [f.location for f in listed])
     files = [
         f
         for f in listed
-        if (printable(f.url), f.version) not in done or (reread and f.day >= start.date())
+        if (f.location, f.version) not in done or (reread and f.day >= start.date())
     ]
     late = sum(f.day < start.date() for f in files)
     log.info(
@@ -156,7 +155,7 @@ def extract_files(
             records = load_items(loader, stream, items, _received_by(file.day))
             loader.file_read(
                 FileRead(
-                    printable(file.url),
+                    file.location,
                     file.version,
                     file.size,
                     file.day,

@@ -83,6 +83,13 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def storable_text(text: str) -> str:
+    """``text`` as a text column takes it: NUL removed, lone surrogates (text that is not
+    Unicode) as U+FFFD."""
+    text = text.replace("\x00", "")
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+
+
 def _check_escapes(text: str) -> None:
     """Refuse JSON text whose escapes jsonb would refuse: NUL, a lone surrogate."""
     if "\\u0000" in text:
