@@ -84,14 +84,6 @@ def flaky() -> Iterator[tuple[FlakyHandler, SmtpSettings]]:
         controller.stop()
 
 
-@pytest.fixture
-def conn(fresh_db) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db) as connection:
-        ensure_schema(connection)
-        connection.commit()
-        yield connection
-
-
 def rows(conn: psycopg.Connection, report: str = "weekly") -> dict[str, tuple]:
     result = conn.execute(
         "select recipient, status, attempts, message_id, last_error from reporting.deliveries"

@@ -8,6 +8,7 @@ import datetime as dt
 import ipaddress
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import psycopg
@@ -27,7 +28,6 @@ from touchpoint.delivery.recipients import Recipient
 from touchpoint.delivery.smtp import CannotConnect, SmtpSettings, open_session
 from touchpoint.errors import ConfigError
 from touchpoint.orchestration.connections import _smtp_from
-from touchpoint.warehouse.schema import ensure_schema
 
 PERIOD = "2026-W44"
 SENDER = "Touchpoint <reports@example.com>"
@@ -68,45 +68,35 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     return str(cert_file), str(key_file)
 
 
-def _server(handler: FlakyHandler, certificate: tuple[str, str] | None) -> Controller:
+@contextmanager
+def _relay(certificate: tuple[str, str] | None) -> Iterator[tuple[FlakyHandler, int]]:
+    """A relay on loopback (offering STARTTLS with ``certificate``): its handler and port."""
     kwargs = {}
     if certificate:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(*certificate)
         kwargs["tls_context"] = context
+    handler = FlakyHandler()
     controller = Controller(handler, hostname="127.0.0.1", port=free_port(), server_kwargs=kwargs)
     controller.start()
-    return controller
+    try:
+        yield handler, controller.port
+    finally:
+        controller.stop()
 
 
 @pytest.fixture
 def tls_relay(certificate, monkeypatch) -> Iterator[tuple[FlakyHandler, int]]:
     """A relay that offers STARTTLS, its certificate trusted (SSL_CERT_FILE)."""
     monkeypatch.setenv("SSL_CERT_FILE", certificate[0])
-    handler = FlakyHandler()
-    controller = _server(handler, certificate)
-    try:
-        yield handler, controller.port
-    finally:
-        controller.stop()
+    with _relay(certificate) as relay:
+        yield relay
 
 
 @pytest.fixture
 def plain_relay() -> Iterator[tuple[FlakyHandler, int]]:
-    handler = FlakyHandler()
-    controller = _server(handler, None)
-    try:
-        yield handler, controller.port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def conn(fresh_db) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(fresh_db) as connection:
-        ensure_schema(connection)
-        connection.commit()
-        yield connection
+    with _relay(None) as relay:
+        yield relay
 
 
 def _report(_recipient: Recipient) -> RenderedReport:
@@ -149,13 +139,9 @@ def test_a_server_without_the_required_starttls_is_refused_at_once(plain_relay):
 
 def test_a_certificate_nobody_trusts_is_refused(certificate, monkeypatch):
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    handler = FlakyHandler()
-    controller = _server(handler, certificate)
-    try:
+    with _relay(certificate) as (handler, port):
         with pytest.raises(CannotConnect, match="CERTIFICATE_VERIFY_FAILED") as caught:
-            open_session(SmtpSettings(host="127.0.0.1", port=controller.port, timeout=5))
-    finally:
-        controller.stop()
+            open_session(SmtpSettings(host="127.0.0.1", port=port, timeout=5))
     assert not caught.value.retryable and handler.received == []
 
 
