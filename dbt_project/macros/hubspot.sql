@@ -12,6 +12,7 @@
         materialized='incremental',
         unique_key=id_column,
         incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
         pre_hook="{{ ensure_loaded_at_index(source('hubspot', '" ~ table_name ~ "')) }}",
         post_hook="{{ analyze_if_rebuilt('_loaded_at') }}",
         indexes=indexes,
@@ -20,29 +21,55 @@
 
 {% macro hubspot_latest_versions(table_name, id_column) %}
     {#- The latest version of each object (raw keeps every version it saw), by last-modified
-        time, then load time.
-        Incremental: only the versions loaded after the newest load already staged are read;
-        the latest of them replaces the staged row when it is newer (the latest version overall
-        is the later of the two, so this equals a full read of raw). -#}
-    select ranked.*
-    from (
+        time, then load time. A deletion is a version too (HubSpot archives a deleted object):
+        when it is the latest, the object is staged with `is_archived` and the values of its last
+        live version (the archive serves an object without its associations), so every model
+        downstream can still find what the object made and take it away.
+        Incremental: every version of the objects with a version loaded after the newest load
+        already staged is read; the latest replaces the staged row when it is newer (the latest
+        version overall is among them, so this equals a full read of raw). -#}
+    with versions as (
         select
-            raw_rows.*,
+            raw_rows.natural_key, raw_rows.object_id, raw_rows.event_time, raw_rows.payload,
+            raw_rows._batch_id, raw_rows._source, raw_rows._loaded_at,
+            coalesce(raw_rows.payload ->> 'archived', 'false') = 'true' as is_archived,
             row_number() over (
-                partition by object_id order by event_time desc, _loaded_at desc
+                -- a deletion stamped with a change's very time comes after it
+                partition by raw_rows.object_id
+                order by raw_rows.event_time desc, raw_rows.payload ->> 'archived' = 'true' desc nulls last,
+                         raw_rows._loaded_at desc
             ) as version_rank
         from {{ source('hubspot', table_name) }} as raw_rows
         {%- if is_incremental() %}
-        where raw_rows._loaded_at > {{ newest_loaded_at() }}
+        where raw_rows.object_id in (
+            select object_id from {{ source('hubspot', table_name) }}
+            where _loaded_at > {{ newest_loaded_at() }}
+        )
         {%- endif %}
-    ) as ranked
+    ),
+
+    last_live as (
+        select distinct on (object_id) object_id, payload
+        from versions
+        where not is_archived
+          and object_id in (select object_id from versions where version_rank = 1 and is_archived)
+        order by object_id, event_time desc, _loaded_at desc
+    )
+
+    select
+        newest.natural_key, newest.object_id, newest.event_time,
+        case when newest.is_archived then coalesce(last_live.payload, newest.payload)
+             else newest.payload end as payload,
+        newest._batch_id, newest._source, newest._loaded_at, newest.is_archived
+    from versions as newest
+    left join last_live on newest.is_archived and last_live.object_id = newest.object_id
     {%- if is_incremental() %}
-    left join {{ this }} as staged on staged.{{ id_column }} = ranked.object_id
+    left join {{ this }} as staged on staged.{{ id_column }} = newest.object_id
     {%- endif %}
-    where ranked.version_rank = 1
+    where newest.version_rank = 1
     {%- if is_incremental() %}
       and (staged.{{ id_column }} is null
-           or (ranked.event_time, ranked._loaded_at) > (staged.modified_at, staged._loaded_at))
+           or (newest.event_time, newest._loaded_at) > (staged.modified_at, staged._loaded_at))
     {%- endif %}
 {% endmacro %}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from touchpoint.config import Settings
 from touchpoint_sim.crm_server import CrmData, CrmServer
 from touchpoint_sim.incidents import Incident, check_incidents, parse_incident
-from touchpoint_sim.population import generate
+from touchpoint_sim.population import delete_objects, generate
 from touchpoint_sim.settings import crm_port, load_demo_settings, sim_dir
 from touchpoint_sim.writers import write_world
 
@@ -64,6 +64,14 @@ def add_arguments(parser: argparse.ArgumentParser, settings: Settings) -> None:
         help="how often a signed-up customer comes back to the site, on average (default 0:"
         " only the visits of their journey)",
     )
+    for kind in ("deals", "contacts"):
+        parser.add_argument(
+            f"--delete-{kind}",
+            type=int,
+            default=0,
+            metavar="N",
+            help=f"delete N {kind} in the CRM before the world's end (HubSpot archives them)",
+        )
     sub = parser.add_subparsers(dest="sim_command")
     serve = sub.add_parser("serve-crm", help="serve the generated CRM as a HubSpot-compatible API")
     serve.add_argument(
@@ -97,8 +105,11 @@ def generate_world(
     out: Path,
     return_visits_per_week: float = 0.0,
     incidents: tuple[Incident, ...] = (),
+    deleted: tuple[int, int] = (0, 0),
 ) -> dict:
+    """``deleted``: how many deals and contacts are deleted in the CRM."""
     world = generate(customers, weeks, seed, start, return_visits_per_week, incidents=incidents)
+    delete_objects(world, *deleted, seed=seed)
     return write_world(world, landing, out)
 
 
@@ -148,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         args.return_visits_per_week,
         incidents,
+        (args.delete_deals, args.delete_contacts),
     )
     print(
         f"simulated {manifest['customers']} customers over {manifest['weeks']} weeks "
@@ -156,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
         f"{manifest['contacts']} CRM contacts -> {args.landing}, {args.out}"
     )
     print("CRM objects: " + ", ".join(f"{n} {t}" for t, n in manifest["crm"].items()))
+    if manifest.get("deleted"):
+        print(
+            "deleted in the CRM: " + ", ".join(f"{n} {t}" for t, n in manifest["deleted"].items())
+        )
     for incident in manifest.get("incidents", []):
         changed = ", ".join(f"{n} {what}" for what, n in incident["changed"].items()) or "nothing"
         print(f"incident {incident['incident']} from {incident['from']}: changed {changed}")

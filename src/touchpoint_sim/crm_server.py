@@ -18,7 +18,12 @@ deals, tickets, calls, meetings, notes, emails, tasks, feedback_submissions):
 * search index lag: with ``late_index_share``, that share of the objects (chosen by the seed)
   is missing from a search asked less than ``index_lag`` after the object's modification (the
   search's upper bound on the modified time is taken as the moment it is asked);
-* ``hs_object_id`` filters and sorts compare object ids as numbers.
+* ``hs_object_id`` filters and sorts compare object ids as numbers;
+* deletions: an object of the data set with ``archived: true`` and ``archivedAt`` is served as
+  live to searches whose window ends before its deletion, and after it only by
+  ``GET /crm/v3/objects/{type}?archived=true`` (which lists deleted objects only, without their
+  associations); the moment "now" is ``clock`` (the wall clock unless given), so a test can play
+  days one after another.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ import random
 import threading
 import time
 from collections import OrderedDict, deque
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -210,6 +216,20 @@ def _select(record: dict[str, Any], object_type: str, wanted: list[str]) -> dict
     return {**record, "properties": {name: props.get(name) for name in dict.fromkeys(names)}}
 
 
+def _archived_at_ms(record: dict[str, Any]) -> float | None:
+    """When the object was deleted (ms), None for a live one."""
+    if record.get("archived") is True and record.get("archivedAt"):
+        return _as_ms(record["archivedAt"])
+    return None
+
+
+def _as_live(record: dict[str, Any]) -> dict[str, Any]:
+    """A deleted object as it was served before its deletion."""
+    if record.get("archived") is not True:
+        return record
+    return {k: v for k, v in record.items() if k != "archivedAt"} | {"archived": False}
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: CrmServer  # type: ignore[assignment]
     protocol_version = "HTTP/1.1"
@@ -322,16 +342,24 @@ class _Handler(BaseHTTPRequestHandler):
             return
         query = parse_qs(url.query)
         wanted = [n for value in query.get("properties", []) for n in value.split(",") if n]
+        archived = query.get("archived", ["false"])[0].lower() == "true"
+        now = self.server.now_ms()
         if len(parts) == 2:
             record = self.server.data.get(object_type, parts[1])
-            if record is None:
+            deleted_at = _archived_at_ms(record) if record is not None else None
+            if record is None or archived != (deleted_at is not None and deleted_at <= now):
                 self._error(404, "Object not found.", "OBJECT_NOT_FOUND")
                 return
+            record = record if archived else _as_live(record)
             self._send(200, _select(record, object_type, wanted) if wanted else record)
             return
         limit = self.server.limit(int(query.get("limit", ["10"])[0]), MAX_LIST_LIMIT)
         offset = int(query.get("after", ["0"])[0] or 0)
-        records = self.server.data.listing(object_type)
+        records = [
+            r if archived else _as_live(r)
+            for r in self.server.data.listing(object_type)
+            if archived == ((_archived_at_ms(r) or float("inf")) <= now)
+        ]
         page = records[offset : offset + limit]
         if wanted:
             page = [_select(r, object_type, wanted) for r in page]
@@ -371,7 +399,7 @@ class _Handler(BaseHTTPRequestHandler):
         if offset >= SEARCH_CAP:
             self._error(400, "The search API cannot page past 10,000 results.")
             return
-        page = records[offset : offset + limit]
+        page = [_as_live(r) for r in records[offset : offset + limit]]
         wanted = list(body.get("properties") or [])
         if wanted:
             page = [_select(r, object_type, wanted) for r in page]
@@ -445,6 +473,7 @@ class CrmServer(ThreadingHTTPServer):
         burst_per_ten_seconds: int | None = 190,
         late_index_share: float = 0.0,
         index_lag: float = 600.0,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         if page_size is not None and page_size < 1:
@@ -475,6 +504,11 @@ class CrmServer(ThreadingHTTPServer):
         }
         #: (type, id) of late-indexed objects a search left out, at least once
         self.hidden_by_lag: set[tuple[str, str]] = set()
+        #: what "now" is for deletions (a test playing past days sets it to each day's run)
+        self.clock = clock
+
+    def now_ms(self) -> float:
+        return (self.clock or (lambda: datetime.now(UTC)))().timestamp() * 1000
 
     @property
     def url(self) -> str:
@@ -491,7 +525,8 @@ class CrmServer(ThreadingHTTPServer):
         """The records matching a search's filters, in its order. The data never changes while it
         is served, so a query's answer is kept for the pages that follow (a client pages through
         one query at a time): a large CRM is not filtered and sorted again for every page."""
-        key = json.dumps([object_type, groups, sorts], sort_keys=True)
+        as_of = self.now_ms() if self.clock else None  # the wall clock: past windows only
+        key = json.dumps([object_type, groups, sorts, as_of], sort_keys=True)
         with self._lock:
             if key in self._queries:
                 self._queries.move_to_end(key)
@@ -504,6 +539,9 @@ class CrmServer(ThreadingHTTPServer):
                 if any(all(_matches(r, f) for f in g.get("filters", [])) for g in groups)
             ]
         asked_at = _asked_at(object_type, groups)
+        # deleted before the search is asked (its window's end, or now): gone from the index
+        moment = min(asked_at, self.now_ms()) if asked_at is not None else self.now_ms()
+        records = [r for r in records if (_archived_at_ms(r) or float("inf")) > moment]
         if self.late_indexed and asked_at is not None:
             modified = _modified_property(object_type)
             visible = []

@@ -65,19 +65,27 @@ def write_sendgrid(world: World, root: Path, part: int | None = None) -> int:
 
 
 def write_segment(world: World, root: Path, part: int | None = None) -> int:
-    """One gzipped NDJSON file a day (``part``: as for :func:`write_sendgrid`)."""
+    """Gzipped NDJSON files in day folders, one for each hour with events, as Segment's S3
+    destination uploads about hourly: a day's last file lands after midnight (``part``: as for
+    :func:`write_sendgrid`). Returns the number of files."""
     if part is None:
         shutil.rmtree(root, ignore_errors=True)
     written = 0
-    for day, folder, events in _days(
+    for _day, folder, events in _days(
         world.web_events,
         lambda e: _segment_day_folder(e["receivedAt"]),
         root,
         "writing Segment files",
     ):
-        text = "".join(json.dumps(e) + "\n" for e in events)
-        (folder / f"{day}.part-{part or 0:04d}.json.gz").write_bytes(_gzip_bytes(text))
-        written += 1
+        by_hour: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for event in events:
+            received = datetime.fromisoformat(event["receivedAt"]).astimezone(UTC)
+            hour = received.replace(minute=0, second=0, microsecond=0)
+            by_hour[str(int(hour.timestamp() * 1000))].append(event)
+        for hour_ms, hour_events in sorted(by_hour.items()):
+            text = "".join(json.dumps(e) + "\n" for e in hour_events)
+            (folder / f"{hour_ms}.part-{part or 0:04d}.json.gz").write_bytes(_gzip_bytes(text))
+            written += 1
     return written
 
 
@@ -175,6 +183,11 @@ def write_truth(world: World, root: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["source", "natural_id", "person"])
         writer.writerows(world.truth)
+    if world.deleted:
+        with (root / "deleted.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["object_type", "object_id"])
+            writer.writerows(world.deleted)
     if world.incidents:
         with (root / "incidents.csv").open("w", newline="") as f:
             writer = csv.writer(f)
@@ -194,7 +207,7 @@ def write_world(world: World, landing: Path, sim_dir: Path) -> dict[str, Any]:
         "seed": world.seed,
         "customers": len(world.people),
         "sendgrid_files": write_sendgrid(world, landing / "sendgrid"),
-        "segment_days": write_segment(world, landing / "segment"),
+        "segment_files": write_segment(world, landing / "segment"),
         "web_events": len(world.web_events),
         "email_events": len(world.email_events),
         "contacts": len(world.contacts),
@@ -210,6 +223,8 @@ def write_world(world: World, landing: Path, sim_dir: Path) -> dict[str, Any]:
             for i in world.incidents
         ]
     manifest["crm"] = write_crm(world, sim_dir / "crm")
+    if world.deleted:
+        manifest["deleted"] = dict(Counter(object_type for object_type, _ in world.deleted))
     manifest["associations"] = {
         f"{a}__{b}": len(links) for (a, b), links in world.associations.items()
     }

@@ -192,3 +192,49 @@ def test_rerunning_a_crm_interval_changes_neither_raw_nor_state(fresh_db, crm_se
         assert (
             conn.execute("select count(*) from raw.hubspot_calls").fetchone()[0] == rows_before > 0
         )
+
+
+def test_a_deleted_object_is_read_from_the_archive_once_as_its_last_version(fresh_db, small_world):
+    """HubSpot's search never returns a deleted (archived) object: a run before the deletion
+    reads it live, a run after reads the deletion from ``?archived=true``, once, however often
+    the archive is read again."""
+    import copy
+
+    from touchpoint_sim.population import delete_objects
+
+    world = copy.deepcopy(small_world["world"])
+    delete_objects(world, deals=1, contacts=1, seed=5)
+    (deal_type, deal_id), (contact_type, contact_id) = world.deleted
+    deleted_at = {
+        r["id"]: datetime.fromisoformat(r["archivedAt"])
+        for t in ("deals", "contacts")
+        for r in world.crm[t]
+        if r.get("archived")
+    }
+    now = [min(deleted_at.values()) - timedelta(seconds=1)]
+    server = CrmServer(
+        CrmData(world.crm, world.associations), port=0, clock=lambda: now[0], **NO_LIMITS
+    ).start_in_thread()
+    endpoint = CrmEndpoint(server.url, "sim-token", max_requests_per_second=0)
+    try:
+        before = {s.stream: s for s in extract_source("crm", fresh_db, START, END, crm=endpoint)}
+        now[0] = max(deleted_at.values()) + timedelta(seconds=1)
+        after = {s.stream: s for s in extract_source("crm", fresh_db, START, END, crm=endpoint)}
+        again = {s.stream: s for s in extract_source("crm", fresh_db, START, END, crm=endpoint)}
+    finally:
+        server.shutdown()
+    assert before["hubspot_deals"].archived == before["hubspot_contacts"].archived == 0
+    assert after["hubspot_deals"].archived == after["hubspot_contacts"].archived == 1
+    assert after["hubspot_deals"].loaded == after["hubspot_contacts"].loaded == 1
+    assert again["hubspot_deals"].loaded == 0 and again["hubspot_deals"].duplicates >= 1
+    with psycopg.connect(fresh_db) as conn:
+        for table, object_id in ((deal_type, deal_id), (contact_type, contact_id)):
+            versions = conn.execute(
+                f"select natural_key, event_time, payload ->> 'archived' from raw.hubspot_{table}"
+                " where object_id = %s order by event_time",
+                (object_id,),
+            ).fetchall()
+            # the live version the first run read, then the deletion at its own time
+            assert [v[2] for v in versions] == ["false", "true"], versions
+            assert versions[1][0] == f"{object_id}@archived:{deleted_at[object_id].isoformat()}"
+            assert versions[1][1] == deleted_at[object_id]

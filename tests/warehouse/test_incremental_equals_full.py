@@ -1,6 +1,7 @@
 """Incremental dbt runs over consecutive intervals build exactly the marts of one full refresh,
 also when a later interval changes what earlier runs built: customers merge, an anonymous
-device's history turns out to be a customer's, an event arrives late, CRM objects change."""
+device's history turns out to be a customer's, an event arrives late, CRM objects change or
+are deleted."""
 
 from __future__ import annotations
 
@@ -192,6 +193,40 @@ def late_changes(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], s
     return files, made
 
 
+def deletions(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], set[str]]:
+    """A won deal, a ticket, a survey answer and a contact the earlier runs built, deleted in
+    HubSpot: their deletions as its archive lists them (no associations), as landing files."""
+    files: dict[str, Path] = {}
+    made: set[str] = set()
+    with psycopg.connect(url) as conn:
+        for object_type, event in (
+            ("deals", "deal_closed_won"),
+            ("tickets", "ticket"),
+            ("feedback_submissions", "feedback"),
+            ("contacts", "contact_created"),
+        ):
+            row = conn.execute(
+                f"select r.payload from raw.hubspot_{object_type} as r"
+                " where r.object_id = (select max(split_part(e.source_event_id, ':', 2))"
+                "                      from intermediate.int_events_classified as e"
+                "                      where e.source = 'crm' and e.event_type = %s"
+                " and not e.is_removed)"
+                " order by r.event_time desc limit 1",
+                (event,),
+            ).fetchone()
+            assert row is not None, f"the small world has no {event} to delete"
+            record = row[0]
+            made.add(f"deleted:{object_type}:{record['id']}")
+            archived = {k: v for k, v in record.items() if k != "associations"}
+            archived |= {"archived": True, "archivedAt": _iso(at)}
+            path = files.setdefault(
+                f"hubspot_{object_type}", root / f"deleted_{object_type}.ndjson"
+            )
+            with path.open("a") as out:
+                out.write(json.dumps(archived) + "\n")
+    return files, made
+
+
 def load_late_changes(url: str, files: dict[str, Path]) -> None:
     with connect(url) as conn:
         for name, path in files.items():
@@ -225,14 +260,19 @@ def two_warehouses(cluster_url, settings, small_world, tmp_path_factory):
                 )
                 load_late_changes(incremental, files)
             pipeline.transform(incremental, local)
+        # then a run whose only news is in HubSpot's archive
+        deleted, gone = deletions(incremental, CUTS[-1], tmp_path_factory.mktemp("deleted"))
+        load_late_changes(incremental, deleted)
+        pipeline.transform(incremental, local)
         for source in ("crm", "email", "web"):
             pipeline.extract(source, CUTS[0], CUTS[-1], full, local, crm=endpoint)
         load_late_changes(full, files)
+        load_late_changes(full, deleted)
         pipeline.transform(full, local)
         from touchpoint.transform.dbt import run_dbt
 
         run_dbt(["build", "--full-refresh"], local.dbt_project_dir, full, local.var_dir)
-        yield incremental, full, made
+        yield incremental, full, made | gone
     finally:
         crm.shutdown()
         drop_db(cluster_url, incremental)
@@ -280,6 +320,52 @@ def test_the_last_interval_really_changed_what_earlier_runs_built(two_warehouses
     assert rekeyed > 0, "events of earlier runs should have changed customer"
     assert late == 1, "the late page view should be a touchpoint"
     assert won >= 1, "the deal won in the first week should be a conversion"
+
+
+def test_a_deleted_object_takes_away_what_earlier_runs_built_from_it(two_warehouses):
+    incremental, _, made = two_warehouses
+    deleted = dict(change.split(":")[1:] for change in made if change.startswith("deleted:"))
+    assert set(deleted) == {"deals", "tickets", "feedback_submissions", "contacts"}, made
+    with psycopg.connect(incremental) as conn:
+        gone = {
+            "conversion": conn.execute(
+                "select count(*) from marts.fct_conversions where source_event_id = %s",
+                (f"deal_closed_won:{deleted['deals']}",),
+            ).fetchone()[0],
+            "touchpoints of the deal": conn.execute(
+                "select count(*) from marts.fct_touchpoints where source_event_id in (%s, %s)",
+                (f"deal_created:{deleted['deals']}", f"deal_closed_won:{deleted['deals']}"),
+            ).fetchone()[0],
+            "credit": conn.execute(
+                "select count(*) from marts.fct_attribution where conversion_id = md5(%s)",
+                (f"crm:deal_closed_won:{deleted['deals']}",),
+            ).fetchone()[0],
+            "case": conn.execute(
+                "select count(*) from marts.fct_support_cases where case_id = %s",
+                (deleted["tickets"],),
+            ).fetchone()[0],
+            "answer": conn.execute(
+                "select count(*) from marts.fct_feedback where feedback_id = %s",
+                (deleted["feedback_submissions"],),
+            ).fetchone()[0],
+            "contact created": conn.execute(
+                "select count(*) from marts.fct_touchpoints where source_event_id = %s",
+                (f"contact:{deleted['contacts']}",),
+            ).fetchone()[0],
+        }
+        removed = conn.execute(
+            "select count(*) from intermediate.int_events_classified"
+            " where is_removed and source_event_id = %s",
+            (f"deal_closed_won:{deleted['deals']}",),
+        ).fetchone()[0]
+        (archived,) = conn.execute(
+            "select count(*) from staging.stg_hubspot__deals where deal_id = %s and is_archived"
+            " and contact_id is not null",
+            (deleted["deals"],),
+        ).fetchone()
+    assert gone == dict.fromkeys(gone, 0), gone
+    assert removed == 1, "the deleted deal's conversion was built by an earlier run"
+    assert archived == 1, "staged as deleted, with its last live version's contact"
 
 
 def test_the_touchpoint_fact_is_really_incremental(two_warehouses):

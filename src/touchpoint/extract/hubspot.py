@@ -285,6 +285,30 @@ class HubSpotClient:
                 return
             last_id = max(ids)
 
+    def archived_pages(
+        self, object_type: str, properties: tuple[str, ...], page_size: int = 100
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """Every archived (deleted) object of ``object_type``, a page at a time: the search never
+        returns them, and HubSpot keeps them listable for 90 days after the deletion."""
+        path = f"/crm/v3/objects/{object_type}"
+        query = f"archived=true&limit={page_size}&properties={','.join(properties)}"
+        after: str | None = None
+        seen_cursors: set[str] = set()
+        while True:
+            page = self.request("GET", f"{path}?{query}" + (f"&after={after}" if after else ""))
+            results = page.get("results", [])
+            yield results, f"{path}?archived=true&after={after or ''}"
+            next_after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not next_after:
+                return
+            if next_after in seen_cursors or not results:
+                raise HubSpotError(
+                    f"CRM API {path}?archived=true returned cursor {next_after!r} again or after"
+                    " an empty page; stopping instead of looping forever"
+                )
+            seen_cursors.add(str(next_after))
+            after = str(next_after)
+
     def search_modified(self, *args: Any, **kwargs: Any) -> Iterator[tuple[dict[str, Any], str]]:
         """Like :meth:`search_pages`, one object at a time."""
         for records, location in self.search_pages(*args, **kwargs):

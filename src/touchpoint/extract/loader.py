@@ -40,6 +40,8 @@ class LoadStats:
     #: landing files read, and of them the late ones (their day's run had passed)
     files: int = 0
     late_files: int = 0
+    #: CRM objects listed as deleted (archived), each loaded once (later reads: duplicates)
+    archived: int = 0
 
     @property
     def records_seen(self) -> int:
@@ -53,6 +55,7 @@ class LoadStats:
             "quarantined": self.quarantined,
             "erased": self.erased,
             **({"files": self.files, "late_files": self.late_files} if self.files else {}),
+            **({"archived": self.archived} if self.archived else {}),
         }
 
 

@@ -110,6 +110,10 @@ def _hubspot_stream(object_type: str, modified_property: str) -> Stream:
         properties = record.get("properties") or {}
         if not isinstance(properties, dict):
             raise InvalidRecord(f"properties is a {type(properties).__name__}, not an object")
+        if record.get("archived") is True:  # a deletion: one more version, at its time
+            if record.get("archivedAt") is None:
+                raise InvalidRecord("archived without archivedAt")
+            return from_unix_millis_or_iso(record["archivedAt"])
         raw = properties.get(modified_property) or record.get("updatedAt")
         if raw is None:
             raise InvalidRecord(f"missing {modified_property} and updatedAt")
@@ -118,8 +122,10 @@ def _hubspot_stream(object_type: str, modified_property: str) -> Stream:
     def key(record: Record) -> str:
         if not record.get("id") or isinstance(record["id"], dict | list | bool):
             raise InvalidRecord("missing id, or an id that is not a string or a number")
-        # One row per version: the same object modified again is a new row.
-        return f"{record['id']}@{modified(record).isoformat()}"
+        # One row per version: the same object modified again is a new row, and so is its
+        # deletion (read from the archive every run: the same key each time).
+        deleted = "archived:" if record.get("archived") is True else ""
+        return f"{record['id']}@{deleted}{modified(record).isoformat()}"
 
     return Stream(
         name=f"hubspot_{object_type}",

@@ -48,7 +48,7 @@ def ensure_schema(conn: psycopg.Connection) -> None:
         for stream in ALL_STREAMS:
             schema, table = stream.table.split(".")
             assert schema == "raw", f"stream {stream.name} must land in schema raw"
-            conn.execute("select raw._create_stream_table(%s)", (table,))
+            conn.execute("select raw._create_stream_table(%s, %s)", (table, stream.source == "crm"))
         # Inside a caller's transaction this block is a savepoint, and SET LOCAL lasts until the
         # outer transaction ends: take the stage's role back explicitly.
         if stage_role[0] != stage_role[1]:

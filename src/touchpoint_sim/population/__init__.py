@@ -40,8 +40,9 @@ CRM records, the world), :mod:`.base` (shared state, seeded ids and moments), :m
 :mod:`.web` and :mod:`.mail` (what lands in HubSpot, Segment and SendGrid), :mod:`.people` (who
 arrives), :mod:`.journeys` (up to the purchase), :mod:`.service` (after it),
 :mod:`.newsletters`, :mod:`.exposure` and :mod:`.effects` (planted incidents, while people live
-and afterwards), :mod:`.taxonomy` (how the warehouse classifies what is emitted) and
-:mod:`.builder` (:func:`generate`: each person's journey, then the passes over the world).
+and afterwards), :mod:`.taxonomy` (how the warehouse classifies what is emitted),
+:mod:`.builder` (:func:`generate`: each person's journey, then the passes over the world) and
+:mod:`.deletions` (objects deleted in the CRM, a pass a caller asks for).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ from touchpoint_sim.population.catalog import (
     WEEK_NOISE,
     WEEKDAY_WEIGHTS,
 )
+from touchpoint_sim.population.deletions import delete_objects
 from touchpoint_sim.population.records import (
     ASSOCIATION_PAIRS,
     CRM_TYPES,
@@ -130,6 +132,7 @@ __all__ = [
     "Person",
     "World",
     "created_property",
+    "delete_objects",
     "generate",
     "modified_property",
 ]

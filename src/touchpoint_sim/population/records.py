@@ -207,6 +207,8 @@ class World:
     incidents: tuple[Incident, ...] = ()
     #: what each incident changed: (incident, effect, object type, natural id, person index)
     incident_truth: list[tuple[str, str, str, str, int]] = field(default_factory=list)
+    #: (object type, id) of the CRM objects deleted (population.deletions)
+    deleted: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def contacts(self) -> list[dict[str, Any]]:

@@ -93,9 +93,11 @@ tasks as (
 
 crm_activity as (
     -- every CRM object that can be an interaction, in one shape, keyed to its contact
+    -- a deleted object (is_archived) makes nothing: what it made before is removed below
     select 'call:' || call_id as source_event_id, 'call' as event_type,
            coalesce(direction, 'outbound') as event_detail, occurred_at, contact_id
     from calls
+    where is_archived is not true
     union all
     select 'meeting:' || meeting_id, 'meeting',
            case when is_in_store then 'in_store'
@@ -104,13 +106,15 @@ crm_activity as (
            occurred_at, contact_id
     from meetings
     -- only meetings that took place: scheduled ones may lie in the future
-    where coalesce(outcome, 'COMPLETED') = 'COMPLETED'
+    where coalesce(outcome, 'COMPLETED') = 'COMPLETED' and is_archived is not true
     union all
     select 'crm_email:' || crm_email_id, 'crm_email', direction, occurred_at, contact_id
     from crm_emails
+    where is_archived is not true
     union all
     select 'deal_created:' || deal_id, 'deal_created', coalesce(deal_type, 'newbusiness'), created_at, contact_id
     from deals
+    where is_archived is not true
     union all
     select 'deal_closed_won:' || deal_id, 'deal_closed_won',
            case when deal_name ilike any (array['%upgrade%', '%upsell%']) then 'upgrade'
@@ -118,17 +122,21 @@ crm_activity as (
                 else 'newbusiness' end,
            coalesce(closed_at, modified_at), contact_id
     from deals
-    where is_closed_won
+    where is_closed_won and is_archived is not true
     union all
     select 'ticket:' || ticket_id, 'ticket', category, created_at, contact_id
     from tickets
+    where is_archived is not true
     union all
     select 'feedback:' || feedback_id, 'feedback', survey_type, submitted_at, contact_id
     from feedback
+    where is_archived is not true
     union all
     select 'note:' || note_id, 'note', '*', occurred_at, contact_id from notes
+    where is_archived is not true
     union all
     select 'task:' || task_id, 'task', '*', occurred_at, contact_id from tasks
+    where is_archived is not true
 ),
 
 web as (
@@ -179,6 +187,7 @@ crm as (
     from contacts as c
     left join identifiers as i
         on i.identifier_type = 'hubspot_contact' and i.identifier = c.contact_id
+    where c.is_archived is not true
     union all
     select
         'crm', a.source_event_id, a.event_type, a.event_detail, a.occurred_at, i.customer_key

@@ -2,7 +2,9 @@
 {{ config(
     materialized='incremental',
     unique_key='feedback_id',
-    incremental_strategy='delete+insert',
+    incremental_strategy='replace',
+    replace_key='feedback_id',
+    on_schema_change='ignore',
     indexes=[{'columns': ['feedback_id'], 'unique': True}, {'columns': ['customer_key']}],
     post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
@@ -17,8 +19,9 @@ replaced as (
 
 feedback as (
     select * from {{ ref('stg_hubspot__feedback_submissions') }}
+    where is_archived is not true  -- a deleted answer counts nowhere
     {%- if is_incremental() %}
-    where feedback_id in (select feedback_id from replaced)
+      and feedback_id in (select feedback_id from replaced)
     {%- endif %}
 ),
 
@@ -75,4 +78,8 @@ final as (
     left join summary using (feedback_id)
 )
 
+{% if is_incremental() %}
+{{ replace_rows('final', 'replaced', 'replaced.feedback_id') }}
+{% else %}
 select * from final
+{% endif %}

@@ -19,8 +19,9 @@ replaced as (
 
 feedback as (
     select * from {{ ref('stg_hubspot__feedback_submissions') }}
+    where is_archived is not true
     {%- if is_incremental() %}
-    where feedback_id in (select feedback_id from replaced)
+      and feedback_id in (select feedback_id from replaced)
     {%- endif %}
 ),
 

@@ -1,7 +1,7 @@
 {{ config(indexes=[{'columns': ['case_id'], 'unique': True}, {'columns': ['customer_key']}]) }}
 {#- One row per support case (HubSpot ticket), with service times and recurring-problem flags. -#}
 with tickets as (
-    select * from {{ ref('stg_hubspot__tickets') }}
+    select * from {{ ref('stg_hubspot__tickets') }} where is_archived is not true  -- deleted: no case
 ),
 
 identifiers as not materialized (
@@ -11,11 +11,11 @@ identifiers as not materialized (
 
 responses as (
     -- the company's first outbound contact with the customer after the case opened
-    select * from {{ ref('stg_hubspot__calls') }} where direction = 'outbound'
+    select * from {{ ref('stg_hubspot__calls') }} where direction = 'outbound' and is_archived is not true
 ),
 
 crm_emails as (
-    select * from {{ ref('stg_hubspot__emails') }} where direction = 'outbound'
+    select * from {{ ref('stg_hubspot__emails') }} where direction = 'outbound' and is_archived is not true
 ),
 
 cases as (

@@ -16,6 +16,7 @@ final as (
         {{ hubspot_prop('hs_call_disposition') }} as disposition,
         {{ hubspot_prop('hubspot_owner_id') }} as owner_id,
         event_time as modified_at,
+        is_archived,
         _loaded_at
     from latest
 )

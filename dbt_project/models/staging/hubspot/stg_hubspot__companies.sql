@@ -11,6 +11,7 @@ final as (
         {{ hubspot_prop('industry') }} as industry,
         {{ hubspot_time('createdate') }} as created_at,
         event_time as modified_at,
+        is_archived,
         _loaded_at
     from latest
 )

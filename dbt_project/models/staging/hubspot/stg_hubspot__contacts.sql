@@ -19,6 +19,7 @@ final as (
         {{ hubspot_first_association('companies') }} as company_id,
         {{ hubspot_time('createdate') }} as created_at,
         event_time as modified_at,
+        is_archived,
         _loaded_at
     from latest
 )

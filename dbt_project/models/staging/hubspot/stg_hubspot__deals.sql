@@ -18,6 +18,7 @@ final as (
         {{ hubspot_time('closedate') }} as closed_at,
         {{ hubspot_time('createdate') }} as created_at,
         event_time as modified_at,
+        is_archived,
         _loaded_at
     from latest
 )

@@ -15,6 +15,7 @@ final as (
         {{ hubspot_prop('hs_email_subject') }} as subject,
         {{ hubspot_prop('hs_email_status') }} as email_status,
         event_time as modified_at,
+        is_archived,
         _loaded_at
     from latest
 )

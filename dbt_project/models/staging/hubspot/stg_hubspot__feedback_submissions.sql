@@ -15,6 +15,7 @@ final as (
         {{ hubspot_prop('hs_content') }} as comment,
         coalesce({{ hubspot_time('hs_submission_timestamp') }}, {{ hubspot_time('hs_createdate') }}) as submitted_at,
         event_time as modified_at,
+        is_archived,
         _loaded_at
     from latest
 )

@@ -16,6 +16,7 @@ final as (
         coalesce({{ hubspot_prop('hs_meeting_location') }} ilike 'store%', false) as is_in_store,
         {{ hubspot_prop('hubspot_owner_id') }} as owner_id,
         event_time as modified_at,
+        is_archived,
         _loaded_at
     from latest
 )

@@ -10,6 +10,7 @@ final as (
         {{ hubspot_time('hs_timestamp') }} as occurred_at,
         {{ hubspot_prop('hubspot_owner_id') }} as owner_id,
         event_time as modified_at,
+        is_archived,
         _loaded_at
     from latest
 )

@@ -12,6 +12,7 @@ final as (
         {{ hubspot_prop('hs_task_status') }} as task_status,
         {{ hubspot_prop('hs_task_type') }} as task_type,
         event_time as modified_at,
+        is_archived,
         _loaded_at
     from latest
 )

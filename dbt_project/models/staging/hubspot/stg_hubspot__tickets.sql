@@ -15,6 +15,7 @@ final as (
         {{ hubspot_time('createdate') }} as created_at,
         {{ hubspot_time('closed_date') }} as closed_at,
         event_time as modified_at,
+        is_archived,
         _loaded_at
     from latest
 )

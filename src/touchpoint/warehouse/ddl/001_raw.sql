@@ -31,7 +31,9 @@ create table if not exists raw._quarantine (
 
 -- Every stream table has the same shape; a stream declares only its name
 -- (touchpoint.sources.catalog), and the loader creates its table through this function.
-create or replace function raw._create_stream_table(stream_table text) returns void
+drop function if exists raw._create_stream_table(text);  -- before objects had versions
+create or replace function raw._create_stream_table(stream_table text, versioned boolean)
+returns void
 language plpgsql as $$
 begin
     execute format($ddl$
@@ -54,6 +56,12 @@ begin
     if to_regclass(format('raw.%I', left(stream_table || '__loaded_at_idx', 63))) is null then
         execute format('create index if not exists %I on raw.%I (_loaded_at)',
                        left(stream_table || '__loaded_at_idx', 63), stream_table);
+    end if;
+    -- versioned streams (the CRM's): staging reads every version of the objects that changed
+    -- (a deletion keeps the values of the object's last live version)
+    if versioned and to_regclass(format('raw.%I', left(stream_table || '__object_id_idx', 63))) is null then
+        execute format('create index if not exists %I on raw.%I (object_id)',
+                       left(stream_table || '__object_id_idx', 63), stream_table);
     end if;
 end
 $$;
