@@ -1,11 +1,18 @@
 """Shared test fixtures: one PostgreSQL cluster per session (under var/test), a fresh database
-per test that needs one, a built warehouse to copy, a real SMTP sink and a real CRM simulator
-on loopback. Helpers the tests import live in ``tests/helpers``, not here."""
+per test that needs one, a built warehouse to copy (built once per test run, restored into
+each worker's cluster), a real SMTP sink and a real CRM simulator on loopback. Helpers the
+tests import live in ``tests/helpers``, not here."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import shutil
+import subprocess
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +43,12 @@ from touchpoint.local.mail_sink import MailSink
 # 2-core machine.
 LONGEST_FIRST = (
     "orchestration/test_celery_executor.py",  # 300 (the two-day backfill)
+    "e2e/test_soak_week.py",  # 250 (seven daily runs and the weekly report; make soak)
     "e2e/test_demo_end_to_end.py",  # 190
+    # two workers busy with a file of their own while the first to need the built world builds
+    # it (make test-fast starts here)
+    "extract/test_hostile_input.py",  # 30
+    "report/test_mail_and_report.py",  # 30
     "quality/test_data_quality.py",  # 200 with the built world
     "report/test_weekly_report.py",  # 110
     "warehouse/test_incremental_equals_full.py",  # 100
@@ -120,15 +132,43 @@ def mail_sink(tmp_path: Path) -> Iterator[MailSink]:
         yield sink
 
 
+@contextmanager
+def _only_one_worker_at_a_time(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session")
-def small_world(tmp_path_factory: pytest.TempPathFactory):
-    """A small simulated world written to landing files (60 customers, 2 weeks)."""
+def run_dir(testrun_uid: str) -> Path:
+    """A directory all the workers of this test run share: what one builds, the others reuse.
+    Those of earlier runs are removed."""
+    base = TEST_VAR.parent if os.environ.get("PYTEST_XDIST_WORKER") else TEST_VAR
+    path = base / f"run-{testrun_uid}"
+    with _only_one_worker_at_a_time(base / "runs.lock"):
+        for old in base.glob("run-*"):
+            if old != path and time.time() - old.stat().st_mtime > 3600:
+                shutil.rmtree(old, ignore_errors=True)
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_world(run_dir: Path):
+    """A small simulated world written to landing files (60 customers, 2 weeks), once for all
+    the workers (its files; each worker makes the same World in memory)."""
     from touchpoint_sim.population import generate
     from touchpoint_sim.writers import write_world
 
-    root = tmp_path_factory.mktemp("world")
+    root = run_dir / "world"
     world = generate(customers=60, weeks=2, seed=11, start=SIM_START)
-    manifest = write_world(world, root / "landing", root / "sim")
+    with _only_one_worker_at_a_time(run_dir / "world.lock"):
+        written = root / "manifest.json"
+        if not written.exists():
+            manifest = write_world(world, root / "landing", root / "sim")
+            written.write_text(json.dumps(manifest))
+        manifest = json.loads(written.read_text())
     return {"world": world, "landing": root / "landing", "sim": root / "sim", "manifest": manifest}
 
 
@@ -150,17 +190,60 @@ def settings_for(settings: Settings, small_world):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def dbt_manifest(settings: Settings) -> Path:
-    """The manifest the DAGs render dbt from, fresh for this session's dbt project."""
-    from touchpoint.transform.dbt import ensure_manifest
+def dbt_manifest(settings: Settings, run_dir: Path) -> Path:
+    """The manifest the DAGs render dbt from, fresh for this session's dbt project: parsed by
+    the first worker, copied (with its times, so it counts as fresh) into the others' var."""
+    from touchpoint.transform.dbt import ensure_manifest, manifest_path
 
+    shared = run_dir / "dbt-manifest"
+    with _only_one_worker_at_a_time(run_dir / "dbt-manifest.lock"):
+        if shared.exists():
+            target = manifest_path(settings.var_dir).parent
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(shared, target)
+        else:
+            path, _ = ensure_manifest(settings.dbt_project_dir, settings.var_dir)
+            shutil.copytree(path.parent, shared)
     return ensure_manifest(settings.dbt_project_dir, settings.var_dir)[0]
 
 
 @pytest.fixture(scope="session")
-def built_world(cluster_url: str, settings: Settings, small_world) -> Iterator[str]:
-    """The small world's two weeks extracted and built by dbt, once per session. Read it, or
-    damage a copy of it (``built_copy``): it is the template those copies are made from."""
+def built_world(cluster_url: str, settings: Settings, small_world, run_dir: Path) -> Iterator[str]:
+    """The small world's two weeks extracted and built by dbt, once per test run: the first
+    worker that needs it builds it and dumps it, the others restore the dump into their own
+    cluster. Read it, or damage a copy of it (``built_copy``): it is the template those copies
+    are made from."""
+    from touchpoint.local.cluster import find_pg_bin
+    from touchpoint.warehouse.schema import ensure_schema
+
+    url = create_db(cluster_url)
+    dump = run_dir / "built_world.dump"
+    with _only_one_worker_at_a_time(run_dir / "built_world.lock"):
+        if dump.exists():
+            # the stage roles are the cluster's: made by the schema's DDL on a scratch database
+            scratch = create_db(cluster_url)
+            with psycopg.connect(scratch) as conn:
+                ensure_schema(conn)
+            drop_db(cluster_url, scratch)
+            bin_dir = find_pg_bin(settings)
+            subprocess.run(
+                [str(bin_dir / "pg_restore"), "--exit-on-error", "-d", url, str(dump)],
+                check=True,
+                capture_output=True,
+            )
+        else:
+            _build_small_world(url, settings, small_world)
+            bin_dir = find_pg_bin(settings)
+            subprocess.run(
+                [str(bin_dir / "pg_dump"), "-Fc", "-f", str(dump), url],
+                check=True,
+                capture_output=True,
+            )
+    yield url
+    drop_db(cluster_url, url)
+
+
+def _build_small_world(url: str, settings: Settings, small_world) -> None:
     from datetime import UTC, datetime, timedelta
 
     from touchpoint import pipeline
@@ -168,7 +251,6 @@ def built_world(cluster_url: str, settings: Settings, small_world) -> Iterator[s
     from touchpoint_sim.crm_server import NO_LIMITS, CrmData, CrmServer
 
     start = datetime.combine(SIM_START, datetime.min.time(), UTC)
-    url = create_db(cluster_url)
     local = replace(settings, landing_url=str(small_world["landing"]))
     crm = CrmServer(
         CrmData.from_dir(small_world["sim"] / "crm"), port=0, **NO_LIMITS
@@ -191,8 +273,6 @@ def built_world(cluster_url: str, settings: Settings, small_world) -> Iterator[s
             )
     finally:
         crm.shutdown()
-    yield url
-    drop_db(cluster_url, url)
 
 
 @pytest.fixture

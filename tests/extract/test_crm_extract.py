@@ -47,6 +47,7 @@ def test_contacts_modified_in_the_interval_are_extracted_page_by_page(
     assert stats[0].quarantined == 0
 
 
+@pytest.mark.slow  # over 8 s: not in make test-fast
 def test_a_faulty_api_yields_exactly_the_same_rows(fresh_db, cluster_url, small_world):
     data = CrmData.from_dir(small_world["sim"] / "crm")
     # injected faults are the subject here; HubSpot's limits are met in test_crm_limits

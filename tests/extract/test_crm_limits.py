@@ -50,6 +50,7 @@ def _groups_at_once(url: str, endpoint: CrmEndpoint) -> None:
     assert not failures, failures
 
 
+@pytest.mark.slow  # over 8 s: not in make test-fast
 def test_crm_tasks_at_once_share_one_budget_and_meet_no_rate_limit(fresh_db, small_world):
     crm = CrmServer(CrmData.from_dir(small_world["sim"] / "crm"), port=0).start_in_thread()
     try:
@@ -147,6 +148,7 @@ def test_an_empty_rate_limit_window_makes_the_client_pause_before_the_next_reque
     server.shutdown()
 
 
+@pytest.mark.slow  # over 8 s: not in make test-fast
 def test_more_than_10000_changes_within_one_second_are_read_by_id_ranges(fresh_db):
     moment = (START + timedelta(hours=3)).isoformat().replace("+00:00", "Z")
     contacts = [

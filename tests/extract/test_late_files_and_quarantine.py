@@ -133,6 +133,7 @@ def test_late_files_are_counted_by_the_cli_and_warned_of_by_the_quality_check(fr
     assert not report.critical_failures, "a late file warns, it does not close the gate"
 
 
+@pytest.mark.slow  # over 8 s: not in make test-fast
 def test_an_event_stamped_in_the_future_is_quarantined_then_replayed_after_a_fix(
     fresh_db, tmp_path
 ):

@@ -254,6 +254,7 @@ def test_a_warning_only_sends_the_report_with_a_data_quality_note(copy, settings
         assert "data as of" in html.lower()
 
 
+@pytest.mark.slow  # over 8 s: not in make test-fast
 def test_two_checks_at_once_each_validate_their_own_interval_and_warehouse(
     built_world, copy, settings
 ):

@@ -336,6 +336,7 @@ def test_each_stage_runs_as_its_own_role(fresh_db, settings, small_world, mail_s
     assert set(schemas.values()) == {"transformer"} and len(schemas) == 5
 
 
+@pytest.mark.slow  # over 8 s: not in make test-fast
 def test_a_mart_added_without_yaml_hides_columns_named_like_identifiers(
     built_copy, settings, tmp_path
 ):
