@@ -18,7 +18,8 @@ from touchpoint.config import Settings
 from touchpoint.errors import TouchpointError
 from touchpoint.intervals import iso_week
 from touchpoint.local import background
-from touchpoint.local.airflow_runs import DagRunRequest, local_env, run_dags
+from touchpoint.local.airflow_runs import DagRunRequest, run_dags
+from touchpoint.local.airflow_services import METADATA_DB, ensure_database, shared_env
 from touchpoint.local.cluster import EmbeddedCluster, port_in_use
 from touchpoint.pipeline import WEEKLY_REPORT, days_not_ingested
 from touchpoint.warehouse.connection import connect, redact
@@ -129,7 +130,9 @@ def run_demo(
                 "touchpoint_weekly_report", (report_monday + timedelta(hours=12)).isoformat(), {}
             )
         )
-        env = local_env(settings, warehouse_url, settings.smtp_port, crm.url, settings.crm_token)
+        # the metadata database and home `touchpoint airflow` serves: its UI shows these runs
+        metadata_url = ensure_database(warehouse_url, METADATA_DB)
+        env = shared_env(settings, metadata_url, crm.url)
         results = run_dags(requests, env, settings.log_dir / "demo-airflow.log")
         failures = [r for r in results if r.get("state") != "success"]
         if failures or len(results) < len(requests):

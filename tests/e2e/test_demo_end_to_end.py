@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import uuid
 from email import policy
 from email.parser import BytesParser
@@ -14,7 +15,9 @@ import pytest
 from babel.numbers import format_decimal
 
 from helpers import REPO, TEST_VAR, free_port, run_cli
+from touchpoint.config import load_settings
 from touchpoint.delivery.recipients import load_recipients
+from touchpoint.local.cluster import find_pg_bin
 from touchpoint.warehouse.connection import url_parts
 
 pytestmark = pytest.mark.slow
@@ -25,6 +28,11 @@ SECRETS = {
     "CRM token": f"CrmTok{uuid.uuid4().hex}",
     "SMTP password": f"SmtpPw{uuid.uuid4().hex}",
 }
+
+
+def metadata_url(demo: dict) -> str:
+    """The Airflow metadata database the demo ran on: ``airflow`` beside its warehouse."""
+    return demo["url"].rsplit("/", 1)[0] + "/airflow"
 
 
 def raw_counts(url: str) -> dict[str, int]:
@@ -146,9 +154,13 @@ def test_no_secret_reaches_a_log_a_report_an_error_or_xcom(demo):
     assert demo["first"].returncode == 0
     files = [p for p in demo["var"].rglob("*") if p.is_file()]
     assert any(p.suffix == ".eml" for p in files) and any("log" in p.name for p in files)
-    assert any(p.name.endswith(".db") for p in files), (
-        "the Airflow metadata DB (XComs) is scanned too"
-    )
+    # the Airflow metadata database (the one `make airflow` serves), XComs included
+    metadata = subprocess.run(
+        [str(find_pg_bin(load_settings()) / "pg_dump"), "--data-only", metadata_url(demo)],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert b"COPY public.xcom " in metadata and b"touchpoint_ingest" in metadata
     # var/ holds customers' data: readable by its owner only
     shared = [str(p.relative_to(demo["var"])) for p in files if p.stat().st_mode & 0o077]
     assert shared == [], f"files others may read: {shared[:10]}"
@@ -156,6 +168,34 @@ def test_no_secret_reaches_a_log_a_report_an_error_or_xcom(demo):
     for what, secret in SECRETS.items():
         needle = secret.encode()
         leaks = [str(p.relative_to(demo["var"])) for p in files if needle in p.read_bytes()]
+        leaks += ["the Airflow metadata database"] if needle in metadata else []
         assert leaks == [], f"the {what} is in {leaks}"
         for run in (demo["first"], demo["second"]):
             assert secret not in run.stdout and secret not in run.stderr, what
+
+
+def test_the_airflow_ui_shows_the_demos_runs_and_their_task_logs(demo):
+    """``make airflow`` serves the metadata database and home the demo ran on: its runs are
+    there, and each task's log lies where the UI reads it (Airflow's default
+    log_filename_template, from the run id and attempt the metadata database holds)."""
+    assert demo["first"].returncode == 0
+    with psycopg.connect(metadata_url(demo)) as conn:
+        runs = conn.execute(
+            "select dag_id, run_id, state from dag_run"
+            " where dag_id in ('touchpoint_ingest', 'touchpoint_weekly_report')"
+            " order by start_date desc"
+        ).fetchall()
+        states = {dag_id: state for dag_id, _, state in reversed(runs)}
+        ingest_run = next(run_id for dag_id, run_id, _ in runs if dag_id == "touchpoint_ingest")
+        tasks = conn.execute(
+            "select task_id, try_number from task_instance where run_id = %s and dag_id = %s",
+            (ingest_run, "touchpoint_ingest"),
+        ).fetchall()
+    assert states == {"touchpoint_ingest": "success", "touchpoint_weekly_report": "success"}
+    assert len(tasks) > 50  # the Cosmos dbt tasks among them
+    logs = demo["var"] / "airflow-ui" / "logs" / "dag_id=touchpoint_ingest" / f"run_id={ingest_run}"
+    for task_id, try_number in tasks:
+        path = logs / f"task_id={task_id}" / f"attempt={try_number}.log"
+        assert path.exists(), path
+    web = (logs / "task_id=extract_web" / f"attempt={dict(tasks)['extract_web']}.log").read_text()
+    assert "segment_events from" in web and "loaded=" in web

@@ -3,13 +3,15 @@
 ``local_env`` builds the environment: ``AIRFLOW_HOME`` under ``var/``, the project's DAGs
 folder, no examples, connections as ``AIRFLOW_CONN_*`` JSON. ``run_dags`` starts
 ``touchpoint.orchestration.dag_runner`` in a child process with that environment and shows
-its progress lines while Airflow's own logs go to a file.
+its progress lines while Airflow's own logs go to a file, and each task's part of them to the
+file Airflow's UI reads that task's log from.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,10 +83,53 @@ def local_env(
     }
 
 
+class TaskLogs:
+    """Files each task's part of the runner's output where Airflow's UI reads task logs
+    (``dag_id=…/run_id=…/task_id=…/attempt=N.log`` under the base log folder): ``dag.test()``
+    runs the tasks one after another in its process and logs to its console, between a
+    "starting task_id" and an "end task" line per task."""
+
+    _START = re.compile(r"\[DAG TEST\] starting task_id=(?P<task>\S+)")
+    _END = re.compile(r"\[DAG TEST\] end task task_id=(?P<task>\S+)")
+
+    def __init__(self, base_folder: Path) -> None:
+        self.base_folder = base_folder
+        self.current: str | None = None
+        self.lines: dict[str, list[str]] = {}
+
+    def feed(self, line: str) -> None:
+        start = self._START.search(line)
+        if start:
+            self.current = start["task"]
+            self.lines[self.current] = []
+        if self.current is not None:
+            self.lines[self.current].append(line)
+        if self._END.search(line):
+            self.current = None
+
+    def file(self, result: dict) -> None:
+        """Write the logs of the run ``result`` reports (its run id and each task's attempt)."""
+        for task, (attempt, map_index) in result.get("attempts", {}).items():
+            if task not in self.lines:
+                continue  # never ran (upstream failed)
+            mapped = f"map_index={map_index}/" if map_index >= 0 else ""
+            path = (
+                self.base_folder
+                / f"dag_id={result['dag_id']}"
+                / f"run_id={result['run_id']}"
+                / f"task_id={task}"
+                / f"{mapped}attempt={max(attempt, 1)}.log"
+            )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(self.lines.pop(task)))
+        self.lines.clear()
+
+
 def run_dags(
     requests: list[DagRunRequest], env: dict[str, str], log_file: Path, echo=print
 ) -> list[dict]:
-    """Run the requests in one child process; echo progress; return one result per run."""
+    """Run the requests in one child process; echo progress; return one result per run. Each
+    task's log is also filed where Airflow's UI reads it (:class:`TaskLogs`)."""
     from touchpoint.transform.dbt import ensure_manifest
 
     # the DAGs render dbt from the manifest: (re)write it when the dbt project changed
@@ -96,6 +141,7 @@ def run_dags(
     spec = log_file.with_suffix(".runs.json")
     spec.write_text(json.dumps([r.as_dict() for r in requests]))
     results: list[dict] = []
+    task_logs = TaskLogs(Path(env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]))
     with log_file.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "touchpoint.orchestration.dag_runner", "run", str(spec)],
@@ -111,7 +157,10 @@ def run_dags(
                 event = json.loads(line[len(PROGRESS_PREFIX) :])
                 if event.get("kind") == "result":
                     results.append(event)
+                    task_logs.file(event)
                 echo(event["message"])
+            else:
+                task_logs.feed(line)
         proc.wait()
     if proc.returncode != 0 and all(r.get("state") == "success" for r in results):
         results.append(

@@ -130,10 +130,12 @@ def migrate_metadata_db(
 
 
 # -- `touchpoint airflow`: the UI ----------------------------------------------------------
-def ui_env(settings: Settings, metadata_url: str, port: int) -> dict[str, str]:
-    """``airflow standalone`` on the project's DAGs, home under ``var/airflow-ui``, the
-    connections as :func:`touchpoint.local.airflow_runs.local_env` sets them, the UI on loopback
-    with no login (every visitor is admin: it is a developer's machine)."""
+def shared_env(settings: Settings, metadata_url: str, crm_url: str) -> dict[str, str]:
+    """The project-local Airflow that ``touchpoint airflow`` (the UI) and ``touchpoint demo``
+    (runs by ``dag.test()``) share: home ``var/airflow-ui``, its task logs there, the metadata
+    database ``metadata_url``, the connections as
+    :func:`touchpoint.local.airflow_runs.local_env` sets them. So the UI shows the demo's runs,
+    their task logs and the Cosmos dbt tasks."""
     from touchpoint.local.airflow_runs import local_env
 
     home = settings.var_dir / "airflow-ui"
@@ -141,20 +143,31 @@ def ui_env(settings: Settings, metadata_url: str, port: int) -> dict[str, str]:
         settings,
         settings.resolved_warehouse_url,
         settings.smtp_port,
-        settings.crm_url,
+        crm_url,
         settings.crm_token,
     )
     env.update(
         {
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            **metadata_env(metadata_url),
+        }
+    )
+    return env
+
+
+def ui_env(settings: Settings, metadata_url: str, port: int) -> dict[str, str]:
+    """``airflow standalone`` on the project's DAGs (:func:`shared_env`), the UI on loopback
+    with no login (every visitor is admin: it is a developer's machine)."""
+    env = shared_env(settings, metadata_url, settings.crm_url)
+    env.update(
+        {
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             # The LocalExecutor starts one worker process per slot up front (32 by default).
             "AIRFLOW__CORE__PARALLELISM": "8",
             "TOUCHPOINT_TASK_RETRIES": str(settings.task_retries),
             "PATH": tool_path(),
-            **metadata_env(metadata_url),
             **api_env(port),
         }
     )

@@ -94,14 +94,22 @@ def run(spec: Path) -> int:
             logical_date=pendulum.parse(request.logical_date), run_conf=request.conf or None
         )
         state = str(getattr(run.state, "value", run.state))
-        tasks = {
-            ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in run.get_task_instances()
-        }
+        instances = run.get_task_instances()
+        tasks = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in instances}
         bad = {t: s for t, s in tasks.items() if s != "success"}
         message = f"  {label}: {state} in {time.monotonic() - t0:.0f} s" + (
             f" (tasks not successful: {bad})" if bad else ""
         )
-        _emit("result", message, dag_id=request.dag_id, state=state, tasks=tasks)
+        _emit(
+            "result",
+            message,
+            dag_id=request.dag_id,
+            state=state,
+            tasks=tasks,
+            # where each task's log goes (the parent files it as Airflow's UI reads it)
+            run_id=run.run_id,
+            attempts={ti.task_id: [ti.try_number, ti.map_index] for ti in instances},
+        )
         if state != "success":
             failed += 1
             break
