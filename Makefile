@@ -31,8 +31,8 @@ test-fast: $(INSTALLED) compile
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not soak"
 
 # A simulated week of daily ingest runs against sources that misbehave (late files, hostile
-# records, index lag, deletions, rate limits), then the weekly report: about 5 minutes and
-# 250 CPU-s, so not part of `make test` yet (tests/e2e/test_soak_week.py).
+# records, index lag, deletions, rate limits), then the weekly report: about 6 minutes and
+# 320 CPU-s, so not part of `make test` yet (tests/e2e/test_soak_week.py).
 soak: $(INSTALLED) compile
 	$(BIN)/pytest -m soak
 
