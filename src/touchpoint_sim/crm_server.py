@@ -36,9 +36,19 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from touchpoint_sim.crm_data import (
+    CrmData,
+    archived_at_ms,
+    as_live,
+    as_ms,
+    matches,
+    search_asked_at,
+    select_properties,
+)
+from touchpoint_sim.population.records import modified_property
 
 SEARCH_CAP = 10_000
 MAX_SEARCH_LIMIT = 200
@@ -84,150 +94,6 @@ PRIMARY_TYPE_IDS = {
     ("deals", "companies"): 5,
     ("tickets", "companies"): 26,
 }
-
-_DATE_PROPERTIES = {
-    "createdate",
-    "lastmodifieddate",
-    "hs_lastmodifieddate",
-    "hs_createdate",
-    "hs_timestamp",
-    "closedate",
-    "closed_date",
-    "hs_meeting_start_time",
-    "hs_meeting_end_time",
-    "hs_submission_timestamp",
-}
-
-
-def _as_ms(value: Any) -> float:
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value)
-    if text.lstrip("-").isdigit():
-        return float(text)
-    return datetime.fromisoformat(text).timestamp() * 1000
-
-
-def _matches(record: dict[str, Any], flt: dict[str, Any]) -> bool:
-    name, op, value = flt["propertyName"], flt["operator"], flt.get("value")
-    if name == "hs_object_id":
-        return _compare(op, int(record["id"]), int(str(value)))
-    raw = record["properties"].get(name)
-    if op == "HAS_PROPERTY":
-        return raw is not None
-    if op == "NOT_HAS_PROPERTY":
-        return raw is None
-    if raw is None:
-        return False
-    if name in _DATE_PROPERTIES or name.endswith("date"):
-        return _compare(op, _as_ms(raw), _as_ms(value))
-    return _compare(op, str(raw), str(value))
-
-
-def _compare(op: str, left: Any, right: Any) -> bool:
-    return {
-        "EQ": left == right,
-        "NEQ": left != right,
-        "GT": left > right,
-        "GTE": left >= right,
-        "LT": left < right,
-        "LTE": left <= right,
-    }.get(op, False)
-
-
-def _asked_at(object_type: str, groups: list[dict[str, Any]]) -> float | None:
-    """A search's upper bound on the modified time (ms): the moment it is taken as asked."""
-    modified = _modified_property(object_type)
-    bounds = [
-        _as_ms(f.get("value"))
-        for g in groups
-        for f in g.get("filters", [])
-        if f.get("propertyName") == modified and f.get("operator") in ("LT", "LTE")
-    ]
-    return min(bounds) if bounds else None
-
-
-class CrmData:
-    """Objects by type, and associations by (from type, to type): {from id: [to ids]}."""
-
-    def __init__(
-        self,
-        objects: dict[str, list[dict[str, Any]]],
-        associations: dict[tuple[str, str], dict[str, list[str]]] | None = None,
-    ) -> None:
-        self.objects = objects
-        self.associations = dict(associations or {})
-        # HubSpot associations go both ways: serve the reverse of every stored direction.
-        for (from_type, to_type), links in list(self.associations.items()):
-            if (to_type, from_type) not in self.associations:
-                reverse: dict[str, list[str]] = {}
-                for from_id in sorted(links, key=_id_order):
-                    for to_id in links[from_id]:
-                        reverse.setdefault(to_id, []).append(from_id)
-                self.associations[(to_type, from_type)] = reverse
-        self._by_id = {t: {r["id"]: r for r in records} for t, records in objects.items()}
-        self._sorted = {
-            t: sorted(records, key=lambda r: int(r["id"])) for t, records in objects.items()
-        }
-
-    @classmethod
-    def from_dir(cls, crm_dir: Path) -> CrmData:
-        """``crm_dir/<type>.json`` (a JSON list of objects each) and
-        ``crm_dir/associations/<from>__<to>.json`` (``{from id: [to ids]}``)."""
-        objects = {p.stem: json.loads(p.read_text()) for p in sorted(crm_dir.glob("*.json"))}
-        associations = {}
-        for path in sorted((crm_dir / "associations").glob("*__*.json")):
-            from_type, to_type = path.stem.split("__", 1)
-            associations[(from_type, to_type)] = json.loads(path.read_text())
-        return cls(objects, associations)
-
-    def get(self, object_type: str, object_id: str) -> dict[str, Any] | None:
-        return self._by_id.get(object_type, {}).get(object_id)
-
-    def listing(self, object_type: str) -> list[dict[str, Any]]:
-        return self._sorted.get(object_type, [])
-
-
-def _id_order(value: str) -> tuple[int, str]:
-    return (int(value), value) if value.isdigit() else (0, value)
-
-
-def _modified_property(object_type: str) -> str:
-    return "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
-
-
-def _created_property(object_type: str) -> str:
-    return (
-        "createdate"
-        if object_type in ("contacts", "companies", "deals", "tickets")
-        else "hs_createdate"
-    )
-
-
-def _select(record: dict[str, Any], object_type: str, wanted: list[str]) -> dict[str, Any]:
-    """The record with only the requested properties (null when unset), plus HubSpot's defaults."""
-    props = record["properties"]
-    names = [
-        *wanted,
-        "hs_object_id",
-        _created_property(object_type),
-        _modified_property(object_type),
-    ]
-    return {**record, "properties": {name: props.get(name) for name in dict.fromkeys(names)}}
-
-
-def _archived_at_ms(record: dict[str, Any]) -> float | None:
-    """When the object was deleted (ms), None for a live one."""
-    if record.get("archived") is True and record.get("archivedAt"):
-        return _as_ms(record["archivedAt"])
-    return None
-
-
-def _as_live(record: dict[str, Any]) -> dict[str, Any]:
-    """A deleted object as it was served before its deletion."""
-    if record.get("archived") is not True:
-        return record
-    return {k: v for k, v in record.items() if k != "archivedAt"} | {"archived": False}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -346,23 +212,23 @@ class _Handler(BaseHTTPRequestHandler):
         now = self.server.now_ms()
         if len(parts) == 2:
             record = self.server.data.get(object_type, parts[1])
-            deleted_at = _archived_at_ms(record) if record is not None else None
+            deleted_at = archived_at_ms(record) if record is not None else None
             if record is None or archived != (deleted_at is not None and deleted_at <= now):
                 self._error(404, "Object not found.", "OBJECT_NOT_FOUND")
                 return
-            record = record if archived else _as_live(record)
-            self._send(200, _select(record, object_type, wanted) if wanted else record)
+            record = record if archived else as_live(record)
+            self._send(200, select_properties(record, object_type, wanted) if wanted else record)
             return
         limit = self.server.limit(int(query.get("limit", ["10"])[0]), MAX_LIST_LIMIT)
         offset = int(query.get("after", ["0"])[0] or 0)
         records = [
-            r if archived else _as_live(r)
+            r if archived else as_live(r)
             for r in self.server.data.listing(object_type)
-            if archived == ((_archived_at_ms(r) or float("inf")) <= now)
+            if archived == ((archived_at_ms(r) or float("inf")) <= now)
         ]
         page = records[offset : offset + limit]
         if wanted:
-            page = [_select(r, object_type, wanted) for r in page]
+            page = [select_properties(r, object_type, wanted) for r in page]
         body: dict[str, Any] = {"results": page}
         if offset + limit < len(records):
             after = str(offset + limit)
@@ -399,10 +265,10 @@ class _Handler(BaseHTTPRequestHandler):
         if offset >= SEARCH_CAP:
             self._error(400, "The search API cannot page past 10,000 results.")
             return
-        page = [_as_live(r) for r in records[offset : offset + limit]]
+        page = [as_live(r) for r in records[offset : offset + limit]]
         wanted = list(body.get("properties") or [])
         if wanted:
-            page = [_select(r, object_type, wanted) for r in page]
+            page = [select_properties(r, object_type, wanted) for r in page]
         answer: dict[str, Any] = {"total": len(records), "results": page}
         if offset + limit < len(records) and offset + limit < SEARCH_CAP:
             answer["paging"] = {
@@ -536,14 +402,14 @@ class CrmServer(ThreadingHTTPServer):
             records = [
                 r
                 for r in records
-                if any(all(_matches(r, f) for f in g.get("filters", [])) for g in groups)
+                if any(all(matches(r, f) for f in g.get("filters", [])) for g in groups)
             ]
-        asked_at = _asked_at(object_type, groups)
+        asked_at = search_asked_at(object_type, groups)
         # deleted before the search is asked (its window's end, or now): gone from the index
         moment = min(asked_at, self.now_ms()) if asked_at is not None else self.now_ms()
-        records = [r for r in records if (_archived_at_ms(r) or float("inf")) > moment]
+        records = [r for r in records if (archived_at_ms(r) or float("inf")) > moment]
         if self.late_indexed and asked_at is not None:
-            modified = _modified_property(object_type)
+            modified = modified_property(object_type)
             visible = []
             for r in records:
                 key = (object_type, str(r["id"]))
@@ -551,7 +417,7 @@ class CrmServer(ThreadingHTTPServer):
                 if (
                     key in self.late_indexed
                     and value
-                    and asked_at - _as_ms(value) < self.index_lag_ms
+                    and asked_at - as_ms(value) < self.index_lag_ms
                 ):
                     with self._lock:
                         self.hidden_by_lag.add(key)
