@@ -26,6 +26,7 @@ import psycopg
 import pytest
 
 from helpers import REPO, SIM_START, create_db, drop_db, free_port
+from touchpoint_sim.population.records import iso
 
 pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
@@ -45,7 +46,7 @@ def _hostile_web(event: dict, day: datetime, n: int) -> list[tuple[str, str]]:
         ('{"type": "page", "messageId": "' + mid + '-cut"', r"broken JSON"),
         (
             json.dumps(
-                {**event, "messageId": f"{mid}-ahead", "timestamp": _iso(day + timedelta(days=20))}
+                {**event, "messageId": f"{mid}-ahead", "timestamp": iso(day + timedelta(days=20))}
             ),
             r"ahead of its receipt",
         ),
@@ -83,13 +84,9 @@ def _hostile_email(event: dict, n: int) -> list[tuple[str, str]]:
     ]
 
 
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _hostile_notes(day: datetime) -> list[tuple[dict, str]]:
     """CRM notes HubSpot will serve although no table can hold them."""
-    at = _iso(day + timedelta(hours=12))
+    at = iso(day + timedelta(hours=12))
     props = {"hs_timestamp": at, "hs_createdate": at, "hs_lastmodifieddate": at}
     return [
         (

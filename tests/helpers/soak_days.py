@@ -40,8 +40,6 @@ def main(spec_path: str) -> int:
                 os.replace(pending, landed)
             now[0] = datetime.fromisoformat(run["at"])
             began = time.monotonic()
-            # parsed afresh: a run in this process leaves its conf in the DAG's params
-            sys.modules.pop(run["dag_id"], None)
             dag_run = _load_dag(run["dag_id"]).test(
                 logical_date=pendulum.parse(run["at"]), run_conf=run["conf"] or None
             )

@@ -40,6 +40,9 @@ def _load_dag(dag_id: str):
     dags_dir = os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
     if dags_dir not in sys.path:
         sys.path.insert(0, dags_dir)
+    # parsed afresh: dag.test() leaves a run's conf in the DAG object's params, so a second run
+    # of the same DAG object in this process would inherit it
+    sys.modules.pop(dag_id, None)
     module = importlib.import_module(dag_id)
     for value in vars(module).values():
         if isinstance(value, DAG) and value.dag_id == dag_id:
