@@ -180,6 +180,11 @@ class Settings:
     crm_max_retry_after_seconds: float = 120.0
     #: each CRM search starts this long before its window (HubSpot's search index lags writes)
     crm_search_overlap_minutes: float = 15.0
+    #: dbt's threads; 0: one per CPU core (more only queue for the same cores)
+    dbt_threads: int = 0
+    #: dbt's log file (var/dbt/logs): "debug" adds every SQL statement, at about a quarter of a
+    #: small build's time; one of debug, info, warn, error, none
+    dbt_file_log_level: str = "info"
     #: the warehouse roles each stage runs as
     roles: Roles = Roles()
     #: what a record or a landing file may be (``TOUCHPOINT_<FIELD>``)
@@ -191,6 +196,10 @@ class Settings:
     #: Where a signal of the weekly report links to (a BI tool's trend page): a URL template with
     #: {grain} {key} {metric} {week} (and {region}). None: the chart inside the report (#trend-...).
     report_trend_url: str | None = None
+
+    @property
+    def dbt_thread_count(self) -> int:
+        return self.dbt_threads or os.cpu_count() or 1
 
     @property
     def pg_data_dir(self) -> Path:
@@ -299,12 +308,33 @@ def load_settings() -> Settings:
         crm_search_overlap_minutes=env_float(
             "TOUCHPOINT_CRM_SEARCH_OVERLAP_MINUTES", d.crm_search_overlap_minutes
         ),
+        dbt_threads=_dbt_threads(),
+        dbt_file_log_level=_dbt_file_log_level(),
         roles=load_roles(),
         limits=load_limits(),
         smtp_login=smtp_login,
         smtp_password=smtp_password,
         report_trend_url=_trend_url_template(env_str("TOUCHPOINT_REPORT_TREND_URL")),
     )
+
+
+DBT_LOG_LEVELS = ("debug", "info", "warn", "error", "none")
+
+
+def _dbt_threads() -> int:
+    threads = env_int("TOUCHPOINT_DBT_THREADS", Settings.dbt_threads)
+    if threads < 0:
+        raise ConfigError(f"TOUCHPOINT_DBT_THREADS={threads} must be 0 (one per core) or more")
+    return threads
+
+
+def _dbt_file_log_level() -> str:
+    level = (env_str("TOUCHPOINT_DBT_FILE_LOG_LEVEL") or Settings.dbt_file_log_level).lower()
+    if level not in DBT_LOG_LEVELS:
+        raise ConfigError(
+            f"TOUCHPOINT_DBT_FILE_LOG_LEVEL={level!r} is none of {', '.join(DBT_LOG_LEVELS)}"
+        )
+    return level
 
 
 #: the fields a trend URL template may use (report.render fills them, URL-quoted)

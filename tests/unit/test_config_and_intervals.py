@@ -22,6 +22,32 @@ def test_a_malformed_number_in_the_environment_names_the_variable(monkeypatch):
         load_settings()
 
 
+def test_dbt_runs_on_one_thread_per_core_and_logs_to_its_file_at_info(monkeypatch):
+    import os
+
+    from touchpoint.transform.dbt import dbt_run_env
+
+    monkeypatch.delenv("TOUCHPOINT_DBT_THREADS", raising=False)
+    monkeypatch.delenv("TOUCHPOINT_DBT_FILE_LOG_LEVEL", raising=False)
+    env = dbt_run_env()
+    assert env["TOUCHPOINT_DBT_THREADS"] == str(os.cpu_count())
+    assert env["DBT_LOG_LEVEL_FILE"] == "info"
+    monkeypatch.setenv("TOUCHPOINT_DBT_THREADS", "3")
+    monkeypatch.setenv("TOUCHPOINT_DBT_FILE_LOG_LEVEL", "DEBUG")
+    assert dbt_run_env()["TOUCHPOINT_DBT_THREADS"] == "3"
+    assert dbt_run_env()["DBT_LOG_LEVEL_FILE"] == "debug"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("TOUCHPOINT_DBT_THREADS", "-1"), ("TOUCHPOINT_DBT_FILE_LOG_LEVEL", "verbose")],
+)
+def test_bad_dbt_settings_are_refused_with_the_variable_named(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        load_settings()
+
+
 def test_the_demo_start_must_be_a_monday(monkeypatch):
     from touchpoint_sim.settings import load_demo_settings
 

@@ -33,7 +33,7 @@ from cosmos.profiles.postgres.user_pass import PostgresUserPasswordProfileMappin
 from touchpoint.config import Settings
 from touchpoint.errors import ConfigError
 from touchpoint.orchestration.connections import warehouse_url
-from touchpoint.transform.dbt import BUILD, dbt_executable, dbt_role_env, manifest_path
+from touchpoint.transform.dbt import BUILD, dbt_executable, dbt_run_env, manifest_path
 from touchpoint.warehouse.locks import raw_layer_alone
 
 WAREHOUSE_CONN_ID = "touchpoint_warehouse"
@@ -86,7 +86,8 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt", **kwargs: Any) -> 
                 "DBT_LOG_PATH": str(target / "logs"),
                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
                 "DBT_USE_COLORS": "False",
-                **dbt_role_env(),  # the readers the marts are granted to (macros/grants.sql)
+                # roles (and the readers the marts are granted to), threads, log file level
+                **dbt_run_env(),
             },
         ),
         profile_config=ProfileConfig(
@@ -97,7 +98,7 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt", **kwargs: Any) -> 
                 # dbt runs as the transformer role (SET ROLE)
                 profile_args={
                     "schema": "analytics",
-                    "threads": 4,
+                    "threads": settings.dbt_thread_count,
                     "role": settings.roles.transformer,
                 },
             ),

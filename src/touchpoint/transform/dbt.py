@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from touchpoint.config import load_roles
+from touchpoint.config import load_roles, load_settings
 from touchpoint.errors import TouchpointError
 from touchpoint.warehouse.connection import url_parts
 from touchpoint.warehouse.locks import raw_layer_alone
@@ -45,6 +45,17 @@ def dbt_role_env() -> dict[str, str]:
     }
 
 
+def dbt_run_env() -> dict[str, str]:
+    """What every dbt run of the product shares, from the pipeline or from Airflow: the roles,
+    the threads (``profiles.yml`` reads them) and the log file's level."""
+    settings = load_settings()
+    return {
+        **dbt_role_env(),
+        "TOUCHPOINT_DBT_THREADS": str(settings.dbt_thread_count),
+        "DBT_LOG_LEVEL_FILE": settings.dbt_file_log_level,
+    }
+
+
 def target_dir(var_dir: Path, warehouse_url: str) -> Path:
     """dbt's target (artifacts and partial_parse.msgpack) for one warehouse database: dbt parses
     the whole project again whenever the profile's database differs from the saved parse's."""
@@ -56,7 +67,7 @@ def dbt_env(warehouse_url: str, var_dir: Path) -> dict[str, str]:
     under var/."""
     parts = url_parts(warehouse_url)
     return {
-        **dbt_role_env(),
+        **dbt_run_env(),
         "TOUCHPOINT_DBT_HOST": parts.host,
         "TOUCHPOINT_DBT_PORT": str(parts.port),
         "TOUCHPOINT_DBT_USER": parts.user,
