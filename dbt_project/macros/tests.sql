@@ -28,3 +28,27 @@
     {{ dbt.default__test_unique(model, column_name) }}
     {%- endif %}
 {% endmacro %}
+
+{#- Not null, for several columns of one model in one scan: one dbt node and one query where a
+    test per column costs a node and a full read each.
+    Each failing row names a column and how many of its rows are null. -#}
+{% test not_null_columns(model, columns) %}
+with nulls as (
+    select
+    {%- for column in columns %}
+        count(*) filter (where {{ column }} is null) as null_rows_{{ loop.index }}
+        {{- "," if not loop.last }}
+    {%- endfor %}
+    from {{ model }}
+)
+
+select column_name, null_rows
+from nulls
+cross join lateral (
+    values
+    {%- for column in columns %}
+        ('{{ column }}', null_rows_{{ loop.index }}){{ "," if not loop.last }}
+    {%- endfor %}
+) as counted (column_name, null_rows)
+where null_rows > 0
+{% endtest %}

@@ -168,3 +168,38 @@ def test_dbt_docs_generate_works(built, settings_module):
     run_dbt(["docs", "generate"], settings_module.dbt_project_dir, built, settings_module.var_dir)
     catalog = target_dir(settings_module.var_dir, built) / "catalog.json"
     assert catalog.exists() and "fct_touchpoints" in catalog.read_text()
+
+
+@pytest.mark.slow
+def test_nulls_in_columns_declared_not_null_fail_the_build_naming_each_column(
+    built_copy, settings_module
+):
+    """The model-level not_null_columns test (one scan for all of a model's not-null columns)
+    fails as dbt's per-column not_null did, and its rows say which column holds how many nulls."""
+    from touchpoint.transform.dbt import DbtFailed, run_dbt, target_dir
+
+    with psycopg.connect(built_copy, autocommit=True) as conn:
+        conn.execute(
+            "update marts.fct_touchpoints set channel = null, journey_stage = null"
+            " where touchpoint_id in (select touchpoint_id from marts.fct_touchpoints limit 3)"
+        )
+        conn.execute(
+            "update marts.fct_touchpoints set journey_stage = null"
+            " where touchpoint_id in (select touchpoint_id from marts.fct_touchpoints"
+            " where journey_stage is not null limit 2)"
+        )
+    project, var = settings_module.dbt_project_dir, settings_module.var_dir
+    with pytest.raises(DbtFailed, match="not_null_columns_fct_touchpoints"):
+        run_dbt(
+            ["test", "--select", "fct_touchpoints,test_name:not_null_columns"],
+            project,
+            built_copy,
+            var,
+        )
+    # the test's query, run again: one row per column that holds nulls
+    # (dbt cuts a long test name and adds a hash to name the file)
+    compiled = target_dir(var, built_copy) / "compiled"
+    (executed,) = compiled.rglob("not_null_columns_fct_touchpoin*")
+    with psycopg.connect(built_copy) as conn:
+        rows = sorted(conn.execute(executed.read_text()).fetchall())
+    assert rows == [("channel", 3), ("journey_stage", 5)]

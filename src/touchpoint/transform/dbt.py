@@ -106,15 +106,15 @@ def run_dbt(args: list[str], project_dir: Path, warehouse_url: str, var_dir: Pat
     for line in result.stdout.splitlines():
         log.info("dbt | %s", line)
     if result.returncode != 0:
-        errors = [
-            ln
-            for ln in result.stdout.splitlines()
-            if "Error" in ln or "ERROR" in ln or "FAIL" in ln
-        ]
+        lines = [ln.strip() for ln in result.stdout.splitlines()]
+        named = [ln for ln in lines if "Failure in " in ln or " Error in " in ln]
+        tally = [ln for ln in lines if "Error" in ln or "ERROR" in ln or "FAIL" in ln]
+        # the first failure dbt names (a test or a model), then its closing tally
+        what = list(dict.fromkeys(named[:1] + tally[-1:]))
+        what = what or result.stderr.strip().splitlines()[-1:]
         raise DbtFailed(
             f"dbt {' '.join(args)} failed (exit {result.returncode}): "
-            f"{(errors or result.stderr.strip().splitlines() or ['no output'])[-1].strip()}; "
-            f"full log in {var_dir / 'dbt' / 'logs'}"
+            f"{'; '.join(what) or 'no output'}; full log in {var_dir / 'dbt' / 'logs'}"
         )
     return result.stdout
 
