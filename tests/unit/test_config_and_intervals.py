@@ -29,13 +29,14 @@ def test_dbt_runs_on_one_thread_per_core_and_logs_to_its_file_at_info(monkeypatc
 
     monkeypatch.delenv("TOUCHPOINT_DBT_THREADS", raising=False)
     monkeypatch.delenv("TOUCHPOINT_DBT_FILE_LOG_LEVEL", raising=False)
-    env = dbt_run_env()
+    env = dbt_run_env(load_settings())
     assert env["TOUCHPOINT_DBT_THREADS"] == str(os.cpu_count())
     assert env["DBT_LOG_LEVEL_FILE"] == "info"
     monkeypatch.setenv("TOUCHPOINT_DBT_THREADS", "3")
     monkeypatch.setenv("TOUCHPOINT_DBT_FILE_LOG_LEVEL", "DEBUG")
-    assert dbt_run_env()["TOUCHPOINT_DBT_THREADS"] == "3"
-    assert dbt_run_env()["DBT_LOG_LEVEL_FILE"] == "debug"
+    env = dbt_run_env(load_settings())
+    assert env["TOUCHPOINT_DBT_THREADS"] == "3"
+    assert env["DBT_LOG_LEVEL_FILE"] == "debug"
 
 
 @pytest.mark.parametrize(

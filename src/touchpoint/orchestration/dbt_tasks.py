@@ -87,7 +87,7 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt", **kwargs: Any) -> 
                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
                 "DBT_USE_COLORS": "False",
                 # roles (and the readers the marts are granted to), threads, log file level
-                **dbt_run_env(),
+                **dbt_run_env(settings),
             },
         ),
         profile_config=ProfileConfig(

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from touchpoint.config import load_roles, load_settings
+from touchpoint.config import Roles, Settings, load_settings
 from touchpoint.errors import TouchpointError
 from touchpoint.warehouse.connection import url_parts
 from touchpoint.warehouse.locks import raw_layer_alone
@@ -26,7 +26,7 @@ class DbtFailed(TouchpointError):
 BUILD = ("build", "--exclude-resource-type", "unit_test")
 
 
-def dbt_role_env() -> dict[str, str]:
+def dbt_role_env(roles: Roles) -> dict[str, str]:
     """The roles dbt needs: the one it runs as and the readers it grants the marts to
     (macros/grants.sql).
 
@@ -35,7 +35,6 @@ def dbt_role_env() -> dict[str, str]:
     after any failed statement on a connection it then reuses), leaving dbt to run as the login
     user (dbt-labs/dbt-adapters#1889). libpq's PGOPTIONS sets the role when each connection
     starts, which no rollback undoes; the profile's ``role`` stays as the documented setting."""
-    roles = load_roles()
     inherited = os.environ.get("PGOPTIONS", "")  # libpq's, not a touchpoint setting: kept, extended
     return {
         "PGOPTIONS": f"{inherited} -c role={roles.transformer}".strip(),
@@ -45,12 +44,11 @@ def dbt_role_env() -> dict[str, str]:
     }
 
 
-def dbt_run_env() -> dict[str, str]:
+def dbt_run_env(settings: Settings) -> dict[str, str]:
     """What every dbt run of the product shares, from the pipeline or from Airflow: the roles,
     the threads (``profiles.yml`` reads them) and the log file's level."""
-    settings = load_settings()
     return {
-        **dbt_role_env(),
+        **dbt_role_env(settings.roles),
         "TOUCHPOINT_DBT_THREADS": str(settings.dbt_thread_count),
         "DBT_LOG_LEVEL_FILE": settings.dbt_file_log_level,
     }
@@ -67,7 +65,7 @@ def dbt_env(warehouse_url: str, var_dir: Path) -> dict[str, str]:
     under var/."""
     parts = url_parts(warehouse_url)
     return {
-        **dbt_run_env(),
+        **dbt_run_env(load_settings()),
         "TOUCHPOINT_DBT_HOST": parts.host,
         "TOUCHPOINT_DBT_PORT": str(parts.port),
         "TOUCHPOINT_DBT_USER": parts.user,
