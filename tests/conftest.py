@@ -218,6 +218,7 @@ def built_world(cluster_url: str, settings: Settings, small_world, run_dir: Path
 
     url = create_db(cluster_url)
     dump = run_dir / "built_world.dump"
+    bin_dir = find_pg_bin(settings)
     with _only_one_worker_at_a_time(run_dir / "built_world.lock"):
         if dump.exists():
             # the stage roles are the cluster's: made by the schema's DDL on a scratch database
@@ -225,7 +226,6 @@ def built_world(cluster_url: str, settings: Settings, small_world, run_dir: Path
             with psycopg.connect(scratch) as conn:
                 ensure_schema(conn)
             drop_db(cluster_url, scratch)
-            bin_dir = find_pg_bin(settings)
             subprocess.run(
                 [str(bin_dir / "pg_restore"), "--exit-on-error", "-d", url, str(dump)],
                 check=True,
@@ -233,7 +233,6 @@ def built_world(cluster_url: str, settings: Settings, small_world, run_dir: Path
             )
         else:
             _build_small_world(url, settings, small_world)
-            bin_dir = find_pg_bin(settings)
             subprocess.run(
                 [str(bin_dir / "pg_dump"), "-Fc", "-f", str(dump), url],
                 check=True,

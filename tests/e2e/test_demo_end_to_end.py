@@ -17,6 +17,7 @@ from babel.numbers import format_decimal
 from helpers import REPO, TEST_VAR, free_port, run_cli
 from touchpoint.config import load_settings
 from touchpoint.delivery.recipients import load_recipients
+from touchpoint.local.airflow_services import METADATA_DB, ensure_database
 from touchpoint.local.cluster import find_pg_bin
 from touchpoint.warehouse.connection import url_parts
 
@@ -31,8 +32,8 @@ SECRETS = {
 
 
 def metadata_url(demo: dict) -> str:
-    """The Airflow metadata database the demo ran on: ``airflow`` beside its warehouse."""
-    return demo["url"].rsplit("/", 1)[0] + "/airflow"
+    """The Airflow metadata database the demo ran on, beside its warehouse (it exists)."""
+    return ensure_database(demo["url"], METADATA_DB)
 
 
 def raw_counts(url: str) -> dict[str, int]:

@@ -113,11 +113,14 @@ def _hostile_notes(day: datetime) -> list[tuple[dict, str]]:
 
 
 def _day_files(landing: Path, day: datetime) -> list[Path]:
-    folders = (
-        landing / "segment" / str(int(day.timestamp() * 1000)),
-        landing / "sendgrid" / day.date().isoformat(),
+    """The Segment and SendGrid files of the day, as the loader lists them."""
+    from touchpoint.extract.landing import files_for_interval
+
+    return sorted(
+        Path(url)
+        for source in ("segment", "sendgrid")
+        for url in files_for_interval(str(landing / source), day, day + timedelta(days=1))
     )
-    return sorted(p for folder in folders if folder.exists() for p in folder.iterdir())
 
 
 def _week_records(world) -> int:
