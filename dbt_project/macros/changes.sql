@@ -9,27 +9,32 @@
 
 {% macro changed_customers() -%}
     {#- Customers whose events changed since the model's watermark, with the time from which
-        their rows must be re-derived (changed_from):
-        - the earliest of their events that are new since the watermark, when that is all that
-          changed: everything before it is as it was;
-        - '-infinity' (all of it) when one of their events existed before and changed, was
-          removed, or moved to or from another customer (the customers it left are in
-          former_customer_keys). -#}
+        their rows must be re-derived (changed_from): the earliest time any of those events
+        has or ever had (former_occurred_ats). A new, changed, removed or re-keyed event at a
+        time cannot change what was derived from the events before it, so everything before
+        that time is as it was. The customers a re-keyed event left (former_customer_keys:
+        merged away, or an event moved to another customer) re-derive from the same time.
+        '-infinity' (all of it) only for an event that never had a time. -#}
     select customer_key, min(changed_from) as changed_from
     from (
-        select
-            customer_key,
-            case when _inserted_at > {{ watermark() }} then coalesce(occurred_at, '-infinity')
-                 else '-infinity' end as changed_from
+        select customer_key, {{ earliest_time_of_event() }} as changed_from
         from {{ ref('int_events_classified') }}
         where _updated_at > {{ watermark() }} and customer_key is not null
         union all
-        select former.customer_key, '-infinity'::timestamptz
+        select former.customer_key, {{ earliest_time_of_event() }}
         from {{ ref('int_events_classified') }}
         cross join lateral unnest(former_customer_keys) as former (customer_key)
         where _updated_at > {{ watermark() }}
     ) as changes
     group by customer_key
+{%- endmacro %}
+
+{% macro earliest_time_of_event() -%}
+    {#- The earliest time a row of int_events_classified has or had; '-infinity' without one. -#}
+    coalesce(
+        (select min(t) from unnest(array_append(former_occurred_ats, occurred_at)) as times (t)),
+        '-infinity'::timestamptz
+    )
 {%- endmacro %}
 
 {% macro remapped_customers() -%}

@@ -26,6 +26,7 @@ START = datetime.combine(SIM_START, datetime.min.time(), UTC)
 # consecutive, uneven intervals (6, 3, 1 and 4 days): the first build is a full one, the others
 # are incremental; the hand-made changes arrive in the last one
 CUTS = [START + timedelta(days=d) for d in (0, 6, 9, 10, 14)]
+MEETING_MOVED_TO = CUTS[-2] + timedelta(hours=5)  # into the last interval
 HUBSPOT = {obj.object_type: obj for obj in HUBSPOT_OBJECTS}
 
 
@@ -170,6 +171,33 @@ def late_changes(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], s
             "meeting_missed",
             hs_meeting_outcome="NO_SHOW",
         )
+        # a meeting of the first days moved to the last interval, before the touchpoints its
+        # customer met in between: what was derived from its old time on must be re-derived
+        # (the earliest time it ever had, not only its new one)
+        early_meeting = conn.execute(
+            "select r.payload from raw.hubspot_meetings as r where r.object_id = ("
+            "  select split_part(e.source_event_id, ':', 2)"
+            "  from intermediate.int_events_classified as e"
+            "  where e.source = 'crm' and e.event_type = 'meeting' and e.is_touchpoint"
+            "    and not e.is_removed"
+            "    and split_part(e.source_event_id, ':', 2) <> %(missed)s"
+            "    and exists (select 1 from intermediate.int_events_classified as later"
+            "                where later.customer_key = e.customer_key and later.is_touchpoint"
+            "                  and later.occurred_at > e.occurred_at + interval '1 day'"
+            "                  and later.occurred_at < %(moved_to)s)"
+            "  order by e.occurred_at, e.source_event_id limit 1)"
+            " order by r.event_time desc limit 1",
+            {
+                "moved_to": MEETING_MOVED_TO,
+                "missed": str((latest("meetings", "meeting") or {}).get("id")),
+            },
+        ).fetchone()
+        new_version(
+            "meetings",
+            early_meeting[0] if early_meeting else None,
+            "meeting_moved_later",
+            hs_timestamp=_iso(MEETING_MOVED_TO),
+        )
         ticket = latest("tickets", "ticket")
         new_version(
             "tickets",
@@ -290,7 +318,13 @@ def test_the_last_interval_really_changed_what_earlier_runs_built(two_warehouses
     """The scenario is not vacuous: the last incremental run had to re-key, remove and move
     rows that earlier runs had written."""
     incremental, _, made = two_warehouses
-    assert {"deal_won_late", "meeting_missed", "ticket_moved", "address_changed"} <= made, made
+    assert {
+        "deal_won_late",
+        "meeting_missed",
+        "meeting_moved_later",
+        "ticket_moved",
+        "address_changed",
+    } <= made, made
     with psycopg.connect(incremental) as conn:
         merges = conn.execute(
             "select count(*) from intermediate.int_identity_key_changes"
@@ -307,6 +341,12 @@ def test_the_last_interval_really_changed_what_earlier_runs_built(two_warehouses
             " where cardinality(former_customer_keys) > 0 or"
             " (_inserted_at < _updated_at and customer_key is not null)"
         ).fetchone()[0]
+        moved_later = conn.execute(
+            "select count(*) from intermediate.int_events_classified"
+            " where event_type = 'meeting' and occurred_at = %s"
+            " and former_occurred_ats[1] < occurred_at - interval '1 day'",
+            (MEETING_MOVED_TO,),
+        ).fetchone()[0]
         late = conn.execute(
             "select count(*) from marts.fct_touchpoints where source_event_id = 'late-page'"
         ).fetchone()[0]
@@ -317,6 +357,7 @@ def test_the_last_interval_really_changed_what_earlier_runs_built(two_warehouses
     assert merges > 0, "the alias should have merged two customers across runs"
     assert removed >= 1, "the missed meeting should no longer be an event"
     assert moved >= 1, "the ticket should have moved in time"
+    assert moved_later == 1, "the early meeting should have moved to the last interval"
     assert rekeyed > 0, "events of earlier runs should have changed customer"
     assert late == 1, "the late page view should be a touchpoint"
     assert won >= 1, "the deal won in the first week should be a conversion"
