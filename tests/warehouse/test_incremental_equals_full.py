@@ -26,7 +26,7 @@ START = datetime.combine(SIM_START, datetime.min.time(), UTC)
 # consecutive, uneven intervals (6, 3, 1 and 4 days): the first build is a full one, the others
 # are incremental; the hand-made changes arrive in the last one
 CUTS = [START + timedelta(days=d) for d in (0, 6, 9, 10, 14)]
-MEETING_MOVED_TO = CUTS[-2] + timedelta(hours=5)  # into the last interval
+ENGAGEMENT_MOVED_TO = CUTS[-2] + timedelta(hours=5)  # into the last interval
 HUBSPOT = {obj.object_type: obj for obj in HUBSPOT_OBJECTS}
 
 
@@ -171,33 +171,40 @@ def late_changes(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], s
             "meeting_missed",
             hs_meeting_outcome="NO_SHOW",
         )
-        # a meeting of the first days moved to the last interval, before the touchpoints its
-        # customer met in between: what was derived from its old time on must be re-derived
-        # (the earliest time it ever had, not only its new one)
-        early_meeting = conn.execute(
-            "select r.payload from raw.hubspot_meetings as r where r.object_id = ("
-            "  select split_part(e.source_event_id, ':', 2)"
-            "  from intermediate.int_events_classified as e"
-            "  where e.source = 'crm' and e.event_type = 'meeting' and e.is_touchpoint"
-            "    and not e.is_removed"
-            "    and split_part(e.source_event_id, ':', 2) <> %(missed)s"
-            "    and exists (select 1 from intermediate.int_events_classified as later"
-            "                where later.customer_key = e.customer_key and later.is_touchpoint"
-            "                  and later.occurred_at > e.occurred_at + interval '1 day'"
-            "                  and later.occurred_at < %(moved_to)s)"
-            "  order by e.occurred_at, e.source_event_id limit 1)"
-            " order by r.event_time desc limit 1",
-            {
-                "moved_to": MEETING_MOVED_TO,
-                "missed": str((latest("meetings", "meeting") or {}).get("id")),
-            },
+        # an engagement (meeting, call or email) that entered its customer into a journey
+        # stage, moved to the last interval past the touchpoints they met in between: what was
+        # derived from its old time on (the stay it opened) must be re-derived, from the
+        # earliest time it ever had
+        missed = str((latest("meetings", "meeting") or {}).get("id"))
+        opener = conn.execute(
+            "select e.event_type, split_part(e.source_event_id, ':', 2)"
+            " from intermediate.int_events_classified as e"
+            " where e.source = 'crm' and e.event_type in ('meeting', 'call', 'crm_email')"
+            "   and e.is_touchpoint and not e.is_removed"
+            "   and e.source_event_id <> 'meeting:' || %(missed)s"
+            "   and exists (select 1 from marts.fct_journeys as j"
+            "               where j.entry_touchpoint_id = e.event_key)"
+            "   and exists (select 1 from intermediate.int_events_classified as later"
+            "               where later.customer_key = e.customer_key and later.is_touchpoint"
+            "                 and later.occurred_at > e.occurred_at + interval '1 day'"
+            "                 and later.occurred_at < %(moved_to)s)"
+            " order by e.occurred_at, e.source_event_id limit 1",
+            {"moved_to": ENGAGEMENT_MOVED_TO, "missed": missed},
         ).fetchone()
-        new_version(
-            "meetings",
-            early_meeting[0] if early_meeting else None,
-            "meeting_moved_later",
-            hs_timestamp=_iso(MEETING_MOVED_TO),
-        )
+        if opener:
+            object_type = {"meeting": "meetings", "call": "calls", "crm_email": "emails"}[opener[0]]
+            (payload,) = _one(
+                conn,
+                f"select payload from raw.hubspot_{object_type} where object_id = %s"
+                " order by event_time desc limit 1",
+                opener[1],
+            )
+            new_version(
+                object_type,
+                payload,
+                "engagement_moved_later",
+                hs_timestamp=_iso(ENGAGEMENT_MOVED_TO),
+            )
         ticket = latest("tickets", "ticket")
         new_version(
             "tickets",
@@ -321,7 +328,7 @@ def test_the_last_interval_really_changed_what_earlier_runs_built(two_warehouses
     assert {
         "deal_won_late",
         "meeting_missed",
-        "meeting_moved_later",
+        "engagement_moved_later",
         "ticket_moved",
         "address_changed",
     } <= made, made
@@ -343,9 +350,9 @@ def test_the_last_interval_really_changed_what_earlier_runs_built(two_warehouses
         ).fetchone()[0]
         moved_later = conn.execute(
             "select count(*) from intermediate.int_events_classified"
-            " where event_type = 'meeting' and occurred_at = %s"
+            " where event_type in ('meeting', 'call', 'crm_email') and occurred_at = %s"
             " and former_occurred_ats[1] < occurred_at - interval '1 day'",
-            (MEETING_MOVED_TO,),
+            (ENGAGEMENT_MOVED_TO,),
         ).fetchone()[0]
         late = conn.execute(
             "select count(*) from marts.fct_touchpoints where source_event_id = 'late-page'"
@@ -357,7 +364,7 @@ def test_the_last_interval_really_changed_what_earlier_runs_built(two_warehouses
     assert merges > 0, "the alias should have merged two customers across runs"
     assert removed >= 1, "the missed meeting should no longer be an event"
     assert moved >= 1, "the ticket should have moved in time"
-    assert moved_later == 1, "the early meeting should have moved to the last interval"
+    assert moved_later == 1, "the engagement should have moved to the last interval"
     assert rekeyed > 0, "events of earlier runs should have changed customer"
     assert late == 1, "the late page view should be a touchpoint"
     assert won >= 1, "the deal won in the first week should be a conversion"
