@@ -45,9 +45,9 @@ def late_changes(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], s
     landing files per stream: Segment events (an alias that merges two known customers, an
     identify that gives a customer an anonymous device's past, a page view that arrives a
     week late) and new versions of HubSpot objects (a won deal no longer won, a deal won
-    in the first week after all, a completed
-    meeting that did not take place, a ticket moved in time and category, a survey answer
-    re-scored, a contact whose address changed), each when the world has such an object.
+    in the first week after all, a completed meeting that did not take place, an engagement
+    that opened a journey stay moved days later, a ticket moved in time and category, a survey
+    answer re-scored, a contact whose address changed), each when the world has such an object.
     Returns the files and the names of the changes made."""
     stamp = _iso(at)
     files: dict[str, Path] = {}
@@ -165,17 +165,13 @@ def late_changes(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], s
             dealstage="closedwon",
             closedate=_iso(won_at),
         )
-        new_version(
-            "meetings",
-            latest("meetings", "meeting"),
-            "meeting_missed",
-            hs_meeting_outcome="NO_SHOW",
-        )
+        missed_meeting = latest("meetings", "meeting")
+        new_version("meetings", missed_meeting, "meeting_missed", hs_meeting_outcome="NO_SHOW")
         # an engagement (meeting, call or email) that entered its customer into a journey
         # stage, moved to the last interval past the touchpoints they met in between: what was
         # derived from its old time on (the stay it opened) must be re-derived, from the
         # earliest time it ever had
-        missed = str((latest("meetings", "meeting") or {}).get("id"))
+        missed = str((missed_meeting or {}).get("id"))
         opener = conn.execute(
             "select e.event_type, split_part(e.source_event_id, ':', 2)"
             " from intermediate.int_events_classified as e"
