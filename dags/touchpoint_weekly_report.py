@@ -5,8 +5,9 @@ week (Monday to Monday, UTC). Params ``start``/``end`` pick another week by hand
 
 It runs only once the ingest has completed every day of that week: ``wait_for_ingest`` pokes
 ``ops.ingest_intervals`` until every UTC day is covered, and fails naming the missing days
-once TOUCHPOINT_REPORT_INGEST_WAIT_HOURS have passed since the week ended. Then the week's
-data-quality gate, then the report (or, on a critical failure, an alert to engineers).
+once TOUCHPOINT_REPORT_INGEST_WAIT_HOURS have passed since the week ended. Then every dbt
+data test on every row (the daily builds test the rows they wrote), the week's data-quality
+gate, then the report (or, on a critical failure, an alert to engineers).
 """
 
 from __future__ import annotations
@@ -81,6 +82,15 @@ def touchpoint_weekly_report():
         return False
 
     @task
+    def test_whole_tables() -> None:
+        """Every dbt data test on every row: the daily builds test only the rows they wrote.
+        A failing test fails the run (engineers get its alert), and no report goes out."""
+        from touchpoint import pipeline
+        from touchpoint.orchestration import connections
+
+        pipeline.test_whole_tables(connections.warehouse_url(), load_settings())
+
+    @task
     def check_quality(week: dict[str, str]) -> dict:
         """Validate the week; the result decides what send_report does (it never raises here)."""
         from datetime import datetime
@@ -127,7 +137,7 @@ def touchpoint_weekly_report():
 
     week = resolve_week()
     quality = check_quality(week)
-    wait_for_ingest(week) >> quality
+    wait_for_ingest(week) >> test_whole_tables() >> quality
     send_report(week, quality)
 
 

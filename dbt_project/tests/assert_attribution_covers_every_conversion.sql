@@ -1,11 +1,14 @@
 -- Every conversion is credited by every model, once per path touchpoint: no conversion goes
 -- missing from attribution and no model has a shorter or longer path than another.
+-- In the daily scope, the conversions the build wrote or credited anew.
 with conversions as (
     select * from {{ ref('fct_conversions') }}
+    where true {{ among_written('conversion_id', [(ref('fct_conversions'), 'conversion_id'), (ref('fct_attribution'), 'conversion_id')]) }}
 ),
 
 attribution as (
     select * from {{ ref('fct_attribution') }}
+    where conversion_id in (select conversion_id from conversions)
 ),
 
 models as (

@@ -1,7 +1,7 @@
 -- A credited touchpoint happened before its conversion and within the lookback window;
 -- only a conversion with an empty path credits itself.
 select *
-from {{ ref('fct_attribution') }}
+from {{ written_rows(ref('fct_attribution')) }}
 where (
         not is_conversion_touchpoint
         and (

@@ -1,7 +1,9 @@
 -- Every attribution model shares exactly one conversion over a path, and no weight falls
 -- outside [0, 1]. Returns the offending (conversion, model) pairs.
+-- In the daily scope, the conversions the build credited anew.
 with attribution as (
     select * from {{ ref('fct_attribution') }}
+    where true {{ among_written('conversion_id', [(ref('fct_attribution'), 'conversion_id')]) }}
 ),
 
 per_model as (

@@ -6,6 +6,8 @@ with journeys as (
         lead(entered_at) over (partition by customer_key order by stage_order) as next_entered_at,
         lead(stage_order) over (partition by customer_key order by stage_order) as next_stage_order
     from {{ ref('fct_journeys') }}
+    -- in the daily scope, the customers whose stages the build wrote
+    where true {{ among_written('customer_key', [(ref('fct_journeys'), 'customer_key')]) }}
 )
 
 select *

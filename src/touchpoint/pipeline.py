@@ -33,7 +33,7 @@ from touchpoint.quality.gx_runner import GXValidationFailed, QualityReport, run_
 from touchpoint.report.render import DataQualityAlert, render_alert
 from touchpoint.report.weekly import WeeklyReport, write_preview
 from touchpoint.sources.catalog import FILE_STREAMS
-from touchpoint.transform.dbt import BUILD, run_dbt
+from touchpoint.transform.dbt import BUILD, DAILY_BUILD, WHOLE_TABLE_TESTS, run_dbt
 from touchpoint.warehouse.connection import connect, set_role
 from touchpoint.warehouse.schema import ensure_schema, stage_url
 
@@ -100,12 +100,19 @@ def replay(which: QuarantineFilter, warehouse_url: str, settings: Settings) -> R
         return replay_quarantine(conn, which, settings.limits)
 
 
-def transform(warehouse_url: str, settings: Settings) -> None:
+def transform(warehouse_url: str, settings: Settings, daily: bool = False) -> None:
     """Build and test every dbt model (seeds, models, data tests) on the warehouse, as the
-    transformer role (the profile's ``role``, from :func:`touchpoint.transform.dbt_env`)."""
+    transformer role (the profile's ``role``, from :func:`touchpoint.transform.dbt_env`).
+    ``daily``: as the ingest builds, its data tests on the rows the build wrote only."""
     with connect(warehouse_url) as conn:
         ensure_schema(conn)
-    run_dbt([*BUILD], settings.dbt_project_dir, warehouse_url, settings.var_dir)
+    build = DAILY_BUILD if daily else BUILD
+    run_dbt([*build], settings.dbt_project_dir, warehouse_url, settings.var_dir)
+
+
+def test_whole_tables(warehouse_url: str, settings: Settings) -> None:
+    """Every dbt data test on every row (the daily build tests only the rows it wrote)."""
+    run_dbt([*WHOLE_TABLE_TESTS], settings.dbt_project_dir, warehouse_url, settings.var_dir)
 
 
 def check_quality(

@@ -211,6 +211,12 @@ def test_the_ingest_dag_extracts_every_source_before_building_the_warehouse(pars
     )
 
 
+def test_the_weekly_report_runs_every_test_on_every_row_before_the_gate(parsed):
+    tasks = parsed["dags"]["touchpoint_weekly_report"]["tasks"]
+    assert "wait_for_ingest" in ancestors(tasks, "test_whole_tables")
+    assert "test_whole_tables" in ancestors(tasks, "check_quality")
+
+
 BAD_DAGS = {
     "calls_the_network.py": """
         import socket

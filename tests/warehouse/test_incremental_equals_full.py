@@ -290,11 +290,14 @@ def two_warehouses(cluster_url, settings, small_world, tmp_path_factory):
                     incremental, end - timedelta(seconds=1), tmp_path_factory.mktemp("late")
                 )
                 load_late_changes(incremental, files)
-            pipeline.transform(incremental, local)
+            # as the ingest builds: its tests on the rows each build wrote
+            pipeline.transform(incremental, local, daily=True)
         # then a run whose only news is in HubSpot's archive
         deleted, gone = deletions(incremental, CUTS[-1], tmp_path_factory.mktemp("deleted"))
         load_late_changes(incremental, deleted)
-        pipeline.transform(incremental, local)
+        pipeline.transform(incremental, local, daily=True)
+        # and every test on every row, as the weekly report's run does
+        pipeline.test_whole_tables(incremental, local)
         for source in ("crm", "email", "web"):
             pipeline.extract(source, CUTS[0], CUTS[-1], full, local, crm=endpoint)
         load_late_changes(full, files)

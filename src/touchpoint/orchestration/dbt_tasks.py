@@ -33,7 +33,7 @@ from cosmos.profiles.postgres.user_pass import PostgresUserPasswordProfileMappin
 from touchpoint.config import Settings
 from touchpoint.errors import ConfigError
 from touchpoint.orchestration.connections import warehouse_url
-from touchpoint.transform.dbt import BUILD, dbt_executable, dbt_run_env, manifest_path
+from touchpoint.transform.dbt import DAILY_BUILD, dbt_executable, dbt_run_env, manifest_path
 from touchpoint.warehouse.locks import raw_layer_alone
 
 WAREHOUSE_CONN_ID = "touchpoint_warehouse"
@@ -119,8 +119,8 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt", **kwargs: Any) -> 
             invocation_mode=InvocationMode.SUBPROCESS,
             dbt_executable_path=dbt_executable(),
             test_indirect_selection=TestIndirectSelection.CAUTIOUS,
-            # the producer's build is the pipeline's (dbt's own flags after the command)
-            setup_operator_args={"dbt_cmd_flags": list(BUILD[1:])},
+            # the producer's build is the daily one (dbt's own flags after the command)
+            setup_operator_args={"dbt_cmd_flags": list(DAILY_BUILD[1:])},
         ),
         operator_args={"install_deps": False, "dbt_cmd_global_flags": ["--no-write-json"]},
         **kwargs,

@@ -24,6 +24,11 @@ class DbtFailed(TouchpointError):
 #: tests check the SQL on fixed inputs, so they run where the SQL changes (``make test``:
 #: tests/warehouse/test_dbt_unit_tests.py), not in every daily build, as dbt advises.
 BUILD = ("build", "--exclude-resource-type", "unit_test")
+#: the daily ingest's build: its data tests read only the rows it wrote (dbt_project/macros/
+#: test_scope.sql), so they cost what the day changed; :data:`WHOLE_TABLE_TESTS` reads them all
+DAILY_BUILD = (*BUILD, "--vars", '{"test_rows": "written"}')
+#: every data test on every row: weekly before the report, and in ``make test``
+WHOLE_TABLE_TESTS = ("test", *BUILD[1:], "--vars", '{"test_rows": "all"}')
 
 
 def dbt_role_env(roles: Roles) -> dict[str, str]:

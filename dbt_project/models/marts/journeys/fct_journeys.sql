@@ -6,7 +6,7 @@
     replace_key='customer_key',
     replace_from_key='stage_order',
     on_schema_change='ignore',
-    indexes=[{'columns': ['stage_entry_key'], 'unique': True}, {'columns': ['customer_key', 'stage_order']}, {'columns': ['entered_at']}],
+    indexes=[{'columns': ['stage_entry_key'], 'unique': True}, {'columns': ['customer_key', 'stage_order'], 'unique': True}, {'columns': ['entered_at']}],
     post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
 {#- Journey stage transitions: one row each time a known customer enters a stage.
