@@ -102,14 +102,17 @@ parts as (
     select
         touched.node,
         least(event_part.event_first_seen_at, stored.event_first_seen_at) as event_first_seen_at,
-        case when touched.node in (select node from contact_touched) then contact_part.contact_first_seen_at
+        case when retouched.node is not null then contact_part.contact_first_seen_at
              else stored.contact_first_seen_at end as contact_first_seen_at,
-        case when touched.node in (select node from contact_touched) then coalesce(contact_part.has_contact_source, false)
+        case when retouched.node is not null then coalesce(contact_part.has_contact_source, false)
              else coalesce(stored.has_contact_source, false) end as has_contact_source
     from (select node from event_part union select node from contact_touched) as touched
-    left join event_part using (node)
-    left join contact_part using (node)
-    left join stored using (node)
+    -- joins, not `in (subquery)` in the select list: past work_mem that scans the subquery's
+    -- rows for every node
+    left join contact_touched as retouched on retouched.node = touched.node
+    left join event_part on event_part.node = touched.node
+    left join contact_part on contact_part.node = touched.node
+    left join stored on stored.node = touched.node
 ),
 {% else %}
 parts as (

@@ -116,12 +116,15 @@ touch_rows as (
         null::text as nps_group,
         null::boolean as is_dissatisfied,
         count(*) as touchpoints,
-        count(*) filter (where t.touchpoint_id in (select touchpoint_id from first_touches)) as first_touches,
+        count(first.touchpoint_id) as first_touches,
         {%- for kind in kinds %}
         0::numeric as credit_{{ kind }},
         {%- endfor %}
         0 as answers
     from touchpoints as t
+    -- a join, not `in (subquery)`: past work_mem the planner scans the subquery's rows for
+    -- every touchpoint (a 7-week catch-up at scale S ran for over 5 minutes)
+    left join first_touches as first on first.touchpoint_id = t.touchpoint_id
     left join located on located.customer_key = t.customer_key
     left join units on units.channel = t.channel
     group by 1, 2, 3, 4, 5, 6, 7

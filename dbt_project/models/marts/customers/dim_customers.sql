@@ -106,7 +106,7 @@ rebuilt as (
 rejudged as (
     -- only their windows moved: the stored row, re-judged (see rejudged_rows)
     select customer_key from window_moved
-    where customer_key not in (select customer_key from changed_rows)
+    where not exists (select from changed_rows where changed_rows.customer_key = window_moved.customer_key)
 ),
 {%- else %}
 rebuilt as (

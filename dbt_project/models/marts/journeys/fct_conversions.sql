@@ -24,7 +24,9 @@ purchases as (
            source, channel, source_event_id, source_event_type
     from {{ this }}
     where customer_key in (select customer_key from customers)
-      and conversion_id not in (select event_key from changed)
+      -- not exists, not `not in`: an anti-join, where `not in` scans its subquery's rows for
+      -- every row once they pass work_mem
+      and not exists (select from changed where changed.event_key = conversion_id)
     union all
     select event_key, customer_key, occurred_at, source, channel, source_event_id, event_type
     from changed
