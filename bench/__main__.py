@@ -24,7 +24,7 @@ os.environ.setdefault("TOUCHPOINT_PG_PORT", "54359")
 os.environ.setdefault("MPLCONFIGDIR", str(BENCH_VAR / "cache" / "matplotlib"))
 os.environ.pop("TOUCHPOINT_WAREHOUSE_URL", None)
 
-from bench import stages  # noqa: E402
+from bench import daily, stages  # noqa: E402
 from bench.dataset import ensure_dataset  # noqa: E402
 from bench.measure import repeated, run_measured, side_by_side  # noqa: E402
 from bench.scales import SCALES  # noqa: E402
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="S only, one repetition, without the peers (a couple of minutes); results in "
+        help="S only, one repetition, without the peers (about 10 minutes); results in "
         "bench/results-quick.json unless --out says otherwise",
     )
     parser.add_argument(
@@ -112,9 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                 what
                 for what, have, need in zip(
                     ("web", "email", "CRM"),
-                    (
-                        ds.manifest["web_events"],
-                        ds.manifest["email_events"],
+                    (  # the events of the history, the CRM objects of the whole data set
+                        ds.manifest["web_csv_rows"],
+                        ds.manifest["email_csv_rows"],
                         ds.manifest["crm_objects"],
                     ),
                     scale.minimum,
@@ -179,8 +179,12 @@ def main(argv: list[str] | None = None) -> int:
             save()
             done.advance()
             done.update(description=f"{name}: dbt builds")
-            progress(f"{name} dbt: full build of the history, then one new day")
-            here["dbt"] = stages.transform(wh, ds, warehouse, progress)
+            progress(
+                f"{name} daily run: full build of the history, then {len(ds.measured_days)} "
+                "weekdays ingested, built and checked"
+            )
+            copy_rates = {s: here["load"][s]["copy"]["rows_per_s"] for s in here["load"]}
+            here["daily"] = daily.daily(wh, ds, warehouse, progress, copy_rates)
             save()
             done.advance()
             done.update(description=f"{name}: report")
@@ -234,7 +238,7 @@ def profile_load(wh: stages.Warehouse, ds) -> dict[str, Any]:
                 "--start",
                 ds.start.isoformat(),
                 "--end",
-                ds.end.isoformat(),
+                ds.history_end.isoformat(),
             ],
             env=wh.env(dsn, ds),
         )

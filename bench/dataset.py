@@ -19,7 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import worker_pool
-from bench.scales import RETURN_VISITS_PER_WEEK, SEED, SLICE, START, WEEKS, Scale
+from bench.scales import (
+    HISTORY_WEEKS,
+    LONG_HISTORY_WEEKS,
+    MEASURED_WEEKDAYS,
+    RETURN_VISITS_PER_WEEK,
+    SEED,
+    SLICE,
+    START,
+    WEEKS,
+    Scale,
+)
 from touchpoint.progress import progress as bar
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,9 +59,20 @@ class Dataset:
         return self.start + timedelta(weeks=WEEKS)
 
     @property
-    def last_day(self) -> datetime:
-        """The day the incremental measurements ingest on top of everything before it."""
-        return self.end - timedelta(days=1)
+    def history_end(self) -> datetime:
+        """The end of the history every stage starts from (a Monday, 00:00 UTC)."""
+        return self.start + timedelta(weeks=HISTORY_WEEKS)
+
+    @property
+    def measured_days(self) -> list[datetime]:
+        """The consecutive weekdays after the history on which the daily run is measured."""
+        return [self.history_end + timedelta(days=n) for n in range(MEASURED_WEEKDAYS)]
+
+    @property
+    def long_history_end(self) -> datetime:
+        """The end of the long history: the same weekday as the first measured day, after
+        LONG_HISTORY_WEEKS weeks."""
+        return self.start + timedelta(weeks=LONG_HISTORY_WEEKS)
 
     def csv_for(self, source: str) -> Path:
         return self.root / "csv" / f"{source}.csv"
@@ -60,7 +81,7 @@ class Dataset:
 def _fingerprint(scale: Scale) -> str:
     h = hashlib.sha256(
         json.dumps(
-            [scale.customers, SEED, START.isoformat(), WEEKS, RETURN_VISITS_PER_WEEK, SLICE]
+            [scale.people, SEED, START.isoformat(), WEEKS, RETURN_VISITS_PER_WEEK, SLICE]
         ).encode()
     )
     simulator = REPO / "src" / "touchpoint_sim"
@@ -98,12 +119,12 @@ def ensure_dataset(scale: Scale, progress: Callable[[str], None] = print) -> Dat
         shutil.rmtree(stale)
     started = time.perf_counter()
     progress(
-        f"generating data set {scale.name}: {scale.customers:,} customers x {WEEKS} weeks "
-        f"under {root}"
+        f"generating data set {scale.name}: {scale.people:,} people x {WEEKS} weeks "
+        f"({scale.customers:,} in the {HISTORY_WEEKS}-week history) under {root}"
     )
     slices = [
-        (i, first, min(SLICE, scale.customers - first))
-        for i, first in enumerate(range(0, scale.customers, SLICE))
+        (i, first, min(SLICE, scale.people - first))
+        for i, first in enumerate(range(0, scale.people, SLICE))
     ]
     from touchpoint_sim.population import ASSOCIATION_PAIRS, CRM_TYPES, World
     from touchpoint_sim.writers import write_crm
@@ -113,7 +134,7 @@ def ensure_dataset(scale: Scale, progress: Callable[[str], None] = print) -> Dat
     web = email = 0
     with (
         worker_pool(2) as pool,
-        bar(f"data set {scale.name}: slices", total=scale.customers, unit="customers") as built,
+        bar(f"data set {scale.name}: slices", total=scale.people, unit="people") as built,
     ):
         futures = [
             pool.submit(_build_slice, i, first, count, str(root / "landing"))
@@ -135,7 +156,9 @@ def ensure_dataset(scale: Scale, progress: Callable[[str], None] = print) -> Dat
     manifest = {
         "scale": scale.name,
         "customers": scale.customers,
+        "people": scale.people,
         "weeks": WEEKS,
+        "history_weeks": HISTORY_WEEKS,
         "seed": SEED,
         "start": START.isoformat(),
         "return_visits_per_week": RETURN_VISITS_PER_WEEK,
@@ -156,7 +179,7 @@ def ensure_dataset(scale: Scale, progress: Callable[[str], None] = print) -> Dat
 
 
 #: what the CSV files hold (a data set with older CSVs gets them written again)
-CSV_OF = "history: every day but the last; duplicates counted"
+CSV_OF = "history: the first HISTORY_WEEKS weeks; duplicates counted"
 
 
 def _write_copy_csvs(dataset: Dataset, progress: Callable[[str], None]) -> None:
@@ -183,7 +206,7 @@ def _write_copy_csvs(dataset: Dataset, progress: Callable[[str], None]) -> None:
 
 
 def _write_copy_csv(dataset: Dataset, source: str) -> tuple[int, int]:
-    """The rows our loader inserts for the history (every day but the last), pre-converted to
+    """The rows our loader inserts for the history, pre-converted to
     CSV for ``psql \\copy`` (the limit): read and keyed by our own reader, so both sides load
     exactly the same rows."""
     from touchpoint.extract.landing import files_for_interval, read_items
@@ -198,7 +221,7 @@ def _write_copy_csv(dataset: Dataset, source: str) -> tuple[int, int]:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         for url in files_for_interval(
-            str(dataset.landing / folder), dataset.start, dataset.last_day
+            str(dataset.landing / folder), dataset.start, dataset.history_end
         ):
             for item in read_items(url):
                 if item.error is not None:

@@ -19,9 +19,8 @@ from typing import Any
 import psycopg
 import yaml
 
-from bench.dataset import REPO, Dataset, files_of
+from bench.dataset import Dataset, files_of
 from bench.measure import Measured, run_measured
-from touchpoint.progress import progress as bar
 
 Progress = Callable[[str], None]
 
@@ -77,11 +76,11 @@ class Warehouse:
         )
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
-def _last_json(measured: Measured) -> dict[str, Any]:
+def last_json(measured: Measured) -> dict[str, Any]:
     return json.loads(measured.stdout.strip().splitlines()[-1])
 
 
@@ -95,7 +94,7 @@ RAW_TABLE = {"web": "raw.segment_events", "email": "raw.sendgrid_events"}
 
 
 def load_ours(wh: Warehouse, ds: Dataset, source: str, into: str | None = None) -> dict[str, Any]:
-    """``touchpoint extract <source>`` over the history (every day but the last) into an empty
+    """``touchpoint extract <source>`` over the history into an empty
     raw layer: a fresh database, or ``into`` (kept: the warehouse the later stages build on)."""
     dsn = into or wh.fresh(f"ours_{source}")
     try:
@@ -105,12 +104,12 @@ def load_ours(wh: Warehouse, ds: Dataset, source: str, into: str | None = None) 
             "extract",
             source,
             "--start",
-            _iso(ds.start),
+            iso(ds.start),
             "--end",
-            _iso(ds.last_day),
+            iso(ds.history_end),
             "--json",
         )
-        loaded = _last_json(run)["loaded"]
+        loaded = last_json(run)["loaded"]
         rows = _table_rows(dsn, RAW_TABLE[source])
         if rows != loaded or rows != ds.manifest[f"{source}_csv_rows"]:
             raise RuntimeError(
@@ -184,7 +183,7 @@ def load_peer(
 
     dsn = wh.fresh(f"{peer}_{source}")
     try:
-        files = files_of(ds, source, ds.start, ds.last_day)
+        files = files_of(ds, source, ds.start, ds.history_end)
         if peer == "dlt":
             result = run_dlt(dlt_python, source, files, dsn, f"dlt_{source}", mode=mode)
         else:
@@ -203,15 +202,33 @@ def load_peer(
 
 
 # -- b. CRM extraction ----------------------------------------------------------------------
-def crm_extract(wh: Warehouse, ds: Dataset, into: str | None = None) -> dict[str, Any]:
-    """``touchpoint extract crm`` of the history against the simulator (no request-rate limit):
-    records/s, and requests made against the fewest the page size allows."""
+def crm_request_floor(
+    data: Any, start: datetime, end: datetime, page: int = 200
+) -> tuple[int, int]:
+    """The fewest requests the HubSpot API allows for the CRM objects modified in [start, end):
+    search pages of ``page`` objects (at least one per object type), and v4 association
+    batches of ASSOCIATION_BATCH objects per association type."""
     from touchpoint.extract.hubspot import ASSOCIATION_BATCH
     from touchpoint.sources.catalog import hubspot_objects
     from touchpoint.sources.timeparse import from_iso
+
+    search = associations = 0
+    for obj in hubspot_objects(None):
+        n = sum(
+            1
+            for r in data.listing(obj.object_type)
+            if start <= from_iso(r["properties"][obj.modified_property]) < end
+        )
+        search += max(1, math.ceil(n / page))
+        associations += len(obj.associations) * math.ceil(n / ASSOCIATION_BATCH)
+    return search, associations
+
+
+def crm_extract(wh: Warehouse, ds: Dataset, into: str | None = None) -> dict[str, Any]:
+    """``touchpoint extract crm`` of the history against the simulator (no request-rate limit):
+    records/s, and requests made against the fewest the page size allows."""
     from touchpoint_sim.crm_server import CrmData, CrmServer
 
-    page = 200
     data = CrmData.from_dir(ds.crm_dir)
     server = CrmServer(data, port=0).start_in_thread()
     dsn = into or wh.fresh("crm")
@@ -222,24 +239,16 @@ def crm_extract(wh: Warehouse, ds: Dataset, into: str | None = None) -> dict[str
             "extract",
             "crm",
             "--start",
-            _iso(ds.start),
+            iso(ds.start),
             "--end",
-            _iso(ds.last_day),
+            iso(ds.history_end),
             "--crm-url",
             server.url,
             "--json",
             TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND="0",
         )
-        loaded = _last_json(run)["loaded"]
-        search_min = assoc_min = 0
-        for obj in hubspot_objects(None):
-            n = sum(
-                1
-                for r in data.listing(obj.object_type)
-                if ds.start <= from_iso(r["properties"][obj.modified_property]) < ds.last_day
-            )
-            search_min += max(1, math.ceil(n / page))
-            assoc_min += len(obj.associations) * math.ceil(n / ASSOCIATION_BATCH)
+        loaded = last_json(run)["loaded"]
+        search_min, assoc_min = crm_request_floor(data, ds.start, ds.history_end)
         minimum = search_min + assoc_min
         return {
             "records": loaded,
@@ -257,93 +266,6 @@ def crm_extract(wh: Warehouse, ds: Dataset, into: str | None = None) -> dict[str
         server.shutdown()
         if into is None:
             wh.drop(dsn)
-
-
-# -- c. dbt: full build, then one new day ---------------------------------------------------
-def _dbt(wh: Warehouse, dsn: str, *args: str) -> tuple[Measured, list[dict[str, Any]]]:
-    from touchpoint.transform.dbt import dbt_env, dbt_executable, target_dir
-
-    project = REPO / "dbt_project"
-    env = {**os.environ, **dbt_env(dsn, wh.var_dir)}
-    run = run_measured(
-        [dbt_executable(), *args, "--project-dir", str(project), "--profiles-dir", str(project)],
-        env=env,
-        cwd=str(project),
-    )
-    results = json.loads((target_dir(wh.var_dir, dsn) / "run_results.json").read_text())["results"]
-    slowest = sorted(
-        (
-            {"node": r["unique_id"].split(".", 2)[-1], "seconds": round(r["execution_time"], 2)}
-            for r in results
-        ),
-        key=lambda r: -r["seconds"],
-    )[:6]
-    return run, slowest
-
-
-def _ingest(
-    wh: Warehouse, ds: Dataset, dsn: str, start: datetime, end: datetime, crm_url: str
-) -> dict[str, Any]:
-    seconds, rows, rss = 0.0, 0, 0.0
-    for source in ("web", "email", "crm"):
-        run = wh.cli(
-            dsn,
-            ds,
-            "extract",
-            source,
-            "--start",
-            _iso(start),
-            "--end",
-            _iso(end),
-            "--crm-url",
-            crm_url,
-            "--json",
-            TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND="0",
-        )
-        seconds, rows, rss = (
-            seconds + run.seconds,
-            rows + _last_json(run)["loaded"],
-            max(rss, run.peak_rss_mb),
-        )
-    return {"seconds": seconds, "rows": rows, "peak_rss_mb": rss}
-
-
-def transform(wh: Warehouse, ds: Dataset, dsn: str, progress: Progress) -> dict[str, Any]:
-    """On ``dsn``, which holds the history (every day but the last): a full ``dbt build``; then
-    ingest the last day and build again (incremental)."""
-    from touchpoint_sim.crm_server import CrmData, CrmServer
-
-    with bar("full dbt build", total=3) as done:
-        wh.settle()
-        full, full_slowest = _dbt(wh, dsn, "build", "--full-refresh")
-        progress(f"  full dbt build: {full.seconds:.0f} s")
-        done.advance()
-        done.update(description="ingest of the last day")
-        wh.settle()  # the day between: what the full build set off is done before the next one
-        server = CrmServer(CrmData.from_dir(ds.crm_dir), port=0).start_in_thread()
-        try:
-            day = _ingest(wh, ds, dsn, ds.last_day, ds.end, server.url)
-        finally:
-            server.shutdown()
-        done.advance()
-        done.update(description="incremental dbt build")
-        incremental, incremental_slowest = _dbt(wh, dsn, "build")
-        done.advance()
-    progress(
-        f"  last day: ingest {day['seconds']:.1f} s ({day['rows']:,} rows), incremental build "
-        f"{incremental.seconds:.1f} s"
-    )
-    return {
-        "full_build_seconds": full.seconds,
-        "full_build_peak_rss_mb": full.peak_rss_mb,
-        "full_build_slowest": full_slowest,
-        "day_ingest": day,
-        "incremental_build_seconds": incremental.seconds,
-        "incremental_build_peak_rss_mb": incremental.peak_rss_mb,
-        "incremental_build_slowest": incremental_slowest,
-        "incremental_over_full": incremental.seconds / full.seconds,
-        "one_day_ingest_and_transform_seconds": day["seconds"] + incremental.seconds,
-    }
 
 
 # -- d. the report: render and send to 50 recipients ----------------------------------------
@@ -415,7 +337,7 @@ def report(wh: Warehouse, ds: Dataset, dsn: str, count: int = 50) -> dict[str, A
     from touchpoint.intervals import iso_week
     from touchpoint.local.mail_sink import MailSink
 
-    week = iso_week((ds.end - timedelta(weeks=1)).date())
+    week = iso_week((ds.long_history_end - timedelta(weeks=1)).date())
     mail_dir = wh.var_dir / "mail" / uuid.uuid4().hex[:8]
     recipients = recipients_file(wh.var_dir / "bench-recipients.yml", count)
     with MailSink(mail_dir, port=_free_port()) as sink:

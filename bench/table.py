@@ -62,33 +62,94 @@ def render(results: dict[str, Any]) -> str:
                 f"{_n(c['records_per_s_at_8_requests_per_s'])} records/s | "
                 f"{_n(c['peak_rss_mb'])} MB |"
             )
+    lines += _daily_tables(results)
     lines += [
         "",
-        "## dbt and the report",
+        "## The report",
         "",
-        "| scale | full build | one new day: ingest | incremental build | incremental / full |"
-        " day total | dbt peak RSS | report to 50 | report peak RSS |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scale | week | to 50 recipients | each | peak RSS |",
+        "|---|---|---:|---:|---:|",
     ]
     for name, scale in results["scales"].items():
-        t, r = scale.get("dbt"), scale.get("report")
-        if t:
+        r = scale.get("report")
+        if r:
             lines.append(
-                f"| {name} | {_n(t['full_build_seconds'], 1)} s | "
-                f"{_n(t['day_ingest']['seconds'], 1)} s | "
-                f"{_n(t['incremental_build_seconds'], 1)} s | "
-                f"{_n(t['incremental_over_full'], 2)} | "
-                f"{_n(t['one_day_ingest_and_transform_seconds'], 1)} s | "
-                f"{_n(max(t['full_build_peak_rss_mb'], t['incremental_build_peak_rss_mb']))} MB | "
-                + (
-                    f"{_n(r['seconds'], 1)} s ({_n(r['seconds_per_recipient'], 2)} s each) | "
-                    f"{_n(r['peak_rss_mb'])} MB |"
-                    if r
-                    else "— | — |"
-                )
+                f"| {name} | {r['week']} | {_n(r['seconds'], 1)} s | "
+                f"{_n(r['seconds_per_recipient'], 2)} s | {_n(r['peak_rss_mb'])} MB |"
             )
     lines += ["", "## Targets", "", "| target | value | limit | met |", "|---|---:|---:|---|"]
     for t in results.get("targets", []):
         met = "n/a" if t["met"] is None else "yes" if t["met"] else "**no**"
         lines.append(f"| {t['target']} | {_n(t['value'], 2)} | {t['op']} {t['limit']} | {met} |")
     return "\n".join(lines) + "\n"
+
+
+def _daily_tables(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## The daily run (median / max over the measured weekdays)",
+        "",
+        "| scale | full build | ingest | its floor | ingest / floor | dbt build | quality checks |"
+        " build + checks | whole day | build / full | dbt peak RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    days_lines = [
+        "",
+        "### Each measured day",
+        "",
+        "| scale | day | rows ingested | CRM requests | ingest | floor (CRM part) | dbt build |"
+        " quality | whole day |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    growth_lines = [
+        "",
+        "### History growth: the same weekday after the short and the long history",
+        "",
+        "| scale | day | rows ingested | ingest | build + checks | whole day |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, scale in results["scales"].items():
+        d = scale.get("daily")
+        if not d or "build_seconds" not in d:
+            continue
+
+        def pair(key: str, digits: int = 1, unit: str = " s", d=d) -> str:
+            return f"{_n(d[key]['median'], digits)} / {_n(d[key]['max'], digits)}{unit}"
+
+        floors = sorted(day["ingest_floor"]["seconds"] for day in d["days"])
+        lines.append(
+            f"| {name} | {_n(d['full_build_seconds'], 1)} s | {pair('ingest_seconds')} | "
+            f"{_n(floors[len(floors) // 2], 1)} / {_n(floors[-1], 1)} s | "
+            f"{pair('ingest_over_floor', 2, '')} | {pair('build_seconds')} | "
+            f"{pair('quality_seconds')} | {pair('build_and_quality_seconds')} | "
+            f"{pair('day_seconds')} | {pair('build_over_full', 3, '')} | "
+            f"{_n(max(day['build_peak_rss_mb'] for day in d['days']))} MB |"
+        )
+        growth = [d["growth"]["short"], d["growth"]["long"]] if "growth" in d else []
+        for day in d["days"]:
+            days_lines.append(_day_row(name, day))
+        for day in growth:
+            growth_lines.append(
+                f"| {name} | {day['weekday']} {day['day']} | {day['ingest']['rows']:,} | "
+                f"{_n(day['ingest']['seconds'], 1)} s | "
+                f"{_n(day['build_and_quality_seconds'], 1)} s | {_n(day['day_seconds'], 1)} s |"
+            )
+    notes = [
+        "",
+        "Floor: the day's file rows at this scale's `psql \\copy` rate plus the CRM requests the "
+        "day needs (one search page per 200 objects, one association batch per 1,000) at the "
+        "request budget. Node timings of every measured build: `bench/dbt-days-<scale>.txt`; "
+        "plans of the five slowest nodes: `bench/dbt-plans-<scale>.txt`.",
+    ]
+    return lines + days_lines + growth_lines + notes
+
+
+def _day_row(name: str, day: dict[str, Any]) -> str:
+    floor = day["ingest_floor"]
+    return (
+        f"| {name} | {day['weekday']} {day['day']} | {day['ingest']['rows']:,} | "
+        f"{day['ingest']['sources']['crm']['requests']:,} | {_n(day['ingest']['seconds'], 1)} s | "
+        f"{_n(floor['seconds'], 1)} s ({_n(floor['crm_seconds'], 1)} s) | "
+        f"{_n(day['build_seconds'], 1)} s | {_n(day['quality_seconds'], 1)} s | "
+        f"{_n(day['day_seconds'], 1)} s |"
+    )

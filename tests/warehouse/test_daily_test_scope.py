@@ -29,9 +29,7 @@ def test_daily_tests_read_what_the_build_wrote_and_the_weekly_ones_everything(
 
     # a build on this cluster marks where its rows begin (the copy may come from another's dump)
     run_dbt(
-        ["run", "--select", "agg_customer_health"],
-        *(local.dbt_project_dir, built_copy),
-        local.var_dir,
+        ["run", "--select", "agg_customer_health"], local.dbt_project_dir, built_copy, local.var_dir
     )
     scoped_tests_of_fct_touchpoints()  # nothing written since that build is wrong
     with psycopg.connect(built_copy) as conn:
