@@ -74,7 +74,7 @@
     from {{ ref('stg_hubspot__feedback_submissions') }} as f
     join {{ ref('int_identifiers_mapped') }} as i
         on i.identifier_type = 'hubspot_contact' and i.identifier = f.contact_id
-    where i._updated_at > {{ watermark() }}
+    where i._key_changed_at > {{ watermark() }}
     union
     select f.feedback_id
     from ({{ changed_customers() }}) as customers

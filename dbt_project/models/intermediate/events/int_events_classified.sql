@@ -19,7 +19,7 @@ identifiers as not materialized (
 {% if is_incremental() %}
 changed_identifiers as (
     select identifier_type, identifier from identifiers
-    where _updated_at > {{ watermark() }} and identifier_type in ('email', 'hubspot_contact')
+    where _key_changed_at > {{ watermark() }} and identifier_type in ('email', 'hubspot_contact')
 ),
 
 changed_contacts as (

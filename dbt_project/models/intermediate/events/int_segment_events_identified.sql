@@ -20,7 +20,7 @@ with
 changed_identifiers as (
     select identifier_type, identifier
     from {{ ref('int_identifiers_mapped') }}
-    where _updated_at > {{ watermark() }}
+    where _key_changed_at > {{ watermark() }}
       and identifier_type in ('segment_user', 'segment_anonymous')
 ),
 

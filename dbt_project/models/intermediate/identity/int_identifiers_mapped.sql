@@ -3,15 +3,16 @@
     unique_key='identifier_node',
     incremental_strategy='replace',
     replace_key='identifier_node',
-    on_schema_change='ignore',
+    on_schema_change='append_new_columns',
     indexes=[
         {'columns': ['identifier_type', 'identifier'], 'unique': True},
         {'columns': ['identifier_node'], 'unique': True},
         {'columns': ['component']},
         {'columns': ['customer_key']},
         {'columns': ['_updated_at']},
+        {'columns': ['_key_changed_at']},
     ],
-    post_hook=["{{ analyze_if_rebuilt('_updated_at') }}", "{{ save_watermark() }}"],
+    post_hook=["{{ analyze_if_rebuilt('_updated_at, _key_changed_at') }}", "{{ save_watermark() }}"],
 ) }}
 {#- Every identifier and the customer it resolves to: a hash of its component's earliest-seen
     person identifier.
@@ -87,6 +88,10 @@ mapped as (
 ),
 
 {% if is_incremental() %}
+{#- a table built before _key_changed_at existed: its rows' key clock is their _updated_at
+    (on_schema_change adds the column once this select has run) -#}
+{%- set stored_columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+{%- set stored_key_clock = '_key_changed_at' if '_key_changed_at' in stored_columns else '_updated_at' %}
 final as (
     select
         mapped.*,
@@ -99,7 +104,11 @@ final as (
                       is not distinct from
                       (mapped.email, mapped.customer_key, mapped.anchor_node, mapped.component_size,
                        mapped.is_over_cap, mapped.first_seen_at, mapped.component)
-             then stored._updated_at else now() end as _updated_at
+             then stored._updated_at else now() end as _updated_at,
+        -- only a new identifier or another customer_key: what re-keys its events
+        case when stored.identifier_node is not null
+                  and stored.customer_key is not distinct from mapped.customer_key
+             then stored.{{ stored_key_clock }} else now() end as _key_changed_at
     from mapped
     left join stored using (identifier_node)
 ),
@@ -113,7 +122,8 @@ replaced as (
 {{ replace_rows('final', 'replaced', 'replaced.identifier_node') }}
 {% else %}
 final as (
-    select mapped.*, '{}'::text[] as former_customer_keys, now() as _updated_at
+    select mapped.*, '{}'::text[] as former_customer_keys, now() as _updated_at,
+           now() as _key_changed_at
     from mapped
 )
 
