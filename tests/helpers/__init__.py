@@ -82,25 +82,50 @@ def drop_db(cluster_url: str, url: str) -> None:
         conn.execute(f'drop database if exists "{url.rsplit("/", 1)[1]}" with (force)')
 
 
-def mart_checksums(url: str) -> dict[str, tuple[int, str]]:
-    """Row count and an order-independent md5 of every mart: equal iff the marts are equal."""
+NUMBER_TYPES = {"smallint", "integer", "bigint", "numeric", "real", "double precision"}
+
+
+def mart_checksums(
+    url: str, also: tuple[str, ...] = (), sums_of_deltas: tuple[str, ...] = ()
+) -> dict[str, tuple[int, str]]:
+    """Row count and an order-independent md5 of every mart, and of the tables ``also`` names
+    (``schema.table``): equal iff they are equal. The ``also`` tables' columns named ``_*``
+    (when a row was written) are left out: two builds of the same rows differ there. In the
+    tables of ``sums_of_deltas`` (totals kept by adding deltas, which keep a group whose numbers
+    fell back to 0 so that the models after them see it change) rows whose numbers are all 0
+    are left out: a full build writes no such row."""
     with psycopg.connect(url) as conn:
         tables = [
-            r[0]
+            f"marts.{r[0]}"
             for r in conn.execute(
                 "select table_name from information_schema.tables"
                 " where table_schema = 'marts' order by 1"
             )
-        ]
+        ] + list(also)
         sums = {}
         for table in tables:
+            schema, name = table.split(".")
+            described = [
+                (column, kind)
+                for column, kind in conn.execute(
+                    "select column_name, data_type from information_schema.columns"
+                    " where table_schema = %s and table_name = %s order by ordinal_position",
+                    (schema, name),
+                )
+                if schema == "marts" or not column.startswith("_")
+            ]
+            assert described, f"no table {table}"
+            row_text = "row(" + ", ".join(f'm."{c}"' for c, _ in described) + ")::text"
+            where = ""
+            if table in sums_of_deltas:  # a row all of whose numbers are 0 is no row
+                numbers = [c for c, kind in described if kind in NUMBER_TYPES]
+                where = " where " + " or ".join(f'm."{c}" <> 0' for c in numbers)
             row = conn.execute(
-                "select count(*),"
-                " coalesce(md5(string_agg(md5(m::text), '' order by md5(m::text))), '')"
-                f" from marts.{table} as m"
+                f"select count(*), coalesce(md5(string_agg(md5({row_text}), ''"
+                f" order by md5({row_text}))), '') from {schema}.{name} as m{where}"
             ).fetchone()
             assert row is not None
-            sums[table] = (int(row[0]), str(row[1]))
+            sums[name if schema == "marts" else table] = (int(row[0]), str(row[1]))
         return sums
 
 

@@ -1,4 +1,8 @@
-{{ config(materialized='table') }}
+{#- the unique index proves the grain's test (macros/tests.sql) at the cost of one sort -#}
+{{ config(
+    materialized='table',
+    indexes=[{'columns': ['week_start', 'grain', 'key', 'metric', 'unit_id'], 'unique': True}],
+) }}
 {#- The units (answers, reached and cohort customers) behind the customer-level weekly
     signals, one row per week, key, metric and unit.
     Method and grain: its docs block in _int_signals__docs.md. -#}

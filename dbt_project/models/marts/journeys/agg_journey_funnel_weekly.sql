@@ -51,8 +51,10 @@ stages as (
 ),
 
 grid as (
-    select distinct sliced.week_start, sliced.region, sliced.business_unit, stages.stage_order, stages.journey_stage
-    from sliced cross join stages
+    -- every stage of every slice with an entry: the distinct slices first, then the stages
+    select slices.week_start, slices.region, slices.business_unit, stages.stage_order, stages.journey_stage
+    from (select distinct week_start, region, business_unit from sliced) as slices
+    cross join stages
 ),
 
 counted as (
