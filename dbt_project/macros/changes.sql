@@ -84,6 +84,12 @@
     where f.submitted_at >= customers.changed_from
 {%- endmacro %}
 
+{% macro newest_customer_week() -%}
+    {#- The week (Monday 00:00 UTC, a timestamptz) of the newest touchpoint with a customer. -#}
+    (select date_trunc('week', max(occurred_at) at time zone 'UTC') at time zone 'UTC'
+     from {{ ref('fct_touchpoints') }} where customer_key is not null)
+{%- endmacro %}
+
 {% macro week_of(ts) -%}
     date_trunc('week', {{ ts }} at time zone 'UTC')::date
 {%- endmacro %}

@@ -1,27 +1,97 @@
-{#- the unique index proves the grain's test (macros/tests.sql) at the cost of one sort -#}
+/* depends_on: {{ ref('int_events_classified') }} {{ ref('int_customers_located') }} */
 {{ config(
-    materialized='table',
-    indexes=[{'columns': ['week_start', 'grain', 'key', 'metric', 'unit_id'], 'unique': True}],
+    materialized='incremental',
+    unique_key='unit_id',
+    incremental_strategy='replace',
+    replace_key='customer_key',
+    replace_from_key='week_start',
+    on_schema_change='ignore',
+    indexes=[
+        {'columns': ['week_start', 'grain', 'key', 'metric', 'unit_id'], 'unique': True},
+        {'columns': ['customer_key', 'week_start']},
+    ],
+    post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark(as_of=newest_customer_week()) }}"],
 ) }}
 {#- The units (answers, reached and cohort customers) behind the customer-level weekly
     signals, one row per week, key, metric and unit.
-    Method and grain: its docs block in _int_signals__docs.md. -#}
+    Method, grain and incremental logic: its docs block in _int_signals__docs.md. -#}
 {%- set lookback = "interval '1 day' * " ~ var('feedback_lookback_days') -%}
 {%- set attribution = "interval '1 day' * " ~ var('attribution_lookback_days') -%}
-with touchpoints as (
-    select * from {{ ref('fct_touchpoints') }}
+{%- set window_weeks = [var('signal_reach_weeks') - 1, var('signal_cohort_weeks')] | max -%}
+{%- if is_incremental() and execute -%}
+    {#- the last week any unit may fall in (the newest customer touch's), at the last run and
+        now, as literals -#}
+    {%- set saved_bound = saved_as_of() -%}
+    {%- set bound = run_query("select " ~ newest_customer_week() ~ "::text").rows[0][0] -%}
+    {%- set now_bound = "'" ~ (bound if bound is not none else '-infinity') ~ "'::timestamptz" -%}
+{%- endif %}
+with
+{%- if is_incremental() %}
+rederived as materialized (
+    -- customers whose units may have changed, from the week they may have changed from: the
+    -- time their touchpoints, conversions or answers changed from (a unit of a week depends on
+    -- nothing later than the week); all weeks when their region changed; the weeks between
+    -- the last bound and this one when the newest touch's week moved
+    select customer_key, min(from_week) as from_week
+    from (
+        select customer_key, {{ week_of('changed_from') }} as from_week
+        from ({{ changed_customers() }}) as changed
+        union all
+        select customer_key, '-infinity'::date
+        from {{ ref('int_customers_located') }}
+        where _updated_at > {{ watermark() }}
+        {%- if saved_bound != now_bound %}
+        union all
+        select customer_key, (least({{ saved_bound }}, {{ now_bound }}) at time zone 'UTC')::date + 7
+        from {{ ref('fct_touchpoints') }}
+        where customer_key is not null
+          and occurred_at >= least({{ saved_bound }}, {{ now_bound }}) - interval '7 days' * {{ window_weeks }}
+        union all
+        select customer_key, (least({{ saved_bound }}, {{ now_bound }}) at time zone 'UTC')::date + 7
+        from {{ this }}
+        where week_start > (least({{ saved_bound }}, {{ now_bound }}) at time zone 'UTC')::date
+        {%- endif %}
+    ) as changes
+    where customer_key is not null
+    group by customer_key
+),
+{%- endif %}
+
+{#- On an incremental run, each input holds only what the rederived customers' units from
+    their week on can read: touches from the reach and cohort windows (or the attribution
+    lookback) before it, conversions and answers from it. #}
+touchpoints as (
+    select t.* from {{ ref('fct_touchpoints') }} as t
+    {%- if is_incremental() %}
+    join rederived as r on r.customer_key = t.customer_key
+    where t.occurred_at >= least(
+        (r.from_week - 7 * {{ window_weeks }})::timestamp at time zone 'UTC',
+        (r.from_week::timestamp at time zone 'UTC') - {{ attribution }}
+    )
+    {%- endif %}
 ),
 
 feedback as (
-    select * from {{ ref('fct_feedback') }}
+    select f.* from {{ ref('fct_feedback') }} as f
+    {%- if is_incremental() %}
+    join rederived as r on r.customer_key = f.customer_key
+    where f.submitted_at >= r.from_week::timestamp at time zone 'UTC'
+    {%- endif %}
 ),
 
 feedback_touchpoints as (
     select * from {{ ref('fct_feedback_touchpoints') }}
+    {%- if is_incremental() %}
+    where feedback_id in (select feedback_id from feedback)
+    {%- endif %}
 ),
 
 conversions as (
-    select * from {{ ref('fct_conversions') }}
+    select c.* from {{ ref('fct_conversions') }} as c
+    {%- if is_incremental() %}
+    join rederived as r on r.customer_key = c.customer_key
+    where c.converted_at >= r.from_week::timestamp at time zone 'UTC'
+    {%- endif %}
 ),
 
 located as (
@@ -39,6 +109,15 @@ known_touches as (
         t.direction = 'inbound' and t.source <> 'crm' as is_engagement
     from touchpoints as t
     where t.customer_key is not null
+),
+
+bound as (
+    -- the newest customer touch's week: no unit falls after it
+    {%- if is_incremental() %}
+    select ({{ now_bound }} at time zone 'UTC')::date as week_start
+    {%- else %}
+    select max(week_start) as week_start from known_touches
+    {%- endif %}
 ),
 
 -- satisfaction: each answer once per key it followed -----------------------------------------
@@ -87,7 +166,7 @@ reached as (
     select distinct r.customer_key, r.grain, r.key, (r.week_start + 7 * shift)::date as week_start
     from reach_touches as r
     cross join generate_series(0, {{ var('signal_reach_weeks') }} - 1) as shift
-    where r.week_start + 7 * shift <= (select max(week_start) from known_touches)
+    where r.week_start + 7 * shift <= (select week_start from bound)
 ),
 
 converted as (
@@ -123,7 +202,7 @@ cohorts as (
     select distinct m.customer_key, m.grain, m.key, (m.week_start + 7 * shift)::date as week_start
     from met as m
     cross join generate_series(1, {{ var('signal_cohort_weeks') }}) as shift
-    where m.week_start + 7 * shift <= (select max(week_start) from known_touches)
+    where m.week_start + 7 * shift <= (select week_start from bound)
 ),
 
 customer_weeks as (
@@ -160,6 +239,14 @@ final as (
         u.unit_value
     from customer_units as u
     left join located as l on l.customer_key = u.customer_key
+    {%- if is_incremental() %}
+    join rederived as r on r.customer_key = u.customer_key
+    where u.week_start >= r.from_week
+    {%- endif %}
 )
 
+{% if is_incremental() %}
+{{ replace_rows('final', 'rederived', 'rederived.customer_key', 'rederived.from_week') }}
+{% else %}
 select * from final
+{% endif %}
