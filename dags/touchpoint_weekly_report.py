@@ -6,8 +6,9 @@ week (Monday to Monday, UTC). Params ``start``/``end`` pick another week by hand
 It runs only once the ingest has completed every day of that week: ``wait_for_ingest`` pokes
 ``ops.ingest_intervals`` until every UTC day is covered, and fails naming the missing days
 once TOUCHPOINT_REPORT_INGEST_WAIT_HOURS have passed since the week ended. Then every dbt
-data test on every row (the daily builds test the rows they wrote), the week's data-quality
-gate, then the report (or, on a critical failure, an alert to engineers).
+data test on every row (the daily builds test the rows they wrote) and the week's data-quality
+suites: the gate, closed by a failing test or a critical expectation; then the report (or, on
+a closed gate, an alert to engineers).
 """
 
 from __future__ import annotations
@@ -82,17 +83,18 @@ def touchpoint_weekly_report():
         return False
 
     @task
-    def test_whole_tables() -> None:
-        """Every dbt data test on every row: the daily builds test only the rows they wrote.
-        A failing test fails the run (engineers get its alert), and no report goes out."""
+    def test_whole_tables() -> list[dict]:
+        """Every dbt data test on every row (the daily builds test only the rows they wrote):
+        the failing ones, which close the quality gate."""
         from touchpoint import pipeline
         from touchpoint.orchestration import connections
 
-        pipeline.test_whole_tables(connections.warehouse_url(), load_settings())
+        return pipeline.test_whole_tables(connections.warehouse_url(), load_settings())
 
     @task
-    def check_quality(week: dict[str, str]) -> dict:
-        """Validate the week; the result decides what send_report does (it never raises here)."""
+    def check_quality(week: dict[str, str], failed_tests: list[dict]) -> dict:
+        """Validate the week, with the failing dbt tests; the result decides what send_report
+        does (it never raises here)."""
         from datetime import datetime
 
         from touchpoint import pipeline
@@ -106,7 +108,7 @@ def touchpoint_weekly_report():
             run_id=get_current_context()["run_id"],
             raise_on_critical=False,
         )
-        return report.as_dict()
+        return pipeline.gate_with_tests(report.as_dict(), failed_tests)
 
     @task
     def send_report(week: dict[str, str], quality: dict) -> list[dict]:
@@ -136,8 +138,9 @@ def touchpoint_weekly_report():
         return [asdict(d) for d in deliveries]
 
     week = resolve_week()
-    quality = check_quality(week)
-    wait_for_ingest(week) >> test_whole_tables() >> quality
+    failed_tests = test_whole_tables()
+    quality = check_quality(week, failed_tests)
+    wait_for_ingest(week) >> failed_tests
     send_report(week, quality)
 
 

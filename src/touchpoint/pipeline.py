@@ -6,6 +6,7 @@ call them directly. Nothing here imports Airflow.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import date, datetime
@@ -33,7 +34,14 @@ from touchpoint.quality.gx_runner import GXValidationFailed, QualityReport, run_
 from touchpoint.report.render import DataQualityAlert, render_alert
 from touchpoint.report.weekly import WeeklyReport, write_preview
 from touchpoint.sources.catalog import FILE_STREAMS
-from touchpoint.transform.dbt import BUILD, DAILY_BUILD, WHOLE_TABLE_TESTS, run_dbt
+from touchpoint.transform.dbt import (
+    BUILD,
+    DAILY_BUILD,
+    WHOLE_TABLE_TESTS,
+    DbtFailed,
+    run_dbt,
+    target_dir,
+)
 from touchpoint.warehouse.connection import connect, set_role
 from touchpoint.warehouse.schema import ensure_schema, stage_url
 
@@ -110,9 +118,48 @@ def transform(warehouse_url: str, settings: Settings, daily: bool = False) -> No
     run_dbt([*build], settings.dbt_project_dir, warehouse_url, settings.var_dir)
 
 
-def test_whole_tables(warehouse_url: str, settings: Settings) -> None:
-    """Every dbt data test on every row (the daily build tests only the rows it wrote)."""
-    run_dbt([*WHOLE_TABLE_TESTS], settings.dbt_project_dir, warehouse_url, settings.var_dir)
+def test_whole_tables(warehouse_url: str, settings: Settings) -> list[dict[str, Any]]:
+    """Every dbt data test on every row (the daily build tests only the rows it wrote); the
+    failing ones, in the shape of the quality gate's failures (:func:`gate_with_tests`). Raises
+    :class:`DbtFailed` when dbt fails otherwise (nothing tested)."""
+    try:
+        run_dbt([*WHOLE_TABLE_TESTS], settings.dbt_project_dir, warehouse_url, settings.var_dir)
+    except DbtFailed:
+        failures = _failed_tests(target_dir(settings.var_dir, warehouse_url))
+        if not failures:
+            raise
+        return failures
+    return []
+
+
+def _failed_tests(target: Path) -> list[dict[str, Any]]:
+    try:
+        results = json.loads((target / "run_results.json").read_text())["results"]
+    except (FileNotFoundError, KeyError, ValueError):
+        return []
+    return [
+        {
+            "rule_id": "dbt." + r["unique_id"].split(".")[2],
+            "severity": "critical",
+            "expectation": "dbt test",
+            "column": None,
+            "observed": (
+                f"{r['failures']} failing row(s)"
+                if r["status"] == "fail"
+                else (r.get("message") or "error").splitlines()[0]
+            ),
+        }
+        for r in results
+        if r["unique_id"].startswith("test.") and r["status"] in ("fail", "error")
+    ]
+
+
+def gate_with_tests(quality: dict[str, Any], failed_tests: list[dict[str, Any]]) -> dict[str, Any]:
+    """The quality gate's result (:meth:`QualityReport.as_dict`) with the failing whole-table
+    dbt tests among its critical failures: any of them closes the gate."""
+    if not failed_tests:
+        return quality
+    return {**quality, "status": "fail", "failures": failed_tests + quality["failures"]}
 
 
 def check_quality(

@@ -11,7 +11,7 @@ import pytest
 from touchpoint import pipeline
 from touchpoint.transform.dbt import DbtFailed, run_dbt
 
-DAMAGED_TEST = "accepted_values_fct_touchpoints_interaction"
+DAMAGED_TEST = "accepted_values_fct_touchpoints_interaction__direct__indirect"
 
 
 def test_daily_tests_read_what_the_build_wrote_and_the_weekly_ones_everything(
@@ -42,6 +42,9 @@ def test_daily_tests_read_what_the_build_wrote_and_the_weekly_ones_everything(
         scoped_tests_of_fct_touchpoints()
     # a daily build with nothing new rewrites no touchpoint: its tests pass without reading it
     pipeline.transform(built_copy, local, daily=True)
-    # the weekly whole-table tests find it
-    with pytest.raises(DbtFailed, match=DAMAGED_TEST):
-        pipeline.test_whole_tables(built_copy, local)
+    # the weekly whole-table tests find it, as a failure of the quality gate
+    failures = pipeline.test_whole_tables(built_copy, local)
+    assert [f["rule_id"] for f in failures] == [f"dbt.{DAMAGED_TEST}"], failures
+    assert failures[0]["observed"] == "1 failing row(s)"
+    gate = pipeline.gate_with_tests({"status": "pass", "failures": []}, failures)
+    assert gate["status"] == "fail"
