@@ -35,7 +35,13 @@ edges as (
     select * from {{ ref('int_identity_edges') }}
     where is_active
     {%- if is_incremental() %}
-      and (node_a in (select node from affected) or node_b in (select node from affected))
+      and node_a in (select node from affected)
+    -- a union of two semi-joins, not `in (...) or in (...)`: that runs as two plain subplans,
+    -- which past work_mem scan the affected nodes for every edge (a 7-week catch-up at M sat
+    -- here for minutes)
+    union
+    select * from {{ ref('int_identity_edges') }}
+    where is_active and node_b in (select node from affected)
     {%- endif %}
 ),
 
