@@ -33,38 +33,38 @@
 {%- endmacro %}
 
 {% macro tests_read_written_rows(relation) -%}
-    {#- True when tests of `relation` read only the rows written by the latest build: the daily
-        scope, a model stored as a table (a view's rows have no xmin), a recorded build start. -#}
+    {{- return(build_start_for(relation) is not none) -}}
+{%- endmacro %}
+
+{% macro build_start_for(relation) -%}
+    {#- Where the rows the tests of `relation` read begin: the low 32 bits of the recorded build
+        start (what xmin holds) in the daily scope, for a model stored as a table (a view's rows
+        have no xmin); none when its tests read every row. One query: on-run-start made the
+        table. -#}
     {%- if not execute or var('test_rows') != 'written' or relation.identifier is not defined -%}
-        {{- return(false) -}}
+        {{- return(none) -}}
     {%- endif -%}
     {%- for node in graph.nodes.values() if node.resource_type == 'model'
             and node.config.materialized in ('table', 'incremental')
             and node.schema == relation.schema and (node.alias or node.name) == relation.identifier -%}
-        {{- return(build_started_xid() is not none) -}}
+        {%- set result = run_query("select (started_xid::text::numeric % 4294967296)::bigint from "
+                                   ~ build_start_relation()) -%}
+        {{- return(result.rows[0][0] if result.rows | length > 0 else none) -}}
     {%- endfor -%}
-    {{- return(false) -}}
+    {{- return(none) -}}
 {%- endmacro %}
 
-{% macro build_started_xid() -%}
-    {#- The low 32 bits of the recorded build start (what xmin holds), or none. -#}
-    {%- set found = run_query("select to_regclass('" ~ build_start_relation() ~ "') is not null") -%}
-    {%- if not found.rows[0][0] -%}{{ return(none) }}{%- endif -%}
-    {%- set result = run_query("select (started_xid::text::numeric % 4294967296)::bigint from "
-                               ~ build_start_relation()) -%}
-    {{- return(result.rows[0][0] if result.rows | length > 0 else none) -}}
-{%- endmacro %}
-
-{% macro written_since_build_start(alias=none) -%}
-    {#- The row's xmin at or after the build start, in transaction-id order (modulo 2^32: ids
-        wrap around; any id within 2^31 after the start is newer). -#}
-    ((({{ alias ~ '.' if alias }}xmin::text::bigint - {{ build_started_xid() }}) + 4294967296) % 4294967296) < 2147483648
+{% macro written_since(start) -%}
+    {#- The row's xmin at or after `start` (build_start_for), in transaction-id order (modulo
+        2^32: ids wrap around; any id within 2^31 after the start is newer). -#}
+    (((xmin::text::bigint - {{ start }}) + 4294967296) % 4294967296) < 2147483648
 {%- endmacro %}
 
 {% macro written_rows(relation) -%}
     {#- `relation`, or in the daily scope the subquery of its rows written by the latest build. -#}
-    {%- if tests_read_written_rows(relation) -%}
-    (select * from {{ relation }} where {{ written_since_build_start() }}) as written_rows
+    {%- set start = build_start_for(relation) -%}
+    {%- if start is not none -%}
+    (select * from {{ relation }} where {{ written_since(start) }}) as written_rows
     {%- else -%}
     {{ relation }}
     {%- endif -%}
@@ -75,8 +75,11 @@
         build in any of `sources`, a list of (relation, key column) pairs; for tests whose unit
         is a group (a conversion's credits, a customer's stages). Otherwise nothing. -#}
     {%- set parts = [] -%}
-    {%- for relation, key in sources if tests_read_written_rows(relation) -%}
-        {%- do parts.append("select " ~ key ~ " from " ~ relation ~ " where " ~ written_since_build_start()) -%}
+    {%- for relation, key in sources -%}
+        {%- set start = build_start_for(relation) -%}
+        {%- if start is not none -%}
+            {%- do parts.append("select " ~ key ~ " from " ~ relation ~ " where " ~ written_since(start)) -%}
+        {%- endif -%}
     {%- endfor -%}
     {%- if parts | length == sources | length and parts -%}
     and {{ column }} in ({{ parts | join(' union all ') }})
