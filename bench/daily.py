@@ -73,6 +73,10 @@ def _short(node: str) -> str:
     return node.split(".", 2)[-1]
 
 
+def _slowest(nodes: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    return [{"node": _short(n["node"]), "seconds": n["seconds"]} for n in nodes[:count]]
+
+
 # -- ingest ---------------------------------------------------------------------------------
 def ingest(
     wh: Warehouse,
@@ -166,9 +170,7 @@ def one_day(
         "build_and_quality_seconds": build.seconds + checked.seconds,
         "day_seconds": took["seconds"] + build.seconds + checked.seconds,
         "thread_seconds": _thread_time(nodes),
-        "slowest": [
-            {"node": _short(n["node"]), "seconds": n["seconds"]} for n in nodes[:LISTED_NODES]
-        ],
+        "slowest": _slowest(nodes, LISTED_NODES),
     }
     return figures, nodes
 
@@ -200,9 +202,7 @@ def daily(
             out["full_build_seconds"] = full.seconds
             out["full_build_peak_rss_mb"] = full.peak_rss_mb
             out["full_build_thread_seconds"] = _thread_time(full_nodes)
-            out["full_build_slowest"] = [
-                {"node": _short(n["node"]), "seconds": n["seconds"]} for n in full_nodes[:10]
-            ]
+            out["full_build_slowest"] = _slowest(full_nodes, 10)
             log_lines += _node_table(f"full build of the history: {full.seconds:.1f} s", full_nodes)
             done.advance()
             by_day: list[list[dict[str, Any]]] = []
