@@ -115,7 +115,15 @@ def mart_checksums(
                 if schema == "marts" or not column.startswith("_")
             ]
             assert described, f"no table {table}"
-            row_text = "row(" + ", ".join(f'm."{c}"' for c, _ in described) + ")::text"
+            # a number's value, not its scale: 0.0000 kept by adding deltas is the 0 of a full build
+            row_text = (
+                "row("
+                + ", ".join(
+                    f'trim_scale(m."{c}")' if kind == "numeric" else f'm."{c}"'
+                    for c, kind in described
+                )
+                + ")::text"
+            )
             where = ""
             if table in sums_of_deltas:  # a row all of whose numbers are 0 is no row
                 numbers = [c for c, kind in described if kind in NUMBER_TYPES]

@@ -1,12 +1,16 @@
 """Incremental dbt runs over consecutive intervals build exactly the marts of one full refresh,
 also when a later interval changes what earlier runs built: customers merge, an anonymous
-device's history turns out to be a customer's, an event arrives late, CRM objects change or
-are deleted."""
+device's history turns out to be a customer's, an event arrives a week late, a customer moves
+to another region, CRM objects change (by hand and at random, from a seed) or are deleted.
+
+``TOUCHPOINT_EQUALITY_SEED=N`` replays the scenario with other random edits."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,15 +23,33 @@ from touchpoint import pipeline
 from touchpoint.extract.run import CrmEndpoint, load_file
 from touchpoint.sources.catalog import HUBSPOT_OBJECTS, SEGMENT_EVENTS
 from touchpoint.warehouse.connection import connect
+from touchpoint_sim.population import COUNTRIES, TICKET_CATEGORIES
 
 pytestmark = pytest.mark.slow
 
 START = datetime.combine(SIM_START, datetime.min.time(), UTC)
-# consecutive, uneven intervals (6, 3, 1 and 4 days): the first build is a full one, the others
-# are incremental; the hand-made changes arrive in the last one
-CUTS = [START + timedelta(days=d) for d in (0, 6, 9, 10, 14)]
+# consecutive intervals: a full build of the first week, then Monday as the daily run builds it,
+# then Tuesday and Wednesday in one run (as after a day whose run failed), each with random CRM
+# edits, then the rest of the week, in which the hand-made changes arrive
+CUTS = [START + timedelta(days=d) for d in (0, 7, 8, 10, 14)]
+DAILY_RUNS = (2, 3)  # the weekday runs
 ENGAGEMENT_MOVED_TO = CUTS[-2] + timedelta(hours=5)  # into the last interval
 HUBSPOT = {obj.object_type: obj for obj in HUBSPOT_OBJECTS}
+SEED = int(os.environ.get("TOUCHPOINT_EQUALITY_SEED", "20"))
+RANDOM_EDITS_PER_RUN = 6
+# the HubSpot object each kind of CRM event comes from
+EVENT_OBJECTS = {
+    "call": "calls",
+    "meeting": "meetings",
+    "crm_email": "emails",
+    "note": "notes",
+    "task": "tasks",
+    "deal_created": "deals",
+    "deal_closed_won": "deals",
+    "ticket": "tickets",
+    "feedback": "feedback_submissions",
+    "contact": "contacts",
+}
 
 
 def _iso(at: datetime) -> str:
@@ -38,6 +60,136 @@ def _one(conn: psycopg.Connection, sql: str, *params):
     row = conn.execute(sql, params).fetchone()
     assert row is not None, f"the small world has no row for: {sql}"
     return row
+
+
+def _write_version(
+    files: dict[str, Path], root: Path, object_type: str, record: dict, at: datetime, **properties
+) -> None:
+    """Append a new version of a HubSpot record, modified at ``at``, to its stream's file."""
+    record = json.loads(json.dumps(record))
+    record["properties"].update(properties)
+    record["properties"][HUBSPOT[object_type].modified_property] = _iso(at)
+    path = files.setdefault(f"hubspot_{object_type}", root / f"{root.name}_{object_type}.ndjson")
+    with path.open("a") as out:
+        out.write(json.dumps(record) + "\n")
+
+
+def _random_time(rng: random.Random, at: datetime) -> datetime:
+    """A time between the world's start and ``at``, to the second."""
+    return START + timedelta(seconds=rng.randrange(int((at - START).total_seconds())))
+
+
+def random_edits(
+    url: str, at: datetime, root: Path, rng: random.Random
+) -> tuple[dict[str, Path], list[str]]:
+    """New versions, modified just before ``at``, of CRM objects the earlier runs built, picked
+    and changed at random: an engagement or a ticket moved anywhere in the past, a deal won,
+    lost or reopened, a meeting that did or did not take place, an answer re-scored, a contact
+    that moved country. Returns the files and a line per edit (for a failure's message)."""
+    files: dict[str, Path] = {}
+    edits: list[str] = []
+    with psycopg.connect(url) as conn:
+        built = conn.execute(
+            "select distinct split_part(source_event_id, ':', 1),"
+            " split_part(source_event_id, ':', 2) from intermediate.int_events_classified"
+            " where source = 'crm' and not is_removed order by 1, 2"
+        ).fetchall()
+        picked = rng.sample(sorted({(EVENT_OBJECTS[k], i) for k, i in built}), RANDOM_EDITS_PER_RUN)
+        for object_type, object_id in picked:
+            (record,) = _one(
+                conn,
+                f"select payload from raw.hubspot_{object_type} where object_id = %s"
+                " order by event_time desc limit 1",
+                object_id,
+            )
+            when = _iso(_random_time(rng, at))
+            change: dict[str, object] = {
+                "calls": lambda: {"hs_timestamp": when},
+                "emails": lambda: {"hs_timestamp": when},
+                "notes": lambda: {"hs_timestamp": when},
+                "tasks": lambda: {"hs_timestamp": when},
+                "meetings": lambda: rng.choice(
+                    (
+                        {"hs_timestamp": when},
+                        {"hs_meeting_outcome": rng.choice(("COMPLETED", "NO_SHOW", "CANCELED"))},
+                    )
+                ),
+                "deals": lambda: rng.choice(
+                    (
+                        {"dealstage": "closedwon", "closedate": when},
+                        {"dealstage": "closedlost", "closedate": when},
+                        {"dealstage": "contractsent"},
+                    )
+                ),
+                "tickets": lambda: {
+                    "createdate": when,
+                    "hs_ticket_category": rng.choice(TICKET_CATEGORIES)[0],
+                },
+                "feedback_submissions": lambda: {
+                    "hs_value": str(
+                        rng.randint(0, 10)
+                        if record["properties"].get("hs_survey_type") == "NPS"
+                        else rng.randint(1, 5)
+                    ),
+                    "hs_submission_timestamp": when,
+                },
+                "contacts": lambda: {"country": rng.choice(COUNTRIES)},
+            }[object_type]()
+            edits.append(f"{object_type} {object_id}: {change}")
+            _write_version(files, root, object_type, record, at, **change)
+    return files, edits
+
+
+def late_page_a_week_back(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], str]:
+    """A page view of a known web customer, seen a week before ``at`` but received only now: it
+    falls in the week before, whose totals and trailing windows earlier runs built."""
+    with psycopg.connect(url) as conn:
+        (user,) = _one(
+            conn,
+            "select i.identifier from intermediate.int_identifiers_mapped as i"
+            " where i.identifier_type = 'segment_user' and i.customer_key is not null"
+            " order by i.first_seen_at desc, i.identifier limit 1",
+        )
+    page = {
+        "type": "page",
+        "messageId": "late-page-week-back",
+        "userId": user,
+        "anonymousId": "late-device-3",
+        "timestamp": _iso(at - timedelta(days=7)),
+        "receivedAt": _iso(at),
+        "context": {
+            "page": {"path": "/returns", "url": "https://shop.example/returns", "referrer": ""}
+        },
+        "properties": {"path": "/returns"},
+    }
+    path = root / "late_page.ndjson"
+    path.write_text(json.dumps(page) + "\n")
+    return {"segment": path}, user
+
+
+def region_change(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], str, str]:
+    """The primary contact of a customer with touchpoints in both weeks moves to a country of
+    another region: every week of theirs moves region."""
+    with psycopg.connect(url) as conn:
+        customer, contact, region = _one(
+            conn,
+            "select l.customer_key, l.contact_id, l.region"
+            " from intermediate.int_customers_located as l"
+            " where l.region <> 'Unknown' and (select count(distinct"
+            " date_trunc('week', t.occurred_at)) from marts.fct_touchpoints as t"
+            " where t.customer_key = l.customer_key) >= 2"
+            " order by l.customer_key limit 1",
+        )
+        (record,) = _one(
+            conn,
+            "select payload from raw.hubspot_contacts where object_id = %s"
+            " order by event_time desc limit 1",
+            contact,
+        )
+    files: dict[str, Path] = {}
+    country, moved_to = ("JP", "APAC") if region != "APAC" else ("US", "Americas")
+    _write_version(files, root, "contacts", record, at, country=country)
+    return files, customer, moved_to
 
 
 def late_changes(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], set[str]]:
@@ -129,12 +281,7 @@ def late_changes(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], s
             if record is None:
                 return
             made.add(change)
-            record = json.loads(json.dumps(record))
-            record["properties"].update(properties)
-            record["properties"][HUBSPOT[object_type].modified_property] = stamp
-            path = files.setdefault(f"hubspot_{object_type}", root / f"late_{object_type}.ndjson")
-            with path.open("a") as out:
-                out.write(json.dumps(record) + "\n")
+            _write_version(files, root, object_type, record, at, **properties)
 
         new_version(
             "deals", latest("deals", "deal_closed_won"), "deal_lost", dealstage="closedlost"
@@ -280,33 +427,65 @@ def two_warehouses(cluster_url, settings, small_world, tmp_path_factory):
     ).start_in_thread()
     endpoint = CrmEndpoint(crm.url, "sim-token", max_requests_per_second=0)
     incremental, full = create_db(cluster_url), create_db(cluster_url)
+    rng = random.Random(SEED)
+    landed: list[dict[str, Path]] = []  # every hand-made file, in the order it was loaded
+    edits: list[str] = []
+    made: set[str] = set()
     try:
         intervals = list(itertools.pairwise(CUTS))
         for number, (start, end) in enumerate(intervals, 1):
             for source in ("crm", "email", "web"):
                 pipeline.extract(source, start, end, incremental, local, crm=endpoint)
-            if number == len(intervals):
-                files, made = late_changes(
-                    incremental, end - timedelta(seconds=1), tmp_path_factory.mktemp("late")
+            before = end - timedelta(seconds=1)
+            news = []
+            if number in DAILY_RUNS:
+                # a minute before the hand-made changes, which may touch the same objects
+                files, edited = random_edits(
+                    incremental,
+                    before - timedelta(minutes=1),
+                    tmp_path_factory.mktemp(f"random{number}"),
+                    rng,
                 )
+                news.append(files)
+                edits += edited
+            if number == DAILY_RUNS[0]:
+                files, user = late_page_a_week_back(
+                    incremental, before, tmp_path_factory.mktemp("week_back")
+                )
+                news.append(files)
+                made.add(f"page_a_week_back:{user}")
+            if number == DAILY_RUNS[1]:
+                files, customer, region = region_change(
+                    incremental, before, tmp_path_factory.mktemp("region")
+                )
+                news.append(files)
+                made.add(f"region_changed:{customer}:{region}")
+            if number == len(intervals):
+                files, changed = late_changes(incremental, before, tmp_path_factory.mktemp("late"))
+                news.append(files)
+                made |= changed
+            for files in news:
                 load_late_changes(incremental, files)
+            landed += news
             # as the ingest builds: its tests on the rows each build wrote
             pipeline.transform(incremental, local, daily=True)
         # then a run whose only news is in HubSpot's archive
         deleted, gone = deletions(incremental, CUTS[-1], tmp_path_factory.mktemp("deleted"))
         load_late_changes(incremental, deleted)
+        landed.append(deleted)
+        made |= gone
         pipeline.transform(incremental, local, daily=True)
         # and every test on every row, as the weekly report's run does
         pipeline.test_whole_tables(incremental, local)
         for source in ("crm", "email", "web"):
             pipeline.extract(source, CUTS[0], CUTS[-1], full, local, crm=endpoint)
-        load_late_changes(full, files)
-        load_late_changes(full, deleted)
+        for files in landed:
+            load_late_changes(full, files)
         pipeline.transform(full, local)
         from touchpoint.transform.dbt import run_dbt
 
         run_dbt(["build", "--full-refresh"], local.dbt_project_dir, full, local.var_dir)
-        yield incremental, full, made | gone
+        yield incremental, full, made, edits
     finally:
         crm.shutdown()
         drop_db(cluster_url, incremental)
@@ -314,7 +493,7 @@ def two_warehouses(cluster_url, settings, small_world, tmp_path_factory):
 
 
 def test_incremental_runs_give_the_same_marts_as_a_full_refresh(two_warehouses):
-    incremental, full, _ = two_warehouses
+    incremental, full, _, edits = two_warehouses
     # the marts, and the weekly sums and signal units the report's numbers are made of
     also = (
         "intermediate.int_weekly_totals",
@@ -325,13 +504,16 @@ def test_incremental_runs_give_the_same_marts_as_a_full_refresh(two_warehouses):
     by_increments = mart_checksums(incremental, also, sums_of_deltas=zeros)
     by_full_refresh = mart_checksums(full, also, sums_of_deltas=zeros)
     assert "fct_touchpoints" in by_full_refresh and by_full_refresh["fct_touchpoints"][0] > 0
-    assert by_increments == by_full_refresh
+    differ = sorted(k for k in by_full_refresh if by_increments.get(k) != by_full_refresh[k])
+    assert by_increments == by_full_refresh, (
+        f"differ: {differ}; seed {SEED}, random edits:\n" + "\n".join(edits)
+    )
 
 
 def test_the_last_interval_really_changed_what_earlier_runs_built(two_warehouses):
     """The scenario is not vacuous: the last incremental run had to re-key, remove and move
     rows that earlier runs had written."""
-    incremental, _, made = two_warehouses
+    incremental, _, made, _ = two_warehouses
     assert {
         "deal_won_late",
         "meeting_missed",
@@ -368,6 +550,18 @@ def test_the_last_interval_really_changed_what_earlier_runs_built(two_warehouses
             "select count(*) from marts.fct_conversions"
             " where source_event_id like 'deal_closed_won:%'"
         ).fetchone()[0]
+        week_back = conn.execute(
+            "select count(*) from marts.fct_touchpoints"
+            " where source_event_id = 'late-page-week-back' and occurred_at < %s",
+            (CUTS[1],),
+        ).fetchone()[0]
+        (customer, region) = next(
+            change.split(":")[1:] for change in made if change.startswith("region_changed:")
+        )
+        relocated = conn.execute(
+            "select count(*) from marts.dim_customers where customer_key = %s and region = %s",
+            (customer, region),
+        ).fetchone()[0]
     assert merges > 0, "the alias should have merged two customers across runs"
     assert removed >= 1, "the missed meeting should no longer be an event"
     assert moved >= 1, "the ticket should have moved in time"
@@ -375,10 +569,12 @@ def test_the_last_interval_really_changed_what_earlier_runs_built(two_warehouses
     assert rekeyed > 0, "events of earlier runs should have changed customer"
     assert late == 1, "the late page view should be a touchpoint"
     assert won >= 1, "the deal won in the first week should be a conversion"
+    assert week_back == 1, "the page view received a week late should be in the first week"
+    assert relocated == 1, "the customer should have moved region"
 
 
 def test_a_deleted_object_takes_away_what_earlier_runs_built_from_it(two_warehouses):
-    incremental, _, made = two_warehouses
+    incremental, _, made, _ = two_warehouses
     deleted = dict(change.split(":")[1:] for change in made if change.startswith("deleted:"))
     assert set(deleted) == {"deals", "tickets", "feedback_submissions", "contacts"}, made
     with psycopg.connect(incremental) as conn:
@@ -424,7 +620,7 @@ def test_a_deleted_object_takes_away_what_earlier_runs_built_from_it(two_warehou
 
 
 def test_the_touchpoint_fact_is_really_incremental(two_warehouses):
-    incremental, _, _ = two_warehouses
+    incremental, _, _, _ = two_warehouses
     with psycopg.connect(incremental) as conn:
         kind = conn.execute(
             "select relkind from pg_class where oid = 'marts.fct_touchpoints'::regclass"
