@@ -62,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         "--no-peers", action="store_true", help="skip dlt and pandas (ours and psql \\copy only)"
     )
     parser.add_argument("--out", type=Path, default=None, help="default bench/results.json")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the results in --out: a scale already measured is skipped, and one "
+        "whose daily run was cut short goes on from its last measured step, on the warehouse "
+        "it left (a long L run can be done in several sittings)",
+    )
     args = parser.parse_args(argv)
     if args.out is None:  # a quick run does not overwrite the results of a complete one
         args.out = REPO / "bench" / ("results-quick.json" if args.quick else "results.json")
@@ -96,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         "scales": {},
         "targets": [],
     }
+    if args.resume and args.out.exists():
+        earlier = json.loads(args.out.read_text())
+        if earlier.get("repetitions") != reps:
+            parser.error(f"{args.out} was measured with {earlier.get('repetitions')} repetitions")
+        results = earlier | {"resumed": [*earlier.get("resumed", []), results["started"]]}
 
     def save() -> None:
         results["targets"] = judge(results)
@@ -126,66 +138,78 @@ def main(argv: list[str] | None = None) -> int:
                     f"  WARNING: data set {name} holds fewer {', '.join(missing)} records than "
                     "the scale asks for"
                 )
-            here: dict[str, Any] = {"dataset": ds.manifest, "load": {}}
-            results["scales"][name] = here
             scale_reps = reps if name != "L" else 1
-            # The first run of each of our loads fills this warehouse, which the later stages
-            # build on.
-            warehouse = wh.fresh(f"warehouse_{name}")
-            for source in ("web", "email"):
-                done.update(description=f"{name}: {source} load")
-                progress(
-                    f"{name} {source} load of the history "
-                    f"({ds.manifest[f'{source}_csv_rows']:,} rows), "
-                    f"the contenders side by side, {scale_reps} round(s)"
-                )
-                contenders: dict[str, Callable[[], dict[str, Any]]] = {
-                    "ours": first_into(
-                        warehouse,
-                        lambda into, source=source: stages.load_ours(wh, ds, source, into=into),
-                    ),
-                    "copy": lambda source=source: stages.load_copy(wh, ds, source),
-                }
-                if name in peers_at and not args.no_peers:
-                    if dlt_python is None:
-                        from bench.peers import ensure_dlt_python
+            earlier = results["scales"].get(name, {})
+            if "report" in earlier:
+                progress(f"{name}: measured by the run being resumed")
+                continue
+            if "daily" in earlier and wh.exists(earlier.get("warehouse", "")):
+                # the loads and the CRM extraction were measured and filled this warehouse
+                progress(f"{name}: the daily run goes on where it was cut short")
+                here, warehouse = earlier, wh.url_of(earlier["warehouse"])
+                done.advance(3)
+            else:
+                here = {"dataset": ds.manifest, "load": {}}
+                # The first run of each of our loads fills this warehouse, which the later
+                # stages build on.
+                warehouse = wh.fresh(f"warehouse_{name}")
+                here["warehouse"] = wh.name_of(warehouse)
+                results["scales"][name] = here
+            if "crm" not in here:  # the history loaded and extracted, measured
+                for source in ("web", "email"):
+                    done.update(description=f"{name}: {source} load")
+                    progress(
+                        f"{name} {source} load of the history "
+                        f"({ds.manifest[f'{source}_csv_rows']:,} rows), "
+                        f"the contenders side by side, {scale_reps} round(s)"
+                    )
+                    contenders: dict[str, Callable[[], dict[str, Any]]] = {
+                        "ours": first_into(
+                            warehouse,
+                            lambda into, source=source: stages.load_ours(wh, ds, source, into=into),
+                        ),
+                        "copy": lambda source=source: stages.load_copy(wh, ds, source),
+                    }
+                    if name in peers_at and not args.no_peers:
+                        if dlt_python is None:
+                            from bench.peers import ensure_dlt_python
 
-                        dlt_python = ensure_dlt_python(settings.var_dir)
-                    # dlt's fastest mode measured (csv files, loaded with COPY): the comparison is
-                    # against the best a dlt user gets, not its slower default (insert_values).
-                    contenders["dlt"] = lambda source=source: stages.load_peer(
-                        wh, ds, source, "dlt", dlt_python, mode="append-csv"
+                            dlt_python = ensure_dlt_python(settings.var_dir)
+                        # dlt's fastest mode measured (csv files, loaded with COPY): the comparison
+                        # is against the best a dlt user gets, not its slower default
+                        # (insert_values).
+                        contenders["dlt"] = lambda source=source: stages.load_peer(
+                            wh, ds, source, "dlt", dlt_python, mode="append-csv"
+                        )
+                        contenders["pandas"] = lambda source=source: stages.load_peer(
+                            wh, ds, source, "pandas"
+                        )
+                    here["load"][source] = side_by_side(
+                        scale_reps, contenders, progress, before=wh.settle
                     )
-                    contenders["pandas"] = lambda source=source: stages.load_peer(
-                        wh, ds, source, "pandas"
-                    )
-                here["load"][source] = side_by_side(
-                    scale_reps, contenders, progress, before=wh.settle
+                    save()
+                    done.advance()
+                done.update(description=f"{name}: CRM extraction")
+                progress(
+                    f"{name} CRM extraction of the history "
+                    f"({ds.manifest['crm_objects']:,} objects in all)"
+                )
+                here["crm"] = repeated(
+                    scale_reps,
+                    first_into(warehouse, lambda into: stages.crm_extract(wh, ds, into=into)),
+                    progress,
+                    "crm",
+                    before=wh.settle,
                 )
                 save()
                 done.advance()
-            done.update(description=f"{name}: CRM extraction")
-            progress(
-                f"{name} CRM extraction of the history "
-                f"({ds.manifest['crm_objects']:,} objects in all)"
-            )
-            here["crm"] = repeated(
-                scale_reps,
-                first_into(warehouse, lambda into: stages.crm_extract(wh, ds, into=into)),
-                progress,
-                "crm",
-                before=wh.settle,
-            )
-            save()
-            done.advance()
             done.update(description=f"{name}: dbt builds")
             progress(
                 f"{name} daily run: full build of the history, then {len(ds.measured_days)} "
                 "weekdays ingested, built and checked"
             )
             copy_rates = {s: here["load"][s]["copy"]["rows_per_s"] for s in here["load"]}
-            here["daily"] = daily.daily(wh, ds, warehouse, progress, copy_rates)
-            save()
+            daily.daily(wh, ds, warehouse, progress, copy_rates, here.setdefault("daily", {}), save)
             done.advance()
             done.update(description=f"{name}: report")
             progress(f"{name} report to 50 recipients")

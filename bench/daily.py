@@ -181,10 +181,16 @@ def daily(
     dsn: str,
     progress: Progress,
     copy_rows_per_s: dict[str, float],
+    out: dict[str, Any],
+    save: Callable[[], None],
 ) -> dict[str, Any]:
     """On ``dsn``, which holds the history: a full build; each measured weekday ingested, built
     and checked; a build of the next day with its plans logged; the rest of the long history
-    caught up; the first measured weekday's twin after it."""
+    caught up; the first measured weekday's twin after it.
+
+    Fills ``out`` step by step and calls ``save`` after each step. A step ``out`` already holds
+    (measured by a run that was cut short, on this warehouse) is not run again: the product's
+    ingest and build are safe to repeat, so a step cut short is simply measured anew."""
     from touchpoint.config import load_settings
     from touchpoint_sim.crm_server import CrmData, CrmServer
 
@@ -192,76 +198,90 @@ def daily(
     data = CrmData.from_dir(ds.crm_dir)
     server = CrmServer(data, port=0).start_in_thread()
     days = ds.measured_days
-    out: dict[str, Any] = {"crm_requests_per_second": budget, "days": []}
-    log_lines: list[str] = []
+    out.setdefault("crm_requests_per_second", budget)
+    out.setdefault("days", [])
+    out.setdefault("node_tables", [])  # the text of bench/dbt-days-<scale>.txt
+    out.setdefault("node_seconds_by_day", [])
+    timings = REPO / "bench" / f"dbt-days-{ds.scale.name}.txt"
+    out["node_timings"] = f"bench/{timings.name}"
+
+    def step_done(lines: list[str] | None = None) -> None:
+        out["node_tables"] += lines or []
+        timings.write_text("\n".join(out["node_tables"]) + "\n")
+        save()
+
     try:
         with bar("daily run", total=len(days) + 4) as done:
-            wh.settle()
-            full, full_nodes = dbt_build(wh, dsn, full=True)
-            progress(f"  full dbt build of the history: {full.seconds:.0f} s")
-            out["full_build_seconds"] = full.seconds
-            out["full_build_peak_rss_mb"] = full.peak_rss_mb
-            out["full_build_thread_seconds"] = _thread_time(full_nodes)
-            out["full_build_slowest"] = _slowest(full_nodes, 10)
-            log_lines += _node_table(f"full build of the history: {full.seconds:.1f} s", full_nodes)
+            if "full_build_seconds" not in out:
+                wh.settle()
+                full, full_nodes = dbt_build(wh, dsn, full=True)
+                progress(f"  full dbt build of the history: {full.seconds:.0f} s")
+                out["full_build_seconds"] = full.seconds
+                out["full_build_peak_rss_mb"] = full.peak_rss_mb
+                out["full_build_thread_seconds"] = _thread_time(full_nodes)
+                out["full_build_slowest"] = _slowest(full_nodes, 10)
+                step_done(
+                    _node_table(f"full build of the history: {full.seconds:.1f} s", full_nodes)
+                )
             done.advance()
-            by_day: list[list[dict[str, Any]]] = []
             for day in days:
-                done.update(description=f"{day:%a %d %b}")
-                floor = ingest_floor(ds, data, day, copy_rows_per_s, budget)
-                figures, nodes = one_day(wh, ds, dsn, day, server, floor)
-                out["days"].append(figures)
-                by_day.append(nodes)
-                progress(f"  {_day_line(figures)}")
-                log_lines += _node_table(_day_line(figures), nodes)
+                if day.date().isoformat() not in {d["day"] for d in out["days"]}:
+                    done.update(description=f"{day:%a %d %b}")
+                    floor = ingest_floor(ds, data, day, copy_rows_per_s, budget)
+                    figures, nodes = one_day(wh, ds, dsn, day, server, floor)
+                    out["days"].append(figures)
+                    out["node_seconds_by_day"].append({n["node"]: n["seconds"] for n in nodes})
+                    progress(f"  {_day_line(figures)}")
+                    step_done(_node_table(_day_line(figures), nodes))
                 done.advance()
-            out.update(_summary(out["days"], full.seconds))
-            done.update(description="plans of the slowest nodes")
-            slowest = _slowest_nodes(by_day, EXPLAINED_NODES)
-            out["explained_nodes"] = [_short(n) for n in slowest]
+            out.update(_summary(out["days"], out["full_build_seconds"]))
             plan_day = days[-1] + timedelta(days=1)
-            out["plans"] = explain_day(wh, ds, dsn, plan_day, server, slowest)
+            if "plans" not in out:
+                done.update(description="plans of the slowest nodes")
+                slowest = _slowest_nodes(out["node_seconds_by_day"], EXPLAINED_NODES)
+                out["explained_nodes"] = [_short(n) for n in slowest]
+                out["plans"] = explain_day(wh, ds, dsn, plan_day, server, slowest)
+                step_done()
             done.advance()
-            done.update(description="catching up the long history")
-            wh.settle()
-            caught_up_from = plan_day + timedelta(days=1)
-            # not measured: the CRM without the product's budget (the simulator still limits)
-            catch_up = ingest(
-                wh, ds, dsn, caught_up_from, ds.long_history_end, server,
-                TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND="0",
-            )  # fmt: skip
-            build, _ = dbt_build(wh, dsn)
-            out["catch_up"] = {"ingest": catch_up, "build_seconds": build.seconds}
-            progress(
-                f"  caught up to {ds.long_history_end:%d %b}: ingest {catch_up['seconds']:.0f} s, "
-                f"build {build.seconds:.0f} s"
-            )
+            if "catch_up" not in out:
+                done.update(description="catching up the long history")
+                wh.settle()
+                # not measured: the CRM without the product's budget (the simulator still limits)
+                catch_up = ingest(
+                    wh, ds, dsn, plan_day + timedelta(days=1), ds.long_history_end, server,
+                    TOUCHPOINT_CRM_MAX_REQUESTS_PER_SECOND="0",
+                )  # fmt: skip
+                build, _ = dbt_build(wh, dsn)
+                out["catch_up"] = {"ingest": catch_up, "build_seconds": build.seconds}
+                progress(
+                    f"  caught up to {ds.long_history_end:%d %b}: ingest "
+                    f"{catch_up['seconds']:.0f} s, build {build.seconds:.0f} s"
+                )
+                step_done()
             done.advance()
-            done.update(description="the same weekday after the long history")
-            twin = ds.long_history_end
-            floor = ingest_floor(ds, data, twin, copy_rows_per_s, budget)
-            figures, nodes = one_day(wh, ds, dsn, twin, server, floor)
-            log_lines += _node_table(f"after the long history, {_day_line(figures)}", nodes)
-            first = out["days"][0]
-            out["growth"] = {
-                "short": first,
-                "long": figures,
-                "build_and_quality_ratio": figures["build_and_quality_seconds"]
-                / first["build_and_quality_seconds"],
-                "day_ratio": figures["day_seconds"] / first["day_seconds"],
-                "day_rows_ratio": figures["ingest"]["rows"] / first["ingest"]["rows"],
-            }
-            progress(
-                f"  {figures['weekday']} after {ds.scale.name} long history: build + quality "
-                f"{figures['build_and_quality_seconds']:.1f} s against "
-                f"{first['build_and_quality_seconds']:.1f} s"
-            )
+            if "growth" not in out:
+                done.update(description="the same weekday after the long history")
+                twin = ds.long_history_end
+                floor = ingest_floor(ds, data, twin, copy_rows_per_s, budget)
+                figures, nodes = one_day(wh, ds, dsn, twin, server, floor)
+                first = out["days"][0]
+                out["growth"] = {
+                    "short": first,
+                    "long": figures,
+                    "build_and_quality_ratio": figures["build_and_quality_seconds"]
+                    / first["build_and_quality_seconds"],
+                    "day_ratio": figures["day_seconds"] / first["day_seconds"],
+                    "day_rows_ratio": figures["ingest"]["rows"] / first["ingest"]["rows"],
+                }
+                progress(
+                    f"  {figures['weekday']} after {ds.scale.name} long history: build + quality "
+                    f"{figures['build_and_quality_seconds']:.1f} s against "
+                    f"{first['build_and_quality_seconds']:.1f} s"
+                )
+                step_done(_node_table(f"after the long history, {_day_line(figures)}", nodes))
             done.advance()
     finally:
         server.shutdown()
-    path = REPO / "bench" / f"dbt-days-{ds.scale.name}.txt"
-    path.write_text("\n".join(log_lines) + "\n")
-    out["node_timings"] = f"bench/{path.name}"
     return out
 
 
@@ -290,12 +310,12 @@ def _summary(days: list[dict[str, Any]], full_seconds: float) -> dict[str, Any]:
     }
 
 
-def _slowest_nodes(by_day: list[list[dict[str, Any]]], count: int) -> list[str]:
+def _slowest_nodes(by_day: list[dict[str, float]], count: int) -> list[str]:
     """The nodes with the highest median time over the measured days."""
     seconds: dict[str, list[float]] = {}
     for nodes in by_day:
-        for n in nodes:
-            seconds.setdefault(n["node"], []).append(n["seconds"])
+        for node, took in nodes.items():
+            seconds.setdefault(node, []).append(took)
     return sorted(seconds, key=lambda n: -statistics.median(seconds[n]))[:count]
 
 

@@ -36,11 +36,24 @@ class Warehouse:
         name = f"bench_{label}_{uuid.uuid4().hex[:6]}".lower()
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(f'create database "{name}"')
+        return self.url_of(name)
+
+    def url_of(self, name: str) -> str:
         return self.admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+    @staticmethod
+    def name_of(url: str) -> str:
+        return url.rsplit("/", 1)[1]
+
+    def exists(self, name: str) -> bool:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            return bool(
+                conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
+            )
 
     def drop(self, url: str) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{url.rsplit("/", 1)[1]}" with (force)')
+            conn.execute(f'drop database if exists "{self.name_of(url)}" with (force)')
 
     def settle(self, limit_seconds: float = 300) -> None:
         """Before a measured run: wait for the autovacuum the previous loads set off (it vacuums
