@@ -111,6 +111,26 @@
     $$
 {% endmacro %}
 
+{% macro ensure_indexes() %}
+    {#- post-hook of every model: on an incremental run, create the configured indexes the table
+        lacks. dbt creates them only with the table, so an index added to a model later would
+        reach a warehouse built before only by a full refresh. -#}
+    {%- if execute and config.get('indexes') and is_incremental() -%}
+        {%- set existing = run_query(
+            "select array_to_string(array(select a.attname from unnest(i.indkey) with ordinality"
+            ~ " as k(attnum, n) join pg_attribute as a on a.attrelid = i.indrelid"
+            ~ " and a.attnum = k.attnum order by k.n), ',')"
+            ~ " || case when i.indisunique then ':unique' else '' end"
+            ~ " from pg_index as i where i.indrelid = '" ~ this ~ "'::regclass") -%}
+        {%- set have = existing.columns[0].values() -%}
+        {%- for index in config.get('indexes') -%}
+            {%- if index['columns'] | join(',') ~ (':unique' if index.get('unique') else '') not in have %}
+    {{ get_create_index_sql(this, index) }};
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+{% endmacro %}
+
 {% macro replace_rows(rows, groups, group_key, from_key=none) -%}
     {#- The incremental select of a 'replace' model: the new rows of `rows`, then one marker row
         per group of `groups` (group_key, and from_key: the smallest replace_from_key value to

@@ -203,3 +203,48 @@ def test_nulls_in_columns_declared_not_null_fail_the_build_naming_each_column(
     with psycopg.connect(built_copy) as conn:
         rows = sorted(conn.execute(executed.read_text()).fetchall())
     assert rows == [("channel", 3), ("journey_stage", 5)]
+
+
+def _indexed_columns(conn: psycopg.Connection, table: str) -> set[str]:
+    return {
+        row[0]
+        for row in conn.execute(
+            "select string_agg(a.attname, ',' order by k.n) from pg_index as i"
+            " cross join unnest(i.indkey) with ordinality as k(attnum, n)"
+            " join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = k.attnum"
+            " where i.indrelid = %s::regclass group by i.indexrelid",
+            (table,),
+        )
+    }
+
+
+def test_indexes_added_later_reach_tables_built_before_them(built_copy, settings_module):
+    """A warehouse built before an index was declared gets it on its next run: a raw stream's
+    event-time index (which the quality gate reads a day by) from the loader's schema check,
+    a model's configured index from its next incremental build."""
+    from touchpoint.transform.dbt import run_dbt
+    from touchpoint.warehouse.connection import connect
+    from touchpoint.warehouse.schema import ensure_schema
+
+    with psycopg.connect(built_copy, autocommit=True) as conn:
+        conn.execute("drop index raw.segment_events_event_time_idx")
+        for (index,) in conn.execute(
+            "select indexrelid::regclass::text from pg_index"
+            " where indrelid = 'marts.fct_attribution'::regclass and indnatts = 1"
+            " and indkey[0] = (select attnum from pg_attribute where attname = 'converted_at'"
+            " and attrelid = 'marts.fct_attribution'::regclass)"
+        ).fetchall():
+            conn.execute(f"drop index {index}")
+        assert "event_time" not in _indexed_columns(conn, "raw.segment_events")
+        assert "converted_at" not in _indexed_columns(conn, "marts.fct_attribution")
+    with connect(built_copy) as conn:
+        ensure_schema(conn)
+    run_dbt(
+        ["run", "--select", "fct_attribution"],
+        settings_module.dbt_project_dir,
+        built_copy,
+        settings_module.var_dir,
+    )
+    with psycopg.connect(built_copy) as conn:
+        assert "event_time" in _indexed_columns(conn, "raw.segment_events")
+        assert "converted_at" in _indexed_columns(conn, "marts.fct_attribution")

@@ -182,6 +182,14 @@ def _forget_old_runs(runs_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _fenced(query: str) -> str:
+    """The batch query planned on its own (OFFSET 0 keeps PostgreSQL from pulling it into the
+    queries GX wraps around it). Pulled in, GX's first-20-duplicates query (a window over the
+    key, LIMIT 20) walked a unique key's whole index in key order, filtering each row by the
+    interval: 6.8 s for one day of 1.8 M web events, against 0.1 s for the day's rows sorted."""
+    return f"SELECT * FROM ({query}) AS batch OFFSET 0"
+
+
 def _run_suite(
     context, source, suite: Suite, start: datetime, end: datetime, limits: IngestLimits
 ) -> tuple[list[ExpectationOutcome], list]:
@@ -196,11 +204,12 @@ def _run_suite(
     definitions = []
     for batch in suite.batches:
         asset_name = f"{suite.name}.{batch.name}"
+        query = _fenced(batch.sql(start, end, limits))
         try:
             asset = source.get_asset(asset_name)
-            asset.query = batch.sql(start, end, limits)
+            asset.query = query
         except LookupError:
-            asset = source.add_query_asset(asset_name, query=batch.sql(start, end, limits))
+            asset = source.add_query_asset(asset_name, query=query)
         try:
             batch_definition = asset.get_batch_definition("interval")
         except (KeyError, LookupError):

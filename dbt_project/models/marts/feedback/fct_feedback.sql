@@ -5,7 +5,7 @@
     incremental_strategy='replace',
     replace_key='feedback_id',
     on_schema_change='ignore',
-    indexes=[{'columns': ['feedback_id'], 'unique': True}, {'columns': ['customer_key']}],
+    indexes=[{'columns': ['feedback_id'], 'unique': True}, {'columns': ['customer_key']}, {'columns': ['submitted_at']}],
     post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
 {#- NPS and CSAT answers, each with a summary of the touchpoints before it.

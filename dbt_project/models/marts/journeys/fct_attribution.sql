@@ -8,7 +8,7 @@
     incremental_strategy='replace',
     replace_key='conversion_id',
     on_schema_change='ignore',
-    indexes=[{'columns': ['attribution_key'], 'unique': True}, {'columns': ['conversion_id']}, {'columns': ['customer_key', 'converted_at']}],
+    indexes=[{'columns': ['attribution_key'], 'unique': True}, {'columns': ['conversion_id']}, {'columns': ['customer_key', 'converted_at']}, {'columns': ['converted_at']}],
     post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
 {%- set lookback_days = var('attribution_lookback_days') | int -%}

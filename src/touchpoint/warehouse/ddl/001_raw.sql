@@ -57,6 +57,12 @@ begin
         execute format('create index if not exists %I on raw.%I (_loaded_at)',
                        left(stream_table || '__loaded_at_idx', 63), stream_table);
     end if;
+    -- the quality gate reads a day of events, and the newest and oldest event, by event time:
+    -- without it every check scans the stream's whole history
+    if to_regclass(format('raw.%I', left(stream_table || '_event_time_idx', 63))) is null then
+        execute format('create index if not exists %I on raw.%I (event_time)',
+                       left(stream_table || '_event_time_idx', 63), stream_table);
+    end if;
     -- versioned streams (the CRM's): staging reads every version of the objects that changed
     -- (a deletion keeps the values of the object's last live version)
     if versioned and to_regclass(format('raw.%I', left(stream_table || '__object_id_idx', 63))) is null then
