@@ -10,7 +10,9 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,6 +115,19 @@ def main(argv: list[str] | None = None) -> int:
         results["targets"] = judge(results)
         args.out.write_text(json.dumps(results, indent=2, default=str))
 
+    # SIGTERM or SIGINT: stop after the daily run's current step, its results saved (the loads
+    # and CRM stages are short and measured whole; they are simply cut)
+    stop_signal = threading.Event()
+
+    def request_stop(signum, _frame) -> None:
+        if stop_signal.is_set():
+            raise KeyboardInterrupt
+        progress(f"signal {signum}: stopping after the current step (again to stop at once)")
+        stop_signal.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
     dlt_python = None
     for name in names:
         scale = SCALES[name]
@@ -143,12 +158,20 @@ def main(argv: list[str] | None = None) -> int:
             if "report" in earlier:
                 progress(f"{name}: measured by the run being resumed")
                 continue
-            if "daily" in earlier and wh.exists(earlier.get("warehouse", "")):
+            cut_day = earlier.get("daily", {}).get("in_progress")
+            if cut_day:
+                progress(
+                    f"{name}: the measured day {cut_day} was cut short and moved the warehouse "
+                    "past its start: the scale is measured anew"
+                )
+            if "daily" in earlier and not cut_day and wh.exists(earlier.get("warehouse", "")):
                 # the loads and the CRM extraction were measured and filled this warehouse
                 progress(f"{name}: the daily run goes on where it was cut short")
                 here, warehouse = earlier, wh.url_of(earlier["warehouse"])
                 done.advance(3)
             else:
+                if earlier.get("warehouse") and wh.exists(earlier["warehouse"]):
+                    wh.drop(wh.url_of(earlier["warehouse"]))  # a cut-short run's: at L, GBs
                 here = {"dataset": ds.manifest, "load": {}}
                 # The first run of each of our loads fills this warehouse, which the later
                 # stages build on.

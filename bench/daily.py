@@ -175,6 +175,10 @@ def one_day(
     return figures, nodes
 
 
+class StopRequested(Exception):
+    """The run was asked to stop (SIGTERM, SIGINT): raised between two steps, after saving."""
+
+
 def daily(
     wh: Warehouse,
     ds: Dataset,
@@ -183,14 +187,18 @@ def daily(
     copy_rows_per_s: dict[str, float],
     out: dict[str, Any],
     save: Callable[[], None],
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> dict[str, Any]:
     """On ``dsn``, which holds the history: a full build; each measured weekday ingested, built
     and checked; a build of the next day with its plans logged; the rest of the long history
     caught up; the first measured weekday's twin after it.
 
     Fills ``out`` step by step and calls ``save`` after each step. A step ``out`` already holds
-    (measured by a run that was cut short, on this warehouse) is not run again: the product's
-    ingest and build are safe to repeat, so a step cut short is simply measured anew."""
+    (measured by a run that was cut short, on this warehouse) is not run again. A measured day
+    under way is named in ``out["in_progress"]`` until it is saved: a day cut short has moved
+    the warehouse past its start, so it cannot be measured again there (the caller starts the
+    scale anew). ``stop_requested`` is asked after every step: the run then stops cleanly
+    (:class:`StopRequested`), to be resumed."""
     from touchpoint.config import load_settings
     from touchpoint_sim.crm_server import CrmData, CrmServer
 
@@ -207,7 +215,14 @@ def daily(
 
     def step_done(lines: list[str] | None = None) -> None:
         out["node_tables"] += lines or []
+        out.pop("in_progress", None)
         timings.write_text("\n".join(out["node_tables"]) + "\n")
+        save()
+        if stop_requested():
+            raise StopRequested
+
+    def starting(what: str) -> None:
+        out["in_progress"] = what
         save()
 
     try:
@@ -228,6 +243,7 @@ def daily(
                 if day.date().isoformat() not in {d["day"] for d in out["days"]}:
                     done.update(description=f"{day:%a %d %b}")
                     floor = ingest_floor(ds, data, day, copy_rows_per_s, budget)
+                    starting(day.date().isoformat())
                     figures, nodes = one_day(wh, ds, dsn, day, server, floor)
                     out["days"].append(figures)
                     out["node_seconds_by_day"].append({n["node"]: n["seconds"] for n in nodes})
@@ -263,6 +279,7 @@ def daily(
                 done.update(description="the same weekday after the long history")
                 twin = ds.long_history_end
                 floor = ingest_floor(ds, data, twin, copy_rows_per_s, budget)
+                starting(twin.date().isoformat())
                 figures, nodes = one_day(wh, ds, dsn, twin, server, floor)
                 first = out["days"][0]
                 out["growth"] = {
