@@ -232,7 +232,23 @@ def main(argv: list[str] | None = None) -> int:
                 "weekdays ingested, built and checked"
             )
             copy_rates = {s: here["load"][s]["copy"]["rows_per_s"] for s in here["load"]}
-            daily.daily(wh, ds, warehouse, progress, copy_rates, here.setdefault("daily", {}), save)
+            try:
+                daily.daily(
+                    wh,
+                    ds,
+                    warehouse,
+                    progress,
+                    copy_rates,
+                    here.setdefault("daily", {}),
+                    save,
+                    stop_signal.is_set,
+                )
+            except daily.StopRequested:
+                progress(
+                    f"stopped on request after a step, results in {args.out}: go on with "
+                    "--resume and the same --out"
+                )
+                return 0
             done.advance()
             done.update(description=f"{name}: report")
             progress(f"{name} report to 50 recipients")
