@@ -62,6 +62,17 @@ def _one(conn: psycopg.Connection, sql: str, *params):
     return row
 
 
+def _newest_version(conn: psycopg.Connection, object_type: str, object_id: str) -> dict:
+    """The newest raw version of a HubSpot object, as loaded."""
+    (payload,) = _one(
+        conn,
+        f"select payload from raw.hubspot_{object_type} where object_id = %s"
+        " order by event_time desc limit 1",
+        object_id,
+    )
+    return payload
+
+
 def _write_version(
     files: dict[str, Path], root: Path, object_type: str, record: dict, at: datetime, **properties
 ) -> None:
@@ -96,12 +107,7 @@ def random_edits(
         ).fetchall()
         picked = rng.sample(sorted({(EVENT_OBJECTS[k], i) for k, i in built}), RANDOM_EDITS_PER_RUN)
         for object_type, object_id in picked:
-            (record,) = _one(
-                conn,
-                f"select payload from raw.hubspot_{object_type} where object_id = %s"
-                " order by event_time desc limit 1",
-                object_id,
-            )
+            record = _newest_version(conn, object_type, object_id)
             when = _iso(_random_time(rng, at))
             change: dict[str, object] = {
                 "calls": lambda: {"hs_timestamp": when},
@@ -180,12 +186,7 @@ def region_change(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], 
             " where t.customer_key = l.customer_key) >= 2"
             " order by l.customer_key limit 1",
         )
-        (record,) = _one(
-            conn,
-            "select payload from raw.hubspot_contacts where object_id = %s"
-            " order by event_time desc limit 1",
-            contact,
-        )
+        record = _newest_version(conn, "contacts", contact)
     files: dict[str, Path] = {}
     country, moved_to = ("JP", "APAC") if region != "APAC" else ("US", "Americas")
     _write_version(files, root, "contacts", record, at, country=country)
@@ -335,16 +336,10 @@ def late_changes(url: str, at: datetime, root: Path) -> tuple[dict[str, Path], s
             {"moved_to": ENGAGEMENT_MOVED_TO, "missed": missed},
         ).fetchone()
         if opener:
-            object_type = {"meeting": "meetings", "call": "calls", "crm_email": "emails"}[opener[0]]
-            (payload,) = _one(
-                conn,
-                f"select payload from raw.hubspot_{object_type} where object_id = %s"
-                " order by event_time desc limit 1",
-                opener[1],
-            )
+            object_type = EVENT_OBJECTS[opener[0]]
             new_version(
                 object_type,
-                payload,
+                _newest_version(conn, object_type, opener[1]),
                 "engagement_moved_later",
                 hs_timestamp=_iso(ENGAGEMENT_MOVED_TO),
             )
