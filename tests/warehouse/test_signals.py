@@ -256,3 +256,84 @@ def test_customers_at_risk_are_judged_only_with_a_baseline_and_say_why(quiet_wor
         {"min": v["at_risk_min_weekly_engagement"], "ratio": v["at_risk_engagement_ratio"]},
     )
     assert bad == []
+
+
+#: each satisfaction answer once per touchpoint (or channel) it followed, from the feedback marts
+_ANSWERS_BY_KEY = """
+    with answers as (
+        select feedback_id, date_trunc('week', submitted_at at time zone 'UTC')::date as week_start,
+               case when survey_type = 'CSAT' then 'csat' else 'nps' end as metric,
+               case
+                   when survey_type = 'CSAT' then score::numeric
+                   when score >= 9 then 100 when score >= 7 then 0 else -100
+               end as value
+        from marts.fct_feedback
+        where customer_key is not null and score is not null and survey_type in ('CSAT', 'NPS')
+    ),
+    keyed as (
+        select distinct a.*, ft.{grain} as key
+        from answers as a
+        join marts.fct_feedback_touchpoints as ft using (feedback_id)
+    )
+    select week_start, metric, key, count(*) as sample, avg(value) as level
+    from keyed group by 1, 2, 3
+    union all
+    -- the company: every answer that followed any touchpoint, once
+    select week_start, metric, null, count(*), avg(value)
+    from answers
+    where feedback_id in (select feedback_id from marts.fct_feedback_touchpoints)
+    group by 1, 2
+"""
+
+
+@pytest.mark.parametrize("grain", ["touchpoint", "channel"])
+def test_the_scorecard_equals_a_direct_computation_from_the_answers(quiet_world, settings, grain):
+    v = project_vars(settings)
+    direct = {
+        (r["week_start"], r["metric"], r["key"]): r
+        for r in rows(quiet_world, _ANSWERS_BY_KEY.format(grain=grain))
+    }
+    card = rows(
+        quiet_world,
+        "select * from marts.agg_touchpoint_scorecard_weekly"
+        " where region = '(all)' and grain = %(grain)s and metric in ('csat', 'nps')",
+        {"grain": grain},
+    )
+    assert len(card) == sum(1 for key in direct if key[2] is not None) > 20
+    margins = {"csat": v["scorecard_csat_margin"], "nps": v["scorecard_nps_margin"]}
+    prior = v["scorecard_prior_weight"]
+    for row in card:
+        mine = direct[(row["week_start"], row["metric"], row["key"])]
+        company = direct[(row["week_start"], row["metric"], None)]
+        assert row["sample"] == mine["sample"]
+        assert row["company_sample"] == company["sample"]
+        assert float(row["company_level"]) == pytest.approx(float(company["level"]))
+        enough = mine["sample"] >= v["signal_min_answers"]
+        assert row["has_enough_sample"] is enough
+        if not enough:
+            assert row["level"] is None and row["is_below"] is False
+            continue
+        level, company_level = float(mine["level"]), float(company["level"])
+        assert float(row["level"]) == pytest.approx(level)
+        shrunk = (mine["sample"] * level + prior * company_level) / (mine["sample"] + prior)
+        assert float(row["level_gap"]) == pytest.approx(shrunk - company_level)
+        below = (company_level - shrunk) / margins[row["metric"]] >= 1
+        assert row["is_below"] is below
+
+
+def test_weeks_below_count_the_judged_weeks_since_the_last_one_above(quiet_world):
+    card = rows(
+        quiet_world,
+        "select * from marts.agg_touchpoint_scorecard_weekly order by region, grain, key, metric,"
+        " week_start",
+    )
+    run: dict[tuple, int] = {}
+    for row in card:
+        series = (row["region"], row["grain"], row["key"], row["metric"])
+        if row["has_enough_sample"]:
+            run[series] = run.get(series, 0) + 1 if row["is_below"] else 0
+        expected = run.get(series, 0) if row["is_below"] else 0
+        assert row["weeks_below"] == expected, row
+    ranked = [r for r in card if r["is_below"]]
+    assert all(r["worst_rank"] >= 1 for r in ranked)
+    assert all(r["worst_rank"] is None for r in card if not r["is_below"])

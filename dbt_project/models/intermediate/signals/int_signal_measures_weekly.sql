@@ -49,7 +49,7 @@ customer_measures as (
         s.week_start,
         s.region,
         s.grain,
-        case when s.grain = 'channel' then s.key else p.channel end as channel,
+        case s.grain when 'channel' then s.key when 'touchpoint' then p.channel end as channel,
         case when s.grain = 'touchpoint' then s.key end as touchpoint,
         null::text as category,
         s.metric,
@@ -114,7 +114,8 @@ final as (
         m.channel,
         m.touchpoint,
         m.category,
-        coalesce(u.business_unit, 'unknown') as business_unit,
+        -- the whole base belongs to every unit
+        case when m.grain = 'company' then '(all)' else coalesce(u.business_unit, 'unknown') end as business_unit,
         m.metric,
         m.sample,
         m.total,

@@ -219,12 +219,28 @@ engagement_units as (
     left join customer_weeks as w on w.customer_key = c.customer_key and w.week_start = c.week_start
 ),
 
-customer_units as (
+key_units as (
     select * from satisfaction_units
     union all
     select * from conversion_units
     union all
     select * from engagement_units
+),
+
+company_units as (
+    -- the whole base (grain company, key all): each answer, reached or cohort customer once,
+    -- whatever keys it followed; reached customers convert for the company when they do for
+    -- any key
+    select week_start, unit_id, customer_key, 'company' as grain, 'all' as key, metric,
+           max(unit_value) as unit_value
+    from key_units
+    group by week_start, unit_id, customer_key, metric
+),
+
+customer_units as (
+    select * from key_units
+    union all
+    select * from company_units
 ),
 
 final as (

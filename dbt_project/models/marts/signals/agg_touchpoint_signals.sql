@@ -217,7 +217,7 @@ classified as (
             when 'engagement' then 'at_risk'
             else 'needs_attention'
         end as section,
-        grain || ':' || coalesce(case grain when 'channel' then channel when 'touchpoint' then touchpoint else category end, '')
+        grain || ':' || coalesce(case grain when 'channel' then channel when 'touchpoint' then touchpoint when 'company' then 'all' else category end, '')
             || ':' || metric as signal_key
     from judged
 ),
@@ -239,7 +239,7 @@ flagged as (
     select
         signal_key, week_start, region, grain, metric, status, z_score, min_sample, sample, total,
         baseline_value, baseline_sample, dispersion, within_variance,
-        case grain when 'channel' then channel else touchpoint end as key
+        case grain when 'channel' then channel when 'company' then 'all' else touchpoint end as key
     from classified
     where status in ('needs_attention', 'improved') and metric in ('csat', 'nps', 'conversion_rate', 'engagement')
 ),
@@ -289,8 +289,9 @@ residual_sums as (
 
 residuals as (
     -- the residual judged like a week, against b's baseline and noise: 'small' (below b's
-    -- minimum sample: it tells nothing), 'anomalous' (its z reaches signal_z in b's direction)
-    -- or 'normal'
+    -- minimum sample: it tells nothing), 'anomalous' (its z reaches signal_z in b's direction;
+    -- for the whole base, signal_company_residual_z: the customers outside a cohort falling
+    -- too, with fewer units than the cohort's flag rests on) or 'normal'
     select
         r.*,
         f.z_score,
@@ -300,7 +301,8 @@ residuals as (
                 then 'small'
             when sign(f.z_score) * (r.residual_total / r.residual_sample - f.baseline_value)
                 / nullif(sqrt(f.dispersion * f.within_variance
-                              * (1.0 / r.residual_sample + pi() / 2 / f.baseline_sample)), 0) >= {{ z }}
+                              * (1.0 / r.residual_sample + pi() / 2 / f.baseline_sample)), 0)
+                >= case when f.grain = 'company' then {{ var('signal_company_residual_z') }} else {{ z }} end
                 then 'anomalous'
             else 'normal'
         end as residual_state
@@ -309,11 +311,12 @@ residuals as (
 ),
 
 cross_explained as (
-    -- b is explained by a flagged touchpoint row a when b's units that are not a's show no
-    -- anomaly of their own, and a is the better explanation: a's units that are not b's are
-    -- anomalous; or they are too few to tell while b's are normal (a within b, the anomaly in
-    -- a's part); or both residuals are alike (both normal, both small: the same units) and a
-    -- has the larger |z|. The strongest such a.
+    -- b is explained by a flagged touchpoint or company row a when b's units that are not a's
+    -- show no anomaly of their own, and a is the better explanation: a's units that are not b's
+    -- are anomalous; or they are too few to tell while b's are normal (a within b, the anomaly
+    -- in a's part); or both residuals are alike (both normal, both small: the same units) and a
+    -- has the larger |z|. The strongest such a. A fall of the whole base is the company row's:
+    -- the customers outside any one cohort fall too, so no cohort is the better explanation.
     select distinct on (b.signal_key, b.week_start, b.region)
         b.signal_key, b.week_start, b.region, b.other_key as explained_by, b.z_score,
         b.residual_state = 'small' and a.residual_state = 'small' as is_same_units
@@ -321,7 +324,7 @@ cross_explained as (
     join residuals as a
         on a.signal_key = b.other_key and a.other_key = b.signal_key
         and a.week_start = b.week_start and a.region = b.region
-    where b.other_key like 'touchpoint:%'
+    where (b.other_key like 'touchpoint:%' or b.other_key like 'company:%')
         and b.residual_state <> 'anomalous'
         and (
             a.residual_state = 'anomalous'
