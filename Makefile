@@ -13,7 +13,7 @@ export UV_CACHE_DIR ?= $(CURDIR)/var/cache/uv
 # uv reads the system's CA store like pip; a package mirror is set with UV_DEFAULT_INDEX.
 UV_PIP = $(BIN)/uv pip install --quiet --native-tls --python $(BIN)/python
 
-.PHONY: demo test test-fast soak lint compile bench bench-quick calibrate report-screenshots lock clean distclean db-stop airflow
+.PHONY: demo test test-fast soak lint compile bench bench-quick calibrate report-screenshots lock clean distclean db-stop airflow i18n
 
 demo: $(INSTALLED) compile
 	$(BIN)/touchpoint demo
@@ -44,6 +44,11 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/lint-imports
 	$(BIN)/mypy --cache-dir var/cache/mypy
+
+# The report's catalogs (reports/locales) in step with its templates and code: new messages
+# arrive untranslated (the catalog test fails until they are translated), dropped ones go.
+i18n: $(INSTALLED)
+	$(BIN)/python -m touchpoint.report.catalogs $(CURDIR)
 
 # Benchmarks (never part of `make test`): scales S, M, L of simulated data, every stage against
 # the limit and a peer, results in bench/results.json and bench/results.md. `bench-quick`: S only, no peers, results in bench/results-quick.*.

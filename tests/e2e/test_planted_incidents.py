@@ -82,6 +82,9 @@ PLANTED = (
         "at-risk-cohorts",
     ),
 )
+#: a chronic problem: customer support's CSAT two points low from the first week on, so it never
+#: "changes" against its own trailing weeks; the scorecard lists it by its level
+CHRONIC = "customer_support:week=1:csat=-2"
 EVERYONE = Recipient("all@example.com", "Everyone", "UTC", "en_GB")
 
 
@@ -97,7 +100,7 @@ def planted_world(cluster_url, settings, tmp_path_factory) -> Iterator[PlantedWo
             weeks=WEEKS,
             seed=SEED,
             start=SIM_START,
-            incidents=[p.incident for p in PLANTED],
+            incidents=[*(p.incident for p in PLANTED), CHRONIC],
         )
     finally:
         drop_db(cluster_url, url)
@@ -158,3 +161,84 @@ def test_the_week_before_an_incident_does_not_name_it(planted_world, planted):
 def test_the_week_before_the_incidents_is_quiet(planted_world):
     """Nothing else stands out either: the steady weeks before the incidents name nothing."""
     assert flags(planted_world.url, planted_world.week_start(WEEK - 1)) == []
+
+
+def test_a_chronic_problem_is_listed_by_its_level_though_it_never_changes(planted_world):
+    with psycopg.connect(planted_world.url) as conn:
+        standing = conn.execute(
+            """
+            select week_start, has_enough_sample, is_below, weeks_below, worst_rank
+            from marts.agg_touchpoint_scorecard_weekly
+            where region = '(all)' and grain = 'touchpoint' and key = 'customer_support'
+              and metric = 'csat'
+            order by week_start
+            """
+        ).fetchall()
+        flagged = conn.execute(
+            "select week_start from marts.agg_touchpoint_signals where region = '(all)'"
+            " and signal_key = 'touchpoint:customer_support:csat' and status <> 'steady'"
+            " and is_judged and week_start < %s",
+            (planted_world.week_start(WEEK),),  # in WEEK the other incidents share its answers
+        ).fetchall()
+    judged = [row for row in standing if row[1]]
+    assert len(judged) >= 5 and all(row[2] for row in judged), standing
+    assert judged[-1][3] == len(judged)  # below every judged week, counted
+    assert flagged == []  # against its own trailing weeks it never changed
+    with psycopg.connect(planted_world.url) as conn:
+        html = (
+            WeeklyReport(conn, planted_world.week_start(WEEK - 1), REPO / "reports" / "templates")
+            .render(EVERYONE)
+            .html
+        )
+    furthest = html[html.index('id="furthest-below"') :]
+    furthest = furthest[: furthest.index("</ul>")]
+    assert 'data-key="touchpoint:customer_support"' in furthest, furthest
+    assert "touchpoint:customer_support:csat" not in report_lists(planted_world, WEEK - 1).get(
+        "needs-attention", []
+    )
+
+
+#: every customer who had browsed the website keeps a third of their engagement: nearly the
+#: whole base, so every cohort falls with it
+WHOLE_BASE = f"web:week={WEEK}:engagement=x0.3"
+
+
+@pytest.fixture(scope="module")
+def whole_base_world(cluster_url, settings, tmp_path_factory) -> Iterator[PlantedWorld]:
+    url = create_db(cluster_url)
+    try:
+        yield build_planted_world(
+            url,
+            settings,
+            tmp_path_factory.mktemp("whole-base"),
+            customers=3000,
+            weeks=WEEKS,
+            seed=SEED,
+            start=SIM_START,
+            incidents=[WHOLE_BASE],
+        )
+    finally:
+        drop_db(cluster_url, url)
+
+
+def test_a_fall_of_the_whole_base_is_named_company_wide_not_on_a_cohort(whole_base_world):
+    shown = report_lists(whole_base_world, WEEK)["at-risk-cohorts"]
+    assert shown == ["company:all:engagement"], shown
+    with psycopg.connect(whole_base_world.url) as conn:
+        cohorts = conn.execute(
+            "select signal_key, explained_by from marts.agg_touchpoint_signals"
+            " where week_start = %s and region = '(all)' and metric = 'engagement'"
+            " and status = 'needs_attention' and grain <> 'company'",
+            (whole_base_world.week_start(WEEK),),
+        ).fetchall()
+        html = (
+            WeeklyReport(conn, whole_base_world.week_start(WEEK), REPO / "reports" / "templates")
+            .render(EVERYONE)
+            .text
+        )
+    # the cohorts fell as much as everyone: each is explained by the whole base, or by a
+    # cohort the whole base explains (a channel by its touchpoint, a touchpoint by a larger one)
+    assert cohorts and all(by is not None for _, by in cohorts), cohorts
+    assert {key for key, by in cohorts if by == "company:all:engagement"}, cohorts
+    assert "Company-wide: the whole customer base" in html
+    assert report_lists(whole_base_world, WEEK - 1)["at-risk-cohorts"] == []

@@ -10,11 +10,16 @@ from touchpoint.report.content import (
     AtRisk,
     AtRiskCustomer,
     ChannelRow,
+    DetractorTouchpoint,
+    Episode,
     FunnelStage,
+    HealthWeek,
     Kpi,
     Problem,
+    ScorecardRow,
     Signal,
     Slice,
+    Standing,
     WeeklyContent,
 )
 
@@ -63,6 +68,26 @@ def signal(
         z=-6.0,
         history=history,
         **values,
+    )
+
+
+def standing(
+    metric: str, sample: int, level: float | None, company: float, below: int = 0
+) -> Standing:
+    """A scorecard cell built by hand: ``below`` weeks below the company (0: not below)."""
+    margin = {"csat": 0.3, "nps": 15, "conversion_rate": 0.25 * company}[metric]
+    enough = level is not None
+    return Standing(
+        metric=metric,
+        sample=sample,
+        has_enough_sample=enough,
+        level=level,
+        company_level=company,
+        level_gap=None if level is None else level - company,
+        margins_below=None if level is None else (company - level) / margin,
+        trailing_median=None if level is None else level + 0.1,
+        is_below=below > 0,
+        weeks_below=below,
     )
 
 
@@ -143,6 +168,67 @@ def content(total: int = 1234) -> WeeklyContent:
                 )
             ],
         ),
+        scorecard=[
+            ScorecardRow(
+                "channel",
+                "email",
+                "email",
+                None,
+                None,
+                900,
+                {
+                    "csat": standing("csat", 84, 3.1, 4.2, below=6),
+                    "nps": standing("nps", 6, None, 20.0),
+                    "conversion_rate": standing("conversion_rate", 640, 0.09, 0.08),
+                },
+            ),
+            ScorecardRow(
+                "touchpoint",
+                "customer_support",
+                "phone",
+                "customer_support",
+                None,
+                120,
+                {"csat": standing("csat", 40, 2.4, 4.2, below=3)},
+            ),
+        ],
+        continuing=[
+            Episode(
+                "touchpoint:newsletter:nps",
+                "touchpoint",
+                "email",
+                "newsletter",
+                None,
+                "nps",
+                "needs_attention",
+                "continuing",
+                week - timedelta(weeks=2),
+                3,
+                25.0,
+                -5.0,
+            )
+        ],
+        back_to_normal=[
+            Episode(
+                "category:BILLING_ISSUE:cases",
+                "category",
+                "support",
+                "billing_pricing",
+                "BILLING_ISSUE",
+                "cases",
+                "recurring_problems",
+                "back_to_normal",
+                week - timedelta(weeks=3),
+                4,
+                20.0,
+                19.0,
+            )
+        ],
+        relationship=[
+            HealthWeek(week - timedelta(weeks=n), 80, 30, 0.9 - n / 100, 0.1, 0.4, 0.2)
+            for n in range(3, -1, -1)
+        ],
+        detractor_touchpoints=[DetractorTouchpoint("delivery_packaging", 12, 20, 0.6, 0.3, 2.0)],
         signals_judged=40,
         history=[(week - timedelta(weeks=n), 1000 + n, 80, 5.0) for n in range(3, -1, -1)],
         data_as_of=datetime(2026, 11, 1, 22, 0, tzinfo=UTC),

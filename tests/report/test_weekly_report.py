@@ -40,7 +40,7 @@ sender: "Reports <reports@example.com>"
 recipients:
   - {address: all@example.com, name: Everyone, timezone: Europe/London, locale: en_GB}
   - {address: emea@example.com, name: EMEA, timezone: Europe/Paris, locale: fr_FR,"""
-    """ filters: {region: EMEA}}
+    """ language: en, filters: {region: EMEA}}
   - {address: sales@example.com, name: Sales, timezone: America/New_York, locale: en_US,"""
     """ filters: {business_unit: sales}}
 alerts:
@@ -214,8 +214,8 @@ def test_each_recipient_receives_their_slice_as_html_text_charts_and_csv(
         # with its size on the tag
         cids = re.findall(r'src="cid:([^"]+)"', html)
         parts = {p["Content-ID"].strip("<>"): p for p in message.walk() if p["Content-ID"]}
-        # the small world's two weeks are too few to judge a signal: the three report charts only
-        assert len(cids) == 3 and set(cids) <= set(parts)
+        # the small world's two weeks are too few to judge a signal: the four report charts only
+        assert len(cids) == 4 and set(cids) <= set(parts)
         assert "Not judged this week" in text
         for cid in cids:
             assert parts[cid].get_content_type() == "image/png"
@@ -376,8 +376,17 @@ def test_a_signal_carries_its_numbers_and_the_weeks_up_to_its_own(built_copy, se
         emea = load_signals(conn, WEEK, Slice(region="EMEA"))
         first_only = load_signals(conn, WEEK, top=1)
     packaging = whole["attention"][1]
-    assert (packaging.name, packaging.metric, packaging.value, packaging.baseline_value) == (
-        "delivery packaging (email)",
+    assert (
+        packaging.grain,
+        packaging.touchpoint,
+        packaging.channel,
+        packaging.metric,
+        packaging.value,
+        packaging.baseline_value,
+    ) == (
+        "touchpoint",
+        "delivery_packaging",
+        "email",
         "csat",
         2.3,
         4.2,
@@ -421,7 +430,7 @@ def test_the_report_names_each_planted_signal_under_its_section(built_copy, sett
         "recurring-problems": ["category:DELIVERY_ISSUE:cases"],
         "at-risk-cohorts": ["touchpoint:newsletter:engagement"],
     }
-    assert len(rendered.images) == 3 + 5
+    assert len(rendered.images) == 4 + 5
     assert "delivery packaging (email): CSAT 2.3 / 5 this week against 4.2 / 5" in rendered.text
 
 
@@ -578,7 +587,7 @@ def test_report_render_writes_a_preview_per_recipient(built_world, tmp_path, rec
         html = (folder / "report.html").read_text()
         pngs = re.findall(r'src="([^"]+\.png)"', html)
         # no signal judged in the small world: no trend chart
-        assert len(pngs) == 3 and all(
+        assert len(pngs) == 4 and all(
             (folder / p).read_bytes().startswith(b"\x89PNG") for p in pngs
         )
         assert (folder / "report.txt").read_text().startswith("CUSTOMER TOUCHPOINTS")
@@ -630,6 +639,7 @@ def test_iso_weeks_are_parsed_or_refused_clearly(text, message):
             "unknown business unit 'finance'",
         ),
         ("{address: a@example.com, locale: xx_YY}", "unknown locale"),
+        ("{address: a@example.com, language: de}", "no report in language 'de'"),
         ("{address: a@example.com, timezone: Mars/Olympus}", "unknown time zone"),
         ("{address: not-an-address}", "not an email address"),
     ],

@@ -16,9 +16,10 @@ import yaml
 from babel import Locale, UnknownLocaleError
 
 from touchpoint.errors import ConfigError
+from touchpoint.i18n import LANGUAGES, language_of
 
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-_RECIPIENT_KEYS = {"address", "name", "timezone", "locale", "filters"}
+_RECIPIENT_KEYS = {"address", "name", "timezone", "locale", "language", "filters"}
 _FILTER_KEYS = {"region", "business_unit"}
 _TOP_KEYS = {"recipients", "alerts", "sender"}
 
@@ -51,8 +52,17 @@ class Recipient:
     address: str
     name: str
     timezone: str = "UTC"
+    #: how numbers and dates are written (fr_FR: 1 234,5)
     locale: str = "en_GB"
     slice: Slice = field(default_factory=Slice)
+    #: the language the report is written in (it, fr, en); None: the locale's, when a catalog
+    #: speaks it, else English
+    language: str | None = None
+
+    @property
+    def reads(self) -> str:
+        """The language this recipient's report is written in."""
+        return self.language or language_of(self.locale)
 
 
 @dataclass(frozen=True)
@@ -134,12 +144,19 @@ def _recipient(entry: object, where: str, known: SliceValues | None = None) -> R
         raise ConfigError(
             f"{where}: unknown locale {locale!r} (use a name like en_GB or fr_FR)"
         ) from None
+    language = entry.get("language")
+    if language is not None and str(language) not in LANGUAGES:
+        raise ConfigError(
+            f"{where}: no report in language {language!r}; available: {', '.join(LANGUAGES)} "
+            "(reports/locales)"
+        )
     return Recipient(
         address=address,
         name=str(entry.get("name") or address),
         timezone=timezone,
         locale=locale,
         slice=_slice(entry.get("filters"), where, known),
+        language=None if language is None else str(language),
     )
 
 

@@ -1,4 +1,5 @@
-"""The report's KPI table as a CSV attachment: machine-readable (dot decimals, ISO dates)."""
+"""The report's KPI table as a CSV attachment: machine-readable values (dot decimals, ISO dates,
+the KPIs' keys), its header in the reader's language."""
 
 from __future__ import annotations
 
@@ -6,19 +7,21 @@ import csv
 import io
 
 from touchpoint.delivery.message import Attachment
+from touchpoint.i18n import N_
 from touchpoint.report.content import WeeklyContent
+from touchpoint.report.wording import Wording
 
 COLUMNS = (
-    "week",
-    "week_start",
-    "region",
-    "business_unit",
-    "kpi",
-    "this_week",
-    "previous_week",
-    "change",
-    "change_percent",
-    "sample",
+    N_("week"),
+    N_("week_start"),
+    N_("region"),
+    N_("business_unit"),
+    N_("kpi"),
+    N_("this_week"),
+    N_("previous_week"),
+    N_("change"),
+    N_("change_percent"),
+    N_("sample"),
 )
 
 
@@ -30,10 +33,10 @@ def _plain(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}f}".rstrip("0").rstrip(".")
 
 
-def kpi_csv(content: WeeklyContent) -> Attachment:
+def kpi_csv(content: WeeklyContent, words: Wording) -> Attachment:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(words._(column) for column in COLUMNS)
     for kpi in content.kpis:
         writer.writerow(
             (

@@ -21,12 +21,20 @@ from psycopg.rows import dict_row
 
 from touchpoint.config import DEFAULT_PROJECT_DIR
 from touchpoint.delivery.recipients import ALL, Slice
+from touchpoint.i18n import N_
 from touchpoint.intervals import iso_week
-from touchpoint.transform.project import attribution_models
+from touchpoint.transform.project import attribution_models, project_vars
 from touchpoint.warehouse.connection import scalar
 
 #: the models the marts credit conversions by, as the dbt project declares them
 ATTRIBUTION_MODELS = attribution_models(DEFAULT_PROJECT_DIR / "dbt_project")
+#: answers a score needs before the report prints it (the signals' own threshold)
+_VARS = project_vars(DEFAULT_PROJECT_DIR / "dbt_project")
+MIN_ANSWERS = int(_VARS["signal_min_answers"])
+#: the days an NPS answer speaks for a customer's relationship (agg_relationship_health_weekly)
+HEALTH_WINDOW_DAYS = int(_VARS["health_window_days"])
+#: the scorecard's metrics, in the order of its columns
+SCORECARD_METRICS = ("csat", "nps", "conversion_rate")
 TREND_WEEKS = 8
 #: signals shown per list (needs attention, improved most, recurring problems, at-risk groups)
 TOP_SIGNALS = 5
@@ -58,14 +66,17 @@ _PROBLEMS = """
     limit %(limit)s
 """
 # The flagged signals of the week and region. Satisfaction and conversion follow the business
-# unit too; cases and engagement follow the region only, like the rest of their sections. A
-# channel flagged because of one of its touchpoints (explained_by) is shown through that touchpoint.
+# unit too; cases and engagement follow the region only, like the rest of their sections; the
+# whole base's (grain company) is every unit's, first in its list. A row flagged because of
+# another (explained_by: a channel through its touchpoint, a cohort through the whole base) is
+# shown through that one.
 _SIGNALS = """
     select * from marts.agg_touchpoint_signals
     where week_start = %(week)s and region = %(region)s
       and status in ('needs_attention', 'improved') and explained_by is null
-      and (%(unit)s = '(all)' or business_unit = %(unit)s or section <> 'needs_attention')
-    order by section, status, rank, signal_key
+      and (%(unit)s = '(all)' or business_unit = %(unit)s or section <> 'needs_attention'
+           or grain = 'company')
+    order by section, status, grain <> 'company', rank, signal_key
 """
 _SIGNALS_JUDGED = """
     select count(*) filter (where is_judged) from marts.agg_touchpoint_signals
@@ -100,12 +111,44 @@ _AT_RISK_NAMED = """
     order by customers.purchases desc, customers.touchpoints desc, customers.customer_key
     limit %(limit)s
 """
+# Where each channel and touchpoint stands this week (the scorecard), and the signals still on the
+# bad side of the normal they left, or back to it (their episodes).
+_SCORECARD = """
+    select * from marts.agg_touchpoint_scorecard_weekly
+    where week_start = %(week)s and region = %(region)s
+      and (%(unit)s = '(all)' or business_unit = %(unit)s)
+    order by grain, key, metric
+"""
+_EPISODES = """
+    select * from marts.agg_signal_episodes
+    where week_start = %(week)s and region = %(region)s
+      and state in ('continuing', 'back_to_normal')
+      and (%(unit)s = '(all)' or business_unit = %(unit)s or section <> 'needs_attention')
+    order by section, state, weeks_running desc, signal_key
+"""
+# The relationship with the base over the trend weeks, and the touchpoints detractors met
+# before their answer more often than answerers at large (the window's answers).
+_RELATIONSHIP = """
+    select * from marts.agg_relationship_health_weekly
+    where region = %(region)s and week_start > %(week)s - 7 * %(weeks)s and week_start <= %(week)s
+    order by week_start
+"""
+_DETRACTOR_TOUCHPOINTS = """
+    select * from marts.agg_detractor_touchpoints_weekly
+    where week_start = %(week)s and region = %(region)s
+      and detractor_answers_after >= %(min_detractors)s and detractor_lift > 1
+    order by detractor_lift desc, detractor_answers_after desc, touchpoint
+    limit %(limit)s
+"""
+#: detractors' answers a touchpoint needs before the report says detractors met it more often
+MIN_DETRACTORS = 5
 _DATA_AS_OF = "select max(occurred_at) from marts.fct_touchpoints where occurred_at < %(end)s"
 
 
 @dataclass(frozen=True)
 class Kpi:
     key: str
+    #: the English label, a message id (translated where it is shown)
     label: str
     current: float | None
     previous: float | None
@@ -113,6 +156,13 @@ class Kpi:
     kind: str
     #: answers or customers behind a score, shown next to it
     sample: int | None = None
+    #: the sample a score needs to be shown (MIN_ANSWERS for CSAT and NPS)
+    min_sample: int = 0
+
+    @property
+    def too_few(self) -> bool:
+        """Whether the score rests on too few answers to be printed as a number."""
+        return self.sample is not None and self.sample < self.min_sample
 
     @property
     def delta(self) -> float | None:
@@ -143,15 +193,6 @@ class ChannelRow:
         if not self.previous_touchpoints:
             return None
         return 100.0 * (self.touchpoints - self.previous_touchpoints) / self.previous_touchpoints
-
-
-METRIC_LABELS = {
-    "csat": "CSAT",
-    "nps": "NPS",
-    "conversion_rate": "conversion rate",
-    "cases": "cases",
-    "engagement": "inbound touchpoints per customer",
-}
 
 
 def signal_keys(column: str | None) -> tuple[str, ...]:
@@ -206,20 +247,6 @@ class Signal:
     history: tuple[tuple[date, float | None], ...] = ()
 
     @property
-    def name(self) -> str:
-        """'delivery packaging (email)', 'paid ads', 'delivery issue (delivery packaging)'."""
-
-        def plain(text: str) -> str:
-            return text.replace("_", " ")
-
-        if self.grain == "category":
-            name = plain(self.category or "").lower()
-            return f"{name} ({plain(self.touchpoint)})" if self.touchpoint else name
-        if self.grain == "touchpoint":
-            return f"{plain(self.touchpoint or '')} ({plain(self.channel or '')})"
-        return plain(self.channel or "")
-
-    @property
     def name_key(self) -> str:
         """The grain's own name (the touchpoint, the channel or the case category)."""
         return {"category": self.category, "touchpoint": self.touchpoint}.get(
@@ -227,13 +254,89 @@ class Signal:
         ) or ""
 
     @property
-    def metric_label(self) -> str:
-        return METRIC_LABELS.get(self.metric, self.metric)
-
-    @property
     def slug(self) -> str:
         """A stable anchor for the signal's trend chart ('touchpoint-delivery-packaging-csat')."""
         return re.sub(r"[^a-z0-9]+", "-", self.key.lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One metric of a channel or touchpoint against the company in the week (a row of
+    marts.agg_touchpoint_scorecard_weekly)."""
+
+    metric: str
+    sample: int
+    has_enough_sample: bool
+    level: float | None  # None with too small a sample
+    company_level: float
+    level_gap: float | None
+    margins_below: float | None
+    trailing_median: float | None
+    is_below: bool
+    weeks_below: int
+
+
+@dataclass(frozen=True)
+class ScorecardRow:
+    """A channel or touchpoint with its volume and its standing on each metric."""
+
+    grain: str  # channel | touchpoint
+    key: str
+    channel: str | None
+    touchpoint: str | None
+    category: str | None
+    touchpoints: int
+    standings: dict[str, Standing]
+
+    @property
+    def worst(self) -> Standing | None:
+        """The metric furthest below the company, if any is below."""
+        below = [s for s in self.standings.values() if s.is_below]
+        return max(below, key=lambda s: s.margins_below or 0) if below else None
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A signal still on the bad side of the normal it left, or back to it this week (a row of
+    marts.agg_signal_episodes)."""
+
+    key: str  # signal_key
+    grain: str
+    channel: str | None
+    touchpoint: str | None
+    category: str | None
+    metric: str
+    section: str
+    state: str  # continuing | back_to_normal
+    started_week: date
+    weeks_running: int
+    normal_value: float
+    value: float | None
+
+
+@dataclass(frozen=True)
+class HealthWeek:
+    """The base's relationship in one week (a row of marts.agg_relationship_health_weekly)."""
+
+    week_start: date
+    customers: int
+    answered_customers: int
+    healthy_share: float | None
+    at_risk_share: float | None
+    promoter_share: float | None
+    detractor_share: float | None
+
+
+@dataclass(frozen=True)
+class DetractorTouchpoint:
+    """A touchpoint detractors met before their answer more often than answerers at large."""
+
+    touchpoint: str
+    detractor_answers_after: int
+    detractor_answers: int
+    detractor_share: float
+    answer_share: float
+    lift: float
 
 
 @dataclass(frozen=True)
@@ -304,6 +407,16 @@ class WeeklyContent:
     #: groups of customers whose engagement fell beyond its usual level (section at_risk)
     at_risk_signals: list[Signal] = field(default_factory=list)
     at_risk: AtRisk | None = None
+    #: channels and touchpoints with their standing against the company, busiest first
+    scorecard: list[ScorecardRow] = field(default_factory=list)
+    #: signals flagged in an earlier week and still on the bad side of their old normal
+    continuing: list[Episode] = field(default_factory=list)
+    #: signals back to their old normal this week
+    back_to_normal: list[Episode] = field(default_factory=list)
+    #: the base's health over the trend weeks, oldest first (the report's week last)
+    relationship: list[HealthWeek] = field(default_factory=list)
+    #: touchpoints over-represented before detractors' answers, most over-represented first
+    detractor_touchpoints: list[DetractorTouchpoint] = field(default_factory=list)
     #: how many signals of the week and region were judged (0: too little history to judge)
     signals_judged: int = 0
     #: (week_start, touchpoints, customers, conversions) for the trend chart, oldest first
@@ -334,6 +447,37 @@ class WeeklyContent:
         """Every signal the report names, in the order of its sections (each has a trend chart)."""
         return [*self.attention, *self.improved, *self.problem_signals, *self.at_risk_signals]
 
+    def scorecard_of(self, grain: str) -> list[ScorecardRow]:
+        return [r for r in self.scorecard if r.grain == grain]
+
+    @property
+    def company_levels(self) -> dict[str, float]:
+        """The company's level of each scorecard metric (every row carries it)."""
+        return {
+            metric: standing.company_level
+            for row in self.scorecard
+            for metric, standing in row.standings.items()
+        }
+
+    @property
+    def furthest_below(self) -> list[ScorecardRow]:
+        """The channels and touchpoints furthest below the company, at most TOP_SIGNALS."""
+        below = [r for r in self.scorecard if r.worst is not None]
+        return sorted(below, key=lambda r: -(r.worst.margins_below or 0))[:TOP_SIGNALS]  # type: ignore[union-attr]
+
+    def episodes_in(self, section: str, state: str = "continuing") -> list[Episode]:
+        episodes = self.continuing if state == "continuing" else self.back_to_normal
+        return [e for e in episodes if e.section == section]
+
+    @property
+    def health_now(self) -> HealthWeek | None:
+        return next((h for h in self.relationship if h.week_start == self.week_start), None)
+
+    @property
+    def health_before(self) -> HealthWeek | None:
+        before = self.week_start - timedelta(days=7)
+        return next((h for h in self.relationship if h.week_start == before), None)
+
     @property
     def rising_categories(self) -> set[str]:
         return {s.category for s in self.problem_signals if s.category}
@@ -352,35 +496,35 @@ def _kpis(row: dict | None) -> list[Kpi]:
     return [
         Kpi(
             "touchpoints",
-            "Touchpoints",
+            N_("Touchpoints"),
             get("touchpoints") or 0,
             get("previous_touchpoints"),
             "count",
         ),
         Kpi(
             "customers",
-            "Active customers",
+            N_("Active customers"),
             get("customers") or 0,
             get("previous_customers"),
             "count",
         ),
         Kpi(
             "new_customers",
-            "New customers",
+            N_("New customers"),
             get("new_customers") or 0,
             get("previous_new_customers"),
             "count",
         ),
         Kpi(
             "conversions",
-            "Conversions",
+            N_("Conversions"),
             _float(get("conversions")) or 0.0,
             _float(get("previous_conversions")),
             "count",
         ),
         Kpi(
             "conversion_rate",
-            "Conversion rate",
+            N_("Conversion rate"),
             _float(get("conversion_rate")),
             _float(get("previous_conversion_rate")),
             "rate",
@@ -388,19 +532,21 @@ def _kpis(row: dict | None) -> list[Kpi]:
         ),
         Kpi(
             "nps",
-            "NPS",
+            N_("NPS"),
             _float(get("nps")),
             _float(get("previous_nps")),
             "nps",
             get("nps_responses") or 0,
+            MIN_ANSWERS,
         ),
         Kpi(
             "csat",
-            "CSAT",
+            N_("CSAT"),
             _float(get("csat")),
             _float(get("previous_csat")),
             "csat",
             get("csat_responses") or 0,
+            MIN_ANSWERS,
         ),
     ]
 
@@ -501,6 +647,107 @@ def load_at_risk(
     )
 
 
+def load_scorecard(
+    conn: psycopg.Connection, week_start: date, slice_: Slice = Slice()
+) -> list[ScorecardRow]:
+    """The slice's channels and touchpoints with their standing, busiest first."""
+    params = {"week": week_start, "region": slice_.region, "unit": slice_.business_unit}
+    rows: dict[tuple[str, str], dict] = {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        for r in cur.execute(_SCORECARD, params).fetchall():
+            row = rows.setdefault(
+                (r["grain"], r["key"]),
+                {
+                    "grain": r["grain"],
+                    "key": r["key"],
+                    "channel": r["channel"],
+                    "touchpoint": r["touchpoint"],
+                    "category": None,
+                    "touchpoints": int(r["touchpoints"] or 0),
+                    "standings": {},
+                },
+            )
+            row["standings"][r["metric"]] = Standing(
+                metric=r["metric"],
+                sample=int(r["sample"] or 0),
+                has_enough_sample=bool(r["has_enough_sample"]),
+                level=_float(r["level"]),
+                company_level=float(r["company_level"]),
+                level_gap=_float(r["level_gap"]),
+                margins_below=_float(r["margins_below"]),
+                trailing_median=_float(r["trailing_median"]),
+                is_below=bool(r["is_below"]),
+                weeks_below=int(r["weeks_below"] or 0),
+            )
+    return sorted(
+        (ScorecardRow(**row) for row in rows.values()), key=lambda r: (-r.touchpoints, r.key)
+    )
+
+
+def load_episodes(
+    conn: psycopg.Connection, week_start: date, slice_: Slice = Slice()
+) -> list[Episode]:
+    """The slice's signals still below their old normal, or back to it this week."""
+    params = {"week": week_start, "region": slice_.region, "unit": slice_.business_unit}
+    with conn.cursor(row_factory=dict_row) as cur:
+        return [
+            Episode(
+                key=r["signal_key"],
+                grain=r["grain"],
+                channel=r["channel"],
+                touchpoint=r["touchpoint"],
+                category=r["category"],
+                metric=r["metric"],
+                section=r["section"],
+                state=r["state"],
+                started_week=r["started_week"],
+                weeks_running=int(r["weeks_running"]),
+                normal_value=float(r["normal_value"]),
+                value=_float(r["value"]),
+            )
+            for r in cur.execute(_EPISODES, params).fetchall()
+        ]
+
+
+def load_relationship(
+    conn: psycopg.Connection, week_start: date, slice_: Slice = Slice(), top: int = TOP_SIGNALS
+) -> tuple[list[HealthWeek], list[DetractorTouchpoint]]:
+    """The slice region's relationship health over the trend weeks, and the week's touchpoints
+    detractors met more often than answerers at large."""
+    params = {
+        "week": week_start,
+        "region": slice_.region,
+        "weeks": TREND_WEEKS,
+        "min_detractors": MIN_DETRACTORS,
+        "limit": top,
+    }
+    with conn.cursor(row_factory=dict_row) as cur:
+        weeks = [
+            HealthWeek(
+                r["week_start"],
+                int(r["customers"]),
+                int(r["answered_customers"]),
+                _float(r["healthy_share"]),
+                _float(r["at_risk_share"]),
+                _float(r["promoter_share"]),
+                _float(r["detractor_share"]),
+            )
+            for r in cur.execute(_RELATIONSHIP, params).fetchall()
+        ]
+        touchpoints = [
+            DetractorTouchpoint(
+                r["touchpoint"],
+                int(r["detractor_answers_after"]),
+                int(r["detractor_answers"]),
+                float(r["detractor_share"]),
+                float(r["answer_share"]),
+                float(r["detractor_lift"]),
+            )
+            for r in cur.execute(_DETRACTOR_TOUCHPOINTS, params).fetchall()
+        ]
+    return weeks, touchpoints
+
+
 def load_weekly_content(
     conn: psycopg.Connection, week_start: date, slice_: Slice = Slice(), top: int = 5
 ) -> WeeklyContent:
@@ -550,6 +797,8 @@ def load_weekly_content(
         judged = cur.execute(_SIGNALS_JUDGED, params).fetchone()
     signals = load_signals(conn, week_start, slice_, top)
     at_risk = load_at_risk(conn, week_start, slice_, top)
+    episodes = load_episodes(conn, week_start, slice_)
+    relationship, detractor_touchpoints = load_relationship(conn, week_start, slice_, top)
     end = datetime.combine(week_start + timedelta(days=7), datetime.min.time(), tzinfo=UTC)
     as_of = scalar(conn, _DATA_AS_OF, {"end": end})
     return WeeklyContent(
@@ -564,6 +813,11 @@ def load_weekly_content(
         problems=problems,
         at_risk_signals=signals["at_risk"],
         at_risk=at_risk,
+        scorecard=load_scorecard(conn, week_start, slice_),
+        continuing=[e for e in episodes if e.state == "continuing"],
+        back_to_normal=[e for e in episodes if e.state == "back_to_normal"],
+        relationship=relationship,
+        detractor_touchpoints=detractor_touchpoints,
         signals_judged=next(iter(judged.values())) if judged else 0,
         history=history,
         data_as_of=as_of,

@@ -9,182 +9,84 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import css_inline
-from babel.dates import format_date, format_datetime
-from babel.lists import format_list
-from babel.numbers import format_decimal, format_percent
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from touchpoint.delivery.message import InlineImage, RenderedReport
 from touchpoint.delivery.recipients import Recipient
+from touchpoint.i18n import N_, translations
 from touchpoint.report import charts
 from touchpoint.report.attachments import kpi_csv
-from touchpoint.report.content import Kpi, Signal, WeeklyContent, key_name
+from touchpoint.report.content import (
+    ATTRIBUTION_MODELS,
+    HEALTH_WINDOW_DAYS,
+    SCORECARD_METRICS,
+    Signal,
+    WeeklyContent,
+)
+from touchpoint.report.wording import Wording
 
 
-def _environment(templates_dir: Path, recipient: Recipient) -> Environment:
-    return _environment_for(str(templates_dir), recipient.locale, recipient.timezone)
+def locales_dir(templates_dir: Path) -> Path:
+    """The catalogs sit beside the templates (reports/locales)."""
+    return templates_dir.parent / "locales"
+
+
+def wording(templates_dir: Path, recipient: Recipient) -> Wording:
+    return _wording_for(str(templates_dir), recipient.locale, recipient.timezone, recipient.reads)
 
 
 @lru_cache(maxsize=64)
-def _environment_for(templates_dir: str, locale: str, timezone: str) -> Environment:
-    """One environment per templates folder, locale and time zone, so that its compiled
-    templates serve every recipient who shares them (compiling them per recipient was a sixth of
-    the time of a send)."""
+def _wording_for(templates_dir: str, locale: str, timezone: str, language: str) -> Wording:
+    return Wording(translations(locales_dir(Path(templates_dir)), language), locale, timezone)
+
+
+def _environment(templates_dir: Path, recipient: Recipient) -> Environment:
+    return _environment_for(
+        str(templates_dir), recipient.locale, recipient.timezone, recipient.reads
+    )
+
+
+@lru_cache(maxsize=64)
+def _environment_for(templates_dir: str, locale: str, timezone: str, language: str) -> Environment:
+    """One environment per templates folder, locale, time zone and language, so that its
+    compiled templates serve every recipient who shares them (compiling them per recipient was
+    a sixth of the time of a send)."""
     env = Environment(
         loader=FileSystemLoader(str(templates_dir)),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
-    tz = ZoneInfo(timezone)
-    env.filters["number"] = lambda n: format_decimal(n, locale=locale)
-    env.filters["pct"] = lambda x: (
-        "n/a" if x is None else format_percent(x / 100, format="#,##0.0%", locale=locale)
-    )
-    env.filters["signed"] = lambda n: ("+" if n > 0 else "") + format_decimal(n, locale=locale)
-    env.filters["signed_pct"] = lambda x: (
-        "new"
-        if x is None
-        else ("+" if x > 0 else "") + format_percent(x / 100, format="#,##0.0%", locale=locale)
-    )
-    env.filters["day"] = lambda d: format_date(d, format="medium", locale=locale)
-    env.filters["short_day"] = lambda d: format_date(d, format="d MMM", locale=locale)
-    env.filters["kpi_value"] = lambda k: _kpi_value(k, locale)
-    env.filters["kpi_change"] = lambda k: _kpi_change(k, locale)
-    env.filters["metric_value"] = lambda v, metric: _metric_value(v, metric, locale)
-    env.filters["decimal"] = lambda n, digits=1: format_decimal(
-        n, format="#,##0." + "0" * digits, locale=locale
-    )
-    env.filters["signal_facts"] = lambda s: signal_facts(s, locale)
-    env.filters["moment"] = lambda m: (
-        "no data"
-        if m is None
-        else format_datetime(m.astimezone(tz), format="medium", tzinfo=tz, locale=locale)
-        + f" ({timezone})"
-    )
+    words = _wording_for(templates_dir, locale, timezone, language)
+    # newstyle: a message's %(name)s placeholders are filled (and escaped) by gettext itself
+    env.install_gettext_translations(words.translations, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["number"] = words.number
+    env.filters["pct"] = lambda x: words.percent(None if x is None else x / 100)
+    env.filters["signed"] = words.signed
+    env.filters["signed_pct"] = lambda x: words.signed_percent(None if x is None else x / 100)
+    env.filters["day"] = words.day
+    env.filters["short_day"] = words.short_day
+    env.filters["kpi_value"] = words.kpi_value
+    env.filters["kpi_change"] = words.kpi_change
+    env.filters["metric_value"] = words.metric_value
+    env.filters["decimal"] = words.decimal
+    env.filters["signal_facts"] = words.signal_facts
+    env.filters["signal_name"] = words.signal_name
+    env.filters["metric_label"] = words.metric_label
+    env.filters["term"] = words.term
+    env.filters["risk_reason"] = words.risk_reason
+    env.filters["slice_label"] = words.slice_label
+    env.filters["moment"] = words.moment
+    env.filters["share"] = words.percent
+    env.filters["standing"] = words.standing
+    env.filters["standing_sample"] = words.standing_sample
+    env.filters["below_company"] = words.below_company
+    env.filters["episode_facts"] = words.episode_facts
     return env
-
-
-def _metric_value(value: float | None, kind: str, locale: str) -> str:
-    if value is None:
-        return "n/a"
-    if kind in ("rate", "conversion_rate"):
-        return format_percent(value, format="#,##0.0%", locale=locale)
-    if kind == "csat":
-        return format_decimal(value, format="0.0", locale=locale) + " / 5"
-    if kind == "nps":
-        return ("+" if value > 0 else "") + format_decimal(value, format="0", locale=locale)
-    return format_decimal(round(value, 1), format="#,##0.#", locale=locale)
-
-
-def _kpi_value(kpi: Kpi, locale: str) -> str:
-    return _metric_value(kpi.current, kpi.kind, locale)
-
-
-def _kpi_change(kpi: Kpi, locale: str) -> str:
-    """Counts and rates: relative change; scores: the change in points."""
-    if kpi.delta is None:
-        return "n/a"
-    if kpi.kind in ("csat", "nps"):
-        points = format_decimal(
-            kpi.delta, format="0.0" if kpi.kind == "csat" else "0", locale=locale
-        )
-        return ("+" if kpi.delta > 0 else "") + points + " pt"
-    if kpi.percent is None:
-        return "new"
-    return ("+" if kpi.percent > 0 else "") + format_percent(
-        kpi.percent / 100, format="#,##0.0%", locale=locale
-    )
-
-
-def _signal_number(value: float, metric: str, locale: str) -> str:
-    """A signal's number without its unit (ranges: '4.0–4.3')."""
-    if metric == "conversion_rate":
-        return format_percent(value, format="#,##0.0%", locale=locale)
-    if metric == "csat":
-        return format_decimal(value, format="0.0", locale=locale)
-    if metric == "nps":
-        return ("+" if value > 0 else "") + format_decimal(value, format="0", locale=locale)
-    if metric == "cases":
-        return format_decimal(value, format="#,##0", locale=locale)
-    return format_decimal(value, format="#,##0.0", locale=locale)
-
-
-_SAMPLE_NOUNS = {
-    "csat": "answers",
-    "nps": "answers",
-    "conversion_rate": "customers reached",
-    "engagement": "customers",
-}
-#: how a signal's line names the touchpoints it shares its answers or customers with
-_SHARED_UNITS = {
-    "csat": "the same answers follow",
-    "nps": "the same answers follow",
-    "conversion_rate": "the same customers met",
-    "engagement": "the same customers met",
-}
-
-
-def signal_facts(signal: Signal, locale: str) -> dict[str, str | None]:
-    """The formatted pieces of a signal's line: what it is now, its baseline (median and range of
-    the trailing weeks), the samples behind both, and the change in the metric's natural unit
-    (points for scores, relative for rates and engagement, a factor for case counts)."""
-    metric = signal.metric
-
-    def number(value: float) -> str:
-        return _signal_number(value, metric, locale)
-
-    def with_unit(value: float) -> str:
-        return number(value) + (" / 5" if metric == "csat" else "")
-
-    if metric in ("cases", "engagement"):
-        now = f"{number(signal.value)} {signal.metric_label}"
-    else:
-        now = f"{signal.metric_label} {with_unit(signal.value)}"
-    if metric in ("csat", "nps"):
-        points = format_decimal(
-            signal.change, format="0.0" if metric == "csat" else "0", locale=locale
-        )
-        change = ("+" if signal.change > 0 else "") + points + " pt"
-    elif signal.ratio is None:
-        change = "new"
-    elif metric == "cases":
-        change = "×" + format_decimal(signal.ratio, format="0.0", locale=locale)
-    else:
-        relative = signal.ratio - 1
-        change = ("+" if relative > 0 else "") + format_percent(
-            relative, format="#,##0%", locale=locale
-        )
-    noun = _SAMPLE_NOUNS.get(metric)
-    sample = (
-        None
-        if noun is None
-        else (
-            f"{format_decimal(signal.sample, locale=locale)} {noun}"
-            f" ({format_decimal(signal.baseline_sample, locale=locale)} in the weeks before)"
-        )
-    )
-    weeks = signal.baseline_weeks
-    shared_with = [key_name(key).replace("_", " ") for key in signal.named_with]
-    return {
-        "now": now,
-        "baseline": with_unit(signal.baseline_value),
-        "low": number(signal.baseline_low),
-        "high": number(signal.baseline_high),
-        "weeks": f"the {weeks} weeks before" if weeks != 1 else "the week before",
-        "sample": sample,
-        "change": change,
-        "shared": (
-            f"{_SHARED_UNITS.get(metric, 'the same units belong to')} "
-            f"{format_list(shared_with, locale=locale)}"
-            if signal.named_with
-            else None
-        ),
-    }
 
 
 def trend_link(signal: Signal, url_template: str | None) -> str:
@@ -199,6 +101,10 @@ def trend_link(signal: Signal, url_template: str | None) -> str:
         week=signal.week_start.isoformat(),
         region=quote(signal.region, safe=""),
     )
+
+
+#: a failed expectation's severity, as the alert names it
+SEVERITIES = (N_("critical"), N_("warning"))
 
 
 @dataclass(frozen=True)
@@ -221,12 +127,14 @@ def render_alert(
     alert: DataQualityAlert, recipient: Recipient, templates_dir: Path
 ) -> RenderedReport:
     env = _environment(templates_dir, recipient)
+    words = wording(templates_dir, recipient)
     context = {"alert": alert, "recipient": recipient}
     critical = sum(1 for f in alert.failures if f["severity"] == "critical")
-    subject = (
-        f"[touchpoint] data-quality gate closed for {alert.start[:10]} .. {alert.end[:10]}: "
-        f"{critical} critical failure(s); report held"
-    )
+    subject = "[touchpoint] " + words.plural(
+        "data-quality gate closed for %(start)s .. %(end)s: %(num)d critical failure; report held",
+        "data-quality gate closed for %(start)s .. %(end)s: %(num)d critical failures; report held",
+        critical,
+    ) % {"start": alert.start[:10], "end": alert.end[:10], "num": critical}
     html = css_inline.inline(env.get_template("dq_alert.html").render(context))
     text = env.get_template("dq_alert.txt").render(context)
     return RenderedReport(subject=subject, html=html, text=text)
@@ -236,30 +144,28 @@ def render_weekly_report(
     content: WeeklyContent,
     recipient: Recipient,
     templates_dir: Path,
-    chart_cache: dict[tuple[str, str], InlineImage] | None = None,
+    chart_cache: dict[tuple[str, str, str], InlineImage] | None = None,
     trend_url: str | None = None,
 ) -> RenderedReport:
-    """``chart_cache``: charts already drawn for this ``content``, by (chart, locale); the caller
-    keeps one per content, so recipients of the same slice and locale share their PNGs.
+    """``chart_cache``: charts already drawn for this ``content``, by (chart, locale,
+    language); the caller keeps one per content, so recipients of the same slice, locale and
+    language share their PNGs.
     ``trend_url``: the TOUCHPOINT_REPORT_TREND_URL template signals link to (None: their chart
     in the report)."""
     env = _environment(templates_dir, recipient)
-    number, short_day = env.filters["number"], env.filters["short_day"]
+    words = wording(templates_dir, recipient)
     # stable across renders, so the same content always hashes the same (reporting.deliveries)
     who = hashlib.sha256(f"{recipient.address}|{content.slice}".encode()).hexdigest()[:12]
     tag = f"{content.iso_week}.{who}@touchpoint.report"
     drawers: dict[str, Callable[[str], InlineImage]] = {
-        "trend": lambda cid: charts.trend_chart(content, cid, number, short_day),
-        "channels": lambda cid: charts.channel_chart(content, cid, number),
-        "funnel": lambda cid: charts.funnel_chart(content, cid, number),
+        "trend": lambda cid: charts.trend_chart(content, cid, words),
+        "channels": lambda cid: charts.channel_chart(content, cid, words),
+        "funnel": lambda cid: charts.funnel_chart(content, cid, words),
+        "health": lambda cid: charts.health_chart(content, cid, words),
     }
-    locale = recipient.locale
 
     def signal_drawer(signal: Signal) -> Callable[[str], InlineImage]:
-        def number(value: float) -> str:
-            return _signal_number(value, signal.metric, locale)
-
-        return lambda cid: charts.signal_chart(signal, cid, number, short_day)
+        return lambda cid: charts.signal_chart(signal, cid, words)
 
     for signal in content.shown_signals:
         drawers[f"trend-{signal.slug}"] = signal_drawer(signal)
@@ -267,11 +173,12 @@ def render_weekly_report(
     images = {}
     for name, draw in drawers.items():
         cid = f"{name}.{tag}"
-        drawn = cache.get((name, recipient.locale))
+        key = (name, recipient.locale, recipient.reads)
+        drawn = cache.get(key)
         if drawn is None:
-            drawn = cache[(name, recipient.locale)] = draw(cid)
+            drawn = cache[key] = draw(cid)
         images[name] = replace(drawn, cid=cid, filename=f"{cid.split('@')[0]}.png")
-    csv_file = kpi_csv(content)
+    csv_file = kpi_csv(content, words)
     links = {s.key: trend_link(s, trend_url) for s in content.shown_signals}
     context = {
         "report": content,
@@ -280,6 +187,9 @@ def render_weekly_report(
         "csv_name": csv_file.filename,
         "links": links,
         "links_inside": not trend_url,
+        "attribution_models": ATTRIBUTION_MODELS,
+        "scorecard_metrics": SCORECARD_METRICS,
+        "health_window_days": HEALTH_WINDOW_DAYS,
     }
     subject = env.get_template("weekly_report.subject.txt").render(context).strip()
     html = css_inline.inline(env.get_template("weekly_report.html").render(context))
@@ -325,12 +235,18 @@ def render_task_failure(
     failure: TaskFailure, recipient: Recipient, templates_dir: Path
 ) -> RenderedReport:
     env = _environment(templates_dir, recipient)
+    words = wording(templates_dir, recipient)
     context = {"failure": failure, "recipient": recipient}
-    interval = f"{(failure.interval_start or 'n/a')[:10]} .. {(failure.interval_end or 'n/a')[:10]}"
-    subject = (
-        f"[touchpoint] task failed: {failure.dag_id}.{failure.task_label} ({interval}), "
-        f"try {failure.try_number} of {failure.tries_allowed}"
-    )
+    unknown = words._("n/a")
+    subject = "[touchpoint] " + words._(
+        "task failed: %(task)s (%(start)s .. %(end)s), try %(try)s of %(tries)s"
+    ) % {
+        "task": f"{failure.dag_id}.{failure.task_label}",
+        "start": (failure.interval_start or unknown)[:10],
+        "end": (failure.interval_end or unknown)[:10],
+        "try": failure.try_number,
+        "tries": failure.tries_allowed,
+    }
     html = css_inline.inline(env.get_template("task_failure.html").render(context))
     text = env.get_template("task_failure.txt").render(context)
     return RenderedReport(subject=subject, html=html, text=text)
