@@ -91,7 +91,7 @@ compile:
 # Screenshots of the weekly report in headless Chromium (Debian's chromium, installed if
 # missing) at phone and desktop widths, for review: var/report-preview/<recipient>/.
 # Renders WEEK (default: the demo's last week) from the warehouse `make demo` built.
-REPORT_WEEK ?= 2026-W44
+REPORT_WEEK ?= 2026-W48
 report-screenshots: $(INSTALLED)
 	$(BIN)/touchpoint db start
 	$(BIN)/touchpoint report render --week $(REPORT_WEEK) --out var/report-preview --check-quality --screenshots

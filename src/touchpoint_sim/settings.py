@@ -15,11 +15,25 @@ from touchpoint.errors import ConfigError
 class DemoSettings:
     """The simulated world ``touchpoint simulate`` and ``touchpoint demo`` make by default."""
 
-    customers: int = 300
-    weeks: int = 4
+    #: enough customers and weeks for the signals to be judged (two warm-up weeks, then at
+    #: least three trailing weeks with enough answers per touchpoint)
+    customers: int = 3000
+    weeks: int = 8
     seed: int = 7
     #: the first simulated day, a Monday
     start: date = date(2026, 10, 5)
+
+
+def demo_incidents(weeks: int) -> tuple[str, ...]:
+    """What the demo plants in its last week when no ``--incident`` is given: the delivery
+    partner fails (delivery CSAT two points down, three times the delivery cases) and a paid
+    campaign doubles its conversion; nothing in a world too short to judge it."""
+    if weeks < DemoSettings.weeks:
+        return ()
+    return (
+        f"delivery_packaging:week={weeks}:csat=-2:tickets=x3",
+        f"paid_ads:week={weeks}:conversion=x2",
+    )
 
 
 def load_demo_settings() -> DemoSettings:

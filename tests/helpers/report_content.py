@@ -20,6 +20,7 @@ from touchpoint.report.content import (
     Signal,
     Slice,
     Standing,
+    Verbatim,
     WeeklyContent,
 )
 
@@ -136,8 +137,32 @@ def content(total: int = 1234) -> WeeklyContent:
             )
         ],
         problems=[
-            Problem("DELIVERY_ISSUE", 96, 30, 4, 124, 4, True, False),
+            Problem(
+                "DELIVERY_ISSUE",
+                96,
+                30,
+                4,
+                124,
+                4,
+                True,
+                False,
+                0.31,
+                0.05,
+                12,
+                2.5,
+                9.0,
+                2.0,
+                7.5,
+                30.0,
+                70.0,
+                28.0,
+                64.0,
+            ),
             Problem("BILLING", 9, 8, 1, 30, 4, True, True),
+        ],
+        verbatims=[
+            Verbatim("DELIVERY_ISSUE", "ticket_subject", "Parcel not delivered (again)", 7, 6),
+            Verbatim("DELIVERY_ISSUE", "survey_comment", "Same problem again, I am fed up.", 3, 3),
         ],
         at_risk_signals=[
             signal(

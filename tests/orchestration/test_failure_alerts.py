@@ -267,7 +267,7 @@ def test_failed_tasks_each_email_the_alerts_list_once_and_tasks_that_never_ran_s
             run_id,
             "2026-10-05T00:00:00+00:00",
             "2026-10-06T00:00:00+00:00",
-            "Try:             1 of 1",
+            "Try: 1 of 1",
             "HubSpotError",
             "401",
             "/dags/touchpoint_ingest/runs/",

@@ -13,7 +13,9 @@ from email.parser import BytesParser
 import psycopg
 import pytest
 
-from helpers import SIM_START, drop_fact_unique_indexes, free_port, run_cli
+from helpers import REPO, SIM_START, drop_fact_unique_indexes, free_port, run_cli
+from touchpoint.delivery.recipients import load_recipients
+from touchpoint.i18n import translations
 from touchpoint.local.mail_sink import MailSink, saved_messages
 from touchpoint.quality.gx_runner import run_quality
 
@@ -248,10 +250,16 @@ def test_a_warning_only_sends_the_report_with_a_data_quality_note(copy, settings
         "sales.lead@touchpoint.example",
         "service.lead@touchpoint.example",
     } <= set(received)
-    for message in received.values():
+    readers = {
+        r.address: r for r in load_recipients(REPO / "reports" / "recipients.yml").recipients
+    }
+    for address, message in received.items():
         html = message.get_body(("html",)).get_content()
-        assert "Data-quality note" in html and "raw_sendgrid_events.email_syntax" in html
-        assert "data as of" in html.lower()
+        words = translations(REPO / "reports" / "locales", readers[address].reads)
+        assert words.gettext("Data-quality note:") in html  # in the reader's language
+        assert "raw_sendgrid_events.email_syntax" in html
+        as_of = words.gettext("Data as of %(moment)s").split("%(moment)s")[0].strip()
+        assert as_of.lower() in html.lower()
 
 
 @pytest.mark.slow  # over 8 s: not in make test-fast

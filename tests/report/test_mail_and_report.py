@@ -119,6 +119,8 @@ def test_every_section_is_rendered_in_html_and_text():
         "needs attention for 3 weeks",
         "back to its normal of 20 after 3 weeks",
         "before 60.0% of detractors' answers, against 30.0% of all answers",
+        "ticket: “Parcel not delivered (again)” × 7",
+        "2.5 / 9.0 h",
     ):
         assert needle in rendered.text, needle
         assert needle in html.unescape(plain(rendered.html)), needle

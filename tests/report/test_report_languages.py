@@ -170,6 +170,7 @@ def test_every_word_of_the_weekly_report_goes_through_the_catalogs(marked):
             *keys,
             *(c.name for c in report.at_risk.named),
             *(c.company or "" for c in report.at_risk.named),
+            *(v.text for v in report.verbatims),
             f"touchpoint-kpis-{report.iso_week}.csv",
         )
         rendered = render_weekly_report(report, marked, TEMPLATES)

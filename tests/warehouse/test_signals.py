@@ -337,3 +337,75 @@ def test_weeks_below_count_the_judged_weeks_since_the_last_one_above(quiet_world
     ranked = [r for r in card if r["is_below"]]
     assert all(r["worst_rank"] >= 1 for r in ranked)
     assert all(r["worst_rank"] is None for r in card if not r["is_below"])
+
+
+def test_the_recurring_rule_separates_problems_that_come_back_from_one_off_questions(
+    quiet_world, settings
+):
+    """The simulated base raises its problems (delivery, product, billing) up to three times
+    and its questions and requests once: only the former recur, by the rule in its docs."""
+    v = project_vars(settings)
+    weekly = rows(
+        quiet_world,
+        "select * from marts.agg_support_categories_weekly where region = '(all)'"
+        " order by category, week_start",
+    )
+    last = max(r["week_start"] for r in weekly)
+    recurring = {r["category"] for r in weekly if r["week_start"] == last and r["is_recurring"]}
+    assert recurring == {"DELIVERY_ISSUE", "PRODUCT_ISSUE", "BILLING_ISSUE"}, recurring
+    assert not any(
+        r["is_recurring"] for r in weekly if r["category"] in ("GENERAL_INQUIRY", "FEATURE_REQUEST")
+    )
+    # the rule, recomputed from the cases
+    cases = rows(
+        quiet_world,
+        "select category, date_trunc('week', created_at at time zone 'UTC')::date as week_start,"
+        " count(*) as cases, count(*) filter (where is_repeat) as repeats"
+        " from marts.fct_support_cases group by 1, 2",
+    )
+    by_week = {(c["category"], c["week_start"]): c for c in cases}
+    window = v["signal_baseline_weeks"]
+    for r in weekly:
+        recent = [
+            by_week.get((r["category"], r["week_start"] - timedelta(weeks=n)), {})
+            for n in range(window)
+        ]
+        total = sum(c.get("cases", 0) for c in recent)
+        repeats = sum(c.get("repeats", 0) for c in recent)
+        expected = (
+            repeats >= v["recurring_min_repeat_cases"]
+            and repeats >= v["recurring_min_repeat_share"] * total
+        )
+        assert r["is_recurring"] is expected, r
+
+
+def test_service_times_and_backlog_are_the_cases_own(quiet_world):
+    weekly = rows(
+        quiet_world,
+        "select * from marts.agg_support_categories_weekly where region = '(all)' and cases > 0",
+    )
+    cases = rows(quiet_world, "select * from marts.fct_support_cases")
+    for r in weekly[:12]:
+        mine = [
+            c
+            for c in cases
+            if c["category"] == r["category"]
+            and c["created_at"].astimezone(UTC).date()
+            - timedelta(days=c["created_at"].astimezone(UTC).weekday())
+            == r["week_start"]
+        ]
+        assert len(mine) == r["cases"]
+        times = sorted(
+            float(c["resolution_hours"]) for c in mine if c["resolution_hours"] is not None
+        )
+        if times:
+            assert float(r["resolution_median_hours"]) == pytest.approx(statistics.median(times))
+        end = datetime.combine(r["week_start"] + timedelta(days=7), datetime.min.time(), UTC)
+        open_at_end = [
+            c
+            for c in cases
+            if c["category"] == r["category"]
+            and c["created_at"] < end
+            and (c["closed_at"] is None or c["closed_at"] >= end)
+        ]
+        assert r["open_cases"] == len(open_at_end)

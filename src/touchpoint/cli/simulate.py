@@ -16,14 +16,16 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from touchpoint_sim.demo import run_demo
+    from touchpoint_sim.settings import demo_incidents
 
+    incidents = tuple(args.incident) or (() if args.quiet else demo_incidents(args.weeks))
     return run_demo(
         settings,
         customers=args.customers,
         weeks=args.weeks,
         seed=args.seed,
         start_day=args.start,
-        incidents=tuple(args.incident),
+        incidents=incidents,
     )
 
 
@@ -37,4 +39,10 @@ def add_commands(sub: Any, settings: Settings) -> None:
 
     demo = sub.add_parser("demo", help="run the whole pipeline end to end on simulated data")
     add_world_arguments(demo)
+    demo.add_argument(
+        "--quiet",
+        action="store_true",
+        help="plant nothing (by default a world of 8 weeks or more gets the demo's incidents in "
+        "its last week: delivery CSAT down and delivery cases up, paid-ads conversion doubled)",
+    )
     demo.set_defaults(func=cmd_demo)

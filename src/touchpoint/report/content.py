@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import psycopg
 from psycopg.rows import dict_row
@@ -33,6 +34,10 @@ _VARS = project_vars(DEFAULT_PROJECT_DIR / "dbt_project")
 MIN_ANSWERS = int(_VARS["signal_min_answers"])
 #: the days an NPS answer speaks for a customer's relationship (agg_relationship_health_weekly)
 HEALTH_WINDOW_DAYS = int(_VARS["health_window_days"])
+#: the trailing weeks the signals and the recurring rule look at
+BASELINE_WEEKS = int(_VARS["signal_baseline_weeks"])
+#: the share of repeat cases from which a category recurs (with enough repeats)
+RECURRING_SHARE = float(_VARS["recurring_min_repeat_share"])
 #: the scorecard's metrics, in the order of its columns
 SCORECARD_METRICS = ("csat", "nps", "conversion_rate")
 TREND_WEEKS = 8
@@ -59,12 +64,32 @@ _FUNNEL = """
 """
 _PROBLEMS = """
     select category, cases, previous_week_cases, repeat_cases, cases_previous_4_weeks,
-           weeks_with_cases_of_previous_4, is_recurring, is_rising
+           weeks_with_cases_of_previous_4, is_recurring, is_rising, recent_repeat_share,
+           reopen_rate, open_cases, first_response_median_hours, first_response_p90_hours,
+           previous_first_response_median_hours, previous_first_response_p90_hours,
+           resolution_median_hours, resolution_p90_hours, previous_resolution_median_hours,
+           previous_resolution_p90_hours
     from marts.agg_support_categories_weekly
-    where week_start = %(week)s and region = %(region)s and cases > 0
+    where week_start = %(week)s and region = %(region)s and (cases > 0 or open_cases > 0)
     order by is_recurring desc, cases desc, category
     limit %(limit)s
 """
+# What customers wrote behind the categories the report names (most frequent first, a few per
+# category and source): the mart holds only consenting customers' texts, names masked.
+_VERBATIMS = """
+    select category, source, verbatim, mentions, customers
+    from (
+        select v.*, row_number() over (
+            partition by category, source order by mentions desc, customers desc, verbatim
+        ) as n
+        from marts.agg_support_verbatims_weekly as v
+        where week_start = %(week)s and region = %(region)s and category = any(%(categories)s)
+    ) as ranked
+    where n <= %(per_source)s
+    order by category, source desc, n
+"""
+#: texts shown per category and source (ticket subjects, survey comments)
+VERBATIMS_PER_SOURCE = 3
 # The flagged signals of the week and region. Satisfaction and conversion follow the business
 # unit too; cases and engagement follow the region only, like the rest of their sections; the
 # whole base's (grain company) is every unit's, first in its list. A row flagged because of
@@ -348,6 +373,9 @@ class FunnelStage:
 
 @dataclass(frozen=True)
 class Problem:
+    """A case category in the week (a row of marts.agg_support_categories_weekly): times in
+    hours, previous_* over the trailing weeks' cases."""
+
     category: str
     cases: int
     previous_week_cases: int
@@ -356,6 +384,28 @@ class Problem:
     weeks_with_cases_of_previous_4: int
     is_recurring: bool
     is_rising: bool
+    recent_repeat_share: float | None = None
+    reopen_rate: float | None = None
+    open_cases: int = 0
+    first_response_median_hours: float | None = None
+    first_response_p90_hours: float | None = None
+    previous_first_response_median_hours: float | None = None
+    previous_first_response_p90_hours: float | None = None
+    resolution_median_hours: float | None = None
+    resolution_p90_hours: float | None = None
+    previous_resolution_median_hours: float | None = None
+    previous_resolution_p90_hours: float | None = None
+
+
+@dataclass(frozen=True)
+class Verbatim:
+    """A ticket subject or survey comment behind a category (consenting customers only)."""
+
+    category: str
+    source: str  # ticket_subject | survey_comment
+    text: str
+    mentions: int
+    customers: int
 
 
 @dataclass(frozen=True)
@@ -404,6 +454,8 @@ class WeeklyContent:
     problem_signals: list[Signal] = field(default_factory=list)
     #: the per-category case table, kept as reference
     problems: list[Problem] = field(default_factory=list)
+    #: what customers wrote behind the categories named (rising or recurring)
+    verbatims: list[Verbatim] = field(default_factory=list)
     #: groups of customers whose engagement fell beyond its usual level (section at_risk)
     at_risk_signals: list[Signal] = field(default_factory=list)
     at_risk: AtRisk | None = None
@@ -477,6 +529,15 @@ class WeeklyContent:
     def health_before(self) -> HealthWeek | None:
         before = self.week_start - timedelta(days=7)
         return next((h for h in self.relationship if h.week_start == before), None)
+
+    @property
+    def named_categories(self) -> list[str]:
+        """The case categories the report says something about: recurring, then rising."""
+        recurring = [p.category for p in self.problems if p.is_recurring]
+        return list(dict.fromkeys([*recurring, *sorted(self.rising_categories)]))
+
+    def verbatims_of(self, category: str) -> list[Verbatim]:
+        return [v for v in self.verbatims if v.category == category]
 
     @property
     def rising_categories(self) -> set[str]:
@@ -793,9 +854,24 @@ def load_weekly_content(
             FunnelStage(r["journey_stage"], r["customers_entered"], r["previous_customers_entered"])
             for r in cur.execute(_FUNNEL, params).fetchall()
         ]
-        problems = [Problem(**r) for r in cur.execute(_PROBLEMS, params).fetchall()]
+        problems = [
+            Problem(**{k: _float(v) if isinstance(v, Decimal) else v for k, v in r.items()})
+            for r in cur.execute(_PROBLEMS, params).fetchall()
+        ]
         judged = cur.execute(_SIGNALS_JUDGED, params).fetchone()
     signals = load_signals(conn, week_start, slice_, top)
+    named = sorted(
+        {p.category for p in problems if p.is_recurring}
+        | {s.category for s in signals["problems"] if s.category}
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        verbatims = [
+            Verbatim(r["category"], r["source"], r["verbatim"], r["mentions"], r["customers"])
+            for r in cur.execute(
+                _VERBATIMS,
+                {**params, "categories": named, "per_source": VERBATIMS_PER_SOURCE},
+            ).fetchall()
+        ]
     at_risk = load_at_risk(conn, week_start, slice_, top)
     episodes = load_episodes(conn, week_start, slice_)
     relationship, detractor_touchpoints = load_relationship(conn, week_start, slice_, top)
@@ -811,6 +887,7 @@ def load_weekly_content(
         funnel=funnel,
         problem_signals=signals["problems"],
         problems=problems,
+        verbatims=verbatims,
         at_risk_signals=signals["at_risk"],
         at_risk=at_risk,
         scorecard=load_scorecard(conn, week_start, slice_),

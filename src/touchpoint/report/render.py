@@ -20,7 +20,9 @@ from touchpoint.report import charts
 from touchpoint.report.attachments import kpi_csv
 from touchpoint.report.content import (
     ATTRIBUTION_MODELS,
+    BASELINE_WEEKS,
     HEALTH_WINDOW_DAYS,
+    RECURRING_SHARE,
     SCORECARD_METRICS,
     Signal,
     WeeklyContent,
@@ -78,10 +80,12 @@ def _environment_for(templates_dir: str, locale: str, timezone: str, language: s
     env.filters["signal_name"] = words.signal_name
     env.filters["metric_label"] = words.metric_label
     env.filters["term"] = words.term
+    env.filters["category"] = words.category
     env.filters["risk_reason"] = words.risk_reason
     env.filters["slice_label"] = words.slice_label
     env.filters["moment"] = words.moment
     env.filters["share"] = words.percent
+    env.filters["hours"] = words.hours
     env.filters["standing"] = words.standing
     env.filters["standing_sample"] = words.standing_sample
     env.filters["below_company"] = words.below_company
@@ -190,6 +194,8 @@ def render_weekly_report(
         "attribution_models": ATTRIBUTION_MODELS,
         "scorecard_metrics": SCORECARD_METRICS,
         "health_window_days": HEALTH_WINDOW_DAYS,
+        "baseline_weeks": BASELINE_WEEKS,
+        "recurring_share": RECURRING_SHARE,
     }
     subject = env.get_template("weekly_report.subject.txt").render(context).strip()
     html = css_inline.inline(env.get_template("weekly_report.html").render(context))

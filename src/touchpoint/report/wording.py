@@ -108,6 +108,15 @@ class Wording:
         value = self.signed(change, "0.0" if metric == "csat" else "0")
         return self._("%(points)s pt") % {"points": value}
 
+    def hours(self, median: float | None, p90: float | None = None) -> str:
+        """A service time: '3.2 h', or median and 90th percentile '3.2 / 9.8 h'; 'n/a'."""
+        if median is None:
+            return self._("n/a")
+        shown = self.decimal(median)
+        if p90 is not None:
+            shown = f"{shown} / {self.decimal(p90)}"
+        return self._("%(hours)s h") % {"hours": shown}
+
     def day(self, d: date) -> str:
         return format_date(d, format="medium", locale=self.locale)
 
@@ -137,6 +146,11 @@ class Wording:
         language ('delivery_packaging' -> 'imballaggio e consegna'); an unknown one as it is."""
         return self._(term_id(key or ""))
 
+    def category(self, key: str | None) -> str:
+        """A case category by its name in the reader's language ('DELIVERY_ISSUE' -> 'delivery
+        issue'); one the catalogs do not know, lower case as it comes."""
+        return self._((key or "").replace("_", " ").lower())
+
     def metric_label(self, metric: str) -> str:
         return self._(METRIC_LABELS.get(metric, metric))
 
@@ -156,7 +170,7 @@ class Wording:
         if signal.grain == "company":
             return self._("the whole customer base")
         if signal.grain == "category":
-            name = self.term(signal.category)
+            name = self.category(signal.category)
             return f"{name} ({self.term(signal.touchpoint)})" if signal.touchpoint else name
         if signal.grain == "touchpoint":
             return f"{self.term(signal.touchpoint)} ({self.term(signal.channel)})"

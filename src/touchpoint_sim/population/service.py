@@ -52,6 +52,8 @@ class Service(Journeys):
                 [c[0] for c in TICKET_CATEGORIES], [c[1] for c in TICKET_CATEGORIES]
             )[0]
             count = 1 + (rng.random() < 0.55) + (rng.random() < 0.3)
+            if not _HURTS[p.problem]:  # a question or a request, once answered, is not raised again
+                count = 1
             last, survey_at = self.tickets(
                 p,
                 self.later(bought, timedelta(hours=12), timedelta(days=3)),
@@ -279,6 +281,10 @@ class Service(Journeys):
             self.close(deal, due, False, "Churned - dissatisfied")
         else:
             self.close(deal, due, True, p=p)
+
+
+#: whether a case of the category hurts (a problem, which may come back) or not (a question)
+_HURTS = {category: hurt > 0 for category, _, hurt in TICKET_CATEGORIES}
 
 
 def read_answer(kind: str, value: int, hurt: int) -> tuple[str | None, str, bool, bool]:
