@@ -26,14 +26,11 @@ class DemoSettings:
 
 def demo_incidents(weeks: int) -> tuple[str, ...]:
     """What the demo plants in its last week when no ``--incident`` is given: the delivery
-    partner fails (delivery CSAT two points down, three times the delivery cases) and a paid
-    campaign doubles its conversion; nothing in a world too short to judge it."""
+    partner fails (CSAT after a delivery two points down, three times the delivery cases);
+    nothing in a world too short to judge it."""
     if weeks < DemoSettings.weeks:
         return ()
-    return (
-        f"delivery_packaging:week={weeks}:csat=-2:tickets=x3",
-        f"paid_ads:week={weeks}:conversion=x2",
-    )
+    return (f"delivery_packaging:week={weeks}:csat=-2:tickets=x3",)
 
 
 def load_demo_settings() -> DemoSettings:

@@ -42,7 +42,7 @@ def add_commands(sub: Any, settings: Settings) -> None:
     demo.add_argument(
         "--quiet",
         action="store_true",
-        help="plant nothing (by default a world of 8 weeks or more gets the demo's incidents in "
-        "its last week: delivery CSAT down and delivery cases up, paid-ads conversion doubled)",
+        help="plant nothing (by default a world of 8 weeks or more gets the demo's incident in "
+        "its last week: CSAT after a delivery two points down, three times the delivery cases)",
     )
     demo.set_defaults(func=cmd_demo)

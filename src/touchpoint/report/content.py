@@ -514,8 +514,20 @@ class WeeklyContent:
     @property
     def furthest_below(self) -> list[ScorecardRow]:
         """The channels and touchpoints furthest below the company, at most TOP_SIGNALS."""
-        below = [r for r in self.scorecard if r.worst is not None]
-        return sorted(below, key=lambda r: -(r.worst.margins_below or 0))[:TOP_SIGNALS]  # type: ignore[union-attr]
+        below = sorted(
+            (r for r in self.scorecard if r.worst is not None),
+            key=lambda r: (-(r.worst.margins_below or 0), r.grain != "touchpoint", r.key),  # type: ignore[union-attr]
+        )
+        # a channel standing exactly as one of its touchpoints (the same units) is that one
+        shown: list[ScorecardRow] = []
+        for row in below:
+            worst = row.worst
+            same = (worst.metric, worst.sample, worst.level) if worst else None
+            if not any(
+                s.worst and (s.worst.metric, s.worst.sample, s.worst.level) == same for s in shown
+            ):
+                shown.append(row)
+        return shown[:TOP_SIGNALS]
 
     def episodes_in(self, section: str, state: str = "continuing") -> list[Episode]:
         episodes = self.continuing if state == "continuing" else self.back_to_normal
@@ -855,7 +867,7 @@ def load_weekly_content(
             for r in cur.execute(_FUNNEL, params).fetchall()
         ]
         problems = [
-            Problem(**{k: _float(v) if isinstance(v, Decimal) else v for k, v in r.items()})
+            Problem(**{k: float(v) if isinstance(v, Decimal) else v for k, v in r.items()})  # type: ignore[arg-type]
             for r in cur.execute(_PROBLEMS, params).fetchall()
         ]
         judged = cur.execute(_SIGNALS_JUDGED, params).fetchone()
