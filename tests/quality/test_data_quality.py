@@ -3,6 +3,7 @@ stored, and end to end a critical defect holds the report while a warning annota
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import os
 import re
@@ -254,7 +255,7 @@ def test_a_warning_only_sends_the_report_with_a_data_quality_note(copy, settings
         r.address: r for r in load_recipients(REPO / "reports" / "recipients.yml").recipients
     }
     for address, message in received.items():
-        html = message.get_body(("html",)).get_content()
+        html = html_lib.unescape(message.get_body(("html",)).get_content())
         words = translations(REPO / "reports" / "locales", readers[address].reads)
         assert words.gettext("Data-quality note:") in html  # in the reader's language
         assert "raw_sendgrid_events.email_syntax" in html
