@@ -18,7 +18,7 @@ import psycopg
 from touchpoint import pipeline
 from touchpoint.config import Settings
 from touchpoint.extract.run import CrmEndpoint
-from touchpoint.report.content import key_name, signal_keys
+from touchpoint.report.signals import key_name, signal_keys
 from touchpoint.transform.dbt import run_dbt
 from touchpoint.warehouse.connection import connect
 from touchpoint.warehouse.schema import ensure_schema

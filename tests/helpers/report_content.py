@@ -10,18 +10,20 @@ from touchpoint.report.content import (
     AtRisk,
     AtRiskCustomer,
     ChannelRow,
-    DetractorTouchpoint,
-    Episode,
     FunnelStage,
-    HealthWeek,
     Kpi,
     Problem,
-    ScorecardRow,
-    Signal,
     Slice,
-    Standing,
     Verbatim,
     WeeklyContent,
+)
+from touchpoint.report.signals import Signal
+from touchpoint.report.standing import (
+    DetractorTouchpoint,
+    Episode,
+    HealthWeek,
+    ScorecardRow,
+    Standing,
 )
 
 WEEK = date(2026, 10, 26)

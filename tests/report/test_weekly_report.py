@@ -23,7 +23,8 @@ from touchpoint.delivery.smtp import SmtpSettings
 from touchpoint.errors import ConfigError
 from touchpoint.intervals import iso_week, parse_iso_week
 from touchpoint.local.mail_sink import saved_messages
-from touchpoint.report.content import Slice, load_at_risk, load_signals, load_weekly_content
+from touchpoint.report.content import Slice, load_at_risk, load_weekly_content
+from touchpoint.report.signals import load_signals
 from touchpoint.report.weekly import WeeklyReport
 
 WEEK = SIM_START + timedelta(days=7)  # the small world's second week: it has a week before

@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from touchpoint.delivery.message import InlineImage
-from touchpoint.report.content import Signal, WeeklyContent
+from touchpoint.report.content import WeeklyContent
+from touchpoint.report.signals import Signal
 from touchpoint.report.wording import Wording
 
 WIDTH = 552  # px, the content width of the 600 px card minus its padding

@@ -12,7 +12,6 @@ touchpoint or case category against its own trailing weeks; the report only pick
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -24,6 +23,22 @@ from touchpoint.config import DEFAULT_PROJECT_DIR
 from touchpoint.delivery.recipients import ALL, Slice
 from touchpoint.i18n import N_
 from touchpoint.intervals import iso_week
+from touchpoint.report.signals import (
+    TOP_SIGNALS,
+    TREND_WEEKS,
+    Signal,
+    load_signals,
+)
+from touchpoint.report.standing import (
+    DetractorTouchpoint,
+    Episode,
+    HealthWeek,
+    ScorecardRow,
+    load_episodes,
+    load_relationship,
+    load_scorecard,
+    number_or_none,
+)
 from touchpoint.transform.project import attribution_models, project_vars
 from touchpoint.warehouse.connection import scalar
 
@@ -32,17 +47,10 @@ ATTRIBUTION_MODELS = attribution_models(DEFAULT_PROJECT_DIR / "dbt_project")
 #: answers a score needs before the report prints it (the signals' own threshold)
 _VARS = project_vars(DEFAULT_PROJECT_DIR / "dbt_project")
 MIN_ANSWERS = int(_VARS["signal_min_answers"])
-#: the days an NPS answer speaks for a customer's relationship (agg_relationship_health_weekly)
-HEALTH_WINDOW_DAYS = int(_VARS["health_window_days"])
 #: the trailing weeks the signals and the recurring rule look at
 BASELINE_WEEKS = int(_VARS["signal_baseline_weeks"])
 #: the share of repeat cases from which a category recurs (with enough repeats)
 RECURRING_SHARE = float(_VARS["recurring_min_repeat_share"])
-#: the scorecard's metrics, in the order of its columns
-SCORECARD_METRICS = ("csat", "nps", "conversion_rate")
-TREND_WEEKS = 8
-#: signals shown per list (needs attention, improved most, recurring problems, at-risk groups)
-TOP_SIGNALS = 5
 
 _WEEK_ROWS = """
     select * from marts.agg_touchpoints_weekly
@@ -90,29 +98,9 @@ _VERBATIMS = """
 """
 #: texts shown per category and source (ticket subjects, survey comments)
 VERBATIMS_PER_SOURCE = 3
-# The flagged signals of the week and region. Satisfaction and conversion follow the business
-# unit too; cases and engagement follow the region only, like the rest of their sections; the
-# whole base's (grain company) is every unit's, first in its list. A row flagged because of
-# another (explained_by: a channel through its touchpoint, a cohort through the whole base) is
-# shown through that one.
-_SIGNALS = """
-    select * from marts.agg_touchpoint_signals
-    where week_start = %(week)s and region = %(region)s
-      and status in ('needs_attention', 'improved') and explained_by is null
-      and (%(unit)s = '(all)' or business_unit = %(unit)s or section <> 'needs_attention'
-           or grain = 'company')
-    order by section, status, grain <> 'company', rank, signal_key
-"""
 _SIGNALS_JUDGED = """
     select count(*) filter (where is_judged) from marts.agg_touchpoint_signals
     where week_start = %(week)s and region = %(region)s
-"""
-_SIGNAL_HISTORY = """
-    select signal_key, week_start, value
-    from marts.agg_touchpoint_signals
-    where region = %(region)s and signal_key = any(%(keys)s)
-      and week_start > %(week)s - 7 * %(weeks)s and week_start <= %(week)s
-    order by signal_key, week_start
 """
 # Customers at risk in the report's week (not as of today): everyone in the slice's region is
 # counted, only those whose consent allows it are named.
@@ -136,37 +124,6 @@ _AT_RISK_NAMED = """
     order by customers.purchases desc, customers.touchpoints desc, customers.customer_key
     limit %(limit)s
 """
-# Where each channel and touchpoint stands this week (the scorecard), and the signals still on the
-# bad side of the normal they left, or back to it (their episodes).
-_SCORECARD = """
-    select * from marts.agg_touchpoint_scorecard_weekly
-    where week_start = %(week)s and region = %(region)s
-      and (%(unit)s = '(all)' or business_unit = %(unit)s)
-    order by grain, key, metric
-"""
-_EPISODES = """
-    select * from marts.agg_signal_episodes
-    where week_start = %(week)s and region = %(region)s
-      and state in ('continuing', 'back_to_normal')
-      and (%(unit)s = '(all)' or business_unit = %(unit)s or section <> 'needs_attention')
-    order by section, state, weeks_running desc, signal_key
-"""
-# The relationship with the base over the trend weeks, and the touchpoints detractors met
-# before their answer more often than answerers at large (the window's answers).
-_RELATIONSHIP = """
-    select * from marts.agg_relationship_health_weekly
-    where region = %(region)s and week_start > %(week)s - 7 * %(weeks)s and week_start <= %(week)s
-    order by week_start
-"""
-_DETRACTOR_TOUCHPOINTS = """
-    select * from marts.agg_detractor_touchpoints_weekly
-    where week_start = %(week)s and region = %(region)s
-      and detractor_answers_after >= %(min_detractors)s and detractor_lift > 1
-    order by detractor_lift desc, detractor_answers_after desc, touchpoint
-    limit %(limit)s
-"""
-#: detractors' answers a touchpoint needs before the report says detractors met it more often
-MIN_DETRACTORS = 5
 _DATA_AS_OF = "select max(occurred_at) from marts.fct_touchpoints where occurred_at < %(end)s"
 
 
@@ -218,150 +175,6 @@ class ChannelRow:
         if not self.previous_touchpoints:
             return None
         return 100.0 * (self.touchpoints - self.previous_touchpoints) / self.previous_touchpoints
-
-
-def signal_keys(column: str | None) -> tuple[str, ...]:
-    """The signal_keys of a comma-separated column of agg_touchpoint_signals (named_with)."""
-    return tuple(key for key in (column or "").split(",") if key)
-
-
-def key_name(signal_key: str) -> str:
-    """The touchpoint, channel or case category a signal_key is about
-    ('touchpoint:delivery_packaging:csat' -> 'delivery_packaging')."""
-    return signal_key.split(":")[1]
-
-
-@dataclass(frozen=True)
-class Signal:
-    """One metric of a channel, touchpoint or case category in one week, judged against its own
-    trailing weeks (a row of marts.agg_touchpoint_signals, whose columns these fields follow)."""
-
-    key: str  # signal_key, e.g. 'touchpoint:delivery_packaging:csat'
-    week_start: date
-    region: str
-    business_unit: str
-    grain: str  # channel | touchpoint | category
-    channel: str | None
-    touchpoint: str | None
-    category: str | None
-    metric: str  # csat | nps | conversion_rate | cases | engagement
-    section: str  # needs_attention | recurring_problems | at_risk
-    status: str  # needs_attention | improved
-    #: this week: mean CSAT 1..5, NPS -100..100, conversion rate 0..1, cases, inbound touchpoints
-    #: per customer
-    value: float
-    #: answers (csat, nps), reached customers (conversion rate), cases, cohort customers
-    #: (engagement)
-    sample: int
-    #: median, minimum and maximum of the trailing weeks' values, and what they rest on
-    baseline_value: float
-    baseline_low: float
-    baseline_high: float
-    baseline_sample: int
-    baseline_weeks: int
-    change: float  # value - baseline_value
-    ratio: float | None  # value / baseline_value (None without a base)
-    z: float | None
-    rank: int = 1
-    explained_by: str | None = None
-    #: signal_keys of the touchpoints named with this one (named_with): the same answers or
-    #: customers, which the data cannot tell apart (every post-purchase answer follows the purchase
-    #: and its delivery alike)
-    named_with: tuple[str, ...] = ()
-    #: (week_start, value) of the last weeks up to this one, oldest first, for the trend chart
-    history: tuple[tuple[date, float | None], ...] = ()
-
-    @property
-    def name_key(self) -> str:
-        """The grain's own name (the touchpoint, the channel or the case category)."""
-        return {"category": self.category, "touchpoint": self.touchpoint}.get(
-            self.grain, self.channel
-        ) or ""
-
-    @property
-    def slug(self) -> str:
-        """A stable anchor for the signal's trend chart ('touchpoint-delivery-packaging-csat')."""
-        return re.sub(r"[^a-z0-9]+", "-", self.key.lower()).strip("-")
-
-
-@dataclass(frozen=True)
-class Standing:
-    """One metric of a channel or touchpoint against the company in the week (a row of
-    marts.agg_touchpoint_scorecard_weekly)."""
-
-    metric: str
-    sample: int
-    has_enough_sample: bool
-    level: float | None  # None with too small a sample
-    company_level: float
-    level_gap: float | None
-    margins_below: float | None
-    trailing_median: float | None
-    is_below: bool
-    weeks_below: int
-
-
-@dataclass(frozen=True)
-class ScorecardRow:
-    """A channel or touchpoint with its volume and its standing on each metric."""
-
-    grain: str  # channel | touchpoint
-    key: str
-    channel: str | None
-    touchpoint: str | None
-    category: str | None
-    touchpoints: int
-    standings: dict[str, Standing]
-
-    @property
-    def worst(self) -> Standing | None:
-        """The metric furthest below the company, if any is below."""
-        below = [s for s in self.standings.values() if s.is_below]
-        return max(below, key=lambda s: s.margins_below or 0) if below else None
-
-
-@dataclass(frozen=True)
-class Episode:
-    """A signal still on the bad side of the normal it left, or back to it this week (a row of
-    marts.agg_signal_episodes)."""
-
-    key: str  # signal_key
-    grain: str
-    channel: str | None
-    touchpoint: str | None
-    category: str | None
-    metric: str
-    section: str
-    state: str  # continuing | back_to_normal
-    started_week: date
-    weeks_running: int
-    normal_value: float
-    value: float | None
-
-
-@dataclass(frozen=True)
-class HealthWeek:
-    """The base's relationship in one week (a row of marts.agg_relationship_health_weekly)."""
-
-    week_start: date
-    customers: int
-    answered_customers: int
-    healthy_share: float | None
-    at_risk_share: float | None
-    promoter_share: float | None
-    detractor_share: float | None
-
-
-@dataclass(frozen=True)
-class DetractorTouchpoint:
-    """A touchpoint detractors met before their answer more often than answerers at large."""
-
-    touchpoint: str
-    detractor_answers_after: int
-    detractor_answers: int
-    detractor_share: float
-    answer_share: float
-    lift: float
 
 
 @dataclass(frozen=True)
@@ -556,10 +369,6 @@ class WeeklyContent:
         return {s.category for s in self.problem_signals if s.category}
 
 
-def _float(value) -> float | None:
-    return None if value is None else float(value)
-
-
 def _kpis(row: dict | None) -> list[Kpi]:
     row = row or {}
 
@@ -591,23 +400,23 @@ def _kpis(row: dict | None) -> list[Kpi]:
         Kpi(
             "conversions",
             N_("Conversions"),
-            _float(get("conversions")) or 0.0,
-            _float(get("previous_conversions")),
+            number_or_none(get("conversions")) or 0.0,
+            number_or_none(get("previous_conversions")),
             "count",
         ),
         Kpi(
             "conversion_rate",
             N_("Conversion rate"),
-            _float(get("conversion_rate")),
-            _float(get("previous_conversion_rate")),
+            number_or_none(get("conversion_rate")),
+            number_or_none(get("previous_conversion_rate")),
             "rate",
             get("customers"),
         ),
         Kpi(
             "nps",
             N_("NPS"),
-            _float(get("nps")),
-            _float(get("previous_nps")),
+            number_or_none(get("nps")),
+            number_or_none(get("previous_nps")),
             "nps",
             get("nps_responses") or 0,
             MIN_ANSWERS,
@@ -615,79 +424,13 @@ def _kpis(row: dict | None) -> list[Kpi]:
         Kpi(
             "csat",
             N_("CSAT"),
-            _float(get("csat")),
-            _float(get("previous_csat")),
+            number_or_none(get("csat")),
+            number_or_none(get("previous_csat")),
             "csat",
             get("csat_responses") or 0,
             MIN_ANSWERS,
         ),
     ]
-
-
-def _signal(row: dict, history: tuple[tuple[date, float | None], ...]) -> Signal:
-    return Signal(
-        key=row["signal_key"],
-        week_start=row["week_start"],
-        region=row["region"],
-        business_unit=row["business_unit"],
-        grain=row["grain"],
-        channel=row["channel"],
-        touchpoint=row["touchpoint"],
-        category=row["category"],
-        metric=row["metric"],
-        section=row["section"],
-        status=row["status"],
-        value=float(row["value"]),
-        sample=int(row["sample"] or 0),
-        baseline_value=float(row["baseline_value"]),
-        baseline_low=float(row["baseline_low"]),
-        baseline_high=float(row["baseline_high"]),
-        baseline_sample=int(row["baseline_sample"] or 0),
-        baseline_weeks=int(row["baseline_weeks"] or 0),
-        change=float(row["change"]),
-        ratio=_float(row["ratio"]),
-        z=_float(row["z_score"]),
-        rank=int(row["rank"] or 0),
-        explained_by=row["explained_by"],
-        named_with=signal_keys(row["named_with"]),
-        history=history,
-    )
-
-
-def load_signals(
-    conn: psycopg.Connection, week_start: date, slice_: Slice = Slice(), top: int = TOP_SIGNALS
-) -> dict[str, list[Signal]]:
-    """The week's flagged signals for a slice, strongest first, at most ``top`` per list:
-    ``attention``, ``improved`` (satisfaction, conversion), ``problems`` (cases) and ``at_risk``
-    (engagement), each with the last ``TREND_WEEKS`` weekly values of its metric."""
-    params = {
-        "week": week_start,
-        "region": slice_.region,
-        "unit": slice_.business_unit,
-        "weeks": TREND_WEEKS,
-    }
-    lists: dict[str, list[dict]] = {"attention": [], "improved": [], "problems": [], "at_risk": []}
-    with conn.cursor(row_factory=dict_row) as cur:
-        for row in cur.execute(_SIGNALS, params).fetchall():
-            if row["section"] == "needs_attention":
-                name = "attention" if row["status"] == "needs_attention" else "improved"
-            elif row["status"] != "needs_attention":
-                continue  # falling cases or rising engagement are good news, not a problem to show
-            else:
-                name = "problems" if row["section"] == "recurring_problems" else "at_risk"
-            lists[name].append(row)
-        shown = {name: rows[:top] for name, rows in lists.items()}
-        keys = [r["signal_key"] for rows in shown.values() for r in rows]
-        history: dict[str, list[tuple[date, float | None]]] = {}
-        if keys:
-            for r in cur.execute(_SIGNAL_HISTORY, {**params, "keys": keys}).fetchall():
-                history.setdefault(r["signal_key"], []).append(
-                    (r["week_start"], _float(r["value"]))
-                )
-    return {
-        name: [_signal(r, tuple(history.get(r["signal_key"], ()))) for r in rows]
-        for name, rows in shown.items()
-    }
 
 
 def load_at_risk(
@@ -704,8 +447,8 @@ def load_at_risk(
                 r["company_name"],
                 r["region"],
                 r["last_touch_at"],
-                _float(r["latest_nps"]),
-                _float(r["latest_csat"]),
+                number_or_none(r["latest_nps"]),
+                number_or_none(r["latest_csat"]),
                 r["recent_support_cases"] or 0,
                 bool(r["has_recent_detractor"]),
                 r["at_risk_reason"],
@@ -718,107 +461,6 @@ def load_at_risk(
         customers_total=counts.get("customers") or 0,
         named=named,
     )
-
-
-def load_scorecard(
-    conn: psycopg.Connection, week_start: date, slice_: Slice = Slice()
-) -> list[ScorecardRow]:
-    """The slice's channels and touchpoints with their standing, busiest first."""
-    params = {"week": week_start, "region": slice_.region, "unit": slice_.business_unit}
-    rows: dict[tuple[str, str], dict] = {}
-    with conn.cursor(row_factory=dict_row) as cur:
-        for r in cur.execute(_SCORECARD, params).fetchall():
-            row = rows.setdefault(
-                (r["grain"], r["key"]),
-                {
-                    "grain": r["grain"],
-                    "key": r["key"],
-                    "channel": r["channel"],
-                    "touchpoint": r["touchpoint"],
-                    "category": None,
-                    "touchpoints": int(r["touchpoints"] or 0),
-                    "standings": {},
-                },
-            )
-            row["standings"][r["metric"]] = Standing(
-                metric=r["metric"],
-                sample=int(r["sample"] or 0),
-                has_enough_sample=bool(r["has_enough_sample"]),
-                level=_float(r["level"]),
-                company_level=float(r["company_level"]),
-                level_gap=_float(r["level_gap"]),
-                margins_below=_float(r["margins_below"]),
-                trailing_median=_float(r["trailing_median"]),
-                is_below=bool(r["is_below"]),
-                weeks_below=int(r["weeks_below"] or 0),
-            )
-    return sorted(
-        (ScorecardRow(**row) for row in rows.values()), key=lambda r: (-r.touchpoints, r.key)
-    )
-
-
-def load_episodes(
-    conn: psycopg.Connection, week_start: date, slice_: Slice = Slice()
-) -> list[Episode]:
-    """The slice's signals still below their old normal, or back to it this week."""
-    params = {"week": week_start, "region": slice_.region, "unit": slice_.business_unit}
-    with conn.cursor(row_factory=dict_row) as cur:
-        return [
-            Episode(
-                key=r["signal_key"],
-                grain=r["grain"],
-                channel=r["channel"],
-                touchpoint=r["touchpoint"],
-                category=r["category"],
-                metric=r["metric"],
-                section=r["section"],
-                state=r["state"],
-                started_week=r["started_week"],
-                weeks_running=int(r["weeks_running"]),
-                normal_value=float(r["normal_value"]),
-                value=_float(r["value"]),
-            )
-            for r in cur.execute(_EPISODES, params).fetchall()
-        ]
-
-
-def load_relationship(
-    conn: psycopg.Connection, week_start: date, slice_: Slice = Slice(), top: int = TOP_SIGNALS
-) -> tuple[list[HealthWeek], list[DetractorTouchpoint]]:
-    """The slice region's relationship health over the trend weeks, and the week's touchpoints
-    detractors met more often than answerers at large."""
-    params = {
-        "week": week_start,
-        "region": slice_.region,
-        "weeks": TREND_WEEKS,
-        "min_detractors": MIN_DETRACTORS,
-        "limit": top,
-    }
-    with conn.cursor(row_factory=dict_row) as cur:
-        weeks = [
-            HealthWeek(
-                r["week_start"],
-                int(r["customers"]),
-                int(r["answered_customers"]),
-                _float(r["healthy_share"]),
-                _float(r["at_risk_share"]),
-                _float(r["promoter_share"]),
-                _float(r["detractor_share"]),
-            )
-            for r in cur.execute(_RELATIONSHIP, params).fetchall()
-        ]
-        touchpoints = [
-            DetractorTouchpoint(
-                r["touchpoint"],
-                int(r["detractor_answers_after"]),
-                int(r["detractor_answers"]),
-                float(r["detractor_share"]),
-                float(r["answer_share"]),
-                float(r["detractor_lift"]),
-            )
-            for r in cur.execute(_DETRACTOR_TOUCHPOINTS, params).fetchall()
-        ]
-    return weeks, touchpoints
 
 
 def load_weekly_content(
@@ -886,7 +528,9 @@ def load_weekly_content(
         ]
     at_risk = load_at_risk(conn, week_start, slice_, top)
     episodes = load_episodes(conn, week_start, slice_)
-    relationship, detractor_touchpoints = load_relationship(conn, week_start, slice_, top)
+    relationship, detractor_touchpoints = load_relationship(
+        conn, week_start, slice_, TREND_WEEKS, top
+    )
     end = datetime.combine(week_start + timedelta(days=7), datetime.min.time(), tzinfo=UTC)
     as_of = scalar(conn, _DATA_AS_OF, {"end": end})
     return WeeklyContent(

@@ -21,12 +21,11 @@ from touchpoint.report.attachments import kpi_csv
 from touchpoint.report.content import (
     ATTRIBUTION_MODELS,
     BASELINE_WEEKS,
-    HEALTH_WINDOW_DAYS,
     RECURRING_SHARE,
-    SCORECARD_METRICS,
-    Signal,
     WeeklyContent,
 )
+from touchpoint.report.signals import Signal
+from touchpoint.report.standing import HEALTH_WINDOW_DAYS, SCORECARD_METRICS
 from touchpoint.report.wording import Wording
 
 

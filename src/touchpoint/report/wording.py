@@ -19,7 +19,9 @@ from babel.numbers import format_decimal, format_percent
 
 from touchpoint.delivery.recipients import ALL, Slice
 from touchpoint.i18n import N_, term_id
-from touchpoint.report.content import Episode, Kpi, Signal, Standing, key_name
+from touchpoint.report.content import Kpi
+from touchpoint.report.signals import Signal, key_name
+from touchpoint.report.standing import Episode, Standing
 
 #: the metrics a signal or a score is about, as the report names them
 METRIC_LABELS = {
