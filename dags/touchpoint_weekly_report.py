@@ -5,10 +5,12 @@ week (Monday to Monday, UTC). Params ``start``/``end`` pick another week by hand
 
 It runs only once the ingest has completed every day of that week: ``wait_for_ingest`` pokes
 ``ops.ingest_intervals`` until every UTC day is covered, and fails naming the missing days
-once TOUCHPOINT_REPORT_INGEST_WAIT_HOURS have passed since the week ended. Then every dbt
-data test on every row (the daily builds test the rows they wrote) and the week's data-quality
-suites: the gate, closed by a failing test or a critical expectation; then the report (or, on
-a closed gate, an alert to engineers).
+once TOUCHPOINT_REPORT_INGEST_WAIT_HOURS have passed since the week ended. Then the report's
+own models (dbt tag ``weekly``, which the daily ingest leaves out) are built in the task group
+``weekly_models`` (Cosmos' watcher mode, a task per model); then every dbt data test on every
+row (the daily builds test the rows they wrote) and the week's data-quality suites: the gate,
+closed by a failing test or a critical expectation; then the report (or, on a closed gate, an
+alert to engineers).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from touchpoint.config import load_settings
+from touchpoint.orchestration.dbt_tasks import dbt_task_group
 from touchpoint.orchestration.defaults import default_args, interval_params
 
 settings = load_settings()
@@ -138,9 +141,15 @@ def touchpoint_weekly_report():
         return [asdict(d) for d in deliveries]
 
     week = resolve_week()
+    weekly_models = dbt_task_group(
+        settings,
+        group_id="weekly_models",
+        weekly=True,
+        default_args=default_args(retry_delay=timedelta(minutes=5)),
+    )
     failed_tests = test_whole_tables()
     quality = check_quality(week, failed_tests)
-    wait_for_ingest(week) >> failed_tests
+    wait_for_ingest(week) >> weekly_models >> failed_tests
     send_report(week, quality)
 
 

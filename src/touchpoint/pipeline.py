@@ -37,6 +37,7 @@ from touchpoint.sources.catalog import FILE_STREAMS
 from touchpoint.transform.dbt import (
     BUILD,
     DAILY_BUILD,
+    WEEKLY_BUILD,
     WHOLE_TABLE_TESTS,
     DbtFailed,
     run_dbt,
@@ -111,11 +112,18 @@ def replay(which: QuarantineFilter, warehouse_url: str, settings: Settings) -> R
 def transform(warehouse_url: str, settings: Settings, daily: bool = False) -> None:
     """Build and test every dbt model (seeds, models, data tests) on the warehouse, as the
     transformer role (the profile's ``role``, from :func:`touchpoint.transform.dbt_env`).
-    ``daily``: as the ingest builds, its data tests on the rows the build wrote only."""
+    ``daily``: as the ingest builds, without the weekly report's models, its data tests on the
+    rows the build wrote only."""
     with connect(warehouse_url) as conn:
         ensure_schema(conn)
     build = DAILY_BUILD if daily else BUILD
     run_dbt([*build], settings.dbt_project_dir, warehouse_url, settings.var_dir)
+
+
+def build_weekly_models(warehouse_url: str, settings: Settings) -> None:
+    """The weekly report's models (which a ``daily`` :func:`transform` leaves out), as its run
+    builds them once the week is ingested; :func:`test_whole_tables` tests them after."""
+    run_dbt([*WEEKLY_BUILD], settings.dbt_project_dir, warehouse_url, settings.var_dir)
 
 
 def test_whole_tables(warehouse_url: str, settings: Settings) -> list[dict[str, Any]]:

@@ -33,7 +33,13 @@ from cosmos.profiles.postgres.user_pass import PostgresUserPasswordProfileMappin
 from touchpoint.config import Settings
 from touchpoint.errors import ConfigError
 from touchpoint.orchestration.connections import warehouse_url
-from touchpoint.transform.dbt import DAILY_BUILD, dbt_executable, dbt_run_env, manifest_path
+from touchpoint.transform.dbt import (
+    BUILD_WRITTEN_ROWS_TESTED,
+    WEEKLY_MODELS,
+    dbt_executable,
+    dbt_run_env,
+    manifest_path,
+)
 from touchpoint.warehouse.locks import raw_layer_alone
 
 WAREHOUSE_CONN_ID = "touchpoint_warehouse"
@@ -66,7 +72,12 @@ class WarehouseProfileMapping(PostgresUserPasswordProfileMapping):
         return "" if name == "password" and value is None else value
 
 
-def dbt_task_group(settings: Settings, group_id: str = "dbt", **kwargs: Any) -> DbtTaskGroup:
+def dbt_task_group(
+    settings: Settings, group_id: str = "dbt", weekly: bool = False, **kwargs: Any
+) -> DbtTaskGroup:
+    """The daily ingest's build (every node but the weekly report's models, each model's tests
+    after it), or with ``weekly`` the weekly report's models alone, untested (the weekly run
+    tests every row of every table next)."""
     manifest = manifest_path(settings.var_dir)
     if not manifest.exists():
         raise ConfigError(
@@ -110,7 +121,9 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt", **kwargs: Any) -> 
         ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
-            test_behavior=TestBehavior.AFTER_EACH,
+            select=[WEEKLY_MODELS] if weekly else [],
+            exclude=[] if weekly else [WEEKLY_MODELS],
+            test_behavior=TestBehavior.NONE if weekly else TestBehavior.AFTER_EACH,
             # a test on several nodes (relationships, singular tests over two models) runs in the
             # producer's build once all of them are built, and its outcome shows in each parent's
             # test task (Cosmos counts it among every parent's tests): no task of its own
@@ -124,8 +137,8 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt", **kwargs: Any) -> 
             invocation_mode=InvocationMode.SUBPROCESS,
             dbt_executable_path=dbt_executable(),
             test_indirect_selection=TestIndirectSelection.CAUTIOUS,
-            # the producer's build is the daily one (dbt's own flags after the command)
-            setup_operator_args={"dbt_cmd_flags": list(DAILY_BUILD[1:])},
+            # dbt's own flags after the command; Cosmos adds the selection
+            setup_operator_args={"dbt_cmd_flags": list(BUILD_WRITTEN_ROWS_TESTED[1:])},
         ),
         operator_args={"install_deps": False, "dbt_cmd_global_flags": ["--no-write-json"]},
         **kwargs,

@@ -24,9 +24,16 @@ class DbtFailed(TouchpointError):
 #: tests check the SQL on fixed inputs, so they run where the SQL changes (``make test``:
 #: tests/warehouse/test_dbt_unit_tests.py), not in every daily build, as dbt advises.
 BUILD = ("build", "--exclude-resource-type", "unit_test")
+#: the weekly report's models (tag ``weekly`` in dbt_project.yml): its run builds them for the
+#: complete week; the daily ingest leaves them out
+WEEKLY_MODELS = "tag:weekly"
 #: the daily ingest's build: its data tests read only the rows it wrote (dbt_project/macros/
-#: test_scope.sql), so they cost what the day changed; :data:`WHOLE_TABLE_TESTS` reads them all
-DAILY_BUILD = (*BUILD, "--vars", '{"test_rows": "written"}')
+#: test_scope.sql), so they cost what the day changed; :data:`WHOLE_TABLE_TESTS` reads them all.
+#: Selection apart (Cosmos adds it), so that the weekly run's build can share the flags.
+BUILD_WRITTEN_ROWS_TESTED = (*BUILD, "--vars", '{"test_rows": "written"}')
+DAILY_BUILD = (*BUILD_WRITTEN_ROWS_TESTED, "--exclude", WEEKLY_MODELS)
+#: the weekly run's build of its models, untested: every test on every row follows it
+WEEKLY_BUILD = ("run", "--select", WEEKLY_MODELS)
 #: every data test on every row: weekly before the report, and in ``make test``
 WHOLE_TABLE_TESTS = ("test", *BUILD[1:], "--vars", '{"test_rows": "all"}')
 
