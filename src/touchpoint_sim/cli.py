@@ -15,7 +15,7 @@ from touchpoint_sim.population import delete_objects, generate
 from touchpoint_sim.settings import crm_port, load_demo_settings, sim_dir
 from touchpoint_sim.writers import write_world
 
-INCIDENT_METAVAR = "TARGET:week=N:EFFECT[:EFFECT...]"
+INCIDENT_METAVAR = "TARGET:week=N[..M]:EFFECT[:EFFECT...]"
 
 
 def add_world_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,9 +36,10 @@ def add_world_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar=INCIDENT_METAVAR,
-        help="plant an incident from week N (repeatable): TARGET a touchpoint, channel or ticket"
-        " category; EFFECT csat=-D, nps=-D, conversion=xF, tickets=xF or engagement=xF,"
-        " e.g. delivery_packaging:week=3:csat=-2:tickets=x3",
+        help="plant an incident from week N, or from N to M (repeatable): TARGET a touchpoint,"
+        " channel or ticket category; EFFECT csat=-D, nps=-D, conversion=xF, tickets=xF or"
+        " engagement=xF, e.g. delivery_packaging:week=3:csat=-2:tickets=x3 or"
+        " checkout_page:week=2..4:conversion=x0.5",
     )
 
 

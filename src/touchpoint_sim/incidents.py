@@ -1,7 +1,8 @@
-"""Planted incidents: ``TARGET:week=N:EFFECT[:EFFECT...]``, parsed and checked.
+"""Planted incidents: ``TARGET:week=N[..M]:EFFECT[:EFFECT...]``, parsed and checked.
 
 An incident changes an otherwise steady world from week ``N`` (1-based: week 1 is
-``[start, start + 7 days)``) to its end, for the people who met ``TARGET``:
+``[start, start + 7 days)``) to its end, or with ``week=N..M`` from week N to week M included
+(a problem that is fixed), for the people who met ``TARGET``:
 
 * ``csat=-D`` / ``nps=-D``: survey answers given from week N by customers who met TARGET in the
   :data:`FEEDBACK_LOOKBACK_DAYS` days before the answer drop by D points (clamped to 1..5 / 0..10);
@@ -81,10 +82,21 @@ class Incident:
     kind: str  # 'touchpoint' | 'channel' | 'category'
     week: int
     effects: dict[str, float] = field(hash=False)
+    last_week: int | None = None  # None: to the world's end
 
     def starts(self, start: date) -> datetime:
         """The first moment the incident holds (UTC midnight of week N's Monday)."""
         return datetime.combine(start, datetime.min.time(), UTC) + timedelta(weeks=self.week - 1)
+
+    def ends(self, start: date) -> datetime | None:
+        """The first moment it no longer holds (week M + 1's Monday), or None: never."""
+        if self.last_week is None:
+            return None
+        return datetime.combine(start, datetime.min.time(), UTC) + timedelta(weeks=self.last_week)
+
+    def holds(self, at: datetime, start: date) -> bool:
+        ends = self.ends(start)
+        return self.starts(start) <= at and (ends is None or at < ends)
 
     def categories(self) -> tuple[str, ...]:
         """The ticket categories whose cases ``tickets=xF`` multiplies."""
@@ -110,7 +122,9 @@ class Incident:
             "target": self.target,
             "kind": self.kind,
             "week": self.week,
+            "last_week": self.last_week,
             "from": self.starts(start).date().isoformat(),
+            "until": ends.date().isoformat() if (ends := self.ends(start)) else None,
             "effects": dict(self.effects),
         }
 
@@ -124,11 +138,13 @@ def _effects_help() -> str:
 
 
 def parse_incident(text: str) -> Incident:
-    """Parse ``TARGET:week=N:EFFECT[:EFFECT...]``; a ValueError names the bad part and the
+    """Parse ``TARGET:week=N[..M]:EFFECT[:EFFECT...]``; a ValueError names the bad part and the
     choices."""
     parts = text.strip().split(":")
     if len(parts) < 3 or not parts[0]:
-        raise _fail(text, f"expected TARGET:week=N:EFFECT[:EFFECT...] (effects: {_effects_help()})")
+        raise _fail(
+            text, f"expected TARGET:week=N[..M]:EFFECT[:EFFECT...] (effects: {_effects_help()})"
+        )
     target = parts[0]
     if target in TOUCHPOINT_CHANNELS:
         kind = "touchpoint"
@@ -144,9 +160,18 @@ def parse_incident(text: str) -> Incident:
             f"case categories: {', '.join(CATEGORIES)})",
         )
     name, _, value = parts[1].partition("=")
-    if name != "week" or not value.isdigit() or int(value) < 1:
-        raise _fail(text, f"{parts[1]!r} is not week=N with N a week number from 1")
-    week = int(value)
+    first, dots, last = value.partition("..")
+    if (
+        name != "week"
+        or not first.isdigit()
+        or int(first) < 1
+        or (dots and (not last.isdigit() or int(last) < int(first)))
+    ):
+        raise _fail(
+            text,
+            f"{parts[1]!r} is not week=N or week=N..M with N a week number from 1 and M >= N",
+        )
+    week, last_week = int(first), int(last) if dots else None
     effects: dict[str, float] = {}
     for part in parts[2:]:
         name, eq, value = part.partition("=")
@@ -168,7 +193,14 @@ def parse_incident(text: str) -> Incident:
         if name in ("conversion", "engagement") and factor > 1:
             raise _fail(text, f"{part!r}: {name} keeps a fraction of what happens, F from 0 to 1")
         effects[name] = factor
-    incident = Incident(text=text.strip(), target=target, kind=kind, week=week, effects=effects)
+    incident = Incident(
+        text=text.strip(),
+        target=target,
+        kind=kind,
+        week=week,
+        effects=effects,
+        last_week=last_week,
+    )
     if "tickets" in effects and not incident.categories():
         raise _fail(
             text,
@@ -179,7 +211,11 @@ def parse_incident(text: str) -> Incident:
 
 
 def check_incidents(incidents: tuple[Incident, ...] | list[Incident], weeks: int) -> None:
-    """Incidents must start within the world."""
+    """Incidents must start and end within the world."""
     for incident in incidents:
         if incident.week > weeks:
             raise _fail(incident.text, f"week={incident.week} is past the world's {weeks} weeks")
+        if (incident.last_week or 0) > weeks:
+            raise _fail(
+                incident.text, f"week {incident.last_week} is past the world's {weeks} weeks"
+            )

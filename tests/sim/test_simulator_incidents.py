@@ -207,6 +207,11 @@ def test_an_incident_reads_its_target_week_and_effects():
     assert incident.categories() == ("DELIVERY_ISSUE",)
     assert parse_incident("paid_ads:week=2:conversion=x0.3").kind == "channel"
     assert parse_incident("BILLING_ISSUE:week=1:tickets=x2").kind == "category"
+    fixed = parse_incident("checkout_page:week=2..4:conversion=x0.5")
+    assert (fixed.week, fixed.last_week) == (2, 4) and incident.last_week is None
+    assert fixed.ends(START) == T0 + timedelta(weeks=4)
+    assert fixed.holds(T0 + timedelta(weeks=4) - timedelta(seconds=1), START)
+    assert not fixed.holds(T0 + timedelta(weeks=4), START)
 
 
 @pytest.mark.parametrize(
@@ -224,7 +229,9 @@ def test_an_incident_reads_its_target_week_and_effects():
         ("paid_ads:week=3:conversion=x1.5", ["'conversion=x1.5'", "0 to 1"]),
         ("newsletter:week=3:tickets=x3", ["'newsletter'", "DELIVERY_ISSUE", "billing_pricing"]),
         ("delivery_packaging:week=3:csat=-1:csat=-2", ["'csat' given twice"]),
-        ("delivery_packaging:week=3", ["TARGET:week=N:EFFECT"]),
+        ("delivery_packaging:week=3", ["TARGET:week=N[..M]:EFFECT"]),
+        ("delivery_packaging:week=3..2:csat=-2", ["'week=3..2'", "M >= N"]),
+        ("delivery_packaging:week=3..:csat=-2", ["'week=3..'", "week=N..M"]),
     ],
 )
 def test_a_bad_incident_names_the_bad_part_and_the_choices(text, names):
@@ -250,6 +257,7 @@ def test_the_cli_refuses_a_bad_incident_in_one_line_with_exit_2(tmp_path, capsys
     ]
     assert main([*args, "--incident", "delivry:week=1:csat=-2"]) == 2
     assert main([*args, "--incident", "delivery_packaging:week=3:csat=-2"]) == 2
+    assert main([*args, "--incident", "delivery_packaging:week=1..3:csat=-2"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(
         "touchpoint: error: --incident 'delivry:week=1:csat=-2': unknown touchpoint"
@@ -257,6 +265,9 @@ def test_the_cli_refuses_a_bad_incident_in_one_line_with_exit_2(tmp_path, capsys
     assert err[1] == (
         "touchpoint: error: --incident 'delivery_packaging:week=3:csat=-2': "
         "week=3 is past the world's 2 weeks"
+    )
+    assert err[2].endswith(
+        "'delivery_packaging:week=1..3:csat=-2': week 3 is past the world's 2 weeks"
     )
     assert not (tmp_path / "s").exists()
 
@@ -446,3 +457,20 @@ def test_the_engagement_cohort_keeps_the_planted_share_of_its_browsing_from_week
         quiet_browsing,
     )
     assert _browsing(satisfaction, everyone - cohort) == _browsing(quiet, everyone - cohort)
+
+
+def test_an_incident_with_an_end_changes_nothing_after_it():
+    """``week=N..M``: a problem fixed after week M; what changed lies in weeks N to M only."""
+    text = "delivery_packaging:week=2..3:csat=-2:tickets=x3"
+    world = generate(1000, 4, 4, START, incidents=[parse_incident(text)])
+    created = {t["id"]: t["properties"]["createdate"] for t in world.crm["tickets"]}
+    answered = {
+        f["id"]: f["properties"]["hs_submission_timestamp"]
+        for f in world.crm["feedback_submissions"]
+    }
+    weeks = Counter(
+        (effect, _week(_at(created.get(natural_id) or answered[natural_id])))
+        for _, effect, object_type, natural_id, _ in world.incident_truth
+        if object_type in ("tickets", "feedback_submissions")
+    )
+    assert set(weeks) == {(e, w) for e in ("tickets", "csat") for w in (2, 3)}, weeks

@@ -34,7 +34,7 @@ class Effects(Service):
                     (p for p in self.world.people if p.purchased_at is not None and p.contact),
                     key=lambda p: p.index,
                 )
-                for week in range(incident.week - 1, self.world.weeks):
+                for week in range(incident.week - 1, incident.last_week or self.world.weeks):
                     lo, hi = self.t0 + timedelta(weeks=week), self.t0 + timedelta(weeks=week + 1)
                     for category in incident.categories():
                         opened = sum(
@@ -102,6 +102,7 @@ class Effects(Service):
             if "engagement" not in incident.effects:
                 continue
             starts = incident.starts(self.world.start)
+            ends = incident.ends(self.world.start)
             cohort = [p for p in self.world.people if self.has_met(p, incident, self.t0, starts)]
             by_anonymous = {p.anonymous_id: p for p in cohort}
             by_email = {p.crm_email: p for p in cohort}
@@ -109,12 +110,12 @@ class Effects(Service):
             key = f"{self.seed}:incident:{n}:engagement"
             dropped: set[str] = set()
             kept_web = []
-            since = iso(starts)
+            since, until = iso(starts), iso(ends) if ends else "~"  # "~" sorts after any time
             for event in self.world.web_events:
                 p = by_anonymous.get(event["anonymousId"])
                 if (
                     p is not None
-                    and event["timestamp"] >= since
+                    and since <= event["timestamp"] < until
                     and is_browsing(event)
                     and not _keeps(key, p.index, event["timestamp"][:10], factor)
                 ):
@@ -123,13 +124,13 @@ class Effects(Service):
                 else:
                     kept_web.append(event)
             kept_mail = []
-            since_ts = starts.timestamp()
+            since_ts, until_ts = starts.timestamp(), ends.timestamp() if ends else float("inf")
             for event in self.world.email_events:
                 p = by_email.get(event["email"])
                 if (
                     p is not None
                     and event["event"] in ("open", "click")
-                    and event["timestamp"] >= since_ts
+                    and since_ts <= event["timestamp"] < until_ts
                     and email_category(event) in ("newsletter", "renewal")
                     and not _keeps(key, p.index, _day_of(event["timestamp"]), factor)
                 ):

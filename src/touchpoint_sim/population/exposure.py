@@ -28,7 +28,7 @@ class Exposure(Base):
         return [
             (n, i)
             for n, i in enumerate(self.incidents)
-            if effect in i.effects and at >= i.starts(self.world.start)
+            if effect in i.effects and i.holds(at, self.world.start)
         ]
 
     def log_change(
