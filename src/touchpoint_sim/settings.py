@@ -27,14 +27,14 @@ class DemoSettings:
 def demo_incidents(weeks: int) -> tuple[str, ...]:
     """What the demo plants when no ``--incident`` is given, so that its first report has
     something in every section: in the last week the delivery partner fails (CSAT after a
-    delivery two points down, five times the delivery cases); in the three weeks before, the
-    support desk answers badly (CSAT after a support contact two points down), fixed in the
-    last week. Nothing in a world too short to judge them."""
+    delivery two points down, five times the delivery cases); until then, the reviews page
+    hid the good reviews (purchases after reading it halved), fixed in the last week. Nothing
+    in a world too short to judge them."""
     if weeks < DemoSettings.weeks:
         return ()
     return (
         f"delivery_packaging:week={weeks}:csat=-2:tickets=x5",
-        f"customer_support:week={weeks - 3}..{weeks - 1}:csat=-2",
+        f"reviews_read:week=1..{weeks - 1}:conversion=x0.5",
     )
 
 

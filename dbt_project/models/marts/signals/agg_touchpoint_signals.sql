@@ -3,7 +3,7 @@
     Method and grain: its docs block in _signals__docs.md. -#}
 {%- set z = var('signal_z') -%}
 {%- set prior = var('signal_dispersion_prior_df') -%}
-with measures as (
+with recursive measures as (
     select * from {{ ref('int_signal_measures_weekly') }}
 ),
 
@@ -336,6 +336,43 @@ cross_explained as (
     order by b.signal_key, b.week_start, b.region, abs(a.z_score) desc, b.other_key
 ),
 
+explanation_walks as (
+    -- from each explained row along explained_by. The judgements are pairwise and need not be
+    -- transitive (the whole base is judged on a lower bar), so a walk may come back to where it
+    -- began: every row of that cycle would be explained away and none shown
+    select signal_key, week_start, region, explained_by as reached, array[signal_key] as path
+    from cross_explained
+    union all
+    select w.signal_key, w.week_start, w.region, x.explained_by, w.path || x.signal_key
+    from explanation_walks as w
+    join cross_explained as x
+        on x.signal_key = w.reached and x.week_start = w.week_start and x.region = w.region
+    where x.signal_key <> all(w.path)
+),
+
+cycle_heads as (
+    -- the strongest row of a cycle (largest |z|, then the smaller key) stands unexplained
+    select w.signal_key, w.week_start, w.region
+    from explanation_walks as w
+    join cross_explained as me using (signal_key, week_start, region)
+    where w.reached = w.signal_key
+        and not exists (
+            select 1
+            from cross_explained as other
+            where other.week_start = w.week_start and other.region = w.region
+                and other.signal_key = any(w.path)
+                and (abs(other.z_score) > abs(me.z_score)
+                    or (abs(other.z_score) = abs(me.z_score) and other.signal_key < me.signal_key))
+        )
+),
+
+explanations as (
+    select x.*
+    from cross_explained as x
+    left join cycle_heads as h using (signal_key, week_start, region)
+    where h.signal_key is null
+),
+
 named_with as (
     -- the touchpoint rows a shown row explains with the same units (each has fewer units
     -- outside the other's than a week needs to be judged): the data cannot tell them apart, the
@@ -343,7 +380,7 @@ named_with as (
     select
         explained_by as signal_key, week_start, region,
         string_agg(signal_key, ',' order by abs(z_score) desc, signal_key) as named_with
-    from cross_explained
+    from explanations
     where is_same_units and signal_key like 'touchpoint:%'
     group by explained_by, week_start, region
 ),
@@ -354,7 +391,7 @@ explained as (
         coalesce(ch.explained_by, x.explained_by) as explained_by
     from classified as c
     left join channel_explained as ch using (signal_key, week_start, region)
-    left join cross_explained as x using (signal_key, week_start, region)
+    left join explanations as x using (signal_key, week_start, region)
     where ch.explained_by is not null or x.explained_by is not null
 ),
 
