@@ -28,13 +28,15 @@ def demo_incidents(weeks: int) -> tuple[str, ...]:
     """What the demo plants when no ``--incident`` is given, so that its first report has
     something in every section: in the last week the delivery partner fails (CSAT after a
     delivery two points down, five times the delivery cases); until then, the reviews page
-    hid the good reviews (purchases after reading it halved), fixed in the last week. Nothing
-    in a world too short to judge them."""
+    hid the good reviews (purchases after reading it halved), fixed in the last week; in the
+    two weeks before the last, a billing run went wrong (four times the billing cases), over
+    since. Nothing in a world too short to judge them."""
     if weeks < DemoSettings.weeks:
         return ()
     return (
         f"delivery_packaging:week={weeks}:csat=-2:tickets=x5",
         f"reviews_read:week=1..{weeks - 1}:conversion=x0.5",
+        f"BILLING_ISSUE:week={weeks - 2}..{weeks - 1}:tickets=x4",
     )
 
 

@@ -115,7 +115,7 @@ def test_every_section_is_rendered_in_html_and_text():
         "consideration",
         "CSAT 3.1 / 5 against the company's 4.2 / 5 (84 answers); below for 6 weeks",
         "too few answers (6)",
-        "newsletter (email): NPS -5, still below the normal of +25",
+        "newsletter (email): NPS -5, not yet back to the normal of +25",
         "needs attention for 3 weeks",
         "back to its normal of 20 after 3 weeks",
         "before 60.0% of detractors' answers, against 30.0% of all answers",

@@ -1,5 +1,5 @@
 """Where things stand, beside what changed: each channel's and touchpoint's standing against the
-company (marts.agg_touchpoint_scorecard_weekly), the signals still below the normal they left
+company (marts.agg_touchpoint_scorecard_weekly), the signals not yet back to the normal they left
 (marts.agg_signal_episodes), and the relationship with the base
 (marts.agg_relationship_health_weekly, marts.agg_detractor_touchpoints_weekly), read for one
 week and one recipient's slice."""
@@ -179,7 +179,7 @@ def load_scorecard(
 def load_episodes(
     conn: psycopg.Connection, week_start: date, slice_: Slice = Slice()
 ) -> list[Episode]:
-    """The slice's signals still below their old normal, or back to it this week."""
+    """The slice's signals not yet back to their old normal, or back to it this week."""
     params = {"week": week_start, "region": slice_.region, "unit": slice_.business_unit}
     with conn.cursor(row_factory=dict_row) as cur:
         return [
