@@ -31,7 +31,7 @@ test-fast: $(INSTALLED) compile
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 # A simulated week of daily ingest runs against sources that misbehave (late files, hostile
-# records, index lag, deletions, rate limits), then the weekly report, on its own: about 6
+# records, index lag, deletions, rate limits), then the weekly report, on its own: about 9
 # minutes (tests/e2e/test_soak_week.py; `make test` runs it too).
 soak: $(INSTALLED) compile
 	$(BIN)/pytest -m soak
