@@ -319,6 +319,23 @@ def test_the_scorecard_equals_a_direct_computation_from_the_answers(quiet_world,
         assert float(row["level_gap"]) == pytest.approx(shrunk - company_level)
         below = (company_level - shrunk) / margins[row["metric"]] >= 1
         assert row["is_below"] is below
+    # its own normal: the median of its levels with enough answers in the weeks before
+    for row in card:
+        earlier = sorted(
+            float(mine["level"])
+            for back in range(1, v["signal_baseline_weeks"] + 1)
+            if (
+                mine := direct.get(
+                    (row["week_start"] - timedelta(weeks=back), row["metric"], row["key"])
+                )
+            )
+            and mine["sample"] >= v["signal_min_answers"]
+        )
+        assert row["trailing_weeks"] == len(earlier)
+        if earlier:
+            assert float(row["trailing_median"]) == pytest.approx(statistics.median(earlier))
+        else:
+            assert row["trailing_median"] is None
 
 
 def test_weeks_below_count_the_judged_weeks_since_the_last_one_above(quiet_world):
