@@ -86,13 +86,11 @@ class Incident:
 
     def starts(self, start: date) -> datetime:
         """The first moment the incident holds (UTC midnight of week N's Monday)."""
-        return datetime.combine(start, datetime.min.time(), UTC) + timedelta(weeks=self.week - 1)
+        return _monday(start, self.week)
 
     def ends(self, start: date) -> datetime | None:
         """The first moment it no longer holds (week M + 1's Monday), or None: never."""
-        if self.last_week is None:
-            return None
-        return datetime.combine(start, datetime.min.time(), UTC) + timedelta(weeks=self.last_week)
+        return None if self.last_week is None else _monday(start, self.last_week + 1)
 
     def holds(self, at: datetime, start: date) -> bool:
         ends = self.ends(start)
@@ -127,6 +125,11 @@ class Incident:
             "until": ends.date().isoformat() if (ends := self.ends(start)) else None,
             "effects": dict(self.effects),
         }
+
+
+def _monday(start: date, week: int) -> datetime:
+    """UTC midnight of week ``week``'s Monday (1-based) in a world starting on ``start``."""
+    return datetime.combine(start, datetime.min.time(), UTC) + timedelta(weeks=week - 1)
 
 
 def _fail(text: str, problem: str) -> ValueError:
