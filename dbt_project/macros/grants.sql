@@ -1,27 +1,38 @@
-{#- Who may read a mart (README, "Roles"), applied by a post-hook after every build of every mart:
-    a rebuilt table starts with no grants, and an incremental one gets any new column covered.
-    - the reporter: every column;
-    - the analyst: every column except the direct identifiers. A column is an identifier when its
-      YAML entry says so (config: meta: identifier: true); a column whose entry says nothing (or
-      that has no entry at all: a model added later) is one when its name matches the var
-      identifier_column_pattern. `identifier: false` lets a matching name through on purpose.
-    Built as the transformer, which owns the marts and so may grant on them. -#}
-{% macro grant_mart_access() %}
+{#- Who may read a mart, a seed or a restricted view (README, "Roles"), applied by a post-hook
+    after every build: a rebuilt table starts with no grants.
+    - the reporter: everything;
+    - the analyst: every mart and seed whole (`select *` works), and nothing in `restricted`.
+    So that no column grant is needed, a relation the analyst reads may hold no direct identifier:
+    the build stops on one. A column is an identifier when its YAML entry says so (config: meta:
+    identifier: true); a column whose entry says nothing (or that has no entry at all: a model
+    added later) is one when its name matches the var identifier_column_pattern.
+    `identifier: false` lets a matching name through on purpose. Identifiers live in the
+    `restricted` schema (models/restricted), the reporter's only.
+    Built as the transformer, which owns these relations and so may grant on them. -#}
+{% macro grant_mart_access(analyst=true) %}
     {%- if execute -%}
-        {%- set analyst = env_var('TOUCHPOINT_DBT_ANALYST_ROLE', 'analyst') -%}
-        {%- set reporter = env_var('TOUCHPOINT_DBT_REPORTER_ROLE', 'reporter') -%}
-        {%- set readable = [] -%}
-        {%- for column in adapter.get_columns_in_relation(this) -%}
-            {%- if not is_identifier_column(column.name) -%}
-                {%- do readable.append(adapter.quote(column.name)) -%}
+        {%- set analyst_role = env_var('TOUCHPOINT_DBT_ANALYST_ROLE', 'analyst') -%}
+        {%- set reporter_role = env_var('TOUCHPOINT_DBT_REPORTER_ROLE', 'reporter') -%}
+        {%- if analyst -%}
+            {%- set identifiers = [] -%}
+            {%- for column in adapter.get_columns_in_relation(this) -%}
+                {%- if is_identifier_column(column.name) -%}
+                    {%- do identifiers.append(column.name) -%}
+                {%- endif -%}
+            {%- endfor -%}
+            {%- if identifiers -%}
+                {{ exceptions.raise_compiler_error(
+                    this ~ " is the analyst's to read whole but holds direct identifiers (" ~ identifiers | join(', ')
+                    ~ "): move them to a model in models/restricted, or mark a column that is not one"
+                    ~ " with config: meta: identifier: false") }}
             {%- endif -%}
-        {%- endfor %}
-        {#- revoking the table privilege revokes every column privilege too (an incremental model
-            keeps its grants: a column marked since loses the analyst's) #}
-        revoke all on {{ this }} from {{ adapter.quote(analyst) }}, {{ adapter.quote(reporter) }};
-        grant select on {{ this }} to {{ adapter.quote(reporter) }};
-        {%- if readable %}
-        grant select ({{ readable | join(', ') }}) on {{ this }} to {{ adapter.quote(analyst) }};
+        {%- endif %}
+        {#- revoking the table privilege revokes every column privilege too (tables granted by
+            column before) #}
+        revoke all on {{ this }} from {{ adapter.quote(analyst_role) }}, {{ adapter.quote(reporter_role) }};
+        grant select on {{ this }} to {{ adapter.quote(reporter_role) }};
+        {%- if analyst %}
+        grant select on {{ this }} to {{ adapter.quote(analyst_role) }};
         {%- endif -%}
     {%- endif -%}
 {% endmacro %}

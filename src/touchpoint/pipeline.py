@@ -109,15 +109,18 @@ def replay(which: QuarantineFilter, warehouse_url: str, settings: Settings) -> R
         return replay_quarantine(conn, which, settings.limits)
 
 
-def transform(warehouse_url: str, settings: Settings, daily: bool = False) -> None:
+def transform(
+    warehouse_url: str, settings: Settings, daily: bool = False, full_refresh: bool = False
+) -> None:
     """Build and test every dbt model (seeds, models, data tests) on the warehouse, as the
     transformer role (the profile's ``role``, from :func:`touchpoint.transform.dbt_env`).
     ``daily``: as the ingest builds, without the weekly report's models, its data tests on the
-    rows the build wrote only."""
+    rows the build wrote only. ``full_refresh``: every incremental model rebuilt from raw (an
+    upgrade that changes their columns or keys)."""
     with connect(warehouse_url) as conn:
         ensure_schema(conn)
-    build = DAILY_BUILD if daily else BUILD
-    run_dbt([*build], settings.dbt_project_dir, warehouse_url, settings.var_dir)
+    build = [*(DAILY_BUILD if daily else BUILD), *(["--full-refresh"] if full_refresh else [])]
+    run_dbt(build, settings.dbt_project_dir, warehouse_url, settings.var_dir)
 
 
 def build_weekly_models(warehouse_url: str, settings: Settings) -> None:

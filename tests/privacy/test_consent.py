@@ -173,16 +173,33 @@ def consents(url: str) -> dict[tuple[str, str], dict]:
     with psycopg.connect(url, row_factory=dict_row) as conn:
         rows = conn.execute(
             "select c.email, k.* from marts.dim_customer_consents as k"
-            " join marts.dim_customers as c using (customer_key)"
+            " join restricted.dim_customer_contacts as c using (customer_key)"
             " where c.email like '%@consent.example'"
         ).fetchall()
     return {(r["email"], r["purpose"]): r for r in rows}
 
 
 def customers(url: str, where: str, *params) -> list[dict]:
+    """dim_customers rows with who they are (restricted.dim_customer_contacts)."""
     with psycopg.connect(url, row_factory=dict_row) as conn:
         return conn.execute(
-            f"select * from marts.dim_customers where {where} order by customer_key", params
+            "select * from (select c.*, k.email, k.display_name, k.hubspot_contact_id"
+            " from marts.dim_customers as c"
+            " left join restricted.dim_customer_contacts as k using (customer_key))"
+            f" as dim_customers where {where} order by customer_key",
+            params,
+        ).fetchall()
+
+
+def comments(url: str, contact_id: str) -> list[tuple[str | None, bool]]:
+    """fct_feedback's (comment, comment_withheld) for a contact's answers."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "select f.comment, f.comment_withheld from marts.fct_feedback as f"
+            " join intermediate.int_identifiers_mapped as i on i.customer_key = f.customer_key"
+            " where i.identifier_type = 'hubspot_contact' and i.identifier = %s"
+            " and f.feedback_id = %s",
+            (contact_id, f"99{contact_id}"),
         ).fetchall()
 
 
@@ -193,8 +210,10 @@ def consent_world(cluster_url, built_world, settings, tmp_path_factory):
          tie@: a new HubSpot contact opted out with a consent legal basis; three customers at
          risk refuse, one through each source;
       2. flip@: a SendGrid unsubscribe, then the banner's old choice repeated on the web;
-      3. flip@: a SendGrid group_resubscribe.
-    The consent rows after each build, and the at-risk customers who refused."""
+      3. flip@: a SendGrid group_resubscribe; the customer who refused through HubSpot refuses
+         analytics too, on the web, after their survey comment was stored.
+    The consent rows after each build, the at-risk customers who refused, and the latter's
+    stored survey comment after each build."""
     tmp = tmp_path_factory.mktemp("consent")
     url = create_db(cluster_url, template=built_world)
     stages: list[dict] = []
@@ -203,7 +222,7 @@ def consent_world(cluster_url, built_world, settings, tmp_path_factory):
         # and busier before it (old page views) than in it.
         at_risk = customers(
             url,
-            "not is_at_risk and may_be_named and display_name is not null"
+            "is_at_risk is not true and may_be_named and display_name is not null"
             " and hubspot_contact_id is not null"
             " and email is not null and exists (select 1 from intermediate.int_identifiers_mapped"
             " as i where i.customer_key = dim_customers.customer_key"
@@ -267,6 +286,7 @@ def consent_world(cluster_url, built_world, settings, tmp_path_factory):
         )
         pipeline.transform(url, settings)
         stages.append(consents(url))
+        stored_comments = [comments(url, by_contact["hubspot_contact_id"])]
         load(
             url,
             tmp,
@@ -284,17 +304,34 @@ def consent_world(cluster_url, built_world, settings, tmp_path_factory):
         )
         pipeline.transform(url, settings)
         stages.append(consents(url))
+        stored_comments.append(comments(url, by_contact["hubspot_contact_id"]))
         load(
             url,
             tmp,
             sendgrid=[
                 email_event("group_resubscribe", "flip@consent.example", START + timedelta(days=8))
             ],
+            segment=[
+                identify(
+                    users[by_contact["customer_key"]],
+                    by_contact["email"],
+                    LAST_WORD + timedelta(hours=1),
+                    {"analytics": False},
+                )
+            ],
         )
         pipeline.transform(url, settings)
         stages.append(consents(url))
+        stored_comments.append(comments(url, by_contact["hubspot_contact_id"]))
         refused = {"sendgrid": by_email, "hubspot": by_contact, "segment": by_web}
-        yield {"url": url, "stages": stages, "refused": refused, "kept": at_risk[3], "tmp": tmp}
+        yield {
+            "url": url,
+            "stages": stages,
+            "refused": refused,
+            "kept": at_risk[3],
+            "tmp": tmp,
+            "comments": stored_comments,
+        }
     finally:
         drop_db(cluster_url, url)
 
@@ -335,13 +372,18 @@ def test_the_banner_repeating_an_old_choice_is_not_a_new_signal(consent_world):
 def test_the_dimension_follows_the_consent_in_each_build(consent_world):
     url = consent_world["url"]
     (flip,) = customers(url, "email = 'flip@consent.example'")
-    assert (
-        flip["marketing_consent"],
-        flip["marketing_consent_source"],
-        flip["consent_marketing"],
-    ) == ("granted", "sendgrid", True)
-    assert (flip["analytics_consent"], flip["consent_analytics"]) == ("granted", True)
-    assert flip["may_be_named"] and not flip["email_opted_out"]
+    assert (flip["marketing_consent"], flip["marketing_consent_source"]) == ("granted", "sendgrid")
+    assert flip["analytics_consent"] == "granted"
+    assert flip["may_be_named"]
+
+
+def test_a_stored_comment_is_withheld_once_its_customer_refuses_analytics(consent_world):
+    """Free text follows the consent in each build, also for rows an incremental build would
+    otherwise leave alone: the survey comment shown while analytics was allowed is withheld by
+    the build after the refusal."""
+    shown, still_shown, withheld = consent_world["comments"]
+    assert shown == still_shown == [("Not convinced.", False)]
+    assert withheld == [(None, True)]
 
 
 def test_no_signal_leaves_both_purposes_unknown(consent_world):
@@ -355,7 +397,7 @@ def test_no_signal_leaves_both_purposes_unknown(consent_world):
             row["signals"],
         ) == ("unknown", None, None, 0)
     (quiet,) = customers(consent_world["url"], "email = 'quiet@consent.example'")
-    assert quiet["consent_marketing"] is None and quiet["consent_analytics"] is None
+    assert quiet["marketing_consent"] == quiet["analytics_consent"] == "unknown"
     assert quiet["may_be_named"], "unknown is not a refusal"
 
 
@@ -402,7 +444,6 @@ def test_a_refusal_through_any_source_stops_the_report_naming_a_customer_at_risk
     refused = consent_world["refused"]
     for source, customer in refused.items():
         (now,) = customers(url, "customer_key = %s", customer["customer_key"])
-        assert now["is_at_risk"], f"{customer['display_name']} should still be at risk"
         assert not now["may_be_named"], f"refusing through {source} should withhold the name"
         purpose = "analytics" if source == "segment" else "marketing"
         assert (now[f"{purpose}_consent"], now[f"{purpose}_consent_source"]) == ("refused", source)
@@ -486,3 +527,4 @@ def test_the_incremental_consent_equals_a_full_rebuild(consent_world, settings):
     after = mart_checksums(url)
     assert before["dim_customer_consents"] == after["dim_customer_consents"]
     assert before["dim_customers"] == after["dim_customers"]
+    assert before["fct_feedback"] == after["fct_feedback"]  # its comments follow the consent

@@ -72,8 +72,10 @@ def _person_with_every_source(url: str) -> dict:
     with psycopg.connect(url) as conn:
         row = _one(
             conn,
-            "select customer_key, email, hubspot_contact_id, touchpoints from marts.dim_customers"
-            " where hubspot_contact_id is not null and email is not null and devices > 0"
+            "select customer_key, k.email, k.hubspot_contact_id, touchpoints"
+            " from marts.dim_customers"
+            " join restricted.dim_customer_contacts as k using (customer_key)"
+            " where k.hubspot_contact_id is not null and k.email is not null and devices > 0"
             " and email_touchpoints > 0 and crm_touchpoints > 0 and web_touchpoints > 0"
             " order by touchpoints desc, customer_key limit 1",
         )

@@ -442,6 +442,7 @@ def test_customers_at_risk_are_those_of_the_reports_week(built_copy, settings):
         signal_marts(conn, settings.roles.reporter)
         customers = conn.execute(
             "select customer_key, region, display_name from marts.dim_customers"
+            " join restricted.dim_customer_contacts using (customer_key)"
             " where display_name is not null order by customer_key limit 4"
         ).fetchall()
         (
@@ -495,6 +496,7 @@ def test_at_risk_customers_are_counted_but_named_only_with_consent(
         signal_marts(conn, settings.roles.reporter)
         rows = conn.execute(
             "select customer_key, display_name from marts.dim_customers as c"
+            " join restricted.dim_customer_contacts using (customer_key)"
             " where display_name is not null"
             " and not exists (select from marts.fct_customer_health_weekly as h"
             "                 where h.customer_key = c.customer_key"

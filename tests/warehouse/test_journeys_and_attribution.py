@@ -266,9 +266,13 @@ def weights(rows: list[dict]) -> list[float]:
 
 
 def sessions_of(built, anonymous_id: str) -> list[dict]:
+    """The sessions of a device's visitor: fct_sessions keys the visitor with the warehouse's
+    pseudonym secret (macro keyed_hash)."""
     return query(
         built["url"],
-        "select * from marts.fct_sessions where anonymous_id = %s order by started_at",
+        "select * from marts.fct_sessions where visitor_key = left(encode(sha256(convert_to("
+        "(select secret from privacy.pseudonym_key) || ':visitor:' || %s, 'UTF8')), 'hex'), 32)"
+        " order by started_at",
         anonymous_id,
     )
 
@@ -645,7 +649,7 @@ def test_every_web_event_falls_in_exactly_one_session_and_visits_are_30_minutes_
         """
         select count(*) as n from (
             select started_at - lag(ended_at)"""
-        """ over (partition by coalesce(anonymous_id, customer_key)
+        """ over (partition by visitor_key
                                                    order by started_at) as idle
             from marts.fct_sessions) s
         where idle < %s""",

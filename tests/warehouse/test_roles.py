@@ -1,9 +1,12 @@
 """Least-privilege roles (real Postgres, real dbt): loader writes raw, transformer runs dbt and the
-checks, analyst reads the marts without raw and without direct identifiers, reporter reads the
-marts and writes the send log; and each pipeline stage runs as its own role."""
+checks, analyst reads every mart and seed whole (no direct identifier is in one) and nothing
+else, reporter also reads who the customers are (schema restricted) and writes the send log;
+free text shows only where consent allows; customer keys are keyed with the warehouse's secret;
+and each pipeline stage runs as its own role."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -26,14 +29,28 @@ from touchpoint.warehouse.connection import connect
 from touchpoint.warehouse.schema import ensure_schema
 
 ROLES = ("loader", "transformer", "analyst", "reporter")
-#: direct identifiers the analyst must never read, named here rather than derived from the
-#: YAML, so that unmarking one (or breaking the grant macro) fails a test
+#: direct identifiers: the reporter's (schema restricted), never in a mart the analyst reads;
+#: named here rather than derived from the YAML, so that unmarking one fails a test
 KNOWN_IDENTIFIERS = [
-    ("dim_customers", "email"),
-    ("dim_customers", "hubspot_contact_id"),
-    ("dim_customers", "display_name"),
-    ("fct_sessions", "anonymous_id"),
-    ("fct_sessions", "visitor_id"),
+    ("dim_customer_contacts", "email"),
+    ("dim_customer_contacts", "hubspot_contact_id"),
+    ("dim_customer_contacts", "display_name"),
+    ("dim_customer_contacts", "company_name"),
+]
+#: identifiers that used to be mart columns (fct_sessions now holds the keyed visitor_key)
+FORMER_MART_IDENTIFIERS = {
+    "email",
+    "hubspot_contact_id",
+    "display_name",
+    "company_name",
+    "anonymous_id",
+    "visitor_id",
+    "user_id",
+}
+#: free text (it can name people): (mart, text column, customer column, withheld flag)
+FREE_TEXT = [
+    ("fct_feedback", "comment", "customer_key", "comment_withheld"),
+    ("fct_support_cases", "subject", "customer_key", "subject_withheld"),
 ]
 
 
@@ -61,21 +78,35 @@ def declared_identifier(column: dict) -> bool | None:
     return meta.get("identifier")
 
 
-def mart_columns_declared(manifest: Path) -> dict[str, dict[str, dict]]:
+def mart_columns_declared(manifest: Path, schema: str = "marts") -> dict[str, dict[str, dict]]:
     nodes = json.loads(manifest.read_text())["nodes"].values()
     return {
         n["name"]: n["columns"]
         for n in nodes
-        if n["resource_type"] == "model" and n["schema"] == "marts"
+        if n["resource_type"] in ("model", "seed") and n["schema"] == schema
     }
 
 
-def warehouse_mart_columns(url: str) -> list[tuple[str, str]]:
+def warehouse_mart_columns(url: str, schema: str = "marts") -> list[tuple[str, str]]:
     with psycopg.connect(url) as conn:
         return conn.execute(
             "select table_name, column_name from information_schema.columns"
-            " where table_schema = 'marts' order by 1, 2"
+            " where table_schema = %s order by 1, 2",
+            (schema,),
         ).fetchall()
+
+
+def relations(url: str, schema: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [
+            name
+            for (name,) in conn.execute(
+                "select c.relname from pg_class as c"
+                " where c.relnamespace = to_regnamespace(%s) and c.relkind in ('r', 'v', 'm', 'p')"
+                " order by 1",
+                (schema,),
+            )
+        ]
 
 
 # -- the roles ----------------------------------------------------------------------------------
@@ -115,63 +146,78 @@ def test_the_analyst_cannot_read_raw_staging_or_intermediate(built_world):
     )
 
 
-def test_the_analyst_reads_the_marts_but_not_their_identifier_columns(built_world):
-    for table, column in KNOWN_IDENTIFIERS:
-        assert denied(built_world, "analyst", f"select {column} from marts.{table}"), (
-            f"{table}.{column}"
-        )
-    assert denied(built_world, "analyst", "select * from marts.dim_customers")
+def test_the_analyst_selects_star_from_every_mart_and_seed_and_nothing_restricted(built_world):
+    marts, seeds = relations(built_world, "marts"), relations(built_world, "seeds")
+    assert {"dim_customers", "fct_sessions", "fct_touchpoints", "dim_customer_key_changes"} <= set(
+        marts
+    )
+    assert "touchpoint_taxonomy" in seeds
     with as_role(built_world, "analyst") as conn:
+        for schema, names in (("marts", marts), ("seeds", seeds)):
+            for name in names:
+                conn.execute(f"select * from {schema}.{name} limit 1").fetchall()
         customers = conn.execute(
             "select count(*), count(distinct lifecycle_stage) from marts.dim_customers"
-            " where customer_key is not null"
         ).fetchone()
-        touchpoints = conn.execute("select count(*) from marts.fct_touchpoints").fetchone()
-        weekly = conn.execute("select count(*) from marts.agg_touchpoints_weekly").fetchone()
+        moved = conn.execute(
+            "select count(*) from marts.dim_customer_key_changes"
+            " where old_customer_key is not null and new_customer_key is not null"
+        ).fetchone()
     assert customers[0] > 0 and customers[1] > 0
-    assert touchpoints[0] > 0 and weekly[0] > 0
+    assert moved[0] >= 0
+    for table, column in KNOWN_IDENTIFIERS:
+        assert denied(built_world, "analyst", f"select {column} from restricted.{table}")
+    assert denied(
+        built_world, "analyst", "select count(*) from intermediate.int_identity_key_changes"
+    )
 
 
-def test_every_mart_column_is_the_analysts_unless_it_is_a_direct_identifier(
-    built_world, settings, dbt_manifest
-):
-    """The grants on the built marts, column by column, against the YAML's decisions and, for a
-    column without one, the name pattern (the safe default for a model added later)."""
-    declared, pattern = mart_columns_declared(dbt_manifest), identifier_pattern(settings)
-    columns = warehouse_mart_columns(built_world)
-    assert {t for t, _ in columns} >= {
-        "dim_customers",
-        "fct_touchpoints",
-        "fct_sessions",
-        "agg_touchpoints_weekly",
-    }
+def test_no_mart_the_analyst_reads_holds_a_direct_identifier(built_world, settings, dbt_manifest):
+    """Every column of every mart and seed: readable by the analyst and the reporter, and not a
+    direct identifier by the YAML's decision or, without one, by the name pattern; restricted
+    holds the identifiers and only the reporter reads it."""
+    pattern = identifier_pattern(settings)
+    wrong = []
     with psycopg.connect(built_world) as conn:
-        wrong = []
-        for table, column in columns:
-            marked = declared_identifier(declared.get(table, {}).get(column, {}))
-            identifier = marked if marked is not None else bool(pattern.match(column))
+        for schema in ("marts", "seeds"):
+            declared = mart_columns_declared(dbt_manifest, schema)
+            for table, column in warehouse_mart_columns(built_world, schema):
+                marked = declared_identifier(declared.get(table, {}).get(column, {}))
+                identifier = marked if marked is not None else bool(pattern.match(column))
+                if identifier or column in FORMER_MART_IDENTIFIERS:
+                    wrong.append(f"{schema}.{table}.{column} is a direct identifier")
+            for table in relations(built_world, schema):
+                analyst, reporter = conn.execute(
+                    "select has_table_privilege('analyst', %(t)s, 'select'),"
+                    " has_table_privilege('reporter', %(t)s, 'select')",
+                    {"t": f"{schema}.{table}"},
+                ).fetchone()
+                if not (analyst and reporter):
+                    wrong.append(f"{schema}.{table}: analyst={analyst} reporter={reporter}")
+        for table in relations(built_world, "restricted"):
             analyst, reporter = conn.execute(
-                "select has_column_privilege('analyst', %(t)s, %(c)s, 'select'),"
-                " has_column_privilege('reporter', %(t)s, %(c)s, 'select')",
-                {"t": f"marts.{table}", "c": column},
+                "select has_table_privilege('analyst', %(t)s, 'select'),"
+                " has_table_privilege('reporter', %(t)s, 'select')",
+                {"t": f"restricted.{table}"},
             ).fetchone()
-            if analyst == identifier or not reporter:
-                wrong.append(
-                    f"{table}.{column}: identifier={identifier} analyst={analyst}"
-                    f" reporter={reporter}"
-                )
+            if analyst or not reporter:
+                wrong.append(f"restricted.{table}: analyst={analyst} reporter={reporter}")
     assert not wrong, wrong
+    assert relations(built_world, "restricted") == ["dim_customer_contacts"]
 
 
 def test_every_mart_column_named_like_an_identifier_says_whether_it_is_one(
     built_world, settings, dbt_manifest
 ):
-    declared, pattern = mart_columns_declared(dbt_manifest), identifier_pattern(settings)
+    pattern = identifier_pattern(settings)
     unmarked = [
-        f"{t}.{c}"
-        for t, c in warehouse_mart_columns(built_world)
+        f"{schema}.{t}.{c}"
+        for schema in ("marts", "restricted")
+        for declared in [mart_columns_declared(dbt_manifest, schema)]
+        for t, c in warehouse_mart_columns(built_world, schema)
         if pattern.match(c) and declared_identifier(declared.get(t, {}).get(c, {})) is None
     ]
+    declared = mart_columns_declared(dbt_manifest, "restricted")
     assert not unmarked, (
         "mark these mart columns in the models' YAML with config: meta: identifier: "
         f"true (or false, on purpose): {unmarked}"
@@ -209,7 +255,7 @@ def test_the_reporter_writes_the_send_log_and_reads_marts_but_not_raw(built_worl
         )
         assert (
             conn.execute(
-                "select count(*) from marts.dim_customers where email is not null"
+                "select count(*) from restricted.dim_customer_contacts where email is not null"
             ).fetchone()[0]
             > 0
         )
@@ -310,14 +356,16 @@ def test_each_stage_runs_as_its_own_role(fresh_db, settings, small_world, mail_s
                 "select n.nspname || '.' || c.relname, pg_get_userbyid(c.relowner)"
                 " from pg_class as c"
                 " join pg_namespace as n on n.oid = c.relnamespace"
-                " where n.nspname in ('staging', 'intermediate', 'marts', 'seeds', 'snapshots')"
+                " where n.nspname in"
+                " ('staging', 'intermediate', 'marts', 'restricted', 'seeds', 'snapshots')"
                 " and c.relkind in ('r', 'v', 'm', 'p')"
             ).fetchall()
         )
         schemas = dict(
             conn.execute(
                 "select nspname, pg_get_userbyid(nspowner) from pg_namespace"
-                " where nspname in ('staging', 'intermediate', 'marts', 'seeds', 'snapshots')"
+                " where nspname in"
+                " ('staging', 'intermediate', 'marts', 'restricted', 'seeds', 'snapshots')"
             )
         )
     assert audit == {
@@ -333,16 +381,16 @@ def test_each_stage_runs_as_its_own_role(fresh_db, settings, small_world, mail_s
     assert set(owners.values()) == {"transformer"}, {
         k: v for k, v in owners.items() if v != "transformer"
     }
-    assert set(schemas.values()) == {"transformer"} and len(schemas) == 5
+    assert set(schemas.values()) == {"transformer"} and len(schemas) == 6
 
 
 @pytest.mark.slow  # over 8 s: not in make test-fast
-def test_a_mart_added_without_yaml_hides_columns_named_like_identifiers(
+def test_a_mart_added_with_columns_named_like_identifiers_is_refused(
     built_copy, settings, tmp_path
 ):
-    """The safe default: a new model with no YAML entry gets the analyst's grants from the name
-    pattern alone."""
-    from touchpoint.transform.dbt import run_dbt
+    """The safe default: a new model with no YAML entry whose columns are named like direct
+    identifiers fails its build with what to do, and nothing is left for anyone to read."""
+    from touchpoint.transform.dbt import DbtFailed, run_dbt
 
     project = tmp_path / "dbt_project"
     shutil.copytree(
@@ -353,15 +401,71 @@ def test_a_mart_added_without_yaml_hides_columns_named_like_identifiers(
         " 'Ada Lovelace'::text as contact_name,"
         " 42 as touchpoints\n"
     )
-    run_dbt(["run", "--select", "fct_added_later"], project, built_copy, tmp_path / "var")
-    with as_role(built_copy, "analyst") as conn:
-        assert conn.execute("select touchpoints from marts.fct_added_later").fetchone() == (42,)
-    assert denied(built_copy, "analyst", "select customer_email from marts.fct_added_later")
-    assert denied(built_copy, "analyst", "select contact_name from marts.fct_added_later")
-    with as_role(built_copy, "reporter") as conn:
-        assert conn.execute("select customer_email from marts.fct_added_later").fetchone() == (
-            "someone@example.com",
+    with pytest.raises(DbtFailed, match="fct_added_later"):
+        run_dbt(["run", "--select", "fct_added_later"], project, built_copy, tmp_path / "var")
+    log = (tmp_path / "var" / "dbt" / "logs" / "dbt.log").read_text()
+    assert "holds direct identifiers (customer_email, contact_name)" in log
+    with psycopg.connect(built_copy) as conn:  # the build's transaction rolled back
+        assert conn.execute("select to_regclass('marts.fct_added_later')").fetchone() == (None,)
+
+
+# -- free text and keys ---------------------------------------------------------------------------
+def test_free_text_is_classified_and_shown_only_where_analytics_consent_allows(
+    built_world, dbt_manifest
+):
+    declared = mart_columns_declared(dbt_manifest)
+    classified = {
+        (table, column)
+        for table, columns in declared.items()
+        for column, entry in columns.items()
+        if {**(entry.get("meta") or {}), **((entry.get("config") or {}).get("meta") or {})}.get(
+            "classification"
         )
+        == "free_text"
+    }
+    assert {(t, c) for t, c, _, _ in FREE_TEXT} <= classified
+    with psycopg.connect(built_world) as conn:
+        for table, text, customer, withheld in FREE_TEXT:
+            refused, shown_refused, shown, hidden_allowed = conn.execute(
+                f"select count(*) filter (where r.customer_key is not null),"
+                f" count(*) filter (where r.customer_key is not null and t.{text} is not null),"
+                f" count(*) filter (where r.customer_key is null and t.{text} is not null),"
+                f" count(*) filter (where r.customer_key is null and t.{withheld})"
+                f" from marts.{table} as t"
+                " left join marts.dim_customer_consents as r"
+                f" on r.customer_key = t.{customer} and r.purpose = 'analytics'"
+                " and r.consent_state = 'refused'"
+            ).fetchone()
+            assert refused > 0, f"{table}: the world has no refused customer to check"
+            assert shown_refused == 0, f"{table}.{text} shows text of customers who refused"
+            assert shown > 0 and hidden_allowed == 0, table
+            assert (
+                conn.execute(f"select count(*) from marts.{table} where {withheld}").fetchone()[0]
+                > 0
+            )
+
+
+def test_customer_keys_are_keyed_with_the_warehouses_secret(built_world, fresh_db):
+    """A guessed identifier does not give its key without the secret, which no reader holds;
+    each warehouse generates its own."""
+    with psycopg.connect(built_world) as conn:
+        (secret,) = conn.execute("select secret from privacy.pseudonym_key").fetchone()
+        rows = conn.execute(
+            "select anchor_node, customer_key from intermediate.int_identifiers_mapped"
+            " where customer_key is not null limit 50"
+        ).fetchall()
+    assert rows and len(secret) >= 32
+    for anchor, key in rows:
+        assert key != hashlib.md5(f"customer:{anchor}".encode()).hexdigest()
+        assert key == hashlib.sha256(f"{secret}:customer:{anchor}".encode()).hexdigest()[:32]
+    for role in ("analyst", "reporter", "loader"):
+        assert denied(built_world, role, "select secret from privacy.pseudonym_key")
+    with psycopg.connect(fresh_db) as conn:
+        ensure_schema(conn)
+        (other,) = conn.execute("select secret from privacy.pseudonym_key").fetchone()
+        ensure_schema(conn)
+        assert conn.execute("select secret from privacy.pseudonym_key").fetchone() == (other,)
+    assert other != secret
 
 
 PROFILE_PROBE = """

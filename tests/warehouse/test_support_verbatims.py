@@ -20,7 +20,7 @@ def test_verbatims_come_only_from_consenting_customers_and_name_no_one(built_cop
             """
             select distinct on (c.customer_key) c.case_id, c.customer_key, d.display_name, d.email
             from marts.fct_support_cases as c
-            join marts.dim_customers as d using (customer_key)
+            join restricted.dim_customer_contacts as d using (customer_key)
             where d.display_name like '%% %%' and d.email is not null
             order by c.customer_key, c.case_id
             limit 2

@@ -16,6 +16,16 @@ def cmd_dbt_manifest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_dbt_build(args: argparse.Namespace, settings: Settings) -> int:
+    from touchpoint.pipeline import transform
+
+    url = settings.resolved_warehouse_url
+    print(f"building every model{' from raw (--full-refresh)' if args.full_refresh else ''}...")
+    transform(url, settings, full_refresh=args.full_refresh)
+    print("built and tested")
+    return 0
+
+
 def add_commands(sub: Any, settings: Settings) -> None:
     dbt = sub.add_parser("dbt", help="the dbt project")
     dbt_sub = dbt.add_subparsers(dest="dbt_command", required=True)
@@ -28,3 +38,15 @@ def add_commands(sub: Any, settings: Settings) -> None:
         "--force", action="store_true", help="write it even when it is up to date"
     )
     manifest.set_defaults(func=cmd_dbt_manifest)
+    build = dbt_sub.add_parser(
+        "build",
+        help="make sure of the schema, then build and test every model as the transformer"
+        " (what the pipeline's build does; the DAGs run it per model)",
+    )
+    build.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the incremental models from raw (after an upgrade that changes keys or"
+        " columns)",
+    )
+    build.set_defaults(func=cmd_dbt_build)

@@ -35,6 +35,7 @@ from touchpoint.errors import ConfigError
 from touchpoint.orchestration.connections import warehouse_url
 from touchpoint.transform.dbt import (
     BUILD_WRITTEN_ROWS_TESTED,
+    REFRESHED_WEEKLY,
     WEEKLY_MODELS,
     dbt_executable,
     dbt_run_env,
@@ -121,7 +122,7 @@ def dbt_task_group(
         ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
-            select=[WEEKLY_MODELS] if weekly else [],
+            select=[WEEKLY_MODELS, REFRESHED_WEEKLY] if weekly else [],
             exclude=[] if weekly else [WEEKLY_MODELS],
             test_behavior=TestBehavior.NONE if weekly else TestBehavior.AFTER_EACH,
             # a test on several nodes (relationships, singular tests over two models) runs in the

@@ -113,12 +113,13 @@ _AT_RISK_COUNTS = """
     where health.week_start = %(week)s and (%(region)s = '(all)' or customers.region = %(region)s)
 """
 _AT_RISK_NAMED = """
-    select coalesce(customers.display_name, customers.email, customers.customer_key) as name,
-           customers.company_name, customers.region, customers.last_touch_at, customers.latest_nps,
+    select coalesce(contacts.display_name, contacts.email, customers.customer_key) as name,
+           contacts.company_name, customers.region, customers.last_touch_at, customers.latest_nps,
            customers.latest_csat, customers.recent_support_cases, customers.has_recent_detractor,
            health.at_risk_reason
     from marts.fct_customer_health_weekly as health
     join marts.dim_customers as customers using (customer_key)
+    left join restricted.dim_customer_contacts as contacts using (customer_key)
     where health.week_start = %(week)s and health.is_at_risk and customers.may_be_named
       and (%(region)s = '(all)' or customers.region = %(region)s)
     order by customers.purchases desc, customers.touchpoints desc, customers.customer_key

@@ -76,7 +76,7 @@ mapped as (
         members.identifier,
         emails.email,
         case when anchors.anchor_node is not null and not members.is_excluded
-             then md5('customer:' || anchors.anchor_node) end as customer_key,
+             then {{ keyed_hash("'customer:' || anchors.anchor_node") }} end as customer_key,
         anchors.anchor_node,
         members.component_size,
         members.is_over_cap,

@@ -48,7 +48,6 @@ final as (
         latest.signal_at as decided_at,
         latest.source as decided_by_source,
         latest.signal_type as decided_by_signal_type,
-        latest.source_record_id as decided_by_record_id,
         latest.signal_id as decided_by_signal_id,
         coalesce(latest.signals, 0) as signals
     from customers

@@ -2,6 +2,8 @@
 /* depends_on: {{ ref('stg_hubspot__feedback_submissions') }} */
 /* depends_on: {{ ref('stg_hubspot__tickets') }} */
 /* depends_on: {{ ref('dim_customer_consents') }} */
+/* depends_on: {{ ref('fct_customer_health_weekly') }} */
+/* depends_on: {{ ref('stg_hubspot__companies') }} */
 {{ config(
     materialized='incremental',
     unique_key='customer_key',
@@ -21,6 +23,9 @@
 {#- The import CTEs are not materialized: on an incremental run each one is a handful of
     index lookups, and joining them as materialized sets would be nested loops over sets the
     planner takes for one row. -#}
+{#- The at-risk verdict is the weekly one (fct_customer_health_weekly, built by the weekly
+    report's run): the newest judged week's. Before the first weekly run there is none. -#}
+{%- set weekly_health = load_relation(ref('fct_customer_health_weekly')) if execute else none -%}
 {%- if is_incremental() and execute -%}
     {#- where the health windows' boundaries were at the last run and are now, as literals so
         the boundary slices are index range scans -#}
@@ -33,6 +38,18 @@
     {%- set direction = 'sign(extract(epoch from ' ~ now_as_of ~ ' - ' ~ saved ~ '))::int' if can_rejudge else '1' -%}
 {%- endif %}
 with
+verdicts as (
+    -- the newest week's verdict per customer judged then (one rule: fct_customer_health_weekly)
+    {%- if weekly_health is not none %}
+    select customer_key, week_start, is_at_risk, at_risk_reason
+    from {{ weekly_health }}
+    where week_start = (select max(week_start) from {{ weekly_health }})
+    {%- else %}
+    select null::text as customer_key, null::date as week_start, null::boolean as is_at_risk,
+           null::text as at_risk_reason
+    where false
+    {%- endif %}
+),
 {%- if is_incremental() %}
 changed_rows as (
     -- customers whose own data changed: their rows are re-derived whole
@@ -96,6 +113,13 @@ window_moved as (
     select customer_key from {{ ref('fct_support_cases') }}
     where created_at > {{ low }} - {{ window }} and created_at <= {{ high }} - {{ window }}
       and customer_key is not null
+    union
+    -- a new weekly verdict (a new week judged, or a week judged again)
+    select stored.customer_key
+    from {{ this }} as stored
+    left join verdicts using (customer_key)
+    where (stored.at_risk_week_start, stored.is_at_risk, stored.at_risk_reason)
+          is distinct from (verdicts.week_start, verdicts.is_at_risk, verdicts.at_risk_reason)
 ),
 
 {%- if can_rejudge %}
@@ -171,10 +195,6 @@ located as not materialized (
     {%- endif %}
 ),
 
-companies as not materialized (
-    select * from {{ ref('stg_hubspot__companies') }}
-),
-
 as_of as (
     select coalesce(max(occurred_at), now()) as as_of_at from {{ ref('fct_touchpoints') }}
 ),
@@ -182,8 +202,6 @@ as_of as (
 customers as (
     select
         customer_key,
-        min(email) as email,
-        min(identifier) filter (where identifier_type = 'hubspot_contact') as hubspot_contact_id,
         count(*) as identifiers,
         count(*) filter (where identifier_type = 'email') as emails,
         count(*) filter (where identifier_type = 'segment_anonymous') as devices,
@@ -275,8 +293,6 @@ consent as (
 final as (
     select
         customers.customer_key,
-        customers.email,
-        customers.hubspot_contact_id,
         customers.identifiers,
         customers.emails,
         customers.devices,
@@ -294,19 +310,12 @@ final as (
         contact_of_customer.lifecycle_stage as hubspot_lifecycle_stage,
         contact_of_customer.country,
         coalesce(contact_of_customer.region, 'Unknown') as region,
-        nullif(trim(concat_ws(' ', contact_of_customer.first_name, contact_of_customer.last_name)), '') as display_name,
-        companies.company_name,
         coalesce(consent.analytics_consent, 'unknown') as analytics_consent,
         consent.analytics_consent_source,
         consent.analytics_consent_at,
         coalesce(consent.marketing_consent, 'unknown') as marketing_consent,
         consent.marketing_consent_source,
         consent.marketing_consent_at,
-        -- the columns of before, from the same states: marketing refused is an email opt-out
-        coalesce(consent.marketing_consent = 'refused', false) as email_opted_out,
-        consent.marketing_consent_source as email_consent_source,
-        case consent.analytics_consent when 'granted' then true when 'refused' then false end as consent_analytics,
-        case consent.marketing_consent when 'granted' then true when 'refused' then false end as consent_marketing,
         -- reports may name this customer unless they refused either purpose (README, privacy)
         coalesce(consent.analytics_consent, 'unknown') <> 'refused'
             and coalesce(consent.marketing_consent, 'unknown') <> 'refused' as may_be_named,
@@ -325,12 +334,11 @@ final as (
         coalesce(satisfaction.has_recent_detractor, false) as has_recent_detractor,
         coalesce(engagement.recent_engagement, 0) as recent_engagement,
         coalesce(engagement.earlier_engagement, 0) as earlier_engagement,
-        (coalesce(satisfaction.has_recent_detractor, false) or coalesce(service.recent_cases, 0) >= 2)
-            and coalesce(engagement.recent_engagement, 0) < coalesce(engagement.earlier_engagement, 0)
-            as is_at_risk,
+        verdicts.week_start as at_risk_week_start,
+        verdicts.is_at_risk,
+        verdicts.at_risk_reason,
         case
-            when (coalesce(satisfaction.has_recent_detractor, false) or coalesce(service.recent_cases, 0) >= 2)
-                 and coalesce(engagement.recent_engagement, 0) < coalesce(engagement.earlier_engagement, 0) then 'at_risk'
+            when verdicts.is_at_risk then 'at_risk'
             when coalesce(engagement.recent_engagement, 0) = 0 and coalesce(engagement.earlier_engagement, 0) = 0 then 'inactive'
             else 'healthy'
         end as health
@@ -342,7 +350,7 @@ final as (
     left join service using (customer_key)
     left join engagement using (customer_key)
     left join consent using (customer_key)
-    left join companies on companies.company_id = contact_of_customer.company_id
+    left join verdicts using (customer_key)
 )
 
 {% if is_incremental() and can_rejudge %}
@@ -350,14 +358,13 @@ final as (
     -- the stored row under the new as-of time: touchpoints that crossed a window boundary move
     -- between the recent and the earlier half (or out), answers and cases are re-counted
     select
-        stored.customer_key, stored.email, stored.hubspot_contact_id, stored.identifiers, stored.emails,
+        stored.customer_key, stored.identifiers, stored.emails,
         stored.devices, stored.first_seen_at, stored.first_touch_at, stored.last_touch_at,
         stored.acquisition_channel, stored.first_touchpoint, stored.lifecycle_stage,
-        stored.hubspot_lifecycle_stage, stored.country, stored.region, stored.display_name,
-        stored.company_name, stored.analytics_consent, stored.analytics_consent_source,
+        stored.hubspot_lifecycle_stage, stored.country, stored.region,
+        stored.analytics_consent, stored.analytics_consent_source,
         stored.analytics_consent_at, stored.marketing_consent, stored.marketing_consent_source,
-        stored.marketing_consent_at, stored.email_opted_out, stored.email_consent_source,
-        stored.consent_analytics, stored.consent_marketing, stored.may_be_named, stored.touchpoints, stored.web_touchpoints,
+        stored.marketing_consent_at, stored.may_be_named, stored.touchpoints, stored.web_touchpoints,
         stored.email_touchpoints, stored.crm_touchpoints, stored.support_touchpoints, stored.purchases,
         stored.touchpoints_by_channel, stored.latest_nps, stored.latest_csat, stored.support_cases,
         stored.repeat_support_cases,
@@ -365,16 +372,17 @@ final as (
         judged.has_recent_detractor,
         judged.recent_engagement,
         judged.earlier_engagement,
-        (judged.has_recent_detractor or judged.recent_support_cases >= 2)
-            and judged.recent_engagement < judged.earlier_engagement as is_at_risk,
+        verdicts.week_start as at_risk_week_start,
+        verdicts.is_at_risk,
+        verdicts.at_risk_reason,
         case
-            when (judged.has_recent_detractor or judged.recent_support_cases >= 2)
-                 and judged.recent_engagement < judged.earlier_engagement then 'at_risk'
+            when verdicts.is_at_risk then 'at_risk'
             when judged.recent_engagement = 0 and judged.earlier_engagement = 0 then 'inactive'
             else 'healthy'
         end as health
     from {{ this }} as stored
     join rejudged using (customer_key)
+    left join verdicts using (customer_key)
     left join window_shifts as shifts using (customer_key)
     cross join lateral (
         select

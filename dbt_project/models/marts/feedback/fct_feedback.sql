@@ -14,6 +14,13 @@ with
 {%- if is_incremental() %}
 replaced as (
     {{ changed_feedback() }}
+    union
+    -- a consent changed: a comment shown whose customer refuses analytics now, or withheld
+    -- whose customer no longer does (macros/consent.sql)
+    select stored.feedback_id
+    from {{ this }} as stored
+    where (stored.comment is not null and {{ analytics_refused('stored.customer_key') }})
+       or (stored.comment_withheld and not {{ analytics_refused('stored.customer_key') }})
 ),
 {%- endif %}
 
@@ -44,7 +51,8 @@ scored as (
         f.survey_name,
         f.score,
         f.submitted_at,
-        f.comment,
+        case when not {{ analytics_refused('i.customer_key') }} then f.comment end as comment,
+        f.comment is not null and {{ analytics_refused('i.customer_key') }} as comment_withheld,
         case
             when f.survey_type = 'NPS' and f.score >= 9 then 'promoter'
             when f.survey_type = 'NPS' and f.score >= 7 then 'passive'

@@ -2,14 +2,15 @@
     materialized='incremental',
     unique_key='session_key',
     incremental_strategy='replace',
-    replace_key='visitor_id',
+    replace_key='visitor_key',
     replace_from_key='session_number',
     on_schema_change='ignore',
-    indexes=[{'columns': ['session_key'], 'unique': True}, {'columns': ['visitor_id', 'session_number']}],
+    indexes=[{'columns': ['session_key'], 'unique': True}, {'columns': ['visitor_key', 'session_number']}],
     post_hook=["{{ analyze_if_rebuilt() }}", "{{ save_watermark() }}"],
 ) }}
 {#- Web sessions: a visitor's page and track events, split after session_timeout_minutes idle.
-    Method, grain and incremental logic: its docs block in _journeys__docs.md. -#}
+    Method, grain and incremental logic: its docs block in _journeys__docs.md. The visitor is
+    stored as a keyed pseudonym (visitor_key), never as the device or user id it stands for. -#}
 {%- set timeout_minutes = var('session_timeout_minutes') | int -%}
 {%- if timeout_minutes <= 0 -%}
     {{ exceptions.raise_compiler_error("var session_timeout_minutes must be a positive number of minutes, got " ~ var('session_timeout_minutes')) }}
@@ -21,6 +22,7 @@ visitors as (
     -- visitors with changed events, re-derived from their earliest new one (or entirely)
     select
         i.visitor_id,
+        {{ keyed_hash("'visitor:' || i.visitor_id") }} as visitor_key,
         min(case when e._loaded_at > {{ watermark() }} then i.occurred_at else '-infinity' end) as changed_from
     from {{ ref('int_segment_events_identified') }} as i
     join {{ ref('stg_segment__events') }} as e using (message_id)
@@ -29,12 +31,12 @@ visitors as (
 ),
 
 restarts as (
-    select visitors.visitor_id, restart.session_number, restart.started_at
+    select visitors.visitor_id, visitors.visitor_key, restart.session_number, restart.started_at
     from visitors
     left join lateral (
         select s.session_number, s.started_at
         from {{ this }} as s
-        where s.visitor_id = visitors.visitor_id and s.started_at < visitors.changed_from
+        where s.visitor_key = visitors.visitor_key and s.started_at < visitors.changed_from
         order by s.session_number desc
         limit 1
     ) as restart on true
@@ -88,7 +90,6 @@ activity as (
         e.occurred_at,
         i.visitor_id,
         i.session_offset,
-        e.anonymous_id,
         e.page_path,
         e.page_referrer,
         e.utm_source,
@@ -139,7 +140,6 @@ sessions as (
     select
         visitor_id,
         session_number + min(session_offset) as session_number,
-        min(anonymous_id) as anonymous_id,
         (array_agg(message_id order by occurred_at, message_id))[1] as first_message_id,
         (array_agg(user_customer_key order by occurred_at, message_id)
             filter (where user_customer_key is not null))[1] as user_customer_key,
@@ -180,9 +180,9 @@ grouped as (
 
 final as (
     select
-        md5('segment:' || s.visitor_id || ':' || s.first_message_id) as session_key,
+        {{ keyed_hash("'segment:' || s.visitor_id || ':' || s.first_message_id") }} as session_key,
         coalesce(s.user_customer_key, s.device_customer_key) as customer_key,
-        s.anonymous_id,
+        {{ keyed_hash("'visitor:' || s.visitor_id") }} as visitor_key,
         s.session_number,
         s.started_at,
         s.ended_at,
@@ -198,13 +198,12 @@ final as (
         s.page_views >= 2
             or s.ended_at - s.started_at >= interval '10 seconds'
             or s.has_conversion as is_engaged,
-        s.has_conversion,
-        s.visitor_id
+        s.has_conversion
     from grouped as s
 )
 
 {% if is_incremental() %}
-{{ replace_rows('final', 'restarts', 'restarts.visitor_id', 'restarts.session_number') }}
+{{ replace_rows('final', 'restarts', 'restarts.visitor_key', 'restarts.session_number') }}
 {% else %}
 select * from final
 {% endif %}

@@ -5,9 +5,11 @@
 {%- set max_chars = var('verbatim_max_chars') -%}
 with customers as (
     -- only customers whose consent allows the report to use their words
-    select customer_key, coalesce(region, 'Unknown') as region, display_name, email
-    from {{ ref('dim_customers') }}
-    where may_be_named
+    select customers.customer_key, coalesce(customers.region, 'Unknown') as region,
+           contacts.display_name, contacts.email
+    from {{ ref('dim_customers') }} as customers
+    left join {{ ref('dim_customer_contacts') }} as contacts using (customer_key)
+    where customers.may_be_named
 ),
 
 cases as (

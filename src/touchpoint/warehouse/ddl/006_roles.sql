@@ -5,9 +5,10 @@
 --   loader       writes raw.*, reads privacy.tombstones
 --   transformer  reads raw.*, owns the dbt schemas (staging, intermediate, marts, seeds,
 --                snapshots), writes dq.* (the data-quality checks run as it) and ops.*
---   analyst      reads the marts, and in them only the columns that are not direct identifiers
---                (granted by dbt after each build: macros/grants.sql); nothing else
---   reporter     reads the marts and ops.ingest_intervals, writes the send log reporting.deliveries
+--   analyst      reads the marts and the seeds, whole (no mart holds a direct identifier; granted
+--                by dbt after each build: macros/grants.sql); nothing else
+--   reporter     reads the marts, the seeds, the restricted views (who the customers are) and
+--                ops.ingest_intervals, writes the send log reporting.deliveries
 -- Every statement is idempotent; grants are re-applied at each run, so a table created since
 -- (a new raw stream) gets its privileges too.
 
@@ -70,11 +71,15 @@ begin
     if to_regclass('privacy.tombstones') is not null then
         execute format('grant select on privacy.tombstones to %I, %I', loader, transformer);
     end if;
+    -- the pseudonym secret keys the customer and visitor keys dbt derives (005_privacy.sql)
+    if to_regclass('privacy.pseudonym_key') is not null then
+        execute format('grant select on privacy.pseudonym_key to %I', transformer);
+    end if;
 
     -- The dbt schemas belong to the transformer; it creates and replaces everything in them.
     -- A warehouse built before the roles existed has them owned by the login user: hand them over.
     execute format('grant create on database %I to %I', current_database(), transformer);
-    foreach layer in array array['staging', 'intermediate', 'marts', 'seeds', 'snapshots'] loop
+    foreach layer in array array['staging', 'intermediate', 'marts', 'restricted', 'seeds', 'snapshots'] loop
         if to_regnamespace(layer) is null then
             begin
                 execute format('create schema %I authorization %I', layer, transformer);
@@ -95,8 +100,11 @@ begin
                            layer, rel.relname, transformer);
         end loop;
     end loop;
-    -- Marts: the schema is open to readers; each table's grants come from dbt (macros/grants.sql).
-    execute format('grant usage on schema marts to %I, %I', analyst, reporter);
+    -- Marts and seeds: the schemas are open to readers, restricted to the reporter; each
+    -- relation's grants come from dbt (macros/grants.sql).
+    execute format('grant usage on schema marts, seeds to %I, %I', analyst, reporter);
+    execute format('grant usage on schema restricted to %I', reporter);
+    execute format('revoke all on schema restricted from %I', analyst);
 
     -- Data-quality results are written by the checks, which run as the transformer.
     execute format('grant usage on schema dq to %I', transformer);
