@@ -11,7 +11,9 @@ import psycopg
 
 from touchpoint.cli import (
     dbt,
+    docs,
     extract,
+    metrics,
     privacy,
     quality,
     quarantine,
@@ -23,7 +25,7 @@ from touchpoint.config import Settings, load_settings
 from touchpoint.errors import TouchpointError
 
 #: the command groups, in the order ``touchpoint --help`` lists them
-GROUPS = (services, simulate, extract, quarantine, quality, dbt, report, privacy)
+GROUPS = (services, simulate, extract, quarantine, quality, dbt, docs, report, metrics, privacy)
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
