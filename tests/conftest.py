@@ -29,6 +29,10 @@ os.environ.update(
         "TOUCHPOINT_PG_PORT": str(TEST_PG_PORT),
         "TOUCHPOINT_TASK_RETRIES": "0",
         "MPLCONFIGDIR": str(TEST_VAR / "cache" / "matplotlib"),
+        # one deployment's keys in every test warehouse: the same customer has the same key in
+        # two warehouses a test compares, and a test's "first customers by key" are the same
+        # from run to run (tests/warehouse/test_roles.py checks the generated secret)
+        "TOUCHPOINT_PSEUDONYM_SECRET": "touchpoint-tests-pseudonym-secret-0001",
     }
 )
 os.environ.pop("TOUCHPOINT_WAREHOUSE_URL", None)

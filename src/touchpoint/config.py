@@ -399,6 +399,25 @@ def load_limits() -> IngestLimits:
     return limits
 
 
+#: the shortest pseudonym secret taken (hex digits of 128 bits)
+MIN_PSEUDONYM_SECRET = 32
+
+
+def load_pseudonym_secret() -> str | None:
+    """``TOUCHPOINT_PSEUDONYM_SECRET``, the secret a new warehouse keys its customers with
+    (README, "Pseudonymous keys"); None: the warehouse generates its own."""
+    secret = os.environ.get("TOUCHPOINT_PSEUDONYM_SECRET", "").strip()
+    if not secret:
+        return None
+    if len(secret) < MIN_PSEUDONYM_SECRET:
+        raise ConfigError(
+            f"TOUCHPOINT_PSEUDONYM_SECRET has {len(secret)} characters; give at least"
+            f" {MIN_PSEUDONYM_SECRET} (e.g. `openssl rand -hex 32`), or unset it to let the"
+            " warehouse generate one"
+        )
+    return secret
+
+
 def load_roles() -> Roles:
     """The role names alone (``ensure_schema`` and connections need them without the rest)."""
     d = Roles

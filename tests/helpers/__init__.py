@@ -85,6 +85,12 @@ def drop_db(cluster_url: str, url: str) -> None:
 NUMBER_TYPES = {"smallint", "integer", "bigint", "numeric", "real", "double precision"}
 
 
+#: marts that record what the builds saw rather than derive from the data: the customer-key
+#: change map is the identity snapshot's history, so a warehouse built in steps that merged two
+#: customers has rows a single full build of the same data never had
+BUILD_HISTORY = frozenset({"dim_customer_key_changes"})
+
+
 def mart_checksums(
     url: str, also: tuple[str, ...] = (), sums_of_deltas: tuple[str, ...] = ()
 ) -> dict[str, tuple[int, str]]:
@@ -93,7 +99,8 @@ def mart_checksums(
     (when a row was written) are left out: two builds of the same rows differ there. In the
     tables of ``sums_of_deltas`` (totals kept by adding deltas, which keep a group whose numbers
     fell back to 0 so that the models after them see it change) rows whose numbers are all 0
-    are left out: a full build writes no such row."""
+    are left out: a full build writes no such row. The marts of :data:`BUILD_HISTORY` are
+    left out too."""
     with psycopg.connect(url) as conn:
         tables = [
             f"marts.{r[0]}"
@@ -101,6 +108,7 @@ def mart_checksums(
                 "select table_name from information_schema.tables"
                 " where table_schema = 'marts' order by 1"
             )
+            if r[0] not in BUILD_HISTORY
         ] + list(also)
         sums = {}
         for table in tables:

@@ -525,6 +525,13 @@ def test_the_last_interval_really_changed_what_earlier_runs_built(two_warehouses
         merges = conn.execute(
             "select count(*) from intermediate.int_identity_key_changes"
         ).fetchone()[0]
+        # the analysts' map: the merged customer's old key leads to the key it has now
+        mapped = conn.execute(
+            "select count(*) from marts.dim_customer_key_changes as m"
+            " join marts.dim_customers as c on c.customer_key = m.new_customer_key"
+            " where not exists (select from marts.dim_customers as o"
+            "                   where o.customer_key = m.old_customer_key)"
+        ).fetchone()[0]
         removed = conn.execute(
             "select count(*) from intermediate.int_events_classified where is_removed"
         ).fetchone()[0]
@@ -563,6 +570,7 @@ def test_the_last_interval_really_changed_what_earlier_runs_built(two_warehouses
             (customer, region),
         ).fetchone()[0]
     assert merges > 0, "the alias should have merged two customers across runs"
+    assert mapped > 0, "marts.dim_customer_key_changes should map the merged key to the kept one"
     assert removed >= 1, "the missed meeting should no longer be an event"
     assert moved >= 1, "the ticket should have moved in time"
     assert moved_later == 1, "the engagement should have moved to the last interval"

@@ -25,6 +25,7 @@ from psycopg import errors
 from helpers import FIXTURES, REPO, SIM_START, run_cli
 from touchpoint import pipeline
 from touchpoint.delivery.smtp import SmtpSettings
+from touchpoint.errors import ConfigError
 from touchpoint.warehouse.connection import connect
 from touchpoint.warehouse.schema import ensure_schema
 
@@ -445,9 +446,9 @@ def test_free_text_is_classified_and_shown_only_where_analytics_consent_allows(
             )
 
 
-def test_customer_keys_are_keyed_with_the_warehouses_secret(built_world, fresh_db):
+def test_customer_keys_are_keyed_with_the_warehouses_secret(built_world, fresh_db, monkeypatch):
     """A guessed identifier does not give its key without the secret, which no reader holds;
-    each warehouse generates its own."""
+    without TOUCHPOINT_PSEUDONYM_SECRET each warehouse generates its own, kept from then on."""
     with psycopg.connect(built_world) as conn:
         (secret,) = conn.execute("select secret from privacy.pseudonym_key").fetchone()
         rows = conn.execute(
@@ -460,12 +461,21 @@ def test_customer_keys_are_keyed_with_the_warehouses_secret(built_world, fresh_d
         assert key == hashlib.sha256(f"{secret}:customer:{anchor}".encode()).hexdigest()[:32]
     for role in ("analyst", "reporter", "loader"):
         assert denied(built_world, role, "select secret from privacy.pseudonym_key")
+    assert secret == os.environ["TOUCHPOINT_PSEUDONYM_SECRET"]  # the tests' deployment setting
+    monkeypatch.delenv("TOUCHPOINT_PSEUDONYM_SECRET")
     with psycopg.connect(fresh_db) as conn:
         ensure_schema(conn)
         (other,) = conn.execute("select secret from privacy.pseudonym_key").fetchone()
         ensure_schema(conn)
         assert conn.execute("select secret from privacy.pseudonym_key").fetchone() == (other,)
-    assert other != secret
+    assert other != secret and len(other) == 64
+    # a setting that is not the warehouse's secret would re-key everyone: refused
+    monkeypatch.setenv("TOUCHPOINT_PSEUDONYM_SECRET", secret)
+    with psycopg.connect(fresh_db) as conn, pytest.raises(ConfigError, match="re-key"):
+        ensure_schema(conn)
+    monkeypatch.setenv("TOUCHPOINT_PSEUDONYM_SECRET", "short")
+    with psycopg.connect(fresh_db) as conn, pytest.raises(ConfigError, match="at least 32"):
+        ensure_schema(conn)
 
 
 PROFILE_PROBE = """

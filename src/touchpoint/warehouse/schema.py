@@ -12,7 +12,8 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
-from touchpoint.config import load_roles
+from touchpoint.config import load_pseudonym_secret, load_roles
+from touchpoint.errors import ConfigError
 from touchpoint.sources.catalog import ALL_STREAMS
 from touchpoint.warehouse.connection import connect, role_url
 
@@ -29,7 +30,7 @@ def ensure_schema(conn: psycopg.Connection) -> None:
 
     The DDL runs as the login user (the warehouse's owner) even on a connection that has taken
     a stage's role, which could not create it; the connection's role is the same afterwards."""
-    roles = load_roles()
+    roles, secret = load_roles(), load_pseudonym_secret()
     with conn.transaction():
         stage_role = conn.execute("select current_user::text, session_user::text").fetchone()
         assert stage_role is not None
@@ -43,8 +44,17 @@ def ensure_schema(conn: psycopg.Connection) -> None:
             ("reporter", roles.reporter),
         ):
             conn.execute("select set_config(%s, %s, true)", (f"touchpoint.role_{key}", name))
+        conn.execute("select set_config('touchpoint.pseudonym_secret', %s, true)", (secret or "",))
         for _name, ddl in ddl_files():
             conn.execute(ddl)
+        if secret is not None:
+            stored = conn.execute("select secret from privacy.pseudonym_key").fetchone()
+            if stored is None or stored[0] != secret:
+                raise ConfigError(
+                    "TOUCHPOINT_PSEUDONYM_SECRET is not the secret this warehouse keys its"
+                    " customers with: unset it, or re-key every customer as README"
+                    ' "Pseudonymous keys" says'
+                )
         for stream in ALL_STREAMS:
             schema, table = stream.table.split(".")
             assert schema == "raw", f"stream {stream.name} must land in schema raw"

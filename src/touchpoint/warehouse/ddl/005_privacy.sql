@@ -32,14 +32,17 @@ $$;
 
 -- The deployment's pseudonym secret: customer keys and visitor keys are keyed hashes of the
 -- identifiers they stand for (dbt macro keyed_hash), so that whoever can guess an email cannot
--- confirm which key it is without this secret. One row, generated once per warehouse (from
--- PostgreSQL's strong random source) and never changed: a new secret would give every customer
--- a new key (README, "Pseudonymous keys"). Readable by the transformer only.
+-- confirm which key it is without this secret. One row, made once per warehouse and never
+-- changed (a new secret would give every customer a new key, README "Pseudonymous keys"):
+-- TOUCHPOINT_PSEUDONYM_SECRET when set (ensure_schema passes it as touchpoint.pseudonym_secret
+-- for this transaction), else generated from PostgreSQL's strong random source. Readable by
+-- the transformer only.
 create table if not exists privacy.pseudonym_key (
     singleton   boolean primary key default true check (singleton),
     secret      text not null check (length(secret) >= 32),
     created_at  timestamptz not null default now()
 );
 insert into privacy.pseudonym_key (secret)
-select replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '')
+select coalesce(nullif(current_setting('touchpoint.pseudonym_secret', true), ''),
+                replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))
 where not exists (select from privacy.pseudonym_key);
