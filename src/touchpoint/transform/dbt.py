@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from touchpoint.config import Roles, Settings, load_settings
@@ -100,8 +101,12 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
-def run_dbt(args: list[str], project_dir: Path, warehouse_url: str, var_dir: Path) -> str:
-    """Run ``dbt <args>`` on the project; returns its output, raises :class:`DbtFailed`."""
+def run_dbt(
+    args: list[str], project_dir: Path, warehouse_url: str, var_dir: Path, raw_alone: bool = True
+) -> str:
+    """Run ``dbt <args>`` on the project; returns its output, raises :class:`DbtFailed`.
+    ``raw_alone``: no load writes raw meanwhile (False for a command that reads no table, such
+    as ``parse``, which then need not wait for the loads in flight)."""
     env = {**os.environ, **dbt_env(warehouse_url, var_dir)}
     cmd = [
         dbt_executable(),
@@ -112,7 +117,7 @@ def run_dbt(args: list[str], project_dir: Path, warehouse_url: str, var_dir: Pat
         str(project_dir),
     ]
     log.info("running %s", " ".join(cmd[: 1 + len(args)]))
-    with raw_layer_alone(warehouse_url, f"dbt {args[0]}"):  # no load writes raw meanwhile
+    with raw_layer_alone(warehouse_url, f"dbt {args[0]}") if raw_alone else nullcontext():
         result = subprocess.run(
             cmd, cwd=project_dir, env=env, capture_output=True, text=True, check=False
         )

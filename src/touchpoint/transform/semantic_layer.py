@@ -29,21 +29,10 @@ def metricflow_project(settings: Settings, warehouse_url: str) -> Path:
     mf reads ``<project>/target/semantic_manifest.json`` and nothing else, while dbt's target
     lives under var/: this directory (var/dbt/metricflow/<database>) links the project's
     dbt_project.yml and, as ``target``, that target."""
-    from touchpoint.transform.dbt import DbtFailed, dbt_env, dbt_executable, target_dir
+    from touchpoint.transform.dbt import run_dbt, target_dir
 
     project_dir = settings.dbt_project_dir
-    dirs = ["--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
-    parsed = subprocess.run(
-        [dbt_executable(), "parse", *dirs],
-        cwd=project_dir,
-        env={**os.environ, **dbt_env(warehouse_url, settings.var_dir)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if parsed.returncode != 0:
-        last = (parsed.stdout.strip().splitlines() or ["no output"])[-1]
-        raise DbtFailed(f"dbt parse failed (exit {parsed.returncode}): {last}")
+    run_dbt(["parse"], project_dir, warehouse_url, settings.var_dir, raw_alone=False)
     target = target_dir(settings.var_dir, warehouse_url)
     root = settings.var_dir / "dbt" / "metricflow" / target.name
     root.mkdir(parents=True, exist_ok=True)
