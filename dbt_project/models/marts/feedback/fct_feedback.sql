@@ -19,8 +19,8 @@ replaced as (
     -- whose customer no longer does (macros/consent.sql)
     select stored.feedback_id
     from {{ this }} as stored
-    where (stored.comment is not null and {{ analytics_refused('stored.customer_key') }})
-       or (stored.comment_withheld and not {{ analytics_refused('stored.customer_key') }})
+    where (stored.comment is not null or stored.comment_withheld)
+      and stored.comment_withheld <> {{ analytics_refused('stored.customer_key') }}
 ),
 {%- endif %}
 
@@ -51,8 +51,8 @@ scored as (
         f.survey_name,
         f.score,
         f.submitted_at,
-        case when not {{ analytics_refused('i.customer_key') }} then f.comment end as comment,
-        f.comment is not null and {{ analytics_refused('i.customer_key') }} as comment_withheld,
+        case when not consent.refused then f.comment end as comment,
+        f.comment is not null and consent.refused as comment_withheld,
         case
             when f.survey_type = 'NPS' and f.score >= 9 then 'promoter'
             when f.survey_type = 'NPS' and f.score >= 7 then 'passive'
@@ -62,6 +62,7 @@ scored as (
         (f.survey_type = 'NPS' and f.score <= 6) or (f.survey_type = 'CSAT' and f.score <= 2) as is_dissatisfied
     from feedback as f
     left join identifiers as i on i.identifier = f.contact_id
+    cross join lateral (select {{ analytics_refused('i.customer_key') }} as refused) as consent
 ),
 
 summary as (

@@ -63,8 +63,8 @@ final as (
         s.customer_key,
         s.category,
         s.priority,
-        case when not {{ analytics_refused('s.customer_key') }} then s.subject end as subject,
-        s.subject is not null and {{ analytics_refused('s.customer_key') }} as subject_withheld,
+        case when not consent.refused then s.subject end as subject,
+        s.subject is not null and consent.refused as subject_withheld,
         s.created_at,
         s.closed_at,
         r.first_response_at,
@@ -81,6 +81,7 @@ final as (
         s.customer_category_cases
     from sequenced as s
     left join first_responses as r using (case_id)
+    cross join lateral (select {{ analytics_refused('s.customer_key') }} as refused) as consent
 )
 
 select * from final
