@@ -5,6 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from touchpoint.report.commercial import (
+    Campaign,
+    Campaigns,
+    Commercial,
+    LostReason,
+    Pipeline,
+    PipelineStage,
+    RevenueRow,
+    Traffic,
+    TrafficSource,
+)
 from touchpoint.report.content import (
     ATTRIBUTION_MODELS,
     AtRisk,
@@ -258,7 +269,51 @@ def content(total: int = 1234) -> WeeklyContent:
         detractor_touchpoints=[DetractorTouchpoint("delivery_packaging", 12, 20, 0.6, 0.3, 2.0)],
         signals_judged=40,
         history=[(week - timedelta(weeks=n), 1000 + n, 80, 5.0) for n in range(3, -1, -1)],
+        commercial=commercial(),
         data_as_of=datetime(2026, 11, 1, 22, 0, tzinfo=UTC),
+    )
+
+
+def commercial() -> Commercial:
+    """The marketing and sales sections, built by hand."""
+    models = dict.fromkeys(ATTRIBUTION_MODELS, 1250.0)
+    return Commercial(
+        campaigns=Campaigns(
+            [
+                Campaign(
+                    "newsletter-2026-w44", 800, 780, 310, 120, 62, 5, 1, 0.4, 0.08, 0.0064, 0.0013
+                ),
+                Campaign("promo-autumn", 400, 390, 90, 40, 8, 9, 2, 0.23, 0.02, 0.023, 0.005),
+                Campaign("order_confirmation", 60, 60, 50, 5, 20, 0, 0, 0.83, 0.33, 0.0, 0.0),
+                Campaign("tiny-test", 5, 5, 1, 0, 0, 0, 0, 0.2, 0.0, 0.0, 0.0),
+            ]
+        ),
+        traffic=Traffic(
+            [
+                TrafficSource("organic_search", "google", "organic", 420, 300, 12, 9),
+                TrafficSource("organic_social", "l.facebook.com", "social", 120, 50, 3, 1),
+            ],
+            540,
+            10,
+        ),
+        pipeline=Pipeline(
+            deals_created=14,
+            amount_created=42000.0,
+            deals_won=5,
+            amount_won=15500.0,
+            deals_lost=3,
+            amount_lost=7000.0,
+            win_rate=0.625,
+            median_cycle_days=18.5,
+            open_deals=22,
+            open_amount=71000.0,
+            stages=[
+                PipelineStage("appointmentscheduled", "Appointment scheduled", 14, 11, 9, 27000.0, 3.5),
+                PipelineStage("contractsent", "Contract sent", 6, 8, 4, 12000.0, None),
+            ],
+            lost_reasons=[LostReason("Chose a competitor", 2, 5000.0)],
+        ),
+        revenue=[RevenueRow("email", "EUR", models, dict.fromkeys(ATTRIBUTION_MODELS, 1.5))],
     )
 
 

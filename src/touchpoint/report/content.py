@@ -23,6 +23,7 @@ from touchpoint.config import DEFAULT_PROJECT_DIR
 from touchpoint.delivery.recipients import ALL, Slice
 from touchpoint.i18n import N_
 from touchpoint.intervals import iso_week
+from touchpoint.report.commercial import ATTRIBUTION_MODELS, Commercial, load_commercial
 from touchpoint.report.signals import (
     TOP_SIGNALS,
     TREND_WEEKS,
@@ -39,11 +40,9 @@ from touchpoint.report.standing import (
     load_scorecard,
     number_or_none,
 )
-from touchpoint.transform.project import attribution_models, project_vars
+from touchpoint.transform.project import project_vars
 from touchpoint.warehouse.connection import scalar
 
-#: the models the marts credit conversions by, as the dbt project declares them
-ATTRIBUTION_MODELS = attribution_models(DEFAULT_PROJECT_DIR / "dbt_project")
 #: answers a score needs before the report prints it (the signals' own threshold)
 _VARS = project_vars(DEFAULT_PROJECT_DIR / "dbt_project")
 MIN_ANSWERS = int(_VARS["signal_min_answers"])
@@ -285,6 +284,8 @@ class WeeklyContent:
     detractor_touchpoints: list[DetractorTouchpoint] = field(default_factory=list)
     #: how many signals of the week and region were judged (0: too little history to judge)
     signals_judged: int = 0
+    #: the marketing and sales sections the slice reads (campaigns, traffic, pipeline, revenue)
+    commercial: Commercial = field(default_factory=Commercial)
     #: (week_start, touchpoints, customers, conversions) for the trend chart, oldest first
     history: list[tuple[date, int, int, float]] = field(default_factory=list)
     data_as_of: datetime | None = None
@@ -554,5 +555,6 @@ def load_weekly_content(
         detractor_touchpoints=detractor_touchpoints,
         signals_judged=next(iter(judged.values())) if judged else 0,
         history=history,
+        commercial=load_commercial(conn, week_start, slice_),
         data_as_of=as_of,
     )

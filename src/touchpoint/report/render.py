@@ -18,6 +18,7 @@ from touchpoint.delivery.recipients import Recipient
 from touchpoint.i18n import N_, translations
 from touchpoint.report import charts
 from touchpoint.report.attachments import kpi_csv
+from touchpoint.report.commercial import CAMPAIGN_MIN_DELIVERED
 from touchpoint.report.content import (
     ATTRIBUTION_MODELS,
     BASELINE_WEEKS,
@@ -85,6 +86,8 @@ def _environment_for(templates_dir: str, locale: str, timezone: str, language: s
     env.filters["moment"] = words.moment
     env.filters["share"] = words.percent
     env.filters["hours"] = words.hours
+    env.filters["money"] = words.money
+    env.filters["days"] = words.days
     env.filters["standing"] = words.standing
     env.filters["standing_sample"] = words.standing_sample
     env.filters["below_company"] = words.below_company
@@ -195,6 +198,7 @@ def render_weekly_report(
         "health_window_days": HEALTH_WINDOW_DAYS,
         "baseline_weeks": BASELINE_WEEKS,
         "recurring_share": RECURRING_SHARE,
+        "campaign_min_delivered": CAMPAIGN_MIN_DELIVERED,
     }
     subject = env.get_template("weekly_report.subject.txt").render(context).strip()
     html = css_inline.inline(env.get_template("weekly_report.html").render(context))

@@ -7,15 +7,17 @@ reader sees of it in words passes through here or through the templates' gettext
 from __future__ import annotations
 
 import gettext
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.lists import format_list
-from babel.numbers import format_decimal, format_percent
+from babel.numbers import format_currency, format_decimal, format_percent
 
 from touchpoint.delivery.recipients import ALL, Slice
 from touchpoint.i18n import N_, term_id
@@ -118,6 +120,30 @@ class Wording:
         if p90 is not None:
             shown = f"{shown} / {self.decimal(p90)}"
         return self._("%(hours)s h") % {"hours": shown}
+
+    def money(self, amount: float | None, currency: str) -> str:
+        """An amount in whole units of its currency, as the locale writes money ('€12,345',
+        '12 345 €'); 'n/a' for none."""
+        if amount is None:
+            return self._("n/a")
+        return format_currency(
+            round(amount),
+            currency,
+            format=self._money_pattern,
+            currency_digits=False,
+            locale=self.locale,
+        )
+
+    @cached_property
+    def _money_pattern(self) -> str:
+        pattern = Locale.parse(self.locale).currency_formats["standard"].pattern
+        return re.sub(r"\.0+", "", pattern.split(";")[0])
+
+    def days(self, value: float | None) -> str:
+        """A duration in days ('12.5 d'); 'n/a' for none."""
+        if value is None:
+            return self._("n/a")
+        return self._("%(days)s d") % {"days": self.decimal(value)}
 
     def day(self, d: date) -> str:
         return format_date(d, format="medium", locale=self.locale)
