@@ -73,7 +73,9 @@ def _week(moment: datetime) -> int:
 
 def _category(event: dict) -> str | None:
     category = event.get("category")
-    return category[0] if isinstance(category, list) else category
+    kind = category[0] if isinstance(category, list) else category
+    # the weekly offers (category promotion) are the newsletter touchpoint, as the taxonomy says
+    return "newsletter" if kind == "promotion" else kind
 
 
 def _persons(world: World) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
@@ -88,7 +90,11 @@ def _email_touches(world: World, category: str) -> dict[int, list[datetime]]:
     _, by_email, _ = _persons(world)
     touches: dict[int, list[datetime]] = defaultdict(list)
     for event in world.email_events:
-        if event["event"] in ("delivered", "open", "click") and _category(event) == category:
+        if (
+            event["event"] in ("delivered", "open", "click")
+            and _category(event) == category
+            and not event.get("sg_machine_open")  # a mail client's proxy, not the person
+        ):
             touches[by_email[event["email"]]].append(_at(event["timestamp"]))
     return touches
 
@@ -179,6 +185,7 @@ def _browsing(world: World, people: set[int]) -> int:
         if by_email[e["email"]] in people
         and e["event"] in ("open", "click")
         and _category(e) in ("newsletter", "renewal")
+        and not e.get("sg_machine_open")
         and _at(e["timestamp"]) >= N0
     )
     return pages + mail

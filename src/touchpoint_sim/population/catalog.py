@@ -206,3 +206,17 @@ HOUR_WEIGHTS = (
 )
 #: week-to-week spread of the arrival rate (the log of a week's multiplier is normal, this sd)
 WEEK_NOISE = 0.08
+#: Mail: the share of recipients reading on Apple Mail with Mail Privacy Protection, whose
+#: every delivered message Apple's proxy fetches ("opens") soon after delivery
+MACHINE_OPEN_SHARE = 0.3
+#: the user agent SendGrid records for an Apple proxy fetch (no device detail: that is the point)
+MACHINE_OPEN_USER_AGENT = "Mozilla/5.0"
+#: Mail: the share of messages a receiving server blocks (SendGrid `bounce` with `type: blocked`)
+BLOCKED_SHARE = 0.01
+#: SendGrid's bounce_classification of a block, with relative weights
+BLOCK_CLASSIFICATIONS = (
+    ("Reputation", 0.4),
+    ("Technical", 0.3),
+    ("Content", 0.2),
+    ("Frequency or Volume", 0.1),
+)

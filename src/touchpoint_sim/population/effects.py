@@ -131,7 +131,9 @@ class Effects(Service):
                     p is not None
                     and event["event"] in ("open", "click")
                     and since_ts <= event["timestamp"] < until_ts
-                    and email_category(event) in ("newsletter", "renewal")
+                    and email_category(event) in ("newsletter", "promotion", "renewal")
+                    # Apple's proxy fetches the pixel however engaged the reader is
+                    and not event.get("sg_machine_open")
                     and not _keeps(key, p.index, _day_of(event["timestamp"]), factor)
                 ):
                     if event["sg_event_id"] not in dropped:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from touchpoint_sim.population.base import Base
-from touchpoint_sim.population.catalog import NEWSLETTER_GROUP, SITE
+from touchpoint_sim.population.catalog import (
+    BLOCK_CLASSIFICATIONS,
+    BLOCKED_SHARE,
+    MACHINE_OPEN_SHARE,
+    MACHINE_OPEN_USER_AGENT,
+    NEWSLETTER_GROUP,
+    SITE,
+)
 from touchpoint_sim.population.records import Person
 from touchpoint_sim.population.taxonomy import EMAIL_TOUCHPOINTS, email_category
 
@@ -18,6 +26,8 @@ class Sent:
     delivered: bool
     opened_at: datetime | None = None
     clicked_at: datetime | None = None
+    #: what SendGrid repeats on every event of the message: categories, unique arguments, group
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 class Mail(Base):
@@ -50,7 +60,10 @@ class Mail(Base):
             base["asm_group_id"] = group
         base.update(unique or {})  # unique arguments arrive as top-level keys
         ts = int(at.timestamp())
-        sent = Sent(message_id, delivered=False)
+        sent = Sent(message_id, delivered=False, fields=_message_fields(base))
+        # What the earlier simulator did not emit (blocks, machine opens) draws from a stream of
+        # the message's own: the person's stream, and the world around it, stay as they were.
+        own = random.Random(f"{self.seed}:message:{message_id}")
         bounced = p.bounced_at is not None and p.bounced_at <= at
         if bounced or self.rng.random() < 0.015:
             reason = "Bounced Address" if bounced else "Invalid SMTPAPI header"
@@ -81,14 +94,49 @@ class Mail(Base):
                     "type": "bounce",
                     "status": "5.1.1",
                     "reason": "550 5.1.1 The email account that you tried to reach does not exist",
+                    "bounce_classification": "Invalid Address",
                     "timestamp": ts + 3,
                 },
+            )
+            return sent
+        if own.random() < BLOCKED_SHARE:
+            # a soft bounce: the receiving server refused this message, not the address (SendGrid
+            # adds the address to its blocks, and later mail is sent)
+            names, weights = zip(*BLOCK_CLASSIFICATIONS, strict=True)
+            self._emit(
+                p,
+                {
+                    **base,
+                    "event": "bounce",
+                    "type": "blocked",
+                    "status": "5.7.1",
+                    "reason": "554 5.7.1 Service unavailable; client host blocked by a blocklist",
+                    "bounce_classification": own.choices(names, weights)[0],
+                    "timestamp": ts + 3,
+                },
+                rng=own,
             )
             return sent
         self._emit(
             p, {**base, "event": "delivered", "response": "250 2.0.0 OK", "timestamp": ts + 2}
         )
         sent.delivered = True
+        if self.reads_on_apple_mail(p):
+            # Mail Privacy Protection: Apple's proxy fetches the tracking pixel of every message
+            # delivered, whether or not its reader ever looks at it (SendGrid: sg_machine_open)
+            fetched = ts + 2 + own.randint(20, 1800)
+            self._emit(
+                p,
+                {
+                    **base,
+                    "event": "open",
+                    "useragent": MACHINE_OPEN_USER_AGENT,
+                    "ip": f"17.{own.randint(56, 58)}.{own.randint(0, 255)}.{own.randint(1, 254)}",
+                    "sg_machine_open": True,
+                    "timestamp": fetched,
+                },
+                rng=own,
+            )
         churned = p.churned_at is not None and at >= p.churned_at
         if not churned and self.rng.random() < opens:
             opened = self.later(at, timedelta(minutes=2), timedelta(hours=30))
@@ -121,14 +169,27 @@ class Mail(Base):
                     )
         return sent
 
-    def _emit(self, p: Person, event: dict[str, Any], with_id: bool = True) -> None:
+    def reads_on_apple_mail(self, p: Person) -> bool:
+        """Whether ``p`` reads on Apple Mail with Mail Privacy Protection (fixed per person,
+        from a stream of its own)."""
+        return random.Random(f"{self.seed}:apple-mail:{p.index}").random() < MACHINE_OPEN_SHARE
+
+    def _emit(
+        self,
+        p: Person,
+        event: dict[str, Any],
+        with_id: bool = True,
+        rng: random.Random | None = None,
+    ) -> None:
+        rng = rng or self.rng
         if with_id:
-            event["sg_event_id"] = self.hexid(22)
+            event["sg_event_id"] = f"{rng.getrandbits(88):022x}"
         if event["timestamp"] >= int(self.end.timestamp()):
             return
         self.world.email_events.append(event)
         self.world.truth.append(("sendgrid", event.get("sg_event_id") or "", p.index))
-        if self.tracking and event["event"] in ("delivered", "open", "click"):
+        machine = bool(event.get("sg_machine_open"))
+        if self.tracking and event["event"] in ("delivered", "open", "click") and not machine:
             category = email_category(event)
             if category in EMAIL_TOUCHPOINTS:
                 self.touch(
@@ -137,7 +198,7 @@ class Mail(Base):
                     EMAIL_TOUCHPOINTS[category],
                     "email",
                 )
-        if self.rng.random() < 0.02:  # at-least-once delivery: the same event twice
+        if rng.random() < 0.02:  # at-least-once delivery: the same event twice
             self.world.email_events.append(dict(event))
 
     def opt_out(self, p: Person, at: datetime) -> None:
@@ -150,7 +211,7 @@ class Mail(Base):
         base = {
             "email": p.crm_email,
             "sg_message_id": f"{sent.message_id}.filter0001",
-            "category": "newsletter",
+            **sent.fields,
             "timestamp": int(at.timestamp()),
         }
         if globally:
@@ -198,8 +259,15 @@ class Mail(Base):
             {
                 "email": p.crm_email,
                 "sg_message_id": f"{sent.message_id}.filter0001",
+                **sent.fields,
                 "event": "spamreport",
                 "timestamp": int(at.timestamp()),
             },
         )
         self.opt_out(p, at)
+
+
+def _message_fields(base: dict[str, Any]) -> dict[str, Any]:
+    """The fields SendGrid repeats on a message's later events (unsubscribes, spam reports):
+    its categories, unique arguments and unsubscribe group, not its SMTP envelope."""
+    return {k: v for k, v in base.items() if k not in ("email", "sg_message_id", "smtp-id")}

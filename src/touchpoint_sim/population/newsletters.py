@@ -41,13 +41,21 @@ class Newsletters(Web, Mail):
             url = (
                 f"{SITE}/product?utm_source=newsletter&utm_medium=email&utm_campaign={campaign_id}"
             )
+            # The newsletter names its issue by ISO week (a unique argument); the offers are a
+            # promotion campaign of their own category.
+            year, iso_week, _ = send_at.isocalendar()
+            unique = (
+                {"campaign_id": campaign_id, "newsletter_issue": f"{year}-w{iso_week:02d}"}
+                if day == 1
+                else {"campaign_id": campaign_id}
+            )
             sent = self.email(
                 p,
                 send_at,
-                "newsletter",
+                "newsletter" if day == 1 else "promotion",
                 opens=0.35,
                 clicks=0.3,
-                unique={"campaign_id": campaign_id},
+                unique=unique,
                 url=url,
                 group=NEWSLETTER_GROUP,
             )

@@ -9,6 +9,7 @@ from typing import Any
 _NOT_BROWSING = ("/signup", "/checkout", "/newsletter", "/contact-sales")
 EMAIL_TOUCHPOINTS = {
     "newsletter": "newsletter",
+    "promotion": "newsletter",  # the weekly offers: the same touchpoint as the newsletter
     "order_confirmation": "order_confirmation",
     "shipping": "delivery_packaging",
     "renewal": "renewals_subscriptions",

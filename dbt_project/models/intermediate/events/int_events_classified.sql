@@ -167,7 +167,8 @@ email as (
     select
         'email' as source,
         e.email_event_id as source_event_id,
-        e.event_type,
+        -- a mail client's proxy fetching the pixel is no reader's touchpoint (taxonomy: machine_open)
+        case when e.is_machine_open then 'machine_open' else e.event_type end as event_type,
         coalesce(e.category, 'uncategorised') as event_detail,
         e.occurred_at,
         i.customer_key
