@@ -151,10 +151,7 @@ sessions as (
         bool_or(is_conversion) as has_conversion,
         min(page_path) filter (where message_id = landing_message_id) as landing_path,
         min(nullif(page_referrer, '')) filter (where message_id = landing_message_id) as landing_referrer,
-        min(lower(coalesce(
-            substring(page_referrer from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#:]+)'),
-            nullif(page_referrer, '')
-        ))) filter (where message_id = landing_message_id) as referrer_host,
+        min({{ url_host('page_referrer') }}) filter (where message_id = landing_message_id) as referrer_host,
         min(nullif(utm_source, '')) filter (where message_id = landing_message_id) as utm_source,
         min(nullif(utm_medium, '')) filter (where message_id = landing_message_id) as utm_medium,
         min(nullif(utm_campaign, '')) filter (where message_id = landing_message_id) as utm_campaign
