@@ -32,6 +32,7 @@ CONVERSION_LOOKBACK_DAYS = 30
 #: Every (touchpoint, channel) the simulator emits, as the taxonomy classifies its events.
 TOUCHPOINT_CHANNELS: dict[str, tuple[str, ...]] = {
     "online_advertising": ("paid_ads",),
+    "social_media": ("social",),
     "website_visit": ("web",),
     "product_research": ("web",),
     "reviews_read": ("web",),

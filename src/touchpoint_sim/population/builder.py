@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from touchpoint.progress import progress
 from touchpoint_sim.incidents import Incident, check_incidents
-from touchpoint_sim.population.catalog import ACQUISITION, PRODUCTS
+from touchpoint_sim.population.catalog import ACQUISITION, CAMPAIGNS, PRODUCTS, SOCIAL_ARRIVALS
 from touchpoint_sim.population.effects import Effects
 from touchpoint_sim.population.newsletters import Newsletters
 from touchpoint_sim.population.people import People
@@ -43,20 +43,42 @@ class _Builder(Effects, Newsletters, People):
         self.world.email_events.sort(key=lambda e: e["timestamp"])
         return self.world
 
-    def journey(self, p: Person) -> None:
-        rng = self.rng
+    def arrival_tags(self, p: Person) -> tuple[dict | None, str, str | None]:
+        """The first visit's UTM campaign (or None), referrer and, for a tagged social post, its
+        landing page, by the person's acquisition: which campaign, which social network. Drawn
+        from a stream of the person's own, so that the person's other draws are what they were
+        without it."""
+        rng = random.Random(f"{self.seed}:person:{p.index}:arrival")
         source, medium, utm_source = p.acquisition
         row = next(a for a in ACQUISITION if a[0] == source)
-        campaign = {"source": utm_source, "medium": medium, "name": row[3]} if medium else None
+        referrer = row[4]
+        name = row[3]
+        landing = None
+        if source in CAMPAIGNS:
+            names, weights = zip(*CAMPAIGNS[source], strict=True)
+            name = rng.choices(names, weights)[0]
+        if source == "SOCIAL_MEDIA":
+            referrer, utm_source, medium, name, _ = rng.choices(
+                SOCIAL_ARRIVALS, [a[4] for a in SOCIAL_ARRIVALS]
+            )[0]
+            referrer = referrer.format(shortlink=f"{rng.getrandbits(40):010x}")
+            landing = rng.choice(("/", "/product", "/product/" + rng.choice(PRODUCTS)[3]))
+        campaign = {"source": utm_source, "medium": medium, "name": name} if medium else None
+        return campaign, referrer, landing
+
+    def journey(self, p: Person) -> None:
+        rng = self.rng
+        campaign, referrer, social_landing = self.arrival_tags(p)
+        medium = campaign["medium"] if campaign else None
         if campaign and medium == "cpc":
             campaign["term"] = rng.choice(("smart home hub", "home sensors", "wifi camera"))
-        landing = (
+        landing = social_landing or (
             rng.choice(("/", "/product", "/pricing", "/product/" + rng.choice(PRODUCTS)[3]))
             if campaign
             else "/"
         )
         at = self.session(
-            p, p.arrived_at, [landing, *self.research_pages(rng.randint(0, 3))], campaign, row[4]
+            p, p.arrived_at, [landing, *self.research_pages(rng.randint(0, 3))], campaign, referrer
         )
         for _ in range(rng.randint(1, 3)):  # consideration: research visits over the next days
             at = self.later(at, timedelta(hours=1), timedelta(hours=rng.choice((4, 20, 48))))

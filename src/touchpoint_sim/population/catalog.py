@@ -63,6 +63,35 @@ ACQUISITION = (
     ("EMAIL_MARKETING", "email", "partner_newsletter", "partner_oct", "", 0.06),
     ("DIRECT_TRAFFIC", None, None, None, "", 0.14),
 )
+#: The campaigns of the tagged acquisitions (utm_campaign, weight): several per source, so that
+#: traffic by campaign has something to compare. A source not listed keeps ACQUISITION's one.
+CAMPAIGNS = {
+    "PAID_SEARCH": (("brand_search", 0.5), ("generic_smart_home", 0.3), ("competitor_terms", 0.2)),
+    "OTHER_CAMPAIGNS": (("retargeting_q4", 0.6), ("prospecting_q4", 0.4)),
+    "PAID_SOCIAL": (("autumn_sale", 0.5), ("black_friday", 0.3), ("hub_pro_launch", 0.2)),
+    "EMAIL_MARKETING": (("partner_oct", 0.5), ("partner_nov", 0.5)),
+}
+#: How a SOCIAL_MEDIA arrival reaches the site: (context.page.referrer, utm source, utm medium,
+#: utm campaign, weight). Browsers send a cross-site referrer as its origin only (the default
+#: strict-origin-when-cross-origin policy): the networks' link shims (l.facebook.com,
+#: l.instagram.com, t.co, lnkd.in) show as such; t.co's full link where the policy lets it.
+#: Tagged posts carry UTM parameters (a non-paid medium: organic, not online advertising).
+SOCIAL_ARRIVALS = (
+    ("https://www.instagram.com/", None, None, None, 0.18),
+    ("https://l.facebook.com/", None, None, None, 0.16),
+    ("https://m.facebook.com/", None, None, None, 0.06),
+    ("https://t.co/", None, None, None, 0.06),
+    ("https://t.co/{shortlink}", None, None, None, 0.03),
+    ("https://www.linkedin.com/", None, None, None, 0.07),
+    ("https://lnkd.in/", None, None, None, 0.03),
+    ("https://www.reddit.com/", None, None, None, 0.05),
+    ("https://www.youtube.com/", None, None, None, 0.04),
+    ("https://www.pinterest.com/", None, None, None, 0.03),
+    ("https://l.instagram.com/", "instagram", "social", "winter_tips", 0.14),
+    ("https://l.facebook.com/", "facebook", "social", "community_stories", 0.07),
+    ("", "linkedin", "social", "hub_pro_launch", 0.05),
+    ("https://www.youtube.com/", "youtube", "video", "unboxing_hub_pro", 0.03),
+)
 PRODUCTS = (  # (product id, sku, name, slug, price)
     ("prod_101", "HUB-MINI", "Hub Mini", "hub-mini", 49.0),
     ("prod_102", "HUB-PRO", "Hub Pro", "hub-pro", 129.0),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 #: web pages that are not browsing: an engagement incident keeps them (they are conversions,
 #: sign-ups and forms, whose counts other signals read)
@@ -15,6 +17,22 @@ EMAIL_TOUCHPOINTS = {
     "renewal": "renewals_subscriptions",
     "survey": "post_purchase_survey",
 }
+#: The warehouse's channel_grouping seed, as far as a social visit goes (a test keeps these the
+#: seed's): mediums its rules match before its organic_social rows, the mediums and utm_sources
+#: those rows name, and the social networks' referrer hosts.
+_EARLIER_MEDIUM = re.compile(
+    r"^(cpc|ppc|paid_?search|sem)$|^(paid_?social|social_?paid|social_?ads)$"
+    r"|^(display|banner|cpm|retargeting)$|^(e-?mail|newsletter)$",
+    re.IGNORECASE,
+)
+SOCIAL_MEDIUM = r"^(social|organic_?social)$"
+SOCIAL_SOURCE = (
+    r"^(facebook|fb|instagram|ig|linkedin|twitter|x|pinterest|tiktok|youtube|reddit|threads)$"
+)
+SOCIAL_HOST = (
+    r"(^|\.)(facebook|instagram|linkedin|twitter|pinterest|tiktok|youtube|reddit|threads)\."
+    r"|^(t\.co|x\.com|lnkd\.in|youtu\.be|pin\.it)$"
+)
 TICKET_TOUCHPOINTS = {
     "DELIVERY_ISSUE": "delivery_packaging",
     "PRODUCT_ISSUE": "product_quality",
@@ -33,6 +51,21 @@ def is_browsing(event: dict[str, Any]) -> bool:
     if event["type"] == "page":
         return event["context"]["page"]["path"] not in _NOT_BROWSING
     return event["type"] == "track" and event.get("event") == "Product Clicked"
+
+
+def from_social_network(event: dict[str, Any]) -> bool:
+    """Whether a page view arrived from a social network as the warehouse decides it: tagged as
+    social, or with a social network as utm_source and a medium that is not paid (nor email);
+    untagged, with a social network's referrer."""
+    campaign = event["context"].get("campaign") or {}
+    medium, source = campaign.get("medium") or "", campaign.get("source") or ""
+    if medium or source:
+        return bool(re.search(SOCIAL_MEDIUM, medium, re.IGNORECASE)) or (
+            bool(re.search(SOCIAL_SOURCE, source, re.IGNORECASE))
+            and not _EARLIER_MEDIUM.search(medium)
+        )
+    host = urlsplit(event["context"]["page"].get("referrer") or "").hostname or ""
+    return bool(re.search(SOCIAL_HOST, host, re.IGNORECASE))
 
 
 def web_touch(event: dict[str, Any]) -> tuple[str, str] | None:
@@ -59,6 +92,8 @@ def web_touch(event: dict[str, Any]) -> tuple[str, str] | None:
     campaign = event["context"].get("campaign")
     if campaign and campaign.get("medium") in ("cpc", "ppc", "display", "paid_social"):
         return "online_advertising", "paid_ads"
+    if from_social_network(event):
+        return "social_media", "social"
     section = (
         event["context"]["page"]["path"].split("/")[1]
         if event["context"]["page"]["path"] != "/"

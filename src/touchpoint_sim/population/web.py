@@ -17,7 +17,13 @@ class Web(Base):
     """What a person does on the site, as Segment events in the world."""
 
     def web(
-        self, p: Person, at: datetime, kind: str, page: str | None = None, **fields: Any
+        self,
+        p: Person,
+        at: datetime,
+        kind: str,
+        page: str | None = None,
+        referrer: str = "",
+        **fields: Any,
     ) -> dict | None:
         if not self.live(at) or (p.churned_at is not None and at >= p.churned_at):
             return None
@@ -36,7 +42,7 @@ class Web(Base):
                 "path": page.split("?")[0],
                 "url": SITE + page,
                 "title": _title(page),
-                "referrer": "",
+                "referrer": referrer,
                 "search": "?" + page.split("?")[1] if "?" in page else "",
             }
         if p.consent is not None:
@@ -83,11 +89,13 @@ class Web(Base):
                 )
             )
         extra: dict[str, Any] = {"campaign": campaign} if campaign else {}
-        event = self.web(
+        # the referrer is set before the touch is classified: a social network's makes it one
+        self.web(
             p,
             at,
             "page",
             path,
+            referrer,
             name=_title(path),
             properties={
                 "path": path.split("?")[0],
@@ -97,8 +105,6 @@ class Web(Base):
             },
             context=extra,
         )
-        if event is not None:
-            event["context"]["page"]["referrer"] = referrer
 
     def track(
         self,

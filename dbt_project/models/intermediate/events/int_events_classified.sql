@@ -12,6 +12,10 @@ with taxonomy as (
     select * from {{ ref('touchpoint_taxonomy') }}
 ),
 
+channel_grouping as (
+    select * from {{ ref('channel_grouping') }}
+),
+
 identifiers as not materialized (
     select * from {{ ref('int_identifiers_mapped') }}
 ),
@@ -149,12 +153,25 @@ web as (
                 regexp_replace(lower(trim(e.track_event_name)), '[^a-z0-9]+', '_', 'g')
                 || case when e.list_id ilike '%recommend%' then '_recommended' else '' end
             when e.utm_medium in ('cpc', 'ppc', 'display', 'paid_social') then 'paid'
+            when referred.session_channel = 'organic_social' then 'social'
             when coalesce(e.page_path, '/') = '/' then 'home'
             else split_part(e.page_path, '/', 2)
         end as event_detail,
         e.occurred_at,
         w.customer_key
     from segment_events as e
+    left join lateral (
+        -- the sessions' channel rules on the page's own tags and referrer: a page they call
+        -- organic_social arrived from a social network (the networks are listed there only)
+        select g.session_channel
+        from channel_grouping as g
+        where e.event_type = 'page'
+          and (g.utm_medium is null or nullif(e.utm_medium, '') ~* g.utm_medium)
+          and (g.utm_source is null or nullif(e.utm_source, '') ~* g.utm_source)
+          and (g.referrer_host is null or {{ url_host('e.page_referrer') }} ~* g.referrer_host)
+        order by g.priority
+        limit 1
+    ) as referred on true
     {%- if is_incremental() %}
     inner join identified_web as w on w.message_id = e.message_id
     {%- else %}

@@ -95,6 +95,9 @@ activity as (
         e.utm_source,
         e.utm_medium,
         e.utm_campaign,
+        -- a sign-up is Segment's spec event 'Signed Up', named as the taxonomy normalises it
+        e.event_type = 'track'
+            and regexp_replace(lower(trim(e.track_event_name)), '[^a-z0-9]+', '_', 'g') = 'signed_up' as is_sign_up,
         i.user_customer_key,
         i.device_customer_key,
         p.message_id is not null as is_conversion
@@ -149,12 +152,10 @@ sessions as (
         count(*) filter (where event_type = 'page') as page_views,
         count(*) as events,
         bool_or(is_conversion) as has_conversion,
+        bool_or(is_sign_up) as has_sign_up,
         min(page_path) filter (where message_id = landing_message_id) as landing_path,
         min(nullif(page_referrer, '')) filter (where message_id = landing_message_id) as landing_referrer,
-        min(lower(coalesce(
-            substring(page_referrer from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#:]+)'),
-            nullif(page_referrer, '')
-        ))) filter (where message_id = landing_message_id) as referrer_host,
+        min({{ url_host('page_referrer') }}) filter (where message_id = landing_message_id) as referrer_host,
         min(nullif(utm_source, '')) filter (where message_id = landing_message_id) as utm_source,
         min(nullif(utm_medium, '')) filter (where message_id = landing_message_id) as utm_medium,
         min(nullif(utm_campaign, '')) filter (where message_id = landing_message_id) as utm_campaign
@@ -198,7 +199,8 @@ final as (
         s.page_views >= 2
             or s.ended_at - s.started_at >= interval '10 seconds'
             or s.has_conversion as is_engaged,
-        s.has_conversion
+        s.has_conversion,
+        s.has_sign_up
     from grouped as s
 )
 
