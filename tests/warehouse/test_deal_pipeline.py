@@ -78,12 +78,11 @@ def expected_deal_stages(conn: psycopg.Connection) -> dict[tuple[str, str], dict
             at = _time(props.get(f"hs_date_entered_{stage}"))
             if at is not None:
                 entered[stage] = at
-                exited_property[stage] = _time(props.get(f"hs_date_exited_{stage}"))
+            exited_property[stage] = _time(props.get(f"hs_date_exited_{stage}"))
         for v in sorted(live, key=lambda v: v["at"]):
             stage = v["payload"]["properties"].get("dealstage")
             if stage and stage not in entered:
                 entered[stage] = v["at"]
-                exited_property[stage] = None
         contacts = (latest["payload"].get("associations") or {}).get("contacts", {})
         contact = (contacts.get("results") or [{}])[0].get("id")
         customer = customer_of.get(contact)
@@ -92,8 +91,8 @@ def expected_deal_stages(conn: psycopg.Connection) -> dict[tuple[str, str], dict
         for stage, entry in entered.items():
             if stage == current:
                 exit_ = None
-            elif exited_property[stage] is not None and exited_property[stage] >= entry:
-                exit_ = exited_property[stage]
+            elif (left := exited_property.get(stage)) is not None and left >= entry:
+                exit_ = left
             else:
                 evidence = [e for s, e in entered.items() if s != stage and e > entry] + [
                     v["at"]
@@ -345,8 +344,10 @@ def test_the_weekly_pipeline_is_a_direct_count_of_the_deal_stages(built_world):
 # -- a hand-made deal ------------------------------------------------------------------------
 T1 = START + timedelta(days=1, hours=10)  # created, in appointmentscheduled
 T2 = START + timedelta(days=3, hours=9)  # seen in presentationscheduled (qualifiedtobuy skipped)
-T3 = START + timedelta(days=9, hours=15)  # seen closed lost, with HubSpot's history of it
-LOST_AT = T3 - timedelta(hours=2)
+T3 = START + timedelta(days=6, hours=14)  # seen in contractsent
+SENT_AT = T3 - timedelta(hours=3)  # ... which HubSpot's history says it left presentation at
+T4 = START + timedelta(days=9, hours=15)  # seen closed lost
+LOST_AT = T4 - timedelta(hours=2)  # ... entered then, by HubSpot's history
 
 
 def _iso(at: datetime) -> str:
@@ -354,8 +355,8 @@ def _iso(at: datetime) -> str:
 
 
 def _versions(template: dict) -> list[dict]:
-    """A deal extracted three times: twice without HubSpot's stage history (as a source that
-    does not serve it), once with the history of its last move only."""
+    """A deal extracted four times: twice without HubSpot's stage history (as a source that
+    does not serve it), then with part of it (the history of the latest version counts)."""
     base = json.loads(json.dumps(template))
     props = {
         k: v
@@ -369,17 +370,20 @@ def _versions(template: dict) -> list[dict]:
         "createdate": _iso(T1),
         "hubspot_owner_id": "61009999",
     }
+    history = {"hs_date_exited_presentationscheduled": _iso(SENT_AT)}
     made = []
     for at, stage, extra in (
         (T1, "appointmentscheduled", {}),
         (T2, "presentationscheduled", {}),
+        (T3, "contractsent", history),
         (
-            T3,
+            T4,
             "closedlost",
             {
+                **history,
                 "closed_lost_reason": "Timing",
                 "hs_date_entered_closedlost": _iso(LOST_AT),
-                "hs_date_exited_presentationscheduled": _iso(LOST_AT),
+                "hs_date_exited_contractsent": _iso(LOST_AT),
             },
         ),
     ):
@@ -409,7 +413,7 @@ def test_stage_moves_seen_only_across_versions_get_their_times(built_copy, setti
     path.write_text("".join(json.dumps(v) + "\n" for v in _versions(template)))
     with connect(built_copy) as conn:
         stats = load_file(conn, DEALS.stream, str(path))
-    assert stats.loaded == 3 and stats.quarantined == 0, stats
+    assert stats.loaded == 4 and stats.quarantined == 0, stats
     run_dbt(
         [
             "run",
@@ -431,24 +435,22 @@ def test_stage_moves_seen_only_across_versions_get_their_times(built_copy, setti
                 "select * from marts.fct_deal_stages where deal_id = '9999001'"
             ).fetchall()
         }
-        assert set(rows) == {"appointmentscheduled", "presentationscheduled", "closedlost"}
-        first, middle, last = (
-            rows["appointmentscheduled"],
-            rows["presentationscheduled"],
-            rows["closedlost"],
-        )
-        # seen in the first version, left when the second showed it elsewhere
-        assert (first["entered_at"], first["exited_at"]) == (T1, T2)
+        assert list(rows) and {s: (r["entered_at"], r["exited_at"]) for s, r in rows.items()} == {
+            # first seen in the first version, left when the second showed it elsewhere
+            "appointmentscheduled": (T1, T2),
+            # first seen in the second version, left when HubSpot's history says (before the
+            # third version showed it elsewhere); qualifiedtobuy was skipped: no row
+            "presentationscheduled": (T2, SENT_AT),
+            # first seen in the third version, left when HubSpot's history says
+            "contractsent": (T3, LOST_AT),
+            # entered when HubSpot's history says, not at the version's time; still in it
+            "closedlost": (LOST_AT, None),
+        }
+        first, last = rows["appointmentscheduled"], rows["closedlost"]
         assert float(first["hours_in_stage"]) == (T2 - T1).total_seconds() / 3600
-        # entered when first seen there; left when HubSpot's history says
-        assert (middle["entered_at"], middle["exited_at"]) == (T2, LOST_AT)
-        # HubSpot's entry, not the version's time; still in it
-        assert (last["entered_at"], last["exited_at"], last["hours_in_stage"]) == (
-            LOST_AT,
-            None,
-            None,
-        )
-        assert last["is_current_stage"] and not first["is_current_stage"]
+        assert float(rows["contractsent"]["days_in_stage"]) == (LOST_AT - T3) / timedelta(days=1)
+        assert last["hours_in_stage"] is None and last["days_in_stage"] is None
+        assert [s for s, r in rows.items() if r["is_current_stage"]] == ["closedlost"]
         assert all(r["is_lost"] and not r["is_won"] for r in rows.values())
         assert last["closed_lost_reason"] == "Timing" and first["closed_lost_reason"] is None
         assert {r["deal_closed_at"] for r in rows.values()} == {LOST_AT}

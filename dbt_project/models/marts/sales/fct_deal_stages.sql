@@ -62,8 +62,9 @@ passed as (
         coalesce(h.stage, o.stage) as stage,
         coalesce(h.entered_at, o.first_seen_at) as entered_at,
         h.exited_at as exited_property_at
-    from (select * from latest_history where entered_at is not null) as h
+    from latest_history as h
     full join observed as o on o.deal_id = h.deal_id and o.stage = h.stage
+    where h.entered_at is not null or o.first_seen_at is not null
 ),
 
 timed as (
