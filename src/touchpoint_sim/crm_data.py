@@ -23,6 +23,8 @@ _DATE_PROPERTIES = {
     "hs_meeting_end_time",
     "hs_submission_timestamp",
 }
+#: HubSpot's calculated stage-history datetimes (hs_date_entered_<stage id>, ...)
+_DATE_PREFIXES = ("hs_date_entered_", "hs_date_exited_")
 
 
 def as_ms(value: Any) -> float:
@@ -45,7 +47,7 @@ def matches(record: dict[str, Any], flt: dict[str, Any]) -> bool:
         return raw is None
     if raw is None:
         return False
-    if name in _DATE_PROPERTIES or name.endswith("date"):
+    if name in _DATE_PROPERTIES or name.endswith("date") or name.startswith(_DATE_PREFIXES):
         return _compare(op, as_ms(raw), as_ms(value))
     return _compare(op, str(raw), str(value))
 

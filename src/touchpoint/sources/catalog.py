@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from touchpoint.sources.deal_stages import stage_date_properties
 from touchpoint.sources.stream import InvalidRecord, Record, Stream
 from touchpoint.sources.timeparse import from_iso, from_unix_millis_or_iso, from_unix_seconds
 
@@ -191,6 +192,10 @@ HUBSPOT_OBJECTS = (
             "closedate",
             "dealtype",
             "createdate",
+            "hubspot_owner_id",
+            "closed_lost_reason",
+            # HubSpot's stage history: entered / exited per stage (var deal_pipeline_stages)
+            *stage_date_properties(),
         ),
         ("contacts", "companies"),
     ),

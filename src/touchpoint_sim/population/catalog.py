@@ -146,6 +146,10 @@ TICKET_SUBJECTS = {
     ),
 }
 SALES_REPS = ("61000001", "61000002", "61000003")
+#: the company sells in one currency (HubSpot's deal_currency_code on every deal)
+DEAL_CURRENCY = "EUR"
+#: why a deal that stalled after the contract was sent is closed lost weeks later
+STALLED_LOST_REASONS = ("Timing", "No decision", "Went dark")
 SUCCESS_MANAGERS = ("61000011", "61000012")
 SUPPORT_AGENTS = ("61000021", "61000022", "61000023")
 STORE_STAFF = ("61000031", "61000032")

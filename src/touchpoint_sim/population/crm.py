@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta
 from typing import Any
 
 from touchpoint_sim.population.base import Base
-from touchpoint_sim.population.catalog import CALL_DISPOSITIONS, LIFECYCLE
+from touchpoint_sim.population.catalog import CALL_DISPOSITIONS, DEAL_CURRENCY, LIFECYCLE
 from touchpoint_sim.population.records import (
     CRM_TYPES,
     ENGAGEMENT_TYPES,
@@ -323,6 +324,9 @@ class Crm(Base):
                 "closedate": iso(created + timedelta(days=21)),
                 "dealtype": dealtype,
                 "hubspot_owner_id": owner,
+                "deal_currency_code": DEAL_CURRENCY,
+                # HubSpot's calculated stage history: the stage it was created in is entered then
+                f"hs_date_entered_{stage}": iso(created),
             },
         )
         self.link("deals", rec.id, "contacts", p.contact.id)
@@ -332,6 +336,37 @@ class Crm(Base):
             self.touch(p, created, "sales_interaction", "sales")
         return rec
 
+    def deal_rng(self, deal: CrmRecord) -> random.Random:
+        """The deal's own stream for how it moves through the pipeline (skipped stages, stalls):
+        drawing from it leaves the person's stream, and so the rest of the world, as it was."""
+        return random.Random(f"{self.seed}:deal:{deal.id}")
+
+    @staticmethod
+    def working_moment(
+        moves: random.Random, after: datetime, lo_days: int, hi_days: int
+    ) -> datetime:
+        """A working-hours moment lo_days to hi_days after ``after``, drawn from ``moves`` only
+        (``office`` would draw from the person's stream)."""
+        at = (after + timedelta(days=moves.randint(lo_days, hi_days))).replace(
+            hour=moves.randint(9, 17), minute=moves.randint(0, 59), second=0, microsecond=0
+        )
+        return at + timedelta(days=max(0, 7 - at.weekday()) if at.weekday() >= 5 else 0)
+
+    def move(self, deal: CrmRecord, at: datetime, stage: str, **props: Any) -> bool:
+        """Move the deal to ``stage`` at ``at``, as HubSpot records it: ``dealstage`` and the
+        calculated ``hs_date_exited_<old stage>`` / ``hs_date_entered_<stage>`` (the latest
+        entry and exit of each stage it passed through; a skipped stage gets neither)."""
+        old = deal.props["dealstage"]
+        if old == stage:
+            return deal.set(at, self.end, **props)
+        return deal.set(
+            at,
+            self.end,
+            dealstage=stage,
+            **{f"hs_date_exited_{old}": iso(at), f"hs_date_entered_{stage}": iso(at)},
+            **props,
+        )
+
     def close(
         self,
         deal: CrmRecord,
@@ -340,13 +375,10 @@ class Crm(Base):
         reason: str | None = None,
         p: Person | None = None,
     ) -> bool:
-        props: dict[str, Any] = {
-            "dealstage": "closedwon" if won else "closedlost",
-            "closedate": iso(at),
-        }
+        props: dict[str, Any] = {"closedate": iso(at)}
         if reason:
             props["closed_lost_reason"] = reason
-        done = deal.set(at, self.end, **props)
+        done = self.move(deal, at, "closedwon" if won else "closedlost", **props)
         if done and won and self.tracking and p is not None:
             name = deal.props["dealname"]
             self.touch(

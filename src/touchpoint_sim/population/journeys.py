@@ -10,6 +10,7 @@ from touchpoint_sim.population.catalog import (
     RECOMMENDATION_LIST,
     SALES_REPS,
     SITE,
+    STALLED_LOST_REASONS,
     STORE_STAFF,
     STORES,
 )
@@ -358,23 +359,24 @@ class Journeys(Crm, Web, Mail, Exposure):
             rep,
             deal,
         )
-        deal.set(deal.created + timedelta(hours=1), self.end, dealstage="qualifiedtobuy")
+        # how the deal moves is drawn from its own stream: the person's draws stay as they were
+        moves = self.deal_rng(deal)
+        # some reps skip a step (HubSpot lets any stage follow any other): no qualification
+        # call of its own, no decision maker's sign-off recorded
+        skip_qualification, skip_sign_off = moves.random() < 0.15, moves.random() < 0.2
+        if not skip_qualification:
+            self.move(deal, deal.created + timedelta(hours=1), "qualifiedtobuy")
         if not held:
-            deal.set(
-                start + timedelta(days=2),
-                self.end,
-                dealstage="closedlost",
-                closedate=iso(start + timedelta(days=2)),
-                closed_lost_reason="No show",
-            )
+            self.close(deal, start + timedelta(days=2), False, "No show")
             return
         t = start + timedelta(hours=1)
-        deal.set(t, self.end, dealstage="presentationscheduled")
+        self.move(deal, t, "presentationscheduled")
         proposal = self.office(self.later(t, timedelta(hours=2), timedelta(days=1)))
         self.crm_email(p, proposal, f"Your {p.plan[0]} proposal", rep, deal, reply=0.6)
-        deal.set(proposal, self.end, dealstage="decisionmakerboughtin")
+        if not skip_sign_off:
+            self.move(deal, proposal, "decisionmakerboughtin")
         contract = self.office(self.later(proposal, timedelta(hours=12), timedelta(days=2)))
-        if not deal.set(contract, self.end, dealstage="contractsent"):
+        if not self.move(deal, contract, "contractsent"):
             return
         self.task(
             p,
@@ -406,3 +408,11 @@ class Journeys(Crm, Web, Mail, Exposure):
             p.purchased_at = decided
             self.stage(p, decided, "customer")
             self.order_emails(p, decided, f"ord_{self.hexid(10)}")
+        elif roll >= 0.85 and moves.random() < 0.5:
+            # stalled: no answer to the contract, and the rep gives up on it weeks later
+            self.close(
+                deal,
+                self.working_moment(moves, contract, 10, 28),
+                False,
+                moves.choice(STALLED_LOST_REASONS),
+            )

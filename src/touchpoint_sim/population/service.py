@@ -249,6 +249,17 @@ class Service(Journeys):
             self.close(
                 deal, self.office(self.later(at, timedelta(days=1), timedelta(days=4))), True, p=p
             )
+        elif deal is not None:
+            # not now: half stall in the pipeline, half are given up on within weeks (drawn from
+            # the deal's own stream, so the person's draws stay as they were)
+            moves = self.deal_rng(deal)
+            if moves.random() < 0.5:
+                self.close(
+                    deal,
+                    self.working_moment(moves, at, 7, 21),
+                    False,
+                    moves.choice(("No budget", "Timing", "Chose a competitor")),
+                )
 
     def renewal(self, p: Person, due: datetime) -> None:
         rng = self.rng

@@ -17,6 +17,8 @@ final as (
         {{ hubspot_prop('dealstage') }} in ('closedwon', 'closedlost') as is_closed,
         {{ hubspot_time('closedate') }} as closed_at,
         {{ hubspot_time('createdate') }} as created_at,
+        {{ hubspot_prop('hubspot_owner_id') }} as owner_id,
+        {{ hubspot_prop('closed_lost_reason') }} as closed_lost_reason,
         event_time as modified_at,
         is_archived,
         _loaded_at
