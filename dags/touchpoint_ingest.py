@@ -103,8 +103,9 @@ def touchpoint_ingest():
         )
 
     interval = resolve_interval()
-    # One task per CRM object group (people, sales, service) and per file source, in parallel;
-    # the CRM tasks share the crm_api pool, which bounds concurrent calls to the HubSpot API.
+    # One task per CRM group (people, sales, service, conversations) and per file source, in
+    # parallel; the CRM tasks share the crm_api pool, which bounds concurrent calls to the
+    # HubSpot API.
     extracted = [
         extract.override(task_id=f"extract_crm_{group}", pool=CRM_POOL)("crm", interval, group)
         for group in CRM_GROUPS

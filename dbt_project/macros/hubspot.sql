@@ -1,12 +1,12 @@
 {#- Shared HubSpot staging helpers: every object is stored once per version in raw. -#}
 
-{% macro hubspot_staging_config(table_name, id_column) %}
+{% macro hubspot_staging_config(table_name, id_column, lookup_column='contact_id') %}
     {#- Every HubSpot staging model: one row per object, the latest version, kept up to date
         incrementally (see hubspot_latest_versions). contact_id is what the marts look objects
-        up by. -#}
+        up by (lookup_column: another column they look it up by, indexed). -#}
     {%- set indexes = [{'columns': [id_column], 'unique': True}, {'columns': ['_loaded_at']}] -%}
     {%- if id_column not in ('contact_id', 'company_id') -%}
-        {%- do indexes.append({'columns': ['contact_id']}) -%}
+        {%- do indexes.append({'columns': [lookup_column]}) -%}
     {%- endif -%}
     {{ config(
         materialized='incremental',
@@ -102,4 +102,15 @@
 
 {% macro hubspot_first_association(to_type) -%}
     payload -> 'associations' -> '{{ to_type }}' -> 'results' -> 0 ->> 'id'
+{%- endmacro %}
+
+{% macro conversation_channel(channel_id) -%}
+    {#- HubSpot's generic conversations channel ids (Conversations API v3) by name. -#}
+    case {{ channel_id }}
+        when '1000' then 'live_chat'
+        when '1001' then 'facebook_messenger'
+        when '1002' then 'email'
+        when '1007' then 'whatsapp'
+        else 'other'
+    end
 {%- endmacro %}

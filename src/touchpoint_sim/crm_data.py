@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from touchpoint_sim.population.conversations import thread_as_of
 from touchpoint_sim.population.records import created_property, modified_property
 
 _DATE_PROPERTIES = {
@@ -82,8 +83,10 @@ class CrmData:
         self,
         objects: dict[str, list[dict[str, Any]]],
         associations: dict[tuple[str, str], dict[str, list[str]]] | None = None,
+        conversations: ConversationData | None = None,
     ) -> None:
         self.objects = objects
+        self.conversations = conversations or ConversationData([], {})
         self.associations = dict(associations or {})
         # HubSpot associations go both ways: serve the reverse of every stored direction.
         for (from_type, to_type), links in list(self.associations.items()):
@@ -101,13 +104,23 @@ class CrmData:
     @classmethod
     def from_dir(cls, crm_dir: Path) -> CrmData:
         """``crm_dir/<type>.json`` (a JSON list of objects each) and
-        ``crm_dir/associations/<from>__<to>.json`` (``{from id: [to ids]}``)."""
+        ``crm_dir/associations/<from>__<to>.json`` (``{from id: [to ids]}``), and the
+        conversations inbox under ``crm_dir/conversations/`` when there is one."""
         objects = {p.stem: json.loads(p.read_text()) for p in sorted(crm_dir.glob("*.json"))}
         associations = {}
         for path in sorted((crm_dir / "associations").glob("*__*.json")):
             from_type, to_type = path.stem.split("__", 1)
             associations[(from_type, to_type)] = json.loads(path.read_text())
-        return cls(objects, associations)
+        inbox = crm_dir / "conversations"
+        conversations = (
+            ConversationData(
+                json.loads((inbox / "threads.json").read_text()),
+                json.loads((inbox / "messages.json").read_text()),
+            )
+            if (inbox / "threads.json").exists()
+            else None
+        )
+        return cls(objects, associations, conversations)
 
     def get(self, object_type: str, object_id: str) -> dict[str, Any] | None:
         return self._by_id.get(object_type, {}).get(object_id)
@@ -146,3 +159,32 @@ def as_live(record: dict[str, Any]) -> dict[str, Any]:
     if record.get("archived") is not True:
         return record
     return {k: v for k, v in record.items() if k != "archivedAt"} | {"archived": False}
+
+
+class ConversationData:
+    """The conversations inbox: threads (as served at the end) and each thread's messages.
+    Served as of a moment: a thread appears with its first message, and its status, latest
+    timestamps and assignee follow the messages written so far."""
+
+    def __init__(
+        self, threads: list[dict[str, Any]], messages: dict[str, list[dict[str, Any]]]
+    ) -> None:
+        self.threads = sorted(threads, key=lambda t: _id_order(str(t.get("id", ""))))
+        self.messages = messages
+        times = [as_ms(m["createdAt"]) for ms in messages.values() for m in ms]
+        #: from this moment on, every thread is served as written (no need to derive it)
+        self.settled_ms = max(times, default=0.0)
+
+    def threads_as_of(self, now_ms: float) -> list[dict[str, Any]]:
+        """The threads that exist at ``now_ms``, in id order, as they are then."""
+        if now_ms >= self.settled_ms:
+            return self.threads
+        states = (
+            thread_as_of(t, self.messages.get(str(t.get("id")), []), now_ms) for t in self.threads
+        )
+        return [t for t in states if t is not None]
+
+    def messages_as_of(self, thread_id: str, now_ms: float) -> list[dict[str, Any]]:
+        """The thread's messages written by ``now_ms``, newest first (as the API lists them)."""
+        written = [m for m in self.messages.get(thread_id, []) if as_ms(m["createdAt"]) <= now_ms]
+        return sorted(written, key=lambda m: m["createdAt"], reverse=True)

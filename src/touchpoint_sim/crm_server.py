@@ -19,6 +19,14 @@ deals, tickets, calls, meetings, notes, emails, tasks, feedback_submissions):
   is missing from a search asked less than ``index_lag`` after the object's modification (the
   search's upper bound on the modified time is taken as the moment it is asked);
 * ``hs_object_id`` filters and sorts compare object ids as numbers;
+* the conversations inbox (Conversations API v3), when the data set has one:
+  ``GET /conversations/v3/conversations/threads`` (``limit`` up to 500, an opaque ``after``
+  cursor, ``sort=id`` (the default) or ``sort=latestMessageTimestamp``, which needs
+  ``latestMessageTimestampAfter``, the smallest ``latestMessageTimestamp`` listed; results
+  always ascending; filters ``archived``, ``associatedContactId``, ``inboxId``),
+  ``GET .../threads/{threadId}`` and ``GET .../threads/{threadId}/messages`` (paged the same
+  way, newest first as HubSpot's example lists them); served as of "now" (below): a thread
+  appears with its first message, and its status and latest timestamps follow its messages;
 * deletions: an object of the data set with ``archived: true`` and ``archivedAt`` is served as
   live to searches whose window ends before its deletion, and after it only by
   ``GET /crm/v3/objects/{type}?archived=true`` (which lists deleted objects only, without their
@@ -28,6 +36,8 @@ deals, tickets, calls, meetings, notes, emails, tasks, feedback_submissions):
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import random
 import threading
@@ -54,6 +64,7 @@ SEARCH_CAP = 10_000
 MAX_SEARCH_LIMIT = 200
 MAX_LIST_LIMIT = 100
 MAX_ASSOCIATION_INPUTS = 1000
+MAX_CONVERSATIONS_LIMIT = 500
 
 #: HubSpot-defined association type ids, by (from type, to type); a pair's reverse has its own id.
 ASSOCIATION_TYPE_IDS = {
@@ -187,6 +198,8 @@ class _Handler(BaseHTTPRequestHandler):
             and parts[5:] == ["batch", "read"]
         ):
             return "v4", parts[3:5]
+        if len(parts) >= 4 and parts[:4] == ["conversations", "v3", "conversations", "threads"]:
+            return "conversations", parts[4:]
         return "", parts
 
     def _known(self, object_type: str) -> bool:
@@ -200,6 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         url = urlsplit(self.path)
         api, parts = self._route(url.path)
+        if api == "conversations":
+            self._conversations(parts, url.path, parse_qs(url.query))
+            return
         if api != "v3" or len(parts) > 2 or parts[-1] == "search":
             self._error(404, "not found", "OBJECT_NOT_FOUND")
             return
@@ -276,6 +292,64 @@ class _Handler(BaseHTTPRequestHandler):
             }
         self._send(200, answer)
 
+    def _conversations(self, parts: list[str], path: str, query: dict[str, list[str]]) -> None:
+        inbox = self.server.data.conversations
+        now = self.server.now_ms()
+        try:
+            limit = self.server.limit(int(query.get("limit", ["20"])[0]), MAX_CONVERSATIONS_LIMIT)
+            offset = _offset(query.get("after", [""])[0])
+        except ValueError:
+            self._error(400, "Invalid limit or after")
+            return
+        if len(parts) == 2 and parts[1] == "messages":
+            if not any(str(t.get("id")) == parts[0] for t in inbox.threads_as_of(now)):
+                self._error(404, f"Thread {parts[0]} not found", "OBJECT_NOT_FOUND")
+                return
+            self._page(inbox.messages_as_of(parts[0], now), offset, limit, path)
+            return
+        threads = inbox.threads_as_of(now)
+        archived = query.get("archived", ["false"])[0].lower() == "true"
+        threads = [t for t in threads if (t.get("archived") is True) == archived]
+        if len(parts) == 1:
+            found = [t for t in threads if str(t.get("id")) == parts[0]]
+            if not found:
+                self._error(404, f"Thread {parts[0]} not found", "OBJECT_NOT_FOUND")
+                return
+            self._send(200, found[0])
+            return
+        if parts:
+            self._error(404, "not found", "OBJECT_NOT_FOUND")
+            return
+        for name in ("associatedContactId", "inboxId"):
+            if name in query:
+                threads = [t for t in threads if str(t.get(name)) == query[name][0]]
+        sort = query.get("sort", ["id"])[0]
+        if sort == "latestMessageTimestamp":
+            if "latestMessageTimestampAfter" not in query:
+                self._error(400, "latestMessageTimestampAfter is required to sort by it")
+                return
+            after_ms = as_ms(query["latestMessageTimestampAfter"][0])
+            threads = sorted(
+                (
+                    t
+                    for t in threads
+                    if t.get("latestMessageTimestamp")
+                    and as_ms(t["latestMessageTimestamp"]) >= after_ms
+                ),
+                key=lambda t: (as_ms(t["latestMessageTimestamp"]), str(t.get("id"))),
+            )
+        elif sort != "id":
+            self._error(400, f"Unknown sort {sort}: expected id or latestMessageTimestamp")
+            return
+        self._page(threads, offset, limit, path)
+
+    def _page(self, items: list[dict[str, Any]], offset: int, limit: int, path: str) -> None:
+        body: dict[str, Any] = {"results": items[offset : offset + limit]}
+        if offset + limit < len(items):
+            after = base64.urlsafe_b64encode(str(offset + limit).encode()).decode()
+            body["paging"] = {"next": {"after": after, "link": f"{path}?after={after}"}}
+        self._send(200, body)
+
     def _associations(self, from_type: str, to_type: str, body: dict[str, Any]) -> None:
         if not (self._known(from_type) and self._known(to_type)):
             return
@@ -316,6 +390,16 @@ class _Handler(BaseHTTPRequestHandler):
                 "completedAt": "2026-01-01T00:00:00.010Z",
             },
         )
+
+
+def _offset(cursor: str) -> int:
+    """The position an opaque ``after`` cursor of the conversations API stands for."""
+    if not cursor:
+        return 0
+    try:
+        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ValueError(cursor) from exc
 
 
 #: for a server whose client is not the subject (a fixture's world): HubSpot's limits off, so

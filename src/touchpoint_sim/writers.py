@@ -130,6 +130,27 @@ def write_crm(world: World, root: Path) -> dict[str, int]:
     return {object_type: len(objects) for object_type, objects in world.crm.items()}
 
 
+def write_conversations(world: World, root: Path) -> dict[str, int]:
+    """The conversations inbox beside the CRM objects: ``threads.json`` (a JSON list of threads
+    as the API serves them at the end) and ``messages.json`` (``{thread id: [messages]}``, each
+    thread's in the order written). Returns the counts."""
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    (root / "threads.json").write_text(_json_list(world.conversation_threads))
+    (root / "messages.json").write_text(
+        "{\n"
+        + ",\n".join(
+            f"{json.dumps(thread_id)}: {json.dumps(messages)}"
+            for thread_id, messages in sorted(world.conversation_messages.items())
+        )
+        + "\n}\n"
+    )
+    return {
+        "threads": len(world.conversation_threads),
+        "messages": sum(map(len, world.conversation_messages.values())),
+    }
+
+
 def write_truth(world: World, root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     with (root / "people.csv").open("w", newline="") as f:
@@ -223,6 +244,7 @@ def write_world(world: World, landing: Path, sim_dir: Path) -> dict[str, Any]:
             for i in world.incidents
         ]
     manifest["crm"] = write_crm(world, sim_dir / "crm")
+    manifest["conversations"] = write_conversations(world, sim_dir / "crm" / "conversations")
     if world.deleted:
         manifest["deleted"] = dict(Counter(object_type for object_type, _ in world.deleted))
     manifest["associations"] = {

@@ -195,6 +195,7 @@ def test_the_ingest_dag_extracts_every_source_before_building_the_warehouse(pars
         "extract_crm_people",
         "extract_crm_sales",
         "extract_crm_service",
+        "extract_crm_conversations",
         "extract_email",
         "extract_web",
     }

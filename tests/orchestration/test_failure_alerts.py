@@ -222,7 +222,7 @@ def ensure_dbt_manifest(settings) -> None:
 def test_failed_tasks_each_email_the_alerts_list_once_and_tasks_that_never_ran_send_nothing(
     fresh_db, settings_for, crm_server, tmp_path
 ):
-    """The ingest DAG for one day with a CRM token the API refuses (401): the three extract_crm_*
+    """The ingest DAG for one day with a CRM token the API refuses (401): the four extract_crm_*
     tasks fail (retries are 0 in tests), so the alerts list gets one email per failed task; the
     file extracts succeed, and everything downstream (dbt, checks) is upstream_failed and sends
     nothing. No stakeholder hears about it."""
@@ -241,11 +241,16 @@ def test_failed_tasks_each_email_the_alerts_list_once_and_tasks_that_never_ran_s
     assert results and results[-1]["state"] == "failed", log_text[-3000:]
     tasks = results[-1]["tasks"]
     failed = {t for t, s in tasks.items() if s == "failed"}
-    assert failed == {"extract_crm_people", "extract_crm_sales", "extract_crm_service"}, tasks
+    assert failed == {
+        "extract_crm_people",
+        "extract_crm_sales",
+        "extract_crm_service",
+        "extract_crm_conversations",
+    }, tasks
     assert {s for t, s in tasks.items() if t not in failed} <= {"success", "upstream_failed"}, tasks
     assert "upstream_failed" in tasks.values()
 
-    assert [m["X-Envelope-To"] for m in messages] == [ALERTS] * 3, [m["Subject"] for m in messages]
+    assert [m["X-Envelope-To"] for m in messages] == [ALERTS] * 4, [m["Subject"] for m in messages]
     with psycopg.connect(fresh_db) as conn:
         rows = conn.execute(
             "select period, recipient, status from reporting.deliveries"

@@ -105,7 +105,9 @@ def random_edits(
             " split_part(source_event_id, ':', 2) from intermediate.int_events_classified"
             " where source = 'crm' and not is_removed order by 1, 2"
         ).fetchall()
-        picked = rng.sample(sorted({(EVENT_OBJECTS[k], i) for k, i in built}), RANDOM_EDITS_PER_RUN)
+        # CRM objects only (an inbox message never changes)
+        objects = {(EVENT_OBJECTS[k], i) for k, i in built if k in EVENT_OBJECTS}
+        picked = rng.sample(sorted(objects), RANDOM_EDITS_PER_RUN)
         for object_type, object_id in picked:
             record = _newest_version(conn, object_type, object_id)
             when = _iso(_random_time(rng, at))

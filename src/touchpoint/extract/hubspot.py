@@ -17,10 +17,13 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
 from touchpoint.errors import TouchpointError
+from touchpoint.sources.stream import InvalidRecord
+from touchpoint.sources.timeparse import from_unix_millis_or_iso
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,15 @@ def _search_body(
         "properties": list(properties),
         "limit": page_size,
     }
+
+
+def _past(thread: Any, end: datetime) -> bool:
+    """Whether a listed thread's latest message is at or after ``end`` (one whose time cannot
+    be read is kept: the loader quarantines it with its reason)."""
+    try:
+        return from_unix_millis_or_iso(thread["latestMessageTimestamp"]) >= end
+    except (InvalidRecord, KeyError, TypeError):
+        return False
 
 
 class HubSpotClient:
@@ -292,22 +304,56 @@ class HubSpotClient:
         returns them, and HubSpot keeps them listable for 90 days after the deletion."""
         path = f"/crm/v3/objects/{object_type}"
         query = f"archived=true&limit={page_size}&properties={','.join(properties)}"
+        yield from self.list_pages(path, query, f"{path}?archived=true")
+
+    def list_pages(
+        self, path: str, query: str, where: str | None = None
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """A GET listing read to its end through its ``paging.next.after`` cursors, a page at a
+        time with the page's location (``where``: how locations name the listing)."""
+        where = where or path
         after: str | None = None
         seen_cursors: set[str] = set()
         while True:
-            page = self.request("GET", f"{path}?{query}" + (f"&after={after}" if after else ""))
+            cursor = f"&after={quote(after, safe='')}" if after else ""
+            page = self.request("GET", f"{path}?{query}{cursor}")
             results = page.get("results", [])
-            yield results, f"{path}?archived=true&after={after or ''}"
+            yield results, f"{where}{'&' if '?' in where else '?'}after={after or ''}"
             next_after = ((page.get("paging") or {}).get("next") or {}).get("after")
             if not next_after:
                 return
             if next_after in seen_cursors or not results:
                 raise HubSpotError(
-                    f"CRM API {path}?archived=true returned cursor {next_after!r} again or after"
+                    f"CRM API {where} returned cursor {next_after!r} again or after"
                     " an empty page; stopping instead of looping forever"
                 )
             seen_cursors.add(str(next_after))
             after = str(next_after)
+
+    def conversation_threads(
+        self, start: datetime, end: datetime, page_size: int = 500
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """The inbox's threads whose latest message falls in ``[start - search_overlap, end)``,
+        a page at a time. The API filters on the lower bound only and lists in ascending order
+        of the latest message: the reading stops at the first page past ``end``."""
+        since = (start - self.search_overlap).isoformat().replace("+00:00", "Z")
+        query = (
+            f"sort=latestMessageTimestamp&latestMessageTimestampAfter={quote(since)}"
+            f"&limit={page_size}"
+        )
+        path = "/conversations/v3/conversations/threads"
+        for results, location in self.list_pages(path, query):
+            within = [t for t in results if not _past(t, end)]
+            yield within, location
+            if len(within) < len(results):
+                return
+
+    def thread_messages(
+        self, thread_id: str, page_size: int = 500
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """Every message of a thread, a page at a time."""
+        path = f"/conversations/v3/conversations/threads/{quote(thread_id, safe='')}/messages"
+        yield from self.list_pages(path, f"limit={page_size}")
 
     def search_modified(self, *args: Any, **kwargs: Any) -> Iterator[tuple[dict[str, Any], str]]:
         """Like :meth:`search_pages`, one object at a time."""

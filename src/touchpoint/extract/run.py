@@ -23,7 +23,14 @@ from touchpoint.extract.loader import (
 )
 from touchpoint.extract.request_budget import SharedBudget
 from touchpoint.progress import progress
-from touchpoint.sources.catalog import FILE_STREAMS, SOURCES, HubSpotObject, hubspot_objects
+from touchpoint.sources.catalog import (
+    FILE_STREAMS,
+    HUBSPOT_CONVERSATIONS,
+    SOURCES,
+    ConversationStreams,
+    HubSpotObject,
+    hubspot_objects,
+)
 from touchpoint.sources.stream import InvalidRecord, Stream, key_record
 from touchpoint.warehouse.connection import connect
 from touchpoint.warehouse.schema import ensure_schema
@@ -261,6 +268,53 @@ def extract_hubspot(
     return loader.stats
 
 
+def extract_conversations(
+    conn: psycopg.Connection,
+    client: HubSpotClient,
+    start: datetime,
+    end: datetime,
+    limits: IngestLimits = DEFAULT_LIMITS,
+    inbox: ConversationStreams = HUBSPOT_CONVERSATIONS,
+) -> list[LoadStats]:
+    """The inbox's threads whose latest message falls in ``[start, end)`` (a thread moves with
+    every message, its closing included: each version is one more row), then every message of
+    each of them, with the thread's ``associatedContactId`` attached and without their text.
+    Messages already loaded come again with their thread: their natural key keeps them once."""
+    received_by = min(end, datetime.now(UTC))  # listed as having a message before the end
+    threads: dict[str, str | None] = {}
+    where = f"{client.base_url} conversations {start.isoformat()}..{end.isoformat()}"
+    with (
+        RawLoader(conn, inbox.threads, where, limits) as loader,
+        progress(f"{inbox.threads.name}: pages", unit="pages") as pages_done,
+    ):
+        for records, location in client.conversation_threads(start, end):
+            for record in records:
+                before = loader.stats.quarantined
+                load_record(loader, inbox.threads, record, location, received_by=received_by)
+                if loader.stats.quarantined == before and isinstance(record, dict):
+                    contact = record.get("associatedContactId")
+                    threads[str(record["id"])] = str(contact) if contact is not None else None
+            pages_done.advance()
+    thread_stats = loader.stats
+    with (
+        RawLoader(conn, inbox.messages, where, limits) as loader,
+        progress(f"{inbox.messages.name}: threads", total=len(threads), unit="threads") as done,
+    ):
+        for thread_id, contact in threads.items():
+            for records, location in client.thread_messages(thread_id):
+                for record in records:
+                    if isinstance(record, dict):
+                        record = {k: v for k, v in record.items() if k not in inbox.dropped_fields}
+                        if contact is not None:
+                            record["associatedContactId"] = contact
+                    load_record(loader, inbox.messages, record, location, received_by=received_by)
+            done.advance()
+    for stats in (thread_stats, loader.stats):
+        advance_watermark(conn, stats.stream, end)
+        _log_stats(stats, f"{client.base_url} ({client.requests_made} requests so far)")
+    return [thread_stats, loader.stats]
+
+
 def extract_source(
     source: str,
     warehouse_url: str,
@@ -297,10 +351,13 @@ def extract_source(
                 search_overlap=timedelta(minutes=crm.search_overlap_minutes),
             )
             try:
-                return [
+                stats = [
                     extract_hubspot(conn, client, obj, start, end, limits)
                     for obj in hubspot_objects(crm_group)
                 ]
+                if crm_group in (None, HUBSPOT_CONVERSATIONS.group):
+                    stats += extract_conversations(conn, client, start, end, limits)
+                return stats
             finally:
                 if budget is not None:
                     budget.close()

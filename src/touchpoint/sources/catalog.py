@@ -271,7 +271,71 @@ HUBSPOT_OBJECTS = (
     ),
 )
 HUBSPOT_CONTACTS = HUBSPOT_OBJECTS[0]
-CRM_GROUPS = tuple(dict.fromkeys(obj.group for obj in HUBSPOT_OBJECTS))
+
+
+# -- CRM: HubSpot Conversations v3 (the inbox: live chat, Messenger, email, WhatsApp) ----------
+def _conversation_id(record: Record) -> str:
+    if not record.get("id") or isinstance(record["id"], dict | list | bool):
+        raise InvalidRecord("missing id, or an id that is not a string or a number")
+    return str(record["id"])
+
+
+def _thread_time(record: Record):
+    if not record.get("latestMessageTimestamp"):
+        raise InvalidRecord("missing latestMessageTimestamp")
+    return from_unix_millis_or_iso(record["latestMessageTimestamp"])
+
+
+def _message_time(record: Record):
+    if not record.get("createdAt"):
+        raise InvalidRecord("missing createdAt")
+    return from_unix_millis_or_iso(record["createdAt"])
+
+
+@dataclass(frozen=True)
+class ConversationStreams:
+    """The conversations inbox: threads listed by their latest message, and each listed
+    thread's messages (the extractor attaches the thread's ``associatedContactId`` to them and
+    leaves out their text: free text is never stored)."""
+
+    group: str
+    threads: Stream
+    messages: Stream
+    #: message fields not kept (free text)
+    dropped_fields: tuple[str, ...] = ("text", "richText", "subject")
+
+
+HUBSPOT_CONVERSATIONS = ConversationStreams(
+    group="conversations",
+    # a thread changes with every message (closing it is one): one row per latest message
+    threads=Stream(
+        name="hubspot_conversation_threads",
+        table="raw.hubspot_conversation_threads",
+        source="crm",
+        natural_key=lambda r: f"{_conversation_id(r)}@{_thread_time(r).isoformat()}",
+        event_time=_thread_time,
+        object_id=_conversation_id,
+        identifiers=(("hubspot_contact", "$.associatedContactId"),),
+    ),
+    # a message never changes: one row per message
+    messages=Stream(
+        name="hubspot_conversation_messages",
+        table="raw.hubspot_conversation_messages",
+        source="crm",
+        natural_key=_conversation_id,
+        event_time=_message_time,
+        object_id=_conversation_id,
+        identifiers=(
+            ("hubspot_contact", "$.associatedContactId"),
+            ("email", "$.senders[*].deliveryIdentifier.value"),
+            ("email", "$.recipients[*].deliveryIdentifier.value"),
+        ),
+    ),
+)
+CRM_GROUPS = (
+    *dict.fromkeys(obj.group for obj in HUBSPOT_OBJECTS),
+    HUBSPOT_CONVERSATIONS.group,
+)
 
 
 def hubspot_objects(group: str | None = None) -> tuple[HubSpotObject, ...]:
@@ -287,4 +351,10 @@ FILE_STREAMS = {"email": (SENDGRID_EVENTS, "sendgrid"), "web": (SEGMENT_EVENTS, 
 SOURCES = ("crm", *FILE_STREAMS)
 
 #: Every declared stream: each gets a raw table of the common shape.
-ALL_STREAMS = (SENDGRID_EVENTS, SEGMENT_EVENTS, *(obj.stream for obj in HUBSPOT_OBJECTS))
+ALL_STREAMS = (
+    SENDGRID_EVENTS,
+    SEGMENT_EVENTS,
+    *(obj.stream for obj in HUBSPOT_OBJECTS),
+    HUBSPOT_CONVERSATIONS.threads,
+    HUBSPOT_CONVERSATIONS.messages,
+)

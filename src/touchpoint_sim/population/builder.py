@@ -8,13 +8,14 @@ from datetime import date, timedelta
 from touchpoint.progress import progress
 from touchpoint_sim.incidents import Incident, check_incidents
 from touchpoint_sim.population.catalog import ACQUISITION, CAMPAIGNS, PRODUCTS, SOCIAL_ARRIVALS
+from touchpoint_sim.population.conversations import Conversations
 from touchpoint_sim.population.effects import Effects
 from touchpoint_sim.population.newsletters import Newsletters
 from touchpoint_sim.population.people import People
 from touchpoint_sim.population.records import Person, World, iso
 
 
-class _Builder(Effects, Newsletters, People):
+class _Builder(Effects, Newsletters, People, Conversations):
     """Every part of a world together: :meth:`build` makes one."""
 
     def build(self) -> World:
@@ -35,6 +36,7 @@ class _Builder(Effects, Newsletters, People):
         self.lower_answers()
         self.less_engagement()
         self.after_churn()
+        self.conversations()  # after the incidents' passes: from streams of its own
         self.rng = random.Random(
             f"{self.seed}:finish" + (f":{self.first_index}" if self.first_index else "")
         )

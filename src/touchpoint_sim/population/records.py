@@ -40,10 +40,11 @@ ID_BASE = {
     "feedback_submissions": 6_100_000,
     "engagements": 40_000_000_000,
     "merged": 800_000,
+    "conversation_threads": 2_000_000_000,
 }
 #: CRM ids a person's objects take from (a block per person: what one person does never moves
 #: another person's ids, so an incident leaves everyone else's CRM as it was)
-ID_BLOCK = {"engagements": 100}
+ID_BLOCK = {"engagements": 100, "conversation_threads": 10}
 ID_BLOCK_DEFAULT = 20
 
 #: how much a support case of each category hurts satisfaction
@@ -209,6 +210,10 @@ class World:
     incident_truth: list[tuple[str, str, str, str, int]] = field(default_factory=list)
     #: (object type, id) of the CRM objects deleted (population.deletions)
     deleted: list[tuple[str, str]] = field(default_factory=list)
+    #: the conversations inbox (population.conversations): threads as the API serves them at
+    #: the end, and each thread's messages in order
+    conversation_threads: list[dict[str, Any]] = field(default_factory=list)
+    conversation_messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def contacts(self) -> list[dict[str, Any]]:

@@ -95,6 +95,20 @@ tasks as (
     {{ hubspot_objects_to_rederive('stg_hubspot__tasks') }}
 ),
 
+conversation_messages as (
+    -- the inbox's messages with their thread's contact (the latest: a chat's visitor may become
+    -- a contact later); incremental: those whose message or thread was staged since, or whose
+    -- contact's mapping changed
+    select m.message_id, m.message_type, m.direction, m.channel, m.created_at, m.is_archived,
+           t.contact_id, t.is_archived as is_thread_archived
+    from {{ ref('stg_hubspot__conversation_messages') }} as m
+    inner join {{ ref('stg_hubspot__conversation_threads') }} as t on t.thread_id = m.thread_id
+    {%- if is_incremental() %}
+    where m._loaded_at > {{ watermark() }} or t._loaded_at > {{ watermark() }}
+       or t.contact_id in (select contact_id from changed_contacts)
+    {%- endif %}
+),
+
 crm_activity as (
     -- every CRM object that can be an interaction, in one shape, keyed to its contact
     -- a deleted object (is_archived) makes nothing: what it made before is removed below
@@ -141,6 +155,13 @@ crm_activity as (
     union all
     select 'task:' || task_id, 'task', '*', occurred_at, contact_id from tasks
     where is_archived is not true
+    union all
+    -- a customer's message is a touchpoint, an agent's reply is not (the taxonomy says which)
+    select 'message:' || message_id,
+           case when direction = 'incoming' then 'message' else 'message_reply' end,
+           channel, created_at, contact_id
+    from conversation_messages
+    where message_type = 'MESSAGE' and is_archived is not true and is_thread_archived is not true
 ),
 
 web as (
@@ -278,6 +299,7 @@ restaged_crm_events as (
     union all select 'feedback:' || feedback_id from feedback where _loaded_at > {{ watermark() }}
     union all select 'note:' || note_id from notes where _loaded_at > {{ watermark() }}
     union all select 'task:' || task_id from tasks where _loaded_at > {{ watermark() }}
+    union all select 'message:' || message_id from conversation_messages
 ),
 
 removed_events as (
