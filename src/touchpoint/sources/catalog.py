@@ -191,6 +191,7 @@ HUBSPOT_OBJECTS = (
             "closedate",
             "dealtype",
             "createdate",
+            "deal_currency_code",
         ),
         ("contacts", "companies"),
     ),

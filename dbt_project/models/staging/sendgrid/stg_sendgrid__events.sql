@@ -29,6 +29,8 @@ final as (
             else payload ->> 'category'
         end as category,
         payload ->> 'url' as clicked_url,
+        -- the simulator's newsletters send their issue as the unique argument campaign_id
+        payload ->> 'campaign_id' as campaign_id,
         payload ->> 'reason' as reason,
         _loaded_at
     from source
