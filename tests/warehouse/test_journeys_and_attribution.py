@@ -403,7 +403,7 @@ def test_every_model_credits_every_conversion_exactly_once(built):
     )
     conversions = {r["conversion_id"] for r in totals}
     assert len(conversions) >= 10  # the world's orders and deals, and the hand-made ones
-    assert len(totals) == 5 * len(conversions)
+    assert len(totals) == len(MODELS) * len(conversions)
     for row in totals:
         assert row["total"] == pytest.approx(1.0, abs=1e-9), row
         assert 0.0 <= row["low"] <= row["high"] <= 1.0, row
@@ -454,14 +454,17 @@ def test_attribution_agrees_with_an_independent_computation_on_every_conversion(
                 "position_based": dict(zip(ids, position, strict=True)),
                 "time_decay": dict(zip(ids, [d / sum(decay) for d in decay], strict=True)),
             }
-        for model in MODELS:
+        # data_driven's weights: tests/warehouse/test_data_driven_attribution.py; its path here
+        expected_path = next(iter(expected.values())).keys()
+        assert actual[(c["conversion_id"], "data_driven")].keys() == expected_path, c
+        for model in expected:
             got = actual[(c["conversion_id"], model)]
             assert got.keys() == expected[model].keys(), (c, model)
             assert all(math.isclose(got[k], w, abs_tol=1e-9) for k, w in expected[model].items()), (
                 c,
                 model,
             )
-    assert len(actual) == 5 * len(conversions)
+    assert len(actual) == len(MODELS) * len(conversions)
 
 
 # -- conversions and journeys -----------------------------------------------------------------

@@ -192,6 +192,7 @@ HUBSPOT_OBJECTS = (
             "closedate",
             "dealtype",
             "createdate",
+            "deal_currency_code",
             "hubspot_owner_id",
             "closed_lost_reason",
             # HubSpot's stage history: entered / exited per stage (var deal_pipeline_stages)

@@ -4,7 +4,7 @@
     indexes=[{'columns': ['contributor', 'week_start']}, {'columns': ['_logged_at']}],
     post_hook=["{{ analyze_if_rebuilt('_logged_at') }}", "{{ save_watermark() }}"],
 ) }}
-/* depends_on: {{ ref('int_events_classified') }} {{ ref('stg_hubspot__feedback_submissions') }} {{ ref('int_identifiers_mapped') }} */
+/* depends_on: {{ ref('int_events_classified') }} {{ ref('stg_hubspot__feedback_submissions') }} {{ ref('int_identifiers_mapped') }} {{ ref('int_markov_removal_effects') }} {{ ref('fct_conversions') }} */
 {#- The ledger of what each contributor (a customer, or an anonymous touchpoint) adds to the
     weekly report's numbers, per week and finest group.
     Method, grain and incremental logic: its docs block in _int_weekly__docs.md. -#}
@@ -36,6 +36,13 @@ recompute_from as (
     cross join lateral unnest(array_append(changed.former_customer_keys, changed.customer_key)) as keys (customer_key)
     cross join lateral unnest(array_append(changed.former_occurred_ats, changed.occurred_at)) as times (occurred_at)
     where changed.source = 'crm' and changed.event_type = 'feedback' and keys.customer_key is not null
+    union all
+    -- a conversion of a period whose data-driven removal effects changed: from its week
+    select c.customer_key, date_trunc('week', c.converted_at at time zone 'UTC') at time zone 'UTC'
+    from {{ ref('fct_conversions') }} as c
+    where {{ week_of('c.converted_at') }} in (
+        select week_start from {{ ref('int_markov_removal_effects') }} where _updated_at > {{ watermark() }}
+    )
 ),
 
 recompute as materialized (

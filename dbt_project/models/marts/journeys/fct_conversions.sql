@@ -17,6 +17,9 @@ changed as (
 
 customers as (
     {{ purchase_changed_customers('(select conversion_id as touchpoint_id, customer_key from ' ~ this ~ ')') }}
+    union
+    -- a deal's amount or currency can change while its closed-won event stays as it was
+    select customer_key from ({{ revalued_conversions(this) }}) as revalued
 ),
 
 purchases as (
@@ -50,6 +53,31 @@ numbered as (
     from purchases
 ),
 
+deals as (
+    select 'deal_closed_won:' || deal_id as source_event_id, amount, currency
+    from {{ ref('stg_hubspot__deals') }}
+),
+
+orders as (
+    select message_id as source_event_id, revenue, currency
+    from {{ ref('stg_segment__events') }}
+),
+
+valued as (
+    select
+        numbered.*,
+        case numbered.source when 'web' then orders.revenue when 'crm' then deals.amount end as conversion_value,
+        case numbered.source
+            -- an order without a currency: the account's (Segment's spec leaves it optional)
+            when 'web' then case when orders.revenue is not null
+                                 then coalesce(orders.currency, '{{ var("default_currency") }}') end
+            when 'crm' then case when deals.amount is not null then deals.currency end
+        end as currency
+    from numbered
+    left join orders on numbered.source = 'web' and orders.source_event_id = numbered.source_event_id
+    left join deals on numbered.source = 'crm' and deals.source_event_id = numbered.source_event_id
+),
+
 final as (
     select
         touchpoint_id as conversion_id,
@@ -60,8 +88,10 @@ final as (
         source,
         channel,
         source_event_id,
-        source_event_type
-    from numbered
+        source_event_type,
+        conversion_value,
+        currency
+    from valued
 )
 
 {% if is_incremental() %}

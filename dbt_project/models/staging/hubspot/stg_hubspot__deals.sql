@@ -10,6 +10,7 @@ final as (
         {{ hubspot_first_association('companies') }} as company_id,
         {{ hubspot_prop('dealname') }} as deal_name,
         ({{ hubspot_prop('amount') }})::numeric as amount,
+        upper(coalesce({{ hubspot_prop('deal_currency_code') }}, '{{ var("default_currency") }}')) as currency,
         {{ hubspot_prop('dealstage') }} as deal_stage,
         {{ hubspot_prop('pipeline') }} as pipeline,
         {{ hubspot_prop('dealtype') }} as deal_type,

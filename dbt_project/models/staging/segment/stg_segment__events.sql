@@ -36,6 +36,7 @@ final as (
         (payload -> 'context' -> 'consent' -> 'categoryPreferences' ->> 'analytics')::boolean as consent_analytics,
         (payload -> 'context' -> 'consent' -> 'categoryPreferences' ->> 'marketing')::boolean as consent_marketing,
         (payload -> 'properties' ->> 'revenue')::numeric as revenue,
+        upper(nullif(payload -> 'properties' ->> 'currency', '')) as currency,
         payload -> 'properties' ->> 'order_id' as order_id,
         payload -> 'properties' ->> 'list_id' as list_id,
         _loaded_at
