@@ -308,7 +308,9 @@ def commercial() -> Commercial:
             open_deals=22,
             open_amount=71000.0,
             stages=[
-                PipelineStage("appointmentscheduled", "Appointment scheduled", 14, 11, 9, 27000.0, 3.5),
+                PipelineStage(
+                    "appointmentscheduled", "Appointment scheduled", 14, 11, 9, 27000.0, 3.5
+                ),
                 PipelineStage("contractsent", "Contract sent", 6, 8, 4, 12000.0, None),
             ],
             lost_reasons=[LostReason("Chose a competitor", 2, 5000.0)],
