@@ -15,6 +15,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
 from touchpoint.i18n import DOMAIN, LANGUAGES, SOURCE_LANGUAGE, catalog_path, term_id, translations
+from touchpoint.sources.deal_stages import deal_pipeline_stages
 from touchpoint.transform.project import attribution_models
 
 #: where the report's code and templates sit under the repository root, for extraction
@@ -50,7 +51,8 @@ def _seed_column(dbt_project_dir: Path, seed: str, column: str) -> set[str]:
 
 def terms(dbt_project_dir: Path) -> list[str]:
     """Every data term a report names: the taxonomy's touchpoints, channels and journey stages,
-    the session channels, the business units, the case categories and the attribution models."""
+    the session channels, the business units, the case categories, the attribution models and
+    the deal pipeline's stages."""
     found = (
         _seed_column(dbt_project_dir, "touchpoint_taxonomy", "touchpoint")
         | _seed_column(dbt_project_dir, "touchpoint_taxonomy", "channel")
@@ -59,6 +61,7 @@ def terms(dbt_project_dir: Path) -> list[str]:
         | _seed_column(dbt_project_dir, "business_units", "business_unit")
         | set(CASE_CATEGORIES)
         | set(attribution_models(dbt_project_dir))
+        | {stage.label for stage in deal_pipeline_stages(dbt_project_dir)}
     )
     return sorted({term_id(t) for t in found})
 
