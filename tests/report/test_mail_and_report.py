@@ -121,9 +121,23 @@ def test_every_section_is_rendered_in_html_and_text():
         "before 60.0% of detractors' answers, against 30.0% of all answers",
         "ticket: “Parcel not delivered (again)” × 7",
         "2.5 / 9.0 h",
+        # the marketing and sales sections
+        "€1,250",
+        "newsletter-2026-w44",
+        "promo-autumn",
+        "1 campaign had fewer than 50 delivered messages and is not ranked.",
+        "l.facebook.com / social",
+        "Win rate: 62.5% of the deals closed this week",
+        "Median sales cycle: 18.5 d from creation to close",
+        "Appointment scheduled",
+        "Chose a competitor: 2 deals, €5,000",
     ):
         assert needle in rendered.text, needle
         assert needle in html.unescape(plain(rendered.html)), needle
+    # campaigns ranked by click rate, then by unsubscribe rate, with their sample sizes
+    assert "- newsletter-2026-w44: 8.0% (62 of 780 delivered)" in rendered.text
+    assert "- promo-autumn: 2.3% (9 of 390 delivered); 2 spam reports" in rendered.text
+    assert "tiny-test" not in rendered.text  # 5 delivered: not ranked
     # four report charts and one trend chart per shown signal
     assert len(rendered.images) == 4 + 4 and all(
         i.data.startswith(b"\x89PNG") for i in rendered.images

@@ -171,6 +171,10 @@ def test_every_word_of_the_weekly_report_goes_through_the_catalogs(marked):
             *(c.name for c in report.at_risk.named),
             *(c.company or "" for c in report.at_risk.named),
             *(v.text for v in report.verbatims),
+            # campaign names, traffic sources and lost reasons are the sources' own words
+            *(c.campaign for c in report.commercial.campaigns.all),
+            *(f"{s.source} {s.medium}" for s in report.commercial.traffic.sources),
+            *(r.reason for r in report.commercial.pipeline.lost_reasons),
             f"touchpoint-kpis-{report.iso_week}.csv",
         )
         rendered = render_weekly_report(report, marked, TEMPLATES)

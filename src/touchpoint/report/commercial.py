@@ -70,7 +70,7 @@ _LOST_REASONS = """
     limit %(limit)s
 """
 _REVENUE = """
-    select channel, attribution_model, currency, credited_value, credited_conversions
+    select channel, attribution_model, currency, value_credited, conversions_credited
     from marts.agg_attribution_weekly
     where week_start = %(week)s and region = %(region)s and business_unit = %(unit)s
       and campaign = '(all)' and channel <> '(all)'
@@ -351,8 +351,8 @@ def _revenue(rows: list[dict]) -> list[RevenueRow]:
                 dict.fromkeys(ATTRIBUTION_MODELS, 0.0),
             ),
         )
-        row.value[r["attribution_model"]] = float(r["credited_value"] or 0)
-        row.conversions[r["attribution_model"]] = float(r["credited_conversions"] or 0)
+        row.value[r["attribution_model"]] = float(r["value_credited"] or 0)
+        row.conversions[r["attribution_model"]] = float(r["conversions_credited"] or 0)
     return sorted(
         (r for r in by_channel.values() if any(r.value.values())),
         key=lambda r: (r.currency, -max(r.value.values()), r.channel),
