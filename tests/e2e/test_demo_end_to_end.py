@@ -131,6 +131,36 @@ def test_the_emailed_report_carries_the_weeks_touchpoint_count_from_the_warehous
     assert whole_company == sum(r.slice.is_everything for r in recipients.values())
 
 
+def test_marketing_and_sales_read_their_sections_with_six_attribution_models(demo):
+    assert demo["first"].returncode == 0
+    recipients = {
+        r.address: r for r in load_recipients(REPO / "reports" / "recipients.yml").recipients
+    }
+    sections = {"revenue", "campaigns", "traffic", "pipeline-stages"}
+    expected = {
+        "(all)": sections,
+        "marketing": {"revenue", "campaigns", "traffic"},
+        "sales": {"revenue", "pipeline-stages"},
+        "service": set(),
+    }
+    for path in demo["mails_after_first"]:
+        message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        recipient = recipients[message["X-Envelope-To"]]
+        html = message.get_body(("html",)).get_content()
+        shown = {s for s in sections if f'id="{s}"' in html}
+        assert shown == expected[recipient.slice.business_unit], recipient.address
+        # the attribution table: a column per model, six of them
+        attribution = re.search(r'id="attribution".*?</tr>', html, re.DOTALL).group(0)
+        assert attribution.count("<th") == 1 + 6, recipient.address
+        for section in shown:
+            table = re.search(rf'id="{section}".*?</table>', html, re.DOTALL).group(0)
+            # a demo week has campaigns, sessions, deals and revenue: rows, not the empty line
+            assert table.count("<tr") >= 2 and 'class="muted">' not in table.split("</tr>")[1], (
+                recipient.address,
+                section,
+            )
+
+
 def test_a_second_demo_reuses_everything_and_duplicates_nothing(demo):
     second = demo["second"]
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
