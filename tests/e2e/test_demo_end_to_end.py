@@ -155,10 +155,8 @@ def test_marketing_and_sales_read_their_sections_with_six_attribution_models(dem
         for section in shown:
             table = re.search(rf'id="{section}".*?</table>', html, re.DOTALL).group(0)
             # a demo week has campaigns, sessions, deals and revenue: rows, not the empty line
-            assert table.count("<tr") >= 2 and 'class="muted">' not in table.split("</tr>")[1], (
-                recipient.address,
-                section,
-            )
+            empty = re.search(r'<td colspan="\d+" class="muted', table)
+            assert table.count("<tr") >= 2 and not empty, (recipient.address, section)
 
 
 def test_a_second_demo_reuses_everything_and_duplicates_nothing(demo):
