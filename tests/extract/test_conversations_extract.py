@@ -198,3 +198,24 @@ def test_a_second_run_reads_only_the_threads_with_a_new_message_since(fresh_db, 
         m["id"] for ms in world.conversation_messages.values() for m in ms
     }
     assert watermark == END
+
+
+def test_a_message_names_its_thread_contact_and_its_senders_address_for_erasure(small_world):
+    from touchpoint.privacy.identifiers import record_identifiers
+
+    world = small_world["world"]
+    thread = next(
+        t
+        for t in world.conversation_threads
+        if t["originalChannelId"] == "1002" and t.get("associatedContactId")
+    )
+    message = next(
+        m for m in world.conversation_messages[thread["id"]] if m["direction"] == "INCOMING"
+    )
+    address = message["senders"][0]["deliveryIdentifier"]["value"]
+    stored = {"associatedContactId": thread["associatedContactId"], **message}
+    found = set(record_identifiers(HUBSPOT_CONVERSATIONS.messages.identifiers, stored))
+    assert {("hubspot_contact", thread["associatedContactId"]), ("email", address)} <= found
+    assert set(record_identifiers(HUBSPOT_CONVERSATIONS.threads.identifiers, thread)) == {
+        ("hubspot_contact", thread["associatedContactId"])
+    }

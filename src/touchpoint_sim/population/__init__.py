@@ -41,8 +41,9 @@ CRM records, the world), :mod:`.base` (shared state, seeded ids and moments), :m
 arrives), :mod:`.journeys` (up to the purchase), :mod:`.service` (after it),
 :mod:`.newsletters`, :mod:`.exposure` and :mod:`.effects` (planted incidents, while people live
 and afterwards), :mod:`.taxonomy` (how the warehouse classifies what is emitted),
-:mod:`.builder` (:func:`generate`: each person's journey, then the passes over the world) and
-:mod:`.deletions` (objects deleted in the CRM, a pass a caller asks for).
+:mod:`.builder` (:func:`generate`: each person's journey, then the passes over the world),
+:mod:`.conversations` (the conversations inbox: threads and messages, a pass after the
+incidents') and :mod:`.deletions` (objects deleted in the CRM, a pass a caller asks for).
 """
 
 from __future__ import annotations
