@@ -92,7 +92,7 @@ final as (
     select
         message_id,
         customer_key,
-        coalesce(newsletter_issue, campaign_id, category, 'uncategorised') as campaign,
+        coalesce({{ email_campaign() }}, 'uncategorised') as campaign,
         coalesce(category, 'uncategorised') as category,
         message_categories.categories,
         newsletter_issue,

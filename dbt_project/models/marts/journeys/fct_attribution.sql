@@ -69,8 +69,7 @@ web_campaigns as not materialized (
 ),
 
 email_campaigns as not materialized (
-    -- a newsletter's issue when the send names one, else the SendGrid category
-    select email_event_id as source_event_id, coalesce(nullif(campaign_id, ''), nullif(category, '')) as campaign
+    select email_event_id as source_event_id, {{ email_campaign() }} as campaign
     from {{ ref('stg_sendgrid__events') }}
 ),
 

@@ -51,8 +51,6 @@ final as (
         case when payload ->> 'event' = 'open' then coalesce(lower(payload ->> 'sg_machine_open') = 'true', false) end
             as is_machine_open,
         payload ->> 'url' as clicked_url,
-        -- the simulator's newsletters send their issue as the unique argument campaign_id
-        payload ->> 'campaign_id' as campaign_id,
         payload ->> 'reason' as reason,
         _loaded_at
     from source
