@@ -89,7 +89,7 @@ def expected_sends(events: list[dict[str, Any]], keys: dict[str, str]) -> dict[s
         assert len(emails) == 1, (message_id, emails)
         sends[message_id] = {
             "customer_key": keys.get(emails.pop()),
-            "campaign": issue or campaign_id or category or "uncategorised",
+            "campaign": campaign_id or issue or category or "uncategorised",
             "category": category or "uncategorised",
             "categories": first("category", lambda e, f: categories(e) or None),
             "newsletter_issue": issue,
