@@ -5,7 +5,7 @@
 with sends as (
     select
         sends.*,
-        date_trunc('week', sends.sent_at at time zone 'UTC')::date as week_start,
+        {{ week_of("sends.sent_at") }} as week_start,
         coalesce(customers.region, 'Unknown') as customer_region
     from {{ ref('fct_email_sends') }} as sends
     left join {{ ref('dim_customers') }} as customers on customers.customer_key = sends.customer_key

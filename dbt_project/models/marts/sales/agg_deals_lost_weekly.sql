@@ -3,7 +3,7 @@
 with lost as (
     select distinct on (deal_id)
         deal_id, region, coalesce(owner_id, 'unassigned') as owner_id, amount, deal_closed_at,
-        date_trunc('week', deal_closed_at at time zone 'UTC')::date as week_start
+        {{ week_of("deal_closed_at") }} as week_start
     from {{ ref('fct_deal_stages') }}
     where is_lost
     order by deal_id

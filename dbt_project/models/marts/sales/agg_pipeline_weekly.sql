@@ -39,8 +39,8 @@ sliced_deals as (
 
 bounds as (
     select
-        date_trunc('week', min(least(entered_at, deal_created_at)) at time zone 'UTC')::date as first_week,
-        date_trunc('week', max(greatest(entered_at, exited_at, deal_created_at)) at time zone 'UTC')::date as last_week
+        {{ week_of("min(least(entered_at, deal_created_at))") }} as first_week,
+        {{ week_of("max(greatest(entered_at, exited_at, deal_created_at))") }} as last_week
     from deal_stages
 ),
 

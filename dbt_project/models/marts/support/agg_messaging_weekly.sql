@@ -4,7 +4,7 @@
 with threads as (
     select
         threads.*,
-        date_trunc('week', threads.opened_at at time zone 'UTC')::date as week_start,
+        {{ week_of("threads.opened_at") }} as week_start,
         coalesce(customers.region, 'Unknown') as customer_region
     from {{ ref('fct_conversation_threads') }} as threads
     left join {{ ref('dim_customers') }} as customers on customers.customer_key = threads.customer_key

@@ -20,7 +20,7 @@ landing_page_groups as (
 described as (
     select
         s.*,
-        date_trunc('week', s.started_at at time zone 'UTC')::date as week_start,
+        {{ week_of("s.started_at") }} as week_start,
         coalesce(c.region, 'Unknown') as customer_region,
         -- a referrer the channel rules call direct (our own site) names no source
         case when s.session_channel <> 'direct'
