@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from babel.numbers import format_decimal
+from psycopg.rows import dict_row
 
 from helpers import REPO, SIM_START, free_port, run_cli
 from helpers.signal_marts import SIGNAL_COLUMNS, signal_marts
@@ -23,6 +24,7 @@ from touchpoint.delivery.smtp import SmtpSettings
 from touchpoint.errors import ConfigError
 from touchpoint.intervals import iso_week, parse_iso_week
 from touchpoint.local.mail_sink import saved_messages
+from touchpoint.report.commercial import CAMPAIGN_MIN_DELIVERED, load_commercial
 from touchpoint.report.content import Slice, load_at_risk, load_weekly_content
 from touchpoint.report.signals import load_signals
 from touchpoint.report.weekly import WeeklyReport
@@ -147,6 +149,95 @@ def test_the_content_of_a_slice_is_the_marts_row_of_that_slice(built_world, slic
         "service",
         "loyalty",
     ]
+
+
+def _rows(url: str, sql: str, *params) -> list[dict]:
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+@pytest.mark.parametrize("slice_", SLICES, ids=lambda s: s.label)
+def test_the_marketing_and_sales_sections_are_the_marts_rows_of_the_slice(built_world, slice_):
+    with psycopg.connect(built_world) as conn:
+        found = load_commercial(conn, WEEK, slice_)
+    unit = slice_.business_unit
+    # who reads what: marketing the campaigns and traffic, sales the pipeline, both the revenue
+    assert (found.campaigns is not None) == (unit in ("(all)", "marketing"))
+    assert (found.traffic is not None) == (unit in ("(all)", "marketing"))
+    assert (found.pipeline is not None) == (unit in ("(all)", "sales"))
+    assert found.revenue is not None
+    region = slice_.region
+    if found.campaigns is not None:
+        rows = _rows(
+            built_world,
+            "select campaign, delivered, unique_clicks, click_rate, unsubscribes"
+            " from marts.agg_email_campaigns_weekly where week_start = %s and region = %s",
+            WEEK,
+            region,
+        )
+        assert sorted((c.campaign, c.delivered, c.unique_clicks) for c in found.campaigns.all) == (
+            sorted((r["campaign"], r["delivered"], r["unique_clicks"]) for r in rows)
+        )
+        ranked = [c for c in found.campaigns.all if c.delivered >= CAMPAIGN_MIN_DELIVERED]
+        best = found.campaigns.best_clicked
+        assert [c.click_rate for c in best] == sorted(
+            (c.click_rate for c in ranked if c.click_rate is not None), reverse=True
+        )[: len(best)]
+        assert found.campaigns.too_small == len(found.campaigns.all) - len(ranked)
+    if found.traffic is not None:
+        rows = _rows(
+            built_world,
+            "select session_channel, source, medium, sessions, conversions"
+            " from marts.agg_traffic_weekly where week_start = %s and region = %s",
+            WEEK,
+            region,
+        )
+        assert found.traffic.sessions == sum(r["sessions"] for r in rows)
+        assert found.traffic.conversions == sum(r["conversions"] for r in rows)
+        top = found.traffic.sources[0]
+        assert top.sessions == max(
+            sum(
+                r["sessions"]
+                for r in rows
+                if (r["session_channel"], r["source"], r["medium"])
+                == (s.session_channel, s.source, s.medium)
+            )
+            for s in found.traffic.sources
+        )
+    if found.pipeline is not None:
+        total = _rows(
+            built_world,
+            "select * from marts.agg_pipeline_weekly where week_start = %s and region = %s"
+            " and owner_id = '(all)' and stage = '(all)'",
+            WEEK,
+            region,
+        )
+        total = total[0] if total else {}
+        assert found.pipeline.deals_created == (total.get("deals_created") or 0)
+        assert found.pipeline.deals_won == (total.get("deals_won") or 0)
+        assert found.pipeline.open_deals == (total.get("open_deals_at_week_end") or 0)
+    revenue = _rows(
+        built_world,
+        "select channel, attribution_model, value_credited from marts.agg_attribution_weekly"
+        " where week_start = %s and region = %s and campaign = '(all)' and channel <> '(all)'"
+        " and business_unit <> '(all)' and %s in ('(all)', business_unit)",
+        WEEK,
+        region,
+        unit,
+    )
+    shown = {(r.channel, m): v for r in found.revenue for m, v in r.value.items() if v}
+    assert shown == {
+        (r["channel"], r["attribution_model"]): pytest.approx(float(r["value_credited"]))
+        for r in revenue
+        if r["value_credited"]
+    }
+
+
+def test_the_whole_company_week_has_every_marketing_and_sales_section_filled(built_world):
+    with psycopg.connect(built_world) as conn:
+        found = load_commercial(conn, WEEK, Slice())
+    assert found.campaigns.all and found.traffic.sources and found.revenue
+    assert found.pipeline.has_data
 
 
 def test_slices_partition_the_whole(built_world):

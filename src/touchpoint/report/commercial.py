@@ -69,11 +69,13 @@ _LOST_REASONS = """
     order by deals_lost desc, amount_lost desc, closed_lost_reason
     limit %(limit)s
 """
+# a channel's rows sit under its own business unit (the '(all)' unit holds only the total)
 _REVENUE = """
     select channel, attribution_model, currency, value_credited, conversions_credited
     from marts.agg_attribution_weekly
-    where week_start = %(week)s and region = %(region)s and business_unit = %(unit)s
-      and campaign = '(all)' and channel <> '(all)'
+    where week_start = %(week)s and region = %(region)s and campaign = '(all)'
+      and channel <> '(all)' and business_unit <> '(all)'
+      and (%(unit)s = '(all)' or business_unit = %(unit)s)
     order by currency, channel, attribution_model
 """
 
