@@ -171,7 +171,8 @@ def test_the_marketing_and_sales_sections_are_the_marts_rows_of_the_slice(built_
         rows = _rows(
             built_world,
             "select campaign, delivered, unique_clicks, click_rate, unsubscribes"
-            " from marts.agg_email_campaigns_weekly where week_start = %s and region = %s",
+            " from marts.agg_email_campaigns_weekly where week_start = %s and region = %s"
+            " and message_kind = 'marketing'",
             WEEK,
             region,
         )

@@ -127,9 +127,12 @@ def expected_campaigns(sends: dict[str, dict], regions: dict[str, str]) -> dict[
         for slice_ in ("(all)", region):
             row = rows.setdefault(
                 (week, slice_, send["campaign"]),
-                {"category": send["category"]} | dict.fromkeys(COUNTS, 0),
+                {"category": send["category"], "message_kind": "transactional"}
+                | dict.fromkeys(COUNTS, 0),
             )
             row["category"] = min(row["category"], send["category"])
+            if send["message_kind"] == "marketing":
+                row["message_kind"] = "marketing"
             row["messages_sent"] += 1
             row["delivered"] += send["is_delivered"]
             row["hard_bounces"] += send["bounce_type"] == "hard"

@@ -43,7 +43,7 @@ _CAMPAIGNS = """
     select campaign, messages_sent, delivered, unique_opens, machine_opens, unique_clicks,
            unsubscribes, spam_reports, open_rate, click_rate, unsubscribe_rate, spam_report_rate
     from marts.agg_email_campaigns_weekly
-    where week_start = %(week)s and region = %(region)s
+    where week_start = %(week)s and region = %(region)s and message_kind = 'marketing'
     order by campaign
 """
 # Sessions are additive across the mart's finer grain (campaign, landing page group); visitors
@@ -114,8 +114,9 @@ class Campaign:
 
 @dataclass(frozen=True)
 class Campaigns:
-    """The week's campaigns: the best and worst by click rate and the most unsubscribed, among
-    those with enough delivered messages; the others counted."""
+    """The week's marketing campaigns (newsletters, offers: sent in an unsubscribe group): the
+    best and worst by click rate and the most unsubscribed, among those with enough delivered
+    messages; the others counted. Transactional mail is not a campaign here."""
 
     all: list[Campaign]
 
@@ -330,8 +331,9 @@ def _pipeline(rows: list[dict], lost: list[dict]) -> Pipeline:
                 float(r["open_amount_at_week_end"] or 0),
                 _number(r["median_days_in_stage"]),
             )
+            # won and lost are the totals above: the table follows the open stages
             for r in rows
-            if r["stage"] != ALL
+            if r["stage"] != ALL and not r["is_closed_stage"]
         ],
         lost_reasons=[
             LostReason(r["closed_lost_reason"], int(r["deals_lost"]), float(r["amount_lost"] or 0))

@@ -24,6 +24,9 @@ weekly as (
         campaign,
         -- a campaign is sent under one category; were it several, the first alphabetically
         min(category) as category,
+        -- marketing when any of its messages went out in an unsubscribe group
+        case when bool_or(message_kind = 'marketing') then 'marketing' else 'transactional' end
+            as message_kind,
         count(*) as messages_sent,
         count(*) filter (where is_delivered) as delivered,
         count(*) filter (where bounce_type = 'hard') as hard_bounces,
