@@ -284,7 +284,7 @@ def commercial() -> Commercial:
                     "newsletter-2026-w44", 800, 780, 310, 120, 62, 5, 1, 0.4, 0.08, 0.0064, 0.0013
                 ),
                 Campaign("promo-autumn", 400, 390, 90, 40, 8, 9, 2, 0.23, 0.02, 0.023, 0.005),
-                Campaign("order_confirmation", 60, 60, 50, 5, 20, 0, 0, 0.83, 0.33, 0.0, 0.0),
+                Campaign("welcome-series", 60, 60, 50, 5, 20, 0, 0, 0.83, 0.33, 0.0, 0.0),
                 Campaign("tiny-test", 5, 5, 1, 0, 0, 0, 0, 0.2, 0.0, 0.0, 0.0),
             ]
         ),

@@ -137,6 +137,7 @@ def test_every_section_is_rendered_in_html_and_text():
     # campaigns ranked by click rate, then by unsubscribe rate, with their sample sizes
     assert "- newsletter-2026-w44: 8.0% (62 of 780 delivered)" in rendered.text
     assert "- promo-autumn: 2.3% (9 of 390 delivered); 2 spam reports" in rendered.text
+    assert "Lowest click rate:\n- promo-autumn: 2.0% (8 of 390 delivered)" in rendered.text
     assert "tiny-test" not in rendered.text  # 5 delivered: not ranked
     # four report charts and one trend chart per shown signal
     assert len(rendered.images) == 4 + 4 and all(

@@ -184,6 +184,12 @@ def test_the_marketing_and_sales_sections_are_the_marts_rows_of_the_slice(built_
         assert [c.click_rate for c in best] == sorted(
             (c.click_rate for c in ranked if c.click_rate is not None), reverse=True
         )[: len(best)]
+        worst = found.campaigns.worst_clicked
+        assert [c.click_rate for c in worst] == sorted(
+            c.click_rate for c in ranked if c.click_rate is not None
+        )[: len(worst)]
+        assert len(best) + len(worst) == min(len(ranked), 6)
+        assert not {c.campaign for c in best} & {c.campaign for c in worst}
         assert found.campaigns.too_small == len(found.campaigns.all) - len(ranked)
     if found.traffic is not None:
         rows = _rows(

@@ -125,14 +125,20 @@ class Campaigns:
         return [c for c in self.all if c.ranked and c.click_rate is not None]
 
     @property
+    def _by_click_rate(self) -> list[Campaign]:
+        return sorted(self._ranked, key=lambda c: (-(c.click_rate or 0), c.campaign))
+
+    @property
     def best_clicked(self) -> list[Campaign]:
-        return sorted(self._ranked, key=lambda c: (-(c.click_rate or 0), c.campaign))[:TOP]
+        """The upper half (up to TOP), so that a week of two campaigns shows both ends."""
+        ranked = self._by_click_rate
+        return ranked[: min(TOP, (len(ranked) + 1) // 2)]
 
     @property
     def worst_clicked(self) -> list[Campaign]:
-        best = {c.campaign for c in self.best_clicked}
-        rest = [c for c in self._ranked if c.campaign not in best]
-        return sorted(rest, key=lambda c: (c.click_rate or 0, c.campaign))[:TOP]
+        """The lower half (up to TOP), lowest first; never one of the best."""
+        ranked = self._by_click_rate
+        return ranked[::-1][: min(TOP, len(ranked) // 2)]
 
     @property
     def most_unsubscribed(self) -> list[Campaign]:
