@@ -256,7 +256,7 @@ def test_failed_tasks_each_email_the_alerts_list_once_and_tasks_that_never_ran_s
             "select period, recipient, status from reporting.deliveries"
             " where report = 'task_failure' order by period"
         ).fetchall()
-    assert [(r[1], r[2]) for r in rows] == [(ALERTS, "sent")] * 3
+    assert [(r[1], r[2]) for r in rows] == [(ALERTS, "sent")] * 4
     run_id = rows[0][0].split("/")[1]
     assert [r[0] for r in rows] == [f"touchpoint_ingest/{run_id}/{t}/try1" for t in sorted(failed)]
 
