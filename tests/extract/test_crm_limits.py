@@ -15,6 +15,7 @@ import pytest
 
 from helpers import SIM_START
 from touchpoint.extract.hubspot import HubSpotClient, HubSpotError
+from touchpoint.extract.request_budget import SharedBudget
 from touchpoint.extract.run import CrmEndpoint, extract_hubspot, extract_source
 from touchpoint.sources.catalog import CRM_GROUPS, HUBSPOT_CONTACTS, HUBSPOT_OBJECTS
 from touchpoint.warehouse.schema import ensure_schema
@@ -61,6 +62,27 @@ def test_crm_tasks_at_once_share_one_budget_and_meet_no_rate_limit(fresh_db, sma
     counts = _raw_counts(fresh_db)
     assert counts["hubspot_contacts"] == len(small_world["world"].contacts)
     assert all(counts.values()), counts
+
+
+def test_searches_take_their_own_slower_budget_and_other_requests_do_not_wait_for_it(fresh_db):
+    with psycopg.connect(fresh_db) as conn:
+        ensure_schema(conn)
+    budget = SharedBudget(fresh_db, "http://crm.test", per_second=50, searches_per_second=4)
+    other = SharedBudget(fresh_db, "http://crm.test", per_second=50, searches_per_second=4)
+    try:
+        began = time.monotonic()
+        for _ in range(12):  # twelve reads at 50 a second: about 0.2 s (at 4: 2.75 s)
+            budget(search=False)
+        reads = time.monotonic() - began
+        began = time.monotonic()
+        for i in range(5):  # five searches from two tasks at 4 a second: at least 1 s
+            (budget if i % 2 else other)(search=True)
+        searches = time.monotonic() - began
+    finally:
+        budget.close()
+        other.close()
+    assert reads < 2.0, reads
+    assert searches >= 0.95, searches
 
 
 def test_without_the_budget_the_429s_come_and_retry_after_is_honoured(fresh_db, small_world):

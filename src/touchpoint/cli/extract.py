@@ -30,6 +30,7 @@ def cmd_extract(args: argparse.Namespace, settings: Settings) -> int:
         args.crm_url or settings.crm_url,
         settings.crm_token,
         max_requests_per_second=settings.crm_max_requests_per_second,
+        max_searches_per_second=settings.crm_max_searches_per_second,
         max_retry_after_seconds=settings.crm_max_retry_after_seconds,
         search_overlap_minutes=settings.crm_search_overlap_minutes,
     )

@@ -94,7 +94,7 @@ class HubSpotClient:
         backoff_cap: float = 30.0,
         timeout: float = 30.0,
         max_retry_after: float = 120.0,
-        throttle: Callable[[], None] | None = None,
+        throttle: Callable[[bool], None] | None = None,
         search_overlap: timedelta = timedelta(0),
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -107,7 +107,8 @@ class HubSpotClient:
         self.timeout = timeout
         #: a 429 asking to wait longer than this ends the run with a clear error
         self.max_retry_after = max_retry_after
-        #: waits for the deployment's shared request budget (extract.request_budget)
+        #: waits for the deployment's shared request budget (extract.request_budget); told
+        #: whether the request is a search
         self.throttle = throttle
         #: how far before its window a search starts: records modified just before a window's
         #: end may not be in the search index yet when the run asks (HubSpot's index lags)
@@ -117,9 +118,9 @@ class HubSpotClient:
         self._last_request = 0.0
         self._pause_until = 0.0
 
-    def _wait_turn(self) -> None:
+    def _wait_turn(self, search: bool) -> None:
         if self.throttle is not None:
-            self.throttle()
+            self.throttle(search)
         wait = max(
             self.min_interval - (time.monotonic() - self._last_request),
             self._pause_until - time.monotonic(),
@@ -137,8 +138,9 @@ class HubSpotClient:
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         url = f"{self.base_url}{path}"
+        search = method == "POST" and path.endswith("/search")
         for attempt in range(self.max_retries + 1):
-            self._wait_turn()
+            self._wait_turn(search)
             self.requests_made += 1
             try:
                 response = self.session.request(method, url, json=body, timeout=self.timeout)

@@ -49,6 +49,8 @@ class CrmEndpoint:
     token: str
     #: for every task of the deployment together (a budget kept in the warehouse); 0: none
     max_requests_per_second: float = Settings.crm_max_requests_per_second
+    #: of them, searches (HubSpot limits its search endpoints apart); 0: no limit of their own
+    max_searches_per_second: float = Settings.crm_max_searches_per_second
     max_retry_after_seconds: float = Settings.crm_max_retry_after_seconds
     search_overlap_minutes: float = Settings.crm_search_overlap_minutes
 
@@ -338,7 +340,12 @@ def extract_source(
             if crm is None:
                 raise ValueError("CRM extraction needs the API endpoint (connection crm_hubspot)")
             budget = (
-                SharedBudget(warehouse_url, crm.base_url, crm.max_requests_per_second)
+                SharedBudget(
+                    warehouse_url,
+                    crm.base_url,
+                    crm.max_requests_per_second,
+                    crm.max_searches_per_second,
+                )
                 if crm.max_requests_per_second > 0
                 else None
             )

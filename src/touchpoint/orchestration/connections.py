@@ -36,7 +36,8 @@ def warehouse_url(conn_id: str = WAREHOUSE_CONN_ID) -> str:
 
 def crm_endpoint(conn_id: str = CRM_CONN_ID) -> CrmEndpoint:
     """HubSpot: ``host`` is the base URL (https://api.hubapi.com), ``password`` the private-app
-    token; extras ``max_requests_per_second`` (for every CRM task of the deployment together),
+    token; extras ``max_requests_per_second`` and ``max_searches_per_second`` (for every CRM task
+    of the deployment together),
     ``max_retry_after_seconds`` and ``search_overlap_minutes`` (defaults: the settings')."""
     conn = _get(conn_id)
     host = (conn.host or "https://api.hubapi.com").rstrip("/")
@@ -50,6 +51,9 @@ def crm_endpoint(conn_id: str = CRM_CONN_ID) -> CrmEndpoint:
         token=conn.password or "",
         max_requests_per_second=float(
             extra.get("max_requests_per_second", CrmEndpoint.max_requests_per_second)
+        ),
+        max_searches_per_second=float(
+            extra.get("max_searches_per_second", CrmEndpoint.max_searches_per_second)
         ),
         max_retry_after_seconds=float(
             extra.get("max_retry_after_seconds", CrmEndpoint.max_retry_after_seconds)
